@@ -1,0 +1,33 @@
+{
+  "targets": [
+    {
+      "target_name": "mother",
+      "sources": [
+        "native/core/error.cc",
+        "native/core/json.cc",
+        "native/core/dtype.cc",
+        "native/core/mapped_file.cc",
+        "native/core/safetensors.cc",
+        "native/stats/kernels_scalar.cc",
+        "native/stats/kernels_avx2.cc",
+        "native/stats/kernels_avx512.cc",
+        "native/stats/kernels_neon.cc",
+        "native/stats/dispatch.cc",
+        "native/stats/model_stats.cc",
+        "native/bench/plain_read.cc",
+        "native/addon/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags": ["-O3", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "MACOSX_DEPLOYMENT_TARGET": "11.0"
+      }
+    }
+  ]
+}

@@ -1,0 +1,18 @@
+// Plain-text tables for the terminal.
+
+/** Formats a statistic compactly: fixed for moderate magnitudes, exponent otherwise. */
+export function num(v: number | null, digits = 4): string {
+  if (v === null) return '-';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (Number.isInteger(v) && a < 1e9) return String(v);
+  if (a >= 1e-3 && a < 1e5) return v.toPrecision(digits);
+  return v.toExponential(digits - 1);
+}
+
+export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,123 @@
+// The `mother` command line. Exit codes: 0 success, 2 usage error, 3 unreadable or invalid
+// input (the message names the file and the reason), 1 anything else.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as path from 'node:path';
+
+import { INPUT_ERROR_CODES, MotherError } from '../errors';
+import { packageRoot } from '../native';
+import { scanModel } from '../model_stats';
+import { simdPaths } from '../simd';
+import { num, table } from './format';
+import { formatBytes, progressBar } from './progress';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INPUT = 3;
+
+function parseThreads(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 4096) throw new InvalidArgumentError('expected an integer from 0 to 4096.');
+  return n;
+}
+
+interface StatsOpts {
+  json?: boolean;
+  threads?: number;
+  simd?: string;
+  quiet?: boolean;
+}
+
+async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.WritableStream): Promise<void> {
+  const bar = progressBar('scanning', process.stderr, !opts.quiet && process.stderr.isTTY === true);
+  let stats;
+  try {
+    stats = await scanModel(model, {
+      threads: opts.threads,
+      simd: opts.simd,
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${p.tensorsDone}/${p.tensorsTotal} tensors`),
+    });
+  } finally {
+    bar.finish();
+  }
+  if (opts.json) {
+    const doc = {
+      model: stats.model,
+      files: stats.files,
+      tensors: stats.tensors.map((t) => ({
+        name: t.name, dtype: t.dtype, shape: t.shape, count: t.count, mean: t.mean, std: t.std,
+        skewness: t.skewness, kurtosis: t.kurtosis, min: t.min, max: t.max, l2: t.l2, absMean: t.absMean,
+        nan: t.nan, inf: t.inf,
+      })),
+    };
+    out.write(JSON.stringify(doc, null, 2) + '\n');
+    return;
+  }
+  const rows = stats.tensors.map((t) => [
+    t.name, t.dtype, `[${t.shape.join(',')}]`, num(t.mean), num(t.std), num(t.skewness), num(t.kurtosis),
+    num(t.min), num(t.max), t.nan === null ? '-' : String(t.nan), t.inf === null ? '-' : String(t.inf),
+  ]);
+  out.write(
+    table(['tensor', 'dtype', 'shape', 'mean', 'std', 'skew', 'kurtosis', 'min', 'max', 'nan', 'inf'], rows, [
+      false, false, false, true, true, true, true, true, true, true, true,
+    ]) + '\n',
+  );
+  const rate = stats.seconds > 0 ? `${formatBytes(stats.bytes / stats.seconds)}/s` : '-';
+  out.write(
+    `\n${stats.tensors.length} tensors in ${stats.files.length} file(s), ${formatBytes(stats.bytes)} read in ${stats.seconds.toFixed(3)} s (${rate}, ${stats.simd}, ${stats.threads} threads)\n`,
+  );
+}
+
+export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Command {
+  const program = new Command();
+  program
+    .name('mother')
+    .description('Model Tree Heritage Recovery: recover which model was fine-tuned from which, from the weights alone.')
+    .version((require(path.join(packageRoot(), 'package.json')) as { version: string }).version)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('stats')
+    .description('per-tensor statistics of one model (mean, std, skewness, excess kurtosis, min, max, L2, NaN/Inf counts)')
+    .argument('<model>', 'model directory (model.safetensors or shards + index), .safetensors file, or shard index')
+    .option('--json', 'print JSON instead of a table')
+    .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .addOption(new Option('--simd <path>', 'force a SIMD path (default: best available, or $MOTHER_SIMD)').choices(['auto', 'scalar', 'avx2', 'avx512', 'neon']))
+    .option('-q, --quiet', 'no progress bar')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ mother stats test/fixtures/sample/tiny-vit\n  $ mother stats model.safetensors --json > stats.json\n  $ MOTHER_SIMD=scalar mother stats ./Llama-2-7b-hf --threads 4\n\nSIMD paths on this machine: ${(() => {
+        try {
+          return simdPaths().available.join(', ');
+        } catch {
+          return 'unknown (addon not built)';
+        }
+      })()}`,
+    )
+    .action(async (model: string, opts: StatsOpts) => statsCommand(model, opts, out));
+
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. Never throws for a user mistake. */
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const program = buildProgram(out, err);
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    if (e instanceof MotherError) {
+      err.write(`mother: ${e.message}\n`);
+      if (INPUT_ERROR_CODES.has(e.code)) return EXIT_INPUT;
+      if (e.code === 'ERR_INVALID_ARGUMENT' || e.code === 'ERR_UNSUPPORTED') return EXIT_USAGE;
+      return EXIT_FAILURE;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,88 @@
+// Model discovery: from a path the user gives to the weight files of one model.
+// Accepted: a Hugging Face model directory (config.json + model.safetensors, or shards with
+// model.safetensors.index.json), a diffusers component directory (diffusion_pytorch_model.*),
+// a bare .safetensors file, or a *.safetensors.index.json file.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+import { MotherError } from './errors';
+
+export interface ModelFiles {
+  /** The path as given, resolved to an absolute path. */
+  path: string;
+  /** safetensors files; for a sharded checkpoint, filled in by the native reader from the index. */
+  files: string[];
+  /** The shard index (empty string when the model is a single file). */
+  index: string;
+  /** Parsed config.json next to the weights, when there is one. */
+  config?: Record<string, unknown>;
+}
+
+const SINGLE_NAMES = ['model.safetensors', 'diffusion_pytorch_model.safetensors'];
+const INDEX_NAMES = ['model.safetensors.index.json', 'diffusion_pytorch_model.safetensors.index.json'];
+
+async function statOrNull(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch {
+    return null;
+  }
+}
+
+async function readConfig(dir: string): Promise<Record<string, unknown> | undefined> {
+  const p = path.join(dir, 'config.json');
+  let text: string;
+  try {
+    text = await fs.readFile(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch (e) {
+    throw new MotherError('ERR_NOT_A_MODEL', `${p}: config.json is not valid JSON: ${(e as Error).message}`, { file: p });
+  }
+}
+
+/** Finds the weight files of the model at `input`. Throws MotherError(ERR_NOT_FOUND | ERR_NOT_A_MODEL). */
+export async function resolveModel(input: string): Promise<ModelFiles> {
+  const abs = path.resolve(input);
+  const st = await statOrNull(abs);
+  if (!st) throw new MotherError('ERR_NOT_FOUND', `${input}: no such file or directory`, { file: abs });
+  if (st.isFile()) {
+    if (abs.endsWith('.safetensors.index.json')) {
+      return { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)) };
+    }
+    if (abs.endsWith('.safetensors')) return { path: abs, files: [abs], index: '' };
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a .safetensors file or shard index`, { file: abs });
+  }
+  if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
+
+  const config = await readConfig(abs);
+  for (const name of SINGLE_NAMES) {
+    const p = path.join(abs, name);
+    if ((await statOrNull(p))?.isFile()) return { path: abs, files: [p], index: '', config };
+  }
+  for (const name of INDEX_NAMES) {
+    const p = path.join(abs, name);
+    if ((await statOrNull(p))?.isFile()) return { path: abs, files: [], index: p, config };
+  }
+  const entries = (await fs.readdir(abs)).sort();
+  const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'));
+  if (indexes.length === 1) return { path: abs, files: [], index: path.join(abs, indexes[0]), config };
+  const singles = entries.filter((e) => e.endsWith('.safetensors'));
+  if (indexes.length === 0 && singles.length === 1) {
+    return { path: abs, files: [path.join(abs, singles[0])], index: '', config };
+  }
+  if (indexes.length > 1 || singles.length > 1) {
+    throw new MotherError(
+      'ERR_NOT_A_MODEL',
+      `${input}: several weight files (${[...indexes, ...singles].slice(0, 4).join(', ')}${indexes.length + singles.length > 4 ? ', ...' : ''}) and no model.safetensors or index: point at one of them`,
+      { file: abs },
+    );
+  }
+  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no safetensors weights (model.safetensors or a shard index) in this directory`, {
+    file: abs,
+  });
+}

@@ -1,0 +1,64 @@
+// One error type for everything the library rejects: a stable `code`, and the file and
+// tensor concerned where there is one. Native errors arrive with the same fields.
+
+export type MotherErrorCode =
+  | 'ERR_NOT_FOUND'
+  | 'ERR_NOT_A_MODEL'
+  | 'ERR_FILE_OPEN'
+  | 'ERR_FILE_TOO_SMALL'
+  | 'ERR_HEADER_TOO_LARGE'
+  | 'ERR_HEADER_LENGTH'
+  | 'ERR_HEADER_UTF8'
+  | 'ERR_HEADER_JSON'
+  | 'ERR_HEADER_SCHEMA'
+  | 'ERR_DUPLICATE_KEY'
+  | 'ERR_UNKNOWN_DTYPE'
+  | 'ERR_OFFSET_ORDER'
+  | 'ERR_OFFSET_GAP'
+  | 'ERR_OFFSET_OVERLAP'
+  | 'ERR_SHAPE_OVERFLOW'
+  | 'ERR_SIZE_MISMATCH'
+  | 'ERR_TRUNCATED'
+  | 'ERR_TRAILING_BYTES'
+  | 'ERR_INDEX_INVALID'
+  | 'ERR_MISSING_SHARD'
+  | 'ERR_INDEX_TENSOR_MISSING'
+  | 'ERR_DUPLICATE_TENSOR'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_CANCELLED'
+  | 'ERR_INTERNAL';
+
+/** Codes that mean "the input files are unreadable or invalid" (CLI exit code 3). */
+export const INPUT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ERR_NOT_FOUND', 'ERR_NOT_A_MODEL', 'ERR_FILE_OPEN', 'ERR_FILE_TOO_SMALL', 'ERR_HEADER_TOO_LARGE',
+  'ERR_HEADER_LENGTH', 'ERR_HEADER_UTF8', 'ERR_HEADER_JSON', 'ERR_HEADER_SCHEMA', 'ERR_DUPLICATE_KEY',
+  'ERR_UNKNOWN_DTYPE', 'ERR_OFFSET_ORDER', 'ERR_OFFSET_GAP', 'ERR_OFFSET_OVERLAP', 'ERR_SHAPE_OVERFLOW',
+  'ERR_SIZE_MISMATCH', 'ERR_TRUNCATED', 'ERR_TRAILING_BYTES', 'ERR_INDEX_INVALID', 'ERR_MISSING_SHARD',
+  'ERR_INDEX_TENSOR_MISSING', 'ERR_DUPLICATE_TENSOR',
+]);
+
+export class MotherError extends Error {
+  readonly code: MotherErrorCode;
+  readonly file?: string;
+  readonly tensor?: string;
+
+  constructor(code: MotherErrorCode, message: string, details: { file?: string; tensor?: string } = {}) {
+    super(message);
+    this.name = 'MotherError';
+    this.code = code;
+    if (details.file !== undefined) this.file = details.file;
+    if (details.tensor !== undefined) this.tensor = details.tensor;
+  }
+}
+
+/** Turns an error thrown by the addon into a MotherError (other errors pass through). */
+export function fromNative(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') {
+    const e = err as Error & { code: string; file?: string; tensor?: string };
+    if (e.code.startsWith('ERR_')) {
+      return new MotherError(e.code as MotherErrorCode, e.message, { file: e.file, tensor: e.tensor });
+    }
+  }
+  return err;
+}

@@ -1,0 +1,25 @@
+// Headers only: the tensor table of a model without reading tensor data.
+import { resolveModel } from './discovery';
+import { fromNative } from './errors';
+import { native } from './native';
+
+export interface ModelHeader {
+  model: string;
+  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number }[];
+}
+
+/** Parses and validates the headers of the model at `modelPath`. */
+export async function inspectModel(modelPath: string): Promise<ModelHeader> {
+  const resolved = await resolveModel(modelPath);
+  try {
+    const raw = await native().inspect(resolved.files, resolved.index);
+    return {
+      model: resolved.path,
+      files: raw.files,
+      tensors: raw.tensors.map((t) => ({ ...t, file: raw.files[t.file].path })),
+    };
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

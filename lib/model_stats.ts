@@ -1,0 +1,153 @@
+// Stage 2 of the pipeline: per-model statistics. One streaming pass of the native engine over
+// every tensor of a model, off the event loop, with throttled progress and cancellation.
+import { resolveModel } from './discovery';
+import { fromNative, MotherError } from './errors';
+import { native, RawScan } from './native';
+
+export interface TensorStats {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** The file holding the tensor (a shard, for sharded checkpoints). */
+  file: string;
+  /** Number of elements (the product of the shape). */
+  count: number;
+  // Statistics over the finite elements (NaN and +-Inf excluded and counted). null when the
+  // dtype has no float statistics (integers, bool, F4/F6, C64) or the value is undefined
+  // (no finite element; skewness and kurtosis of constant data, as scipy returns NaN).
+  mean: number | null;
+  /** Population standard deviation (ddof = 0). */
+  std: number | null;
+  skewness: number | null;
+  /** Excess (Fisher) kurtosis, biased estimator: scipy.stats.kurtosis(x) with defaults. */
+  kurtosis: number | null;
+  min: number | null;
+  max: number | null;
+  /** sqrt(sum x^2) over finite elements. */
+  l2: number | null;
+  /** mean |x| over finite elements. */
+  absMean: number | null;
+  nan: number | null;
+  inf: number | null;
+}
+
+export interface ModelStats {
+  /** The model path as given, resolved. */
+  model: string;
+  files: string[];
+  tensors: TensorStats[];
+  /** Bytes of tensor data read. */
+  bytes: number;
+  /** Seconds spent in the statistics pass (native, excluding header parsing). */
+  seconds: number;
+  /** SIMD path used: scalar, avx2, avx512 or neon. */
+  simd: string;
+  threads: number;
+}
+
+export interface ScanProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface ScanOptions {
+  /** Worker threads; default: all cores. */
+  threads?: number;
+  /** Force a SIMD path (auto | scalar | avx2 | avx512 | neon); default: MOTHER_SIMD or the best. */
+  simd?: string;
+  /** Bytes per job (default 16 MiB). Peak resident memory is about threads x chunkBytes. */
+  chunkBytes?: number;
+  /** Called at most every 100 ms while scanning, and once at the end. */
+  onProgress?: (p: ScanProgress) => void;
+  signal?: AbortSignal;
+}
+
+function orNull(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}
+
+function validateOptions(o: ScanOptions): void {
+  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 0 || o.threads > 4096)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${o.threads}`);
+  }
+  if (o.chunkBytes !== undefined && (!Number.isInteger(o.chunkBytes) || o.chunkBytes < 4096 || o.chunkBytes > 2 ** 31)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `chunkBytes must be an integer between 4096 and 2^31, got ${o.chunkBytes}`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    throw new MotherError('ERR_INVALID_ARGUMENT', 'onProgress must be a function');
+  }
+}
+
+export function toModelStats(model: string, raw: RawScan): ModelStats {
+  const F = native().statFields;
+  const tensors: TensorStats[] = raw.names.map((name, i) => {
+    const s = raw.stats.subarray(i * F, (i + 1) * F);
+    const has = s[11] === 1;
+    const count = raw.shapes[i].reduce((a, b) => a * b, 1);
+    return {
+      name,
+      dtype: raw.dtypes[i],
+      shape: raw.shapes[i],
+      file: raw.files[raw.fileIndex[i]],
+      count,
+      mean: has ? orNull(s[1]) : null,
+      std: has ? orNull(s[2]) : null,
+      skewness: has ? orNull(s[3]) : null,
+      kurtosis: has ? orNull(s[4]) : null,
+      min: has ? orNull(s[5]) : null,
+      max: has ? orNull(s[6]) : null,
+      l2: has ? orNull(s[7]) : null,
+      absMean: has ? orNull(s[8]) : null,
+      nan: has ? s[9] : null,
+      inf: has ? s[10] : null,
+    };
+  });
+  return { model, files: raw.files, tensors, bytes: raw.bytes, seconds: raw.seconds, simd: raw.simd, threads: raw.threads };
+}
+
+/**
+ * Reads every tensor of the model at `modelPath` once and returns per-tensor statistics.
+ * Runs on native threads; the event loop stays free.
+ */
+export async function scanModel(modelPath: string, options: ScanOptions = {}): Promise<ModelStats> {
+  validateOptions(options);
+  const resolved = await resolveModel(modelPath);
+  if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'scan cancelled');
+  const cancel = new Int32Array(1);
+  const onAbort = () => Atomics.store(cancel, 0, 1);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let settled = false;
+  let last: ScanProgress | undefined;
+  const onProgress = options.onProgress
+    ? (p: ScanProgress) => {
+        if (settled) return;
+        last = p;
+        options.onProgress!(p);
+      }
+    : undefined;
+  try {
+    const raw = await native().scan(
+      resolved.files,
+      resolved.index,
+      { threads: options.threads, simd: options.simd, chunkBytes: options.chunkBytes },
+      onProgress,
+      cancel,
+    );
+    settled = true;
+    const stats = toModelStats(resolved.path, raw);
+    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
+      // The native final report can arrive after the promise settles: report completion here.
+      const scanned = stats.tensors.filter((t) => t.nan !== null && t.count > 0);
+      const bytes = last?.bytesTotal ?? 0;
+      options.onProgress({ bytesDone: bytes, bytesTotal: bytes, tensorsDone: scanned.length, tensorsTotal: scanned.length });
+    }
+    return stats;
+  } catch (e) {
+    settled = true;
+    throw fromNative(e);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,76 @@
+// The compiled addon and its raw, untyped-at-the-boundary interface. Everything else in lib/
+// goes through the typed wrappers built on top of this file.
+import * as path from 'node:path';
+
+export interface RawProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface RawScan {
+  files: string[];
+  names: string[];
+  dtypes: string[];
+  shapes: number[][];
+  fileIndex: Uint32Array;
+  /** statFields float64 values per tensor, in the order of STAT_FIELDS */
+  stats: Float64Array;
+  bytes: number;
+  seconds: number;
+  simd: string;
+  threads: number;
+}
+
+export interface RawInspect {
+  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number }[];
+}
+
+export interface RawNativeOptions {
+  threads?: number;
+  simd?: string;
+  chunkBytes?: number;
+}
+
+export interface NativeAddon {
+  scan(
+    files: string[],
+    index: string,
+    options: RawNativeOptions,
+    onProgress?: (p: RawProgress) => void,
+    cancel?: Int32Array,
+  ): Promise<RawScan>;
+  inspect(files: string[], index: string): Promise<RawInspect>;
+  plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
+  moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
+  sumU64(bytes: Uint8Array, simd?: string): bigint;
+  simdPaths(): string[];
+  simdDefault(): string;
+  statFields: number;
+}
+
+/** Order of the per-tensor float64 slots in RawScan.stats and moments(). */
+export const STAT_FIELDS = [
+  'count', 'mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats',
+] as const;
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon: a local build (build/Release) first, else a prebuild for this platform. */
+export function native(): NativeAddon {
+  if (!cached) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    cached = load(packageRoot());
+  }
+  return cached;
+}
+
+/** The package root (the folder holding package.json), from src (lib/) or compiled (dist/lib/). */
+export function packageRoot(): string {
+  const here = __dirname;
+  const up = path.basename(path.dirname(here)) === 'dist' ? '../..' : '..';
+  return path.resolve(here, up);
+}

@@ -1,0 +1,441 @@
+// N-API bindings. Thin: argument unpacking, AsyncWorkers that run the core off the event
+// loop, thread-safe progress callbacks, and conversion of core errors to JS errors that
+// carry { code, file, tensor }.
+#include <napi.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../bench/plain_read.h"
+#include "../core/error.h"
+#include "../core/parallel.h"
+#include "../core/safetensors.h"
+#include "../stats/dispatch.h"
+#include "../stats/model_stats.h"
+
+namespace {
+
+using mother::Error;
+using mother::ErrorCode;
+
+// Number of float64 slots per tensor in the stats array, in this order.
+constexpr size_t kStatFields = 13;
+// count, mean, std, skewness, kurtosis, min, max, l2, absMean, nan, inf, (reserved) hasStats, (reserved) 0
+
+struct ErrorInfo {
+  std::string code, file, tensor, message;
+};
+
+ErrorInfo to_info(const Error& e) {
+  return ErrorInfo{mother::error_code_name(e.code()), e.file(), e.tensor(), e.what()};
+}
+
+Napi::Error make_error(Napi::Env env, const ErrorInfo& info) {
+  Napi::Error err = Napi::Error::New(env, info.message);
+  err.Set("code", Napi::String::New(env, info.code));
+  if (!info.file.empty()) err.Set("file", Napi::String::New(env, info.file));
+  if (!info.tensor.empty()) err.Set("tensor", Napi::String::New(env, info.tensor));
+  return err;
+}
+
+std::vector<std::string> string_array(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsString()) throw Napi::TypeError::New(v.Env(), std::string(what) + "[" + std::to_string(i) + "] must be a string");
+    out.push_back(x.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 4294967295.0 || d != static_cast<double>(static_cast<uint32_t>(d)))
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be a non-negative integer");
+  return static_cast<uint32_t>(d);
+}
+
+std::string opt_str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return "";
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+const mother::Kernels* kernels_or_throw(Napi::Env env, const std::string& simd) {
+  try {
+    return mother::select_kernels(simd);
+  } catch (const Error& e) {
+    throw make_error(env, to_info(e));
+  }
+}
+
+// ---- scan ---------------------------------------------------------------------------------
+
+struct ProgressMsg {
+  mother::ScanProgress p;
+};
+
+class ScanWorker : public Napi::AsyncWorker {
+ public:
+  ScanWorker(Napi::Env env, std::vector<std::string> files, std::string index, unsigned threads,
+             const mother::Kernels* kernels, uint64_t chunk_bytes)
+      : Napi::AsyncWorker(env, "mother.scan"), deferred_(Napi::Promise::Deferred::New(env)),
+        files_(std::move(files)), index_(std::move(index)), threads_(threads), kernels_(kernels),
+        chunk_bytes_(chunk_bytes) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void set_progress(Napi::Env env, Napi::Function fn) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, "mother.scan.progress", 0, 1);
+    has_tsfn_ = true;
+  }
+  void set_cancel(Napi::Int32Array flag) {
+    cancel_ref_ = Napi::Persistent(flag);
+    cancel_ = flag.Data();
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      mother::Model model = mother::open_model(files_, index_);
+      mother::ScanOptions opt;
+      opt.threads = mother::resolve_threads(threads_);
+      opt.kernels = kernels_;
+      opt.chunk_bytes = chunk_bytes_;
+      opt.cancel = cancel_;
+      threads_used_ = opt.threads;
+      if (has_tsfn_) {
+        opt.progress = [this](const mother::ScanProgress& p) {
+          auto now = std::chrono::steady_clock::now();
+          bool last = p.bytes_done == p.bytes_total;
+          if (!last && now - last_progress_ < std::chrono::milliseconds(100)) return;
+          last_progress_ = now;
+          auto* msg = new ProgressMsg{p};
+          napi_status st = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, ProgressMsg* m) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("bytesDone", Napi::Number::New(env, static_cast<double>(m->p.bytes_done)));
+            o.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(m->p.bytes_total)));
+            o.Set("tensorsDone", Napi::Number::New(env, static_cast<double>(m->p.tensors_done)));
+            o.Set("tensorsTotal", Napi::Number::New(env, static_cast<double>(m->p.tensors_total)));
+            delete m;
+            cb.Call({o});
+          });
+          if (st != napi_ok) delete msg;
+        };
+      }
+      auto t0 = std::chrono::steady_clock::now();
+      results_ = mother::scan_model(model, opt);
+      seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (const auto& f : model.files) paths_.push_back(f.path());
+      for (const auto& ref : model.tensors) {
+        const auto& t = model.info(ref);
+        names_.push_back(t.name);
+        dtypes_.push_back(mother::dtype_name(t.dtype));
+        shapes_.push_back(t.shape);
+        file_of_.push_back(ref.file);
+        bytes_ += t.end - t.begin;
+      }
+    } catch (const Error& e) {
+      error_ = to_info(e);
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      error_ = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    release_tsfn();
+    const size_t n = names_.size();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array files = Napi::Array::New(env, paths_.size());
+    for (size_t i = 0; i < paths_.size(); ++i) files.Set(i, paths_[i]);
+    out.Set("files", files);
+    Napi::Array names = Napi::Array::New(env, n), dtypes = Napi::Array::New(env, n), shapes = Napi::Array::New(env, n);
+    Napi::Uint32Array file_of = Napi::Uint32Array::New(env, n);
+    Napi::Float64Array stats = Napi::Float64Array::New(env, n * kStatFields);
+    for (size_t i = 0; i < n; ++i) {
+      names.Set(i, names_[i]);
+      dtypes.Set(i, dtypes_[i]);
+      Napi::Array shape = Napi::Array::New(env, shapes_[i].size());
+      for (size_t k = 0; k < shapes_[i].size(); ++k) shape.Set(k, Napi::Number::New(env, static_cast<double>(shapes_[i][k])));
+      shapes.Set(i, shape);
+      file_of[i] = file_of_[i];
+      const auto& r = results_[i];
+      double* s = stats.Data() + i * kStatFields;
+      const auto& m = r.summary;
+      double v[kStatFields] = {m.count, m.mean, m.std, m.skewness, m.kurtosis, m.min, m.max, m.l2, m.abs_mean,
+                               m.nan, m.inf, r.has_stats ? 1.0 : 0.0, 0.0};
+      for (size_t k = 0; k < kStatFields; ++k) s[k] = v[k];
+    }
+    out.Set("names", names);
+    out.Set("dtypes", dtypes);
+    out.Set("shapes", shapes);
+    out.Set("fileIndex", file_of);
+    out.Set("stats", stats);
+    out.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes_)));
+    out.Set("seconds", Napi::Number::New(env, seconds_));
+    out.Set("simd", Napi::String::New(env, kernels_->name));
+    out.Set("threads", Napi::Number::New(env, threads_used_));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error&) override {
+    release_tsfn();
+    deferred_.Reject(make_error(Env(), error_).Value());
+  }
+
+ private:
+  void release_tsfn() {
+    if (has_tsfn_) {
+      tsfn_.Release();
+      has_tsfn_ = false;
+    }
+  }
+
+  Napi::Promise::Deferred deferred_;
+  std::vector<std::string> files_;
+  std::string index_;
+  unsigned threads_;
+  const mother::Kernels* kernels_;
+  uint64_t chunk_bytes_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool has_tsfn_ = false;
+  Napi::Reference<Napi::Int32Array> cancel_ref_;
+  const int32_t* cancel_ = nullptr;
+  std::chrono::steady_clock::time_point last_progress_{};
+
+  std::vector<mother::TensorResult> results_;
+  std::vector<std::string> paths_, names_, dtypes_;
+  std::vector<std::vector<uint64_t>> shapes_;
+  std::vector<uint32_t> file_of_;
+  uint64_t bytes_ = 0;
+  double seconds_ = 0;
+  unsigned threads_used_ = 0;
+  ErrorInfo error_;
+};
+
+// scan(files: string[], index: string, options: {threads, simd, chunkBytes},
+//      onProgress?: (p) => void, cancel?: Int32Array) => Promise<RawScan>
+Napi::Value Scan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto files = string_array(info[0], "files");
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "index must be a string");
+  std::string index = info[1].As<Napi::String>().Utf8Value();
+  if (files.empty() && index.empty()) throw Napi::TypeError::New(env, "no files to scan");
+  Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+  unsigned threads = opt_u32(opts, "threads", 0);
+  uint64_t chunk = opt_u32(opts, "chunkBytes", 16u << 20);
+  const mother::Kernels* kernels = kernels_or_throw(env, opt_str(opts, "simd"));
+  auto* w = new ScanWorker(env, std::move(files), std::move(index), threads, kernels, chunk);
+  if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
+  if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
+    w->set_cancel(info[4].As<Napi::Int32Array>());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// ---- inspect: headers only ----------------------------------------------------------------
+
+class InspectWorker : public Napi::AsyncWorker {
+ public:
+  InspectWorker(Napi::Env env, std::vector<std::string> files, std::string index)
+      : Napi::AsyncWorker(env, "mother.inspect"), deferred_(Napi::Promise::Deferred::New(env)),
+        files_(std::move(files)), index_(std::move(index)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      model_ = std::make_unique<mother::Model>(mother::open_model(files_, index_));
+    } catch (const Error& e) {
+      error_ = to_info(e);
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array files = Napi::Array::New(env, model_->files.size());
+    for (size_t i = 0; i < model_->files.size(); ++i) {
+      const auto& f = model_->files[i];
+      Napi::Object fo = Napi::Object::New(env);
+      fo.Set("path", f.path());
+      fo.Set("size", Napi::Number::New(env, static_cast<double>(f.map->size())));
+      fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header.header_len)));
+      Napi::Object meta = Napi::Object::New(env);
+      for (const auto& kv : f.header.metadata) meta.Set(kv.first, kv.second);
+      fo.Set("metadata", meta);
+      files.Set(i, fo);
+    }
+    out.Set("files", files);
+    Napi::Array tensors = Napi::Array::New(env, model_->tensors.size());
+    for (size_t i = 0; i < model_->tensors.size(); ++i) {
+      const auto& ref = model_->tensors[i];
+      const auto& t = model_->info(ref);
+      Napi::Object to = Napi::Object::New(env);
+      to.Set("name", t.name);
+      to.Set("dtype", mother::dtype_name(t.dtype));
+      Napi::Array shape = Napi::Array::New(env, t.shape.size());
+      for (size_t k = 0; k < t.shape.size(); ++k) shape.Set(k, Napi::Number::New(env, static_cast<double>(t.shape[k])));
+      to.Set("shape", shape);
+      to.Set("file", Napi::Number::New(env, ref.file));
+      to.Set("offset", Napi::Number::New(env, static_cast<double>(model_->files[ref.file].header.data_start + t.begin)));
+      to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.end - t.begin)));
+      tensors.Set(i, to);
+    }
+    out.Set("tensors", tensors);
+    model_.reset();
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error&) override { deferred_.Reject(make_error(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<std::string> files_;
+  std::string index_;
+  std::unique_ptr<mother::Model> model_;
+  ErrorInfo error_;
+};
+
+Napi::Value Inspect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto files = string_array(info[0], "files");
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "index must be a string");
+  auto* w = new InspectWorker(env, std::move(files), info[1].As<Napi::String>().Utf8Value());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// ---- plain read baseline ------------------------------------------------------------------
+
+class PlainReadWorker : public Napi::AsyncWorker {
+ public:
+  PlainReadWorker(Napi::Env env, std::vector<std::string> files, unsigned threads, const mother::Kernels* k,
+                  uint64_t chunk)
+      : Napi::AsyncWorker(env, "mother.plainRead"), deferred_(Napi::Promise::Deferred::New(env)),
+        files_(std::move(files)), threads_(threads), kernels_(k), chunk_(chunk) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      r_ = mother::plain_read(files_, threads_, kernels_, chunk_);
+    } catch (const Error& e) {
+      error_ = to_info(e);
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(r_.bytes)));
+    o.Set("seconds", Napi::Number::New(env, r_.seconds));
+    o.Set("checksum", Napi::BigInt::New(env, r_.checksum));
+    o.Set("simd", kernels_->name);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error&) override { deferred_.Reject(make_error(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<std::string> files_;
+  unsigned threads_;
+  const mother::Kernels* kernels_;
+  uint64_t chunk_;
+  mother::PlainReadResult r_;
+  ErrorInfo error_;
+};
+
+Napi::Value PlainRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto files = string_array(info[0], "files");
+  Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  const mother::Kernels* k = kernels_or_throw(env, opt_str(opts, "simd"));
+  auto* w = new PlainReadWorker(env, std::move(files), opt_u32(opts, "threads", 0), k, opt_u32(opts, "chunkBytes", 16u << 20));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// ---- kernel access for tests --------------------------------------------------------------
+
+// moments(bytes: Uint8Array, dtype: string, simd: string) => Float64Array(kStatFields)
+// Synchronous; meant for tests of the kernels on arbitrary (e.g. unaligned) buffers.
+Napi::Value Moments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "dtype must be a string");
+  mother::DType d;
+  std::string dname = info[1].As<Napi::String>().Utf8Value();
+  if (!mother::dtype_from_name(dname, &d) || !mother::dtype_has_stats(d))
+    throw Napi::TypeError::New(env, "dtype " + dname + " has no float statistics");
+  std::string simd = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  const mother::Kernels* k = kernels_or_throw(env, simd);
+  const uint64_t esize = mother::dtype_bits(d) / 8;
+  const uint64_t n = bytes.ByteLength() / esize;
+  mother::Moments m;
+  switch (d) {
+    case mother::DType::F32: case mother::DType::F64: case mother::DType::F16: case mother::DType::BF16:
+      k->accumulate(d, bytes.Data(), n, &m);
+      break;
+    default:
+      mother::accumulate_f8(d, bytes.Data(), n, &m);
+  }
+  mother::Summary s = mother::summarize(m);
+  Napi::Float64Array out = Napi::Float64Array::New(env, kStatFields);
+  double v[kStatFields] = {s.count, s.mean, s.std, s.skewness, s.kurtosis, s.min, s.max, s.l2, s.abs_mean,
+                           s.nan, s.inf, 1.0, 0.0};
+  for (size_t i = 0; i < kStatFields; ++i) out[i] = v[i];
+  return out;
+}
+
+Napi::Value SumU64(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  std::string simd = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  return Napi::BigInt::New(env, kernels_or_throw(env, simd)->sum_u64(bytes.Data(), bytes.ByteLength()));
+}
+
+Napi::Value SimdPaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto avail = mother::available_kernels();
+  Napi::Array a = Napi::Array::New(env, avail.size());
+  for (size_t i = 0; i < avail.size(); ++i) a.Set(i, avail[i]->name);
+  return a;
+}
+
+Napi::Value SimdDefault(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), kernels_or_throw(info.Env(), "")->name);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("scan", Napi::Function::New(env, Scan, "scan"));
+  exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
+  exports.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
+  exports.Set("moments", Napi::Function::New(env, Moments, "moments"));
+  exports.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));
+  exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));
+  exports.Set("simdDefault", Napi::Function::New(env, SimdDefault, "simdDefault"));
+  exports.Set("statFields", Napi::Number::New(env, static_cast<double>(kStatFields)));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mother, Init)

@@ -1,0 +1,22 @@
+// The "plain read" baseline of the benchmarks: read every byte of the given files through
+// the same memory maps, chunking, threads and page release as the statistics pass, doing
+// nothing but an integer sum. Its speed is the ceiling the statistics pass is measured against.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../stats/kernels.h"
+
+namespace mother {
+
+struct PlainReadResult {
+  uint64_t bytes = 0;
+  uint64_t checksum = 0;
+  double seconds = 0;
+};
+
+PlainReadResult plain_read(const std::vector<std::string>& paths, unsigned threads, const Kernels* kernels,
+                           uint64_t chunk_bytes);
+
+}  // namespace mother

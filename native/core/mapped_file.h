@@ -1,0 +1,34 @@
+// A read-only memory map of a whole file. Pages are touched only when read; callers that
+// stream through a large file release what they have finished with (release()), so that the
+// resident set stays bounded by the work in flight, not by the file size.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mother {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws Error(FileOpen)
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Drops the page-table entries of the whole pages inside [offset, offset + len): the data
+  // stays in the page cache but no longer counts in this process's resident set.
+  void release(uint64_t offset, uint64_t len) const;
+  // Hints that [offset, offset + len) will be read soon, sequentially.
+  void will_need(uint64_t offset, uint64_t len) const;
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace mother

@@ -1,0 +1,283 @@
+#include "safetensors.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "json.h"
+
+namespace mother {
+
+namespace {
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+[[noreturn]] void fail(ErrorCode code, const std::string& path, const std::string& tensor,
+                       const std::string& what) {
+  std::string msg = path + ": ";
+  if (!tensor.empty()) msg += "tensor " + quoted(tensor) + ": ";
+  msg += what;
+  throw Error(code, path, tensor, msg);
+}
+
+bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+
+uint64_t read_u64_le(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+TensorInfo parse_tensor(const std::string& path, const std::string& name, const json::Value& v) {
+  if (!v.is_object())
+    fail(ErrorCode::HeaderSchema, path, name, std::string("expected an object, got ") + json::kind_name(v.kind));
+  TensorInfo t;
+  t.name = name;
+  const json::Value* dtype = v.find("dtype");
+  const json::Value* shape = v.find("shape");
+  const json::Value* offsets = v.find("data_offsets");
+  if (!dtype) fail(ErrorCode::HeaderSchema, path, name, "missing field \"dtype\"");
+  if (!shape) fail(ErrorCode::HeaderSchema, path, name, "missing field \"shape\"");
+  if (!offsets) fail(ErrorCode::HeaderSchema, path, name, "missing field \"data_offsets\"");
+  if (!dtype->is_string())
+    fail(ErrorCode::HeaderSchema, path, name, std::string("\"dtype\" must be a string, got ") + json::kind_name(dtype->kind));
+  if (!dtype_from_name(dtype->text, &t.dtype))
+    fail(ErrorCode::UnknownDtype, path, name, "unknown dtype " + quoted(dtype->text));
+  if (!shape->is_array())
+    fail(ErrorCode::HeaderSchema, path, name, std::string("\"shape\" must be an array, got ") + json::kind_name(shape->kind));
+  for (const auto& d : shape->items) {
+    uint64_t x;
+    if (!json::to_u64(d, &x))
+      fail(ErrorCode::HeaderSchema, path, name,
+           "\"shape\" entries must be non-negative integers below 2^64, got " +
+               (d.is_number() ? d.text : std::string(json::kind_name(d.kind))));
+    t.shape.push_back(x);
+  }
+  if (!offsets->is_array() || offsets->items.size() != 2)
+    fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" must be an array [begin, end]");
+  if (!json::to_u64(offsets->items[0], &t.begin) || !json::to_u64(offsets->items[1], &t.end))
+    fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" entries must be non-negative integers below 2^64");
+  return t;
+}
+
+}  // namespace
+
+Header parse_header(const uint8_t* data, uint64_t file_size, const std::string& path) {
+  if (file_size < 8)
+    fail(ErrorCode::FileTooSmall, path, "",
+         "file is " + std::to_string(file_size) + " bytes, too small for a safetensors header (8-byte length prefix)");
+  Header h;
+  h.header_len = read_u64_le(data);
+  if (h.header_len > kMaxHeaderBytes)
+    fail(ErrorCode::HeaderTooLarge, path, "",
+         "header length " + std::to_string(h.header_len) + " exceeds the 100,000,000-byte limit");
+  if (h.header_len > file_size - 8)
+    fail(ErrorCode::HeaderLength, path, "",
+         "header length " + std::to_string(h.header_len) + " runs past the end of the file (" +
+             std::to_string(file_size) + " bytes)");
+  h.data_start = 8 + h.header_len;
+  const char* text = reinterpret_cast<const char*>(data + 8);
+  size_t bad = 0;
+  if (!json::valid_utf8(text, h.header_len, &bad))
+    fail(ErrorCode::HeaderUtf8, path, "", "header is not valid UTF-8 (bad byte at header offset " + std::to_string(bad) + ")");
+
+  json::Value root;
+  try {
+    root = json::parse(text, h.header_len);
+  } catch (const json::ParseError& e) {
+    if (e.duplicate_key) {
+      // A duplicate top-level key is a duplicated tensor (or __metadata__); nested ones are in a tensor entry.
+      fail(ErrorCode::DuplicateKey, path, e.key, "duplicate key " + quoted(e.key) + " in header at offset " + std::to_string(e.offset));
+    }
+    fail(ErrorCode::HeaderJson, path, "", "header is not valid JSON: " + e.message + " at header offset " + std::to_string(e.offset));
+  }
+  if (!root.is_object())
+    fail(ErrorCode::HeaderSchema, path, "", std::string("header must be a JSON object, got ") + json::kind_name(root.kind));
+
+  for (const auto& m : root.members) {
+    if (m.first == "__metadata__") {
+      if (m.second.kind == json::Value::Kind::Null) continue;
+      if (!m.second.is_object())
+        fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" must be an object of strings");
+      for (const auto& kv : m.second.members) {
+        if (!kv.second.is_string())
+          fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" value for " + quoted(kv.first) + " must be a string");
+        h.metadata.emplace_back(kv.first, kv.second.text);
+      }
+      continue;
+    }
+    h.tensors.push_back(parse_tensor(path, m.first, m.second));
+  }
+
+  // Offsets must tile the data buffer exactly, from 0, in sorted order.
+  std::stable_sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t cursor = 0;
+  for (auto& t : h.tensors) {
+    if (t.end < t.begin)
+      fail(ErrorCode::OffsetOrder, path, t.name,
+           "data_offsets end " + std::to_string(t.end) + " is before begin " + std::to_string(t.begin));
+    if (t.begin > cursor)
+      fail(ErrorCode::OffsetGap, path, t.name,
+           "data_offsets begin " + std::to_string(t.begin) + " leaves a gap: previous data ends at " + std::to_string(cursor));
+    if (t.begin < cursor)
+      fail(ErrorCode::OffsetOverlap, path, t.name,
+           "data_offsets begin " + std::to_string(t.begin) + " overlaps data that ends at " + std::to_string(cursor));
+    uint64_t count = 1;
+    for (uint64_t d : t.shape)
+      if (!checked_mul(count, d, &count))
+        fail(ErrorCode::ShapeOverflow, path, t.name, "the product of the shape overflows 64 bits");
+    uint64_t bits;
+    if (!checked_mul(count, dtype_bits(t.dtype), &bits))
+      fail(ErrorCode::ShapeOverflow, path, t.name, "shape x dtype size overflows 64 bits");
+    if (bits % 8 != 0)
+      fail(ErrorCode::SizeMismatch, path, t.name,
+           std::to_string(count) + " elements of " + dtype_name(t.dtype) + " are not a whole number of bytes");
+    if (bits / 8 != t.end - t.begin)
+      fail(ErrorCode::SizeMismatch, path, t.name,
+           "shape x dtype is " + std::to_string(bits / 8) + " bytes but data_offsets span " +
+               std::to_string(t.end - t.begin) + " bytes");
+    t.count = count;
+    cursor = t.end;
+  }
+  // cursor <= 2^64-1 and data_start <= 100,000,008: compare without overflow.
+  uint64_t available = file_size - h.data_start;
+  if (cursor > available)
+    fail(ErrorCode::Truncated, path, h.tensors.empty() ? "" : h.tensors.back().name,
+         "file is truncated: tensor data needs " + std::to_string(cursor) + " bytes after the header, the file has " +
+             std::to_string(available));
+  if (cursor < available)
+    fail(ErrorCode::TrailingBytes, path, "",
+         std::to_string(available - cursor) + " trailing bytes after the end of the tensor data");
+  return h;
+}
+
+SafetensorsFile open_safetensors(const std::string& path) {
+  SafetensorsFile f;
+  f.map = std::make_shared<MappedFile>(path);
+  f.header = parse_header(f.map->data(), f.map->size(), path);
+  // The header has been parsed; its pages are not needed any more.
+  f.map->release(0, f.header.data_start);
+  return f;
+}
+
+namespace {
+
+std::string dirname_of(const std::string& p) {
+  size_t slash = p.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
+
+bool safe_relative(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t slash = p.find('/', start);
+    std::string part = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part == ".." || part.empty()) return false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+std::string read_small_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    throw Error(ErrorCode::FileOpen, path, "", path + ": cannot open: " + std::strerror(e));
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxHeaderBytes)
+    fail(ErrorCode::IndexInvalid, path, "", "index file is larger than 100,000,000 bytes");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::FileOpen, path, "", path + ": cannot open");
+  std::string s(static_cast<size_t>(st.st_size), '\0');
+  in.read(&s[0], static_cast<std::streamsize>(s.size()));
+  if (static_cast<size_t>(in.gcount()) != s.size()) throw Error(ErrorCode::FileOpen, path, "", path + ": short read");
+  return s;
+}
+
+}  // namespace
+
+Model open_model(const std::vector<std::string>& files, const std::string& index_path) {
+  Model m;
+  if (index_path.empty()) {
+    for (const auto& f : files) m.files.push_back(open_safetensors(f));
+  } else {
+    std::string text = read_small_file(index_path);
+    size_t bad = 0;
+    if (!json::valid_utf8(text.data(), text.size(), &bad))
+      fail(ErrorCode::IndexInvalid, index_path, "", "index is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
+    json::Value root;
+    try {
+      root = json::parse(text.data(), text.size());
+    } catch (const json::ParseError& e) {
+      if (e.duplicate_key)
+        fail(ErrorCode::DuplicateKey, index_path, e.key, "duplicate key " + quoted(e.key) + " in index");
+      fail(ErrorCode::IndexInvalid, index_path, "", "index is not valid JSON: " + e.message + " at offset " + std::to_string(e.offset));
+    }
+    const json::Value* wm = root.is_object() ? root.find("weight_map") : nullptr;
+    if (!wm || !wm->is_object())
+      fail(ErrorCode::IndexInvalid, index_path, "", "index has no \"weight_map\" object");
+    // shard name -> tensors the index says it holds, in first-mention order
+    std::vector<std::string> shard_order;
+    std::map<std::string, std::vector<std::string>> by_shard;
+    for (const auto& kv : wm->members) {
+      if (!kv.second.is_string())
+        fail(ErrorCode::IndexInvalid, index_path, kv.first, "weight_map value must be a shard file name");
+      if (!safe_relative(kv.second.text))
+        fail(ErrorCode::IndexInvalid, index_path, kv.first,
+             "shard name " + quoted(kv.second.text) + " must be a relative path inside the model directory");
+      auto it = by_shard.find(kv.second.text);
+      if (it == by_shard.end()) {
+        shard_order.push_back(kv.second.text);
+        it = by_shard.emplace(kv.second.text, std::vector<std::string>{}).first;
+      }
+      it->second.push_back(kv.first);
+    }
+    if (shard_order.empty()) fail(ErrorCode::IndexInvalid, index_path, "", "weight_map is empty");
+    const std::string dir = dirname_of(index_path);
+    for (const auto& shard : shard_order) {
+      const std::string shard_path = dir + "/" + shard;
+      struct stat st;
+      if (::stat(shard_path.c_str(), &st) != 0) {
+        const std::string& first = by_shard[shard].front();
+        fail(ErrorCode::MissingShard, index_path, first,
+             "shard " + quoted(shard) + " named in the weight_map is missing (" + shard_path + ")");
+      }
+      m.files.push_back(open_safetensors(shard_path));
+      const SafetensorsFile& f = m.files.back();
+      std::vector<std::string> names;
+      names.reserve(f.header.tensors.size());
+      for (const auto& t : f.header.tensors) names.push_back(t.name);
+      std::sort(names.begin(), names.end());
+      for (const auto& want : by_shard[shard])
+        if (!std::binary_search(names.begin(), names.end(), want))
+          fail(ErrorCode::IndexTensorMissing, index_path, want,
+               "weight_map puts this tensor in " + quoted(shard) + ", which does not contain it");
+    }
+  }
+  std::map<std::string, uint32_t> owner;
+  for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
+    const auto& tensors = m.files[fi].header.tensors;
+    for (uint32_t ti = 0; ti < tensors.size(); ++ti) {
+      auto ins = owner.emplace(tensors[ti].name, fi);
+      if (!ins.second)
+        fail(ErrorCode::DuplicateTensor, m.files[fi].path(), tensors[ti].name,
+             "tensor also present in " + m.files[ins.first->second].path());
+      m.tensors.push_back(TensorRef{fi, ti});
+    }
+  }
+  return m;
+}
+
+}  // namespace mother

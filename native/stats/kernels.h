@@ -1,0 +1,42 @@
+// Per-ISA reduction kernels. Each ISA lives in its own translation unit compiled for that
+// ISA only (function target attributes), picked once at start-up by dispatch.cc.
+//
+// Algorithm (identical in every kernel, so results agree to rounding): the input is cut
+// into blocks of kBlock elements that stay in L1. Pass 1 over a block decodes the dtype and
+// accumulates sum, sum|x|, min, max in float64 and detects NaN/Inf; pass 2 re-reads the
+// block from cache and accumulates the central sums of (x - block mean)^2,3,4 in float64.
+// Blocks are folded into the running Moments with the exact pairwise merge. Blocks that hold
+// a NaN or Inf are redone by the scalar kernel, which skips and counts them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../core/dtype.h"
+#include "moments.h"
+
+namespace mother {
+
+constexpr size_t kBlock = 2048;
+
+struct Kernels {
+  const char* name;
+  // Folds the n elements of dtype d (F16, BF16, F32 or F64) at p (any alignment) into *acc.
+  void (*accumulate)(DType d, const uint8_t* p, uint64_t n, Moments* acc);
+  // Sum of the little-endian u64 words of [p, p + nbytes) (tail bytes added one by one):
+  // the "plain read" baseline that benchmarks compare against.
+  uint64_t (*sum_u64)(const uint8_t* p, uint64_t nbytes);
+};
+
+// Moments of one block of n elements, skipping and counting NaN/Inf (scalar, any dtype with
+// stats except the 8-bit ones). Used by every kernel for blocks that hold non-finite values.
+void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out);
+
+// 8-bit float formats: a 256-bin histogram per call, reduced exactly to moments.
+void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc);
+
+const Kernels* kernels_scalar();
+const Kernels* kernels_avx2();    // nullptr when not compiled for this architecture
+const Kernels* kernels_avx512();  // nullptr when not compiled for this architecture
+const Kernels* kernels_neon();    // nullptr when not compiled for this architecture
+
+}  // namespace mother

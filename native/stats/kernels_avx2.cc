@@ -1,0 +1,252 @@
+// AVX2 + FMA + F16C kernels: 8 elements per step, float64 accumulation.
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <cstring>
+
+#define MOTHER_ISA_TARGET "avx2,fma,f16c"
+#include "isa_begin.h"
+
+namespace mother {
+namespace {
+
+struct F32 { static constexpr size_t kSize = 4;
+  ISA_FN static __m256 load8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); } };
+struct BF16 { static constexpr size_t kSize = 2;
+  ISA_FN static __m256 load8(const uint8_t* p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)); } };
+struct F16 { static constexpr size_t kSize = 2;
+  ISA_FN static __m256 load8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); } };
+
+ISA_FN inline double hsum(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+ISA_FN inline float hmin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+ISA_FN inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+ISA_FN inline __m256d absd(__m256d v) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v); }
+
+template <typename L>
+ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
+  const size_t nv = n / 8 * 8;
+  const __m256i expmask = _mm256_set1_epi32(0x7F800000);
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
+  __m256i bad = _mm256_setzero_si256();
+  for (size_t i = 0; i < nv; i += 8) {
+    __m256 x = L::load8(p + i * L::kSize);
+    __m256i e = _mm256_and_si256(_mm256_castps_si256(x), expmask);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, expmask));
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+    __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    s0 = _mm256_add_pd(s0, lo);
+    s1 = _mm256_add_pd(s1, hi);
+    a0 = _mm256_add_pd(a0, absd(lo));
+    a1 = _mm256_add_pd(a1, absd(hi));
+    mn = _mm256_min_ps(mn, x);
+    mx = _mm256_max_ps(mx, x);
+  }
+  if (!_mm256_testz_si256(bad, bad)) return false;
+  double sum = hsum(_mm256_add_pd(s0, s1));
+  double sum_abs = hsum(_mm256_add_pd(a0, a1));
+  double vmin = nv ? hmin(mn) : INFINITY;
+  double vmax = nv ? hmax(mx) : -INFINITY;
+  float tail[8];
+  const size_t nt = n - nv;
+  if (nt) {
+    alignas(32) uint8_t buf[8 * 4] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    _mm256_storeu_ps(tail, L::load8(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+      sum += x;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double mean = sum / static_cast<double>(n);
+  const __m256d vm = _mm256_set1_pd(mean);
+  __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+  __m256d c0 = _mm256_setzero_pd(), c1 = _mm256_setzero_pd();
+  __m256d f0 = _mm256_setzero_pd(), f1 = _mm256_setzero_pd();
+  for (size_t i = 0; i < nv; i += 8) {
+    __m256 x = L::load8(p + i * L::kSize);
+    __m256d lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), vm);
+    __m256d hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), vm);
+    __m256d lo2 = _mm256_mul_pd(lo, lo), hi2 = _mm256_mul_pd(hi, hi);
+    q0 = _mm256_add_pd(q0, lo2);
+    q1 = _mm256_add_pd(q1, hi2);
+    c0 = _mm256_fmadd_pd(lo2, lo, c0);
+    c1 = _mm256_fmadd_pd(hi2, hi, c1);
+    f0 = _mm256_fmadd_pd(lo2, lo2, f0);
+    f1 = _mm256_fmadd_pd(hi2, hi2, f1);
+  }
+  double m2 = hsum(_mm256_add_pd(q0, q1)), m3 = hsum(_mm256_add_pd(c0, c1)), m4 = hsum(_mm256_add_pd(f0, f1));
+  for (size_t k = 0; k < nt; ++k) {
+    double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
+    m2 += d2;
+    m3 += d2 * d;
+    m4 += d2 * d2;
+  }
+  Moments b;
+  b.n = static_cast<double>(n);
+  b.mean = mean;
+  b.m2 = m2;
+  b.m3 = m3;
+  b.m4 = m4;
+  b.sum_abs = sum_abs;
+  b.min = vmin;
+  b.max = vmax;
+  *out = b;
+  return true;
+}
+
+ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
+  const size_t nv = n / 4 * 4;
+  const __m256i expmask = _mm256_set1_epi64x(0x7FF0000000000000LL);
+  __m256d s0 = _mm256_setzero_pd(), a0 = _mm256_setzero_pd();
+  __m256d mn = _mm256_set1_pd(INFINITY), mx = _mm256_set1_pd(-INFINITY);
+  __m256i bad = _mm256_setzero_si256();
+  for (size_t i = 0; i < nv; i += 4) {
+    __m256d x = _mm256_loadu_pd(reinterpret_cast<const double*>(p + i * 8));
+    __m256i e = _mm256_and_si256(_mm256_castpd_si256(x), expmask);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi64(e, expmask));
+    s0 = _mm256_add_pd(s0, x);
+    a0 = _mm256_add_pd(a0, absd(x));
+    mn = _mm256_min_pd(mn, x);
+    mx = _mm256_max_pd(mx, x);
+  }
+  if (!_mm256_testz_si256(bad, bad)) return false;
+  double sum = hsum(s0), sum_abs = hsum(a0);
+  double lanes_min[4], lanes_max[4];
+  _mm256_storeu_pd(lanes_min, mn);
+  _mm256_storeu_pd(lanes_max, mx);
+  double vmin = INFINITY, vmax = -INFINITY;
+  for (int k = 0; k < 4; ++k) {
+    vmin = lanes_min[k] < vmin ? lanes_min[k] : vmin;
+    vmax = lanes_max[k] > vmax ? lanes_max[k] : vmax;
+  }
+  for (size_t k = nv; k < n; ++k) {
+    double x;
+    std::memcpy(&x, p + k * 8, 8);
+    if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+    sum += x;
+    sum_abs += x < 0 ? -x : x;
+    vmin = x < vmin ? x : vmin;
+    vmax = x > vmax ? x : vmax;
+  }
+  const double mean = sum / static_cast<double>(n);
+  const __m256d vm = _mm256_set1_pd(mean);
+  __m256d q0 = _mm256_setzero_pd(), c0 = _mm256_setzero_pd(), f0 = _mm256_setzero_pd();
+  for (size_t i = 0; i < nv; i += 4) {
+    __m256d d = _mm256_sub_pd(_mm256_loadu_pd(reinterpret_cast<const double*>(p + i * 8)), vm);
+    __m256d d2 = _mm256_mul_pd(d, d);
+    q0 = _mm256_add_pd(q0, d2);
+    c0 = _mm256_fmadd_pd(d2, d, c0);
+    f0 = _mm256_fmadd_pd(d2, d2, f0);
+  }
+  double m2 = hsum(q0), m3 = hsum(c0), m4 = hsum(f0);
+  for (size_t k = nv; k < n; ++k) {
+    double x;
+    std::memcpy(&x, p + k * 8, 8);
+    double d = x - mean, d2 = d * d;
+    m2 += d2;
+    m3 += d2 * d;
+    m4 += d2 * d2;
+  }
+  Moments b;
+  b.n = static_cast<double>(n);
+  b.mean = mean;
+  b.m2 = m2;
+  b.m3 = m3;
+  b.m4 = m4;
+  b.sum_abs = sum_abs;
+  b.min = vmin;
+  b.max = vmax;
+  *out = b;
+  return true;
+}
+
+template <typename L>
+ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  for (uint64_t i = 0; i < n; i += kBlock) {
+    size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+    const uint8_t* q = p + i * L::kSize;
+    Moments b;
+    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    merge(*acc, b);
+  }
+}
+
+ISA_FN void accumulate(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  switch (d) {
+    case DType::F32: run_f<F32>(d, p, n, acc); break;
+    case DType::BF16: run_f<BF16>(d, p, n, acc); break;
+    case DType::F16: run_f<F16>(d, p, n, acc); break;
+    case DType::F64:
+      for (uint64_t i = 0; i < n; i += kBlock) {
+        size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+        Moments b;
+        if (!block_f64(p + i * 8, len, &b)) scalar_block_moments(d, p + i * 8, len, &b);
+        merge(*acc, b);
+      }
+      break;
+    default: accumulate_f8(d, p, n, acc); break;
+  }
+}
+
+ISA_FN uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  __m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
+  uint64_t i = 0;
+  for (; i + 128 <= nbytes; i += 128) {
+    s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  uint64_t lanes[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), s);
+  uint64_t r = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i + 8 <= nbytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    r += w;
+  }
+  for (; i < nbytes; ++i) r += p[i];
+  return r;
+}
+
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64};
+
+}  // namespace
+}  // namespace mother
+
+#include "isa_end.h"
+
+namespace mother {
+const Kernels* kernels_avx2() { return &kAvx2; }
+}  // namespace mother
+
+#else
+namespace mother {
+const Kernels* kernels_avx2() { return nullptr; }
+}  // namespace mother
+#endif

@@ -1,0 +1,228 @@
+// AVX-512 (F, BW, VL, DQ) kernels: 16 elements per step, float64 accumulation.
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <cstring>
+
+#define MOTHER_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
+#include "isa_begin.h"
+
+namespace mother {
+namespace {
+
+struct F32 { static constexpr size_t kSize = 4;
+  ISA_FN static __m512 load16(const uint8_t* p) { return _mm512_loadu_ps(p); } };
+struct BF16 { static constexpr size_t kSize = 2;
+  ISA_FN static __m512 load16(const uint8_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)); } };
+struct F16 { static constexpr size_t kSize = 2;
+  ISA_FN static __m512 load16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); } };
+
+// fpclass bits: QNaN 0x01, +Inf 0x08, -Inf 0x10, SNaN 0x80
+constexpr int kNonFinite = 0x01 | 0x08 | 0x10 | 0x80;
+
+ISA_FN inline double hsum(__m512d v) { return _mm512_reduce_add_pd(v); }
+
+// Float-sourced block (F32, F16, BF16). Returns false when the block holds NaN/Inf.
+template <typename L>
+ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
+  const size_t nv = n / 16 * 16;
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  __m512 mn = _mm512_set1_ps(INFINITY), mx = _mm512_set1_ps(-INFINITY);
+  __mmask16 bad = 0;
+  for (size_t i = 0; i < nv; i += 16) {
+    __m512 x = L::load16(p + i * L::kSize);
+    bad |= _mm512_fpclass_ps_mask(x, kNonFinite);
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    s0 = _mm512_add_pd(s0, lo);
+    s1 = _mm512_add_pd(s1, hi);
+    a0 = _mm512_add_pd(a0, _mm512_abs_pd(lo));
+    a1 = _mm512_add_pd(a1, _mm512_abs_pd(hi));
+    mn = _mm512_min_ps(mn, x);
+    mx = _mm512_max_ps(mx, x);
+  }
+  if (bad) return false;
+  double sum = hsum(_mm512_add_pd(s0, s1));
+  double sum_abs = hsum(_mm512_add_pd(a0, a1));
+  double vmin = nv ? _mm512_reduce_min_ps(mn) : INFINITY;
+  double vmax = nv ? _mm512_reduce_max_ps(mx) : -INFINITY;
+  // tail (< 16 elements), scalar, through the same loader on a zero-padded copy
+  float tail[16];
+  const size_t nt = n - nv;
+  if (nt) {
+    alignas(64) uint8_t buf[16 * 4] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    _mm512_storeu_ps(tail, L::load16(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+      sum += x;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double mean = sum / static_cast<double>(n);
+  const __m512d vm = _mm512_set1_pd(mean);
+  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+  __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd();
+  __m512d f0 = _mm512_setzero_pd(), f1 = _mm512_setzero_pd();
+  for (size_t i = 0; i < nv; i += 16) {
+    __m512 x = L::load16(p + i * L::kSize);
+    __m512d lo = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), vm);
+    __m512d hi = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), vm);
+    __m512d lo2 = _mm512_mul_pd(lo, lo), hi2 = _mm512_mul_pd(hi, hi);
+    q0 = _mm512_add_pd(q0, lo2);
+    q1 = _mm512_add_pd(q1, hi2);
+    c0 = _mm512_fmadd_pd(lo2, lo, c0);
+    c1 = _mm512_fmadd_pd(hi2, hi, c1);
+    f0 = _mm512_fmadd_pd(lo2, lo2, f0);
+    f1 = _mm512_fmadd_pd(hi2, hi2, f1);
+  }
+  double m2 = hsum(_mm512_add_pd(q0, q1)), m3 = hsum(_mm512_add_pd(c0, c1)), m4 = hsum(_mm512_add_pd(f0, f1));
+  for (size_t k = 0; k < nt; ++k) {
+    double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
+    m2 += d2;
+    m3 += d2 * d;
+    m4 += d2 * d2;
+  }
+  Moments b;
+  b.n = static_cast<double>(n);
+  b.mean = mean;
+  b.m2 = m2;
+  b.m3 = m3;
+  b.m4 = m4;
+  b.sum_abs = sum_abs;
+  b.min = vmin;
+  b.max = vmax;
+  *out = b;
+  return true;
+}
+
+ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
+  const size_t nv = n / 8 * 8;
+  __m512d s0 = _mm512_setzero_pd(), a0 = _mm512_setzero_pd();
+  __m512d mn = _mm512_set1_pd(INFINITY), mx = _mm512_set1_pd(-INFINITY);
+  __mmask8 bad = 0;
+  for (size_t i = 0; i < nv; i += 8) {
+    __m512d x = _mm512_loadu_pd(p + i * 8);
+    bad |= _mm512_fpclass_pd_mask(x, kNonFinite);
+    s0 = _mm512_add_pd(s0, x);
+    a0 = _mm512_add_pd(a0, _mm512_abs_pd(x));
+    mn = _mm512_min_pd(mn, x);
+    mx = _mm512_max_pd(mx, x);
+  }
+  if (bad) return false;
+  double sum = hsum(s0), sum_abs = hsum(a0);
+  double vmin = nv ? _mm512_reduce_min_pd(mn) : INFINITY;
+  double vmax = nv ? _mm512_reduce_max_pd(mx) : -INFINITY;
+  for (size_t k = nv; k < n; ++k) {
+    double x;
+    std::memcpy(&x, p + k * 8, 8);
+    if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+    sum += x;
+    sum_abs += x < 0 ? -x : x;
+    vmin = x < vmin ? x : vmin;
+    vmax = x > vmax ? x : vmax;
+  }
+  const double mean = sum / static_cast<double>(n);
+  const __m512d vm = _mm512_set1_pd(mean);
+  __m512d q0 = _mm512_setzero_pd(), c0 = _mm512_setzero_pd(), f0 = _mm512_setzero_pd();
+  for (size_t i = 0; i < nv; i += 8) {
+    __m512d d = _mm512_sub_pd(_mm512_loadu_pd(p + i * 8), vm);
+    __m512d d2 = _mm512_mul_pd(d, d);
+    q0 = _mm512_add_pd(q0, d2);
+    c0 = _mm512_fmadd_pd(d2, d, c0);
+    f0 = _mm512_fmadd_pd(d2, d2, f0);
+  }
+  double m2 = hsum(q0), m3 = hsum(c0), m4 = hsum(f0);
+  for (size_t k = nv; k < n; ++k) {
+    double x;
+    std::memcpy(&x, p + k * 8, 8);
+    double d = x - mean, d2 = d * d;
+    m2 += d2;
+    m3 += d2 * d;
+    m4 += d2 * d2;
+  }
+  Moments b;
+  b.n = static_cast<double>(n);
+  b.mean = mean;
+  b.m2 = m2;
+  b.m3 = m3;
+  b.m4 = m4;
+  b.sum_abs = sum_abs;
+  b.min = vmin;
+  b.max = vmax;
+  *out = b;
+  return true;
+}
+
+template <typename L>
+ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  for (uint64_t i = 0; i < n; i += kBlock) {
+    size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+    const uint8_t* q = p + i * L::kSize;
+    Moments b;
+    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    merge(*acc, b);
+  }
+}
+
+ISA_FN void accumulate(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  switch (d) {
+    case DType::F32: run_f<F32>(d, p, n, acc); break;
+    case DType::BF16: run_f<BF16>(d, p, n, acc); break;
+    case DType::F16: run_f<F16>(d, p, n, acc); break;
+    case DType::F64:
+      for (uint64_t i = 0; i < n; i += kBlock) {
+        size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+        Moments b;
+        if (!block_f64(p + i * 8, len, &b)) scalar_block_moments(d, p + i * 8, len, &b);
+        merge(*acc, b);
+      }
+      break;
+    default: accumulate_f8(d, p, n, acc); break;
+  }
+}
+
+ISA_FN uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+  __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+  uint64_t i = 0;
+  for (; i + 256 <= nbytes; i += 256) {
+    s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(p + i));
+    s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(p + i + 64));
+    s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(p + i + 128));
+    s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(p + i + 192));
+  }
+  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3))));
+  for (; i + 8 <= nbytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    s += w;
+  }
+  for (; i < nbytes; ++i) s += p[i];
+  return s;
+}
+
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64};
+
+}  // namespace
+}  // namespace mother
+
+#include "isa_end.h"
+
+namespace mother {
+const Kernels* kernels_avx512() { return &kAvx512; }
+}  // namespace mother
+
+#else
+namespace mother {
+const Kernels* kernels_avx512() { return nullptr; }
+}  // namespace mother
+#endif

@@ -1,0 +1,139 @@
+// NEON (AArch64 Advanced SIMD) kernels: 4 elements per step, float64 accumulation.
+#include "kernels.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+
+namespace mother {
+namespace {
+
+struct F32 { static constexpr size_t kSize = 4;
+  static float32x4_t load4(const uint8_t* p) { return vreinterpretq_f32_u8(vld1q_u8(p)); } };
+struct BF16 { static constexpr size_t kSize = 2;
+  static float32x4_t load4(const uint8_t* p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(vld1_u8(p)), 16)); } };
+struct F16 { static constexpr size_t kSize = 2;
+  static float32x4_t load4(const uint8_t* p) { return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(p))); } };
+
+template <typename L>
+bool block_f(const uint8_t* p, size_t n, Moments* out) {
+  const size_t nv = n / 4 * 4;
+  const uint32x4_t expmask = vdupq_n_u32(0x7F800000u);
+  float64x2_t s0 = vdupq_n_f64(0), s1 = vdupq_n_f64(0), a0 = vdupq_n_f64(0), a1 = vdupq_n_f64(0);
+  float32x4_t mn = vdupq_n_f32(INFINITY), mx = vdupq_n_f32(-INFINITY);
+  uint32x4_t bad = vdupq_n_u32(0);
+  for (size_t i = 0; i < nv; i += 4) {
+    float32x4_t x = L::load4(p + i * L::kSize);
+    bad = vorrq_u32(bad, vceqq_u32(vandq_u32(vreinterpretq_u32_f32(x), expmask), expmask));
+    float64x2_t lo = vcvt_f64_f32(vget_low_f32(x)), hi = vcvt_high_f64_f32(x);
+    s0 = vaddq_f64(s0, lo);
+    s1 = vaddq_f64(s1, hi);
+    a0 = vaddq_f64(a0, vabsq_f64(lo));
+    a1 = vaddq_f64(a1, vabsq_f64(hi));
+    mn = vminq_f32(mn, x);
+    mx = vmaxq_f32(mx, x);
+  }
+  if (vmaxvq_u32(bad)) return false;
+  double sum = vaddvq_f64(vaddq_f64(s0, s1)), sum_abs = vaddvq_f64(vaddq_f64(a0, a1));
+  double vmin = nv ? vminvq_f32(mn) : INFINITY, vmax = nv ? vmaxvq_f32(mx) : -INFINITY;
+  float tail[4];
+  const size_t nt = n - nv;
+  if (nt) {
+    uint8_t buf[16] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    vst1q_f32(tail, L::load4(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+      sum += x;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double mean = sum / static_cast<double>(n);
+  const float64x2_t vm = vdupq_n_f64(mean);
+  float64x2_t q0 = vdupq_n_f64(0), q1 = vdupq_n_f64(0), c0 = vdupq_n_f64(0), c1 = vdupq_n_f64(0);
+  float64x2_t f0 = vdupq_n_f64(0), f1 = vdupq_n_f64(0);
+  for (size_t i = 0; i < nv; i += 4) {
+    float32x4_t x = L::load4(p + i * L::kSize);
+    float64x2_t lo = vsubq_f64(vcvt_f64_f32(vget_low_f32(x)), vm), hi = vsubq_f64(vcvt_high_f64_f32(x), vm);
+    float64x2_t lo2 = vmulq_f64(lo, lo), hi2 = vmulq_f64(hi, hi);
+    q0 = vaddq_f64(q0, lo2);
+    q1 = vaddq_f64(q1, hi2);
+    c0 = vfmaq_f64(c0, lo2, lo);
+    c1 = vfmaq_f64(c1, hi2, hi);
+    f0 = vfmaq_f64(f0, lo2, lo2);
+    f1 = vfmaq_f64(f1, hi2, hi2);
+  }
+  double m2 = vaddvq_f64(vaddq_f64(q0, q1)), m3 = vaddvq_f64(vaddq_f64(c0, c1)), m4 = vaddvq_f64(vaddq_f64(f0, f1));
+  for (size_t k = 0; k < nt; ++k) {
+    double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
+    m2 += d2;
+    m3 += d2 * d;
+    m4 += d2 * d2;
+  }
+  Moments b;
+  b.n = static_cast<double>(n);
+  b.mean = mean;
+  b.m2 = m2;
+  b.m3 = m3;
+  b.m4 = m4;
+  b.sum_abs = sum_abs;
+  b.min = vmin;
+  b.max = vmax;
+  *out = b;
+  return true;
+}
+
+template <typename L>
+void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  for (uint64_t i = 0; i < n; i += kBlock) {
+    size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+    const uint8_t* q = p + i * L::kSize;
+    Moments b;
+    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    merge(*acc, b);
+  }
+}
+
+void accumulate(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  switch (d) {
+    case DType::F32: run_f<F32>(d, p, n, acc); break;
+    case DType::BF16: run_f<BF16>(d, p, n, acc); break;
+    case DType::F16: run_f<F16>(d, p, n, acc); break;
+    default: kernels_scalar()->accumulate(d, p, n, acc); break;  // F64 and 8-bit formats
+  }
+}
+
+uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
+  uint64x2_t s0 = vdupq_n_u64(0), s1 = vdupq_n_u64(0);
+  uint64_t i = 0;
+  for (; i + 32 <= nbytes; i += 32) {
+    s0 = vaddq_u64(s0, vreinterpretq_u64_u8(vld1q_u8(p + i)));
+    s1 = vaddq_u64(s1, vreinterpretq_u64_u8(vld1q_u8(p + i + 16)));
+  }
+  uint64_t r = vaddvq_u64(vaddq_u64(s0, s1));
+  for (; i + 8 <= nbytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    r += w;
+  }
+  for (; i < nbytes; ++i) r += p[i];
+  return r;
+}
+
+const Kernels kNeon = {"neon", accumulate, sum_u64};
+
+}  // namespace
+
+const Kernels* kernels_neon() { return &kNeon; }
+}  // namespace mother
+
+#else
+namespace mother {
+const Kernels* kernels_neon() { return nullptr; }
+}  // namespace mother
+#endif

@@ -1,0 +1,153 @@
+// Portable scalar kernels: the reference every SIMD kernel is tested against.
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace mother {
+
+namespace {
+
+struct LoadF32 { static constexpr size_t kSize = 4; static double at(const uint8_t* p, size_t i) { float f; std::memcpy(&f, p + 4 * i, 4); return f; } };
+struct LoadF64 { static constexpr size_t kSize = 8; static double at(const uint8_t* p, size_t i) { double f; std::memcpy(&f, p + 8 * i, 8); return f; } };
+struct LoadF16 { static constexpr size_t kSize = 2; static double at(const uint8_t* p, size_t i) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return f16_to_f32(h); } };
+struct LoadBF16 { static constexpr size_t kSize = 2; static double at(const uint8_t* p, size_t i) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return bf16_to_f32(h); } };
+
+template <typename L>
+void block(const uint8_t* p, size_t n, Moments* out) {
+  Moments b;
+  double sum = 0, sum_abs = 0, mn = INFINITY, mx = -INFINITY;
+  size_t finite = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double x = L::at(p, i);
+    if (std::isnan(x)) { ++b.nan; continue; }
+    if (std::isinf(x)) { ++b.inf; continue; }
+    ++finite;
+    sum += x;
+    sum_abs += std::fabs(x);
+    mn = x < mn ? x : mn;
+    mx = x > mx ? x : mx;
+  }
+  if (finite > 0) {
+    const double mean = sum / static_cast<double>(finite);
+    double m2 = 0, m3 = 0, m4 = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double x = L::at(p, i);
+      if (!std::isfinite(x)) continue;
+      double d = x - mean, d2 = d * d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+    }
+    b.n = static_cast<double>(finite);
+    b.mean = mean;
+    b.m2 = m2;
+    b.m3 = m3;
+    b.m4 = m4;
+    b.sum_abs = sum_abs;
+    b.min = mn;
+    b.max = mx;
+  }
+  *out = b;
+}
+
+template <typename L>
+void accumulate_t(const uint8_t* p, uint64_t n, Moments* acc) {
+  for (uint64_t i = 0; i < n; i += kBlock) {
+    size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
+    Moments b;
+    block<L>(p + i * L::kSize, len, &b);
+    merge(*acc, b);
+  }
+}
+
+void accumulate(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  switch (d) {
+    case DType::F32: accumulate_t<LoadF32>(p, n, acc); break;
+    case DType::F64: accumulate_t<LoadF64>(p, n, acc); break;
+    case DType::F16: accumulate_t<LoadF16>(p, n, acc); break;
+    case DType::BF16: accumulate_t<LoadBF16>(p, n, acc); break;
+    default: accumulate_f8(d, p, n, acc); break;
+  }
+}
+
+uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  uint64_t i = 0;
+  for (; i + 32 <= nbytes; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + i, 32);
+    s0 += w[0]; s1 += w[1]; s2 += w[2]; s3 += w[3];
+  }
+  uint64_t s = s0 + s1 + s2 + s3;
+  for (; i + 8 <= nbytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    s += w;
+  }
+  for (; i < nbytes; ++i) s += p[i];
+  return s;
+}
+
+const Kernels kScalar = {"scalar", accumulate, sum_u64};
+
+}  // namespace
+
+void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out) {
+  switch (d) {
+    case DType::F32: block<LoadF32>(p, n, out); break;
+    case DType::F64: block<LoadF64>(p, n, out); break;
+    case DType::F16: block<LoadF16>(p, n, out); break;
+    case DType::BF16: block<LoadBF16>(p, n, out); break;
+    default: { Moments m; accumulate_f8(d, p, n, &m); *out = m; } break;
+  }
+}
+
+void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  float value[256];
+  for (int b = 0; b < 256; ++b) value[b] = f8_to_f32(d, static_cast<uint8_t>(b));
+  // Counts fit in 64 bits; four interleaved histograms avoid store-to-load stalls on runs
+  // of equal bytes.
+  uint64_t h[4][256];
+  std::memset(h, 0, sizeof(h));
+  uint64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++h[0][p[i]];
+    ++h[1][p[i + 1]];
+    ++h[2][p[i + 2]];
+    ++h[3][p[i + 3]];
+  }
+  for (; i < n; ++i) ++h[0][p[i]];
+  Moments m;
+  double cnt[256];
+  double sum = 0, total = 0;
+  for (int b = 0; b < 256; ++b) {
+    uint64_t c = h[0][b] + h[1][b] + h[2][b] + h[3][b];
+    cnt[b] = static_cast<double>(c);
+    if (c == 0) continue;
+    float v = value[b];
+    if (std::isnan(v)) { m.nan += c; cnt[b] = 0; continue; }
+    if (std::isinf(v)) { m.inf += c; cnt[b] = 0; continue; }
+    total += cnt[b];
+    sum += cnt[b] * v;
+    m.sum_abs += cnt[b] * std::fabs(v);
+    if (v < m.min) m.min = v;
+    if (v > m.max) m.max = v;
+  }
+  if (total > 0) {
+    m.n = total;
+    m.mean = sum / total;
+    for (int b = 0; b < 256; ++b) {
+      if (cnt[b] == 0) continue;
+      double dv = static_cast<double>(value[b]) - m.mean, d2 = dv * dv;
+      m.m2 += cnt[b] * d2;
+      m.m3 += cnt[b] * d2 * dv;
+      m.m4 += cnt[b] * d2 * d2;
+    }
+  }
+  merge(*acc, m);
+}
+
+const Kernels* kernels_scalar() { return &kScalar; }
+
+}  // namespace mother

@@ -1,0 +1,94 @@
+#include "model_stats.h"
+
+#include <mutex>
+
+#include "../core/error.h"
+#include "../core/parallel.h"
+#include "dispatch.h"
+
+namespace mother {
+
+namespace {
+struct Job {
+  uint32_t tensor;  // index into Model::tensors
+  uint64_t first;   // first element
+  uint64_t count;   // elements
+};
+}  // namespace
+
+std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options) {
+  const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
+  const unsigned threads = resolve_threads(options.threads);
+  const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);
+
+  std::vector<Job> jobs;
+  std::vector<size_t> first_job(model.tensors.size() + 1, 0);
+  std::vector<uint32_t> jobs_left(model.tensors.size(), 0);
+  uint64_t bytes_total = 0;
+  uint64_t tensors_total = 0;
+  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
+    first_job[t] = jobs.size();
+    const TensorInfo& info = model.info(model.tensors[t]);
+    if (!dtype_has_stats(info.dtype) || info.count == 0) continue;
+    const uint64_t esize = dtype_bits(info.dtype) / 8;
+    const uint64_t per_job = chunk_bytes / esize > 0 ? chunk_bytes / esize : 1;
+    for (uint64_t e = 0; e < info.count; e += per_job) {
+      jobs.push_back(Job{t, e, info.count - e < per_job ? info.count - e : per_job});
+      ++jobs_left[t];
+    }
+    bytes_total += info.end - info.begin;
+    ++tensors_total;
+  }
+  first_job[model.tensors.size()] = jobs.size();
+
+  std::vector<Moments> partial(jobs.size());
+  std::atomic<uint64_t> bytes_done{0};
+  std::atomic<uint64_t> tensors_done{0};
+  std::vector<std::atomic<uint32_t>> remaining(model.tensors.size());
+  for (size_t t = 0; t < remaining.size(); ++t) remaining[t].store(jobs_left[t]);
+  std::mutex progress_mu;
+
+  parallel_for(jobs.size(), threads, [&](size_t j) {
+    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
+      throw Error(ErrorCode::Cancelled, "", "", "scan cancelled");
+    const Job& job = jobs[j];
+    const TensorRef& ref = model.tensors[job.tensor];
+    const SafetensorsFile& file = model.files[ref.file];
+    const TensorInfo& info = model.info(ref);
+    const uint64_t esize = dtype_bits(info.dtype) / 8;
+    const uint8_t* p = file.tensor_data(info) + job.first * esize;
+    Moments m;
+    switch (info.dtype) {
+      case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
+        kernels->accumulate(info.dtype, p, job.count, &m);
+        break;
+      default:
+        accumulate_f8(info.dtype, p, job.count, &m);
+        break;
+    }
+    partial[j] = m;
+    const uint64_t nbytes = job.count * esize;
+    file.map->release(file.header.data_start + info.begin + job.first * esize, nbytes);
+    uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;
+    uint64_t tdone = tensors_done.load();
+    if (remaining[job.tensor].fetch_sub(1) == 1) tdone = tensors_done.fetch_add(1) + 1;
+    if (options.progress) {
+      std::unique_lock<std::mutex> lock(progress_mu, std::try_to_lock);
+      if (lock.owns_lock()) options.progress(ScanProgress{done, bytes_total, tdone, tensors_total});
+    }
+  });
+
+  std::vector<TensorResult> out(model.tensors.size());
+  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
+    const TensorInfo& info = model.info(model.tensors[t]);
+    if (!dtype_has_stats(info.dtype)) continue;
+    Moments m;
+    for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
+    out[t].has_stats = true;
+    out[t].summary = summarize(m);
+  }
+  if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
+  return out;
+}
+
+}  // namespace mother

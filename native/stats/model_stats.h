@@ -1,0 +1,42 @@
+// Per-model statistics: one streaming pass over every tensor of a model, all cores.
+// Tensors are cut into chunks (jobs); each job folds its elements into a Moments value and
+// then releases its pages, so the resident set is bounded by threads x chunk size, not by
+// the model size. Partials are merged per tensor in chunk order, so results do not depend
+// on the number of threads.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "../core/safetensors.h"
+#include "kernels.h"
+#include "moments.h"
+
+namespace mother {
+
+struct ScanProgress {
+  uint64_t bytes_done;
+  uint64_t bytes_total;
+  uint64_t tensors_done;
+  uint64_t tensors_total;
+};
+
+struct ScanOptions {
+  unsigned threads = 0;                 // 0: all cores
+  const Kernels* kernels = nullptr;     // nullptr: select_kernels("")
+  uint64_t chunk_bytes = 16ull << 20;
+  // Called from worker threads, never concurrently, after each finished job.
+  std::function<void(const ScanProgress&)> progress;
+  const int32_t* cancel = nullptr;  // read atomically; non-zero: stop with Error(Cancelled)
+};
+
+struct TensorResult {
+  bool has_stats = false;
+  Summary summary{};
+};
+
+// One result per Model::tensors entry, same order.
+std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options);
+
+}  // namespace mother

@@ -1,0 +1,95 @@
+// Central moments with exact-as-possible float64 merging (Chan et al. / Pebay 2008).
+// A Moments value describes the finite elements of some range; NaN and +-Inf are only counted.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace mother {
+
+struct Moments {
+  double n = 0;      // finite elements (a double: merges need it as one; exact below 2^53)
+  double mean = 0;
+  double m2 = 0;     // sum (x - mean)^2
+  double m3 = 0;     // sum (x - mean)^3
+  double m4 = 0;     // sum (x - mean)^4
+  double sum_abs = 0;
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  uint64_t nan = 0;
+  uint64_t inf = 0;
+};
+
+// a <- a (+) b. Exact formulas for combining the central moments of two disjoint sets.
+inline void merge(Moments& a, const Moments& b) {
+  a.nan += b.nan;
+  a.inf += b.inf;
+  if (b.n == 0) return;
+  if (a.n == 0) {
+    uint64_t nan = a.nan, inf = a.inf;
+    a = b;
+    a.nan = nan;
+    a.inf = inf;
+    return;
+  }
+  const double na = a.n, nb = b.n, n = na + nb;
+  const double delta = b.mean - a.mean;
+  const double d_n = delta / n;
+  const double d2 = delta * delta;
+  const double nanb = na * nb;
+  const double m2 = a.m2 + b.m2 + d2 * nanb / n;
+  const double m3 = a.m3 + b.m3 + d2 * delta * nanb * (na - nb) / (n * n) +
+                    3.0 * d_n * (na * b.m2 - nb * a.m2);
+  const double m4 = a.m4 + b.m4 + d2 * d2 * nanb * (na * na - na * nb + nb * nb) / (n * n * n) +
+                    6.0 * d2 * (na * na * b.m2 + nb * nb * a.m2) / (n * n) +
+                    4.0 * d_n * (na * b.m3 - nb * a.m3);
+  a.mean = a.mean + delta * (nb / n);
+  a.m2 = m2;
+  a.m3 = m3;
+  a.m4 = m4;
+  a.n = n;
+  a.sum_abs += b.sum_abs;
+  if (b.min < a.min) a.min = b.min;
+  if (b.max > a.max) a.max = b.max;
+}
+
+// Final statistics, defined as numpy/scipy define them (population moments, ddof = 0):
+// std = sqrt(m2/n); skewness = (m3/n) / (m2/n)^1.5; kurtosis = (m4/n) / (m2/n)^2 - 3 (Fisher,
+// biased: scipy.stats.kurtosis defaults). Like scipy, skewness and kurtosis are NaN when the
+// variance is zero to within float64 resolution of the mean (constant data), or n == 0.
+struct Summary {
+  double count, mean, std, skewness, kurtosis, min, max, l2, abs_mean;
+  double nan, inf;
+};
+
+inline Summary summarize(const Moments& m) {
+  const double qnan = std::numeric_limits<double>::quiet_NaN();
+  Summary s;
+  s.count = m.n;
+  s.nan = static_cast<double>(m.nan);
+  s.inf = static_cast<double>(m.inf);
+  if (m.n == 0) {
+    s.mean = s.std = s.skewness = s.kurtosis = s.min = s.max = s.abs_mean = qnan;
+    s.l2 = 0;
+    return s;
+  }
+  const double var = m.m2 / m.n;
+  s.mean = m.mean;
+  s.std = std::sqrt(var);
+  // scipy: zero = m2 <= (finfo(float64).resolution * mean)^2, resolution = 1e-15
+  const double tiny = 1e-15 * m.mean;
+  if (var <= tiny * tiny) {
+    s.skewness = qnan;
+    s.kurtosis = qnan;
+  } else {
+    s.skewness = (m.m3 / m.n) / (var * std::sqrt(var));
+    s.kurtosis = (m.m4 / m.n) / (var * var) - 3.0;
+  }
+  s.min = m.min;
+  s.max = m.max;
+  s.l2 = std::sqrt(m.m2 + m.n * m.mean * m.mean);
+  s.abs_mean = m.sum_abs / m.n;
+  return s;
+}
+
+}  // namespace mother
