@@ -85,11 +85,14 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
   __m256d c0 = _mm256_setzero_pd(), c1 = _mm256_setzero_pd();
   __m256d f0 = _mm256_setzero_pd(), f1 = _mm256_setzero_pd();
+  __m256d e0 = _mm256_setzero_pd(), e1 = _mm256_setzero_pd();
   for (size_t i = 0; i < nv; i += 8) {
     __m256 x = L::load8(p + i * L::kSize);
     __m256d lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), vm);
     __m256d hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), vm);
     __m256d lo2 = _mm256_mul_pd(lo, lo), hi2 = _mm256_mul_pd(hi, hi);
+    e0 = _mm256_add_pd(e0, lo);
+    e1 = _mm256_add_pd(e1, hi);
     q0 = _mm256_add_pd(q0, lo2);
     q1 = _mm256_add_pd(q1, hi2);
     c0 = _mm256_fmadd_pd(lo2, lo, c0);
@@ -97,23 +100,16 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
     f0 = _mm256_fmadd_pd(lo2, lo2, f0);
     f1 = _mm256_fmadd_pd(hi2, hi2, f1);
   }
+  double sd = hsum(_mm256_add_pd(e0, e1));
   double m2 = hsum(_mm256_add_pd(q0, q1)), m3 = hsum(_mm256_add_pd(c0, c1)), m4 = hsum(_mm256_add_pd(f0, f1));
   for (size_t k = 0; k < nt; ++k) {
     double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
+    sd += d;
     m2 += d2;
     m3 += d2 * d;
     m4 += d2 * d2;
   }
-  Moments b;
-  b.n = static_cast<double>(n);
-  b.mean = mean;
-  b.m2 = m2;
-  b.m3 = m3;
-  b.m4 = m4;
-  b.sum_abs = sum_abs;
-  b.min = vmin;
-  b.max = vmax;
-  *out = b;
+  *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
 }
 
@@ -153,33 +149,26 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
   }
   const double mean = sum / static_cast<double>(n);
   const __m256d vm = _mm256_set1_pd(mean);
-  __m256d q0 = _mm256_setzero_pd(), c0 = _mm256_setzero_pd(), f0 = _mm256_setzero_pd();
+  __m256d q0 = _mm256_setzero_pd(), c0 = _mm256_setzero_pd(), f0 = _mm256_setzero_pd(), e0 = _mm256_setzero_pd();
   for (size_t i = 0; i < nv; i += 4) {
     __m256d d = _mm256_sub_pd(_mm256_loadu_pd(reinterpret_cast<const double*>(p + i * 8)), vm);
     __m256d d2 = _mm256_mul_pd(d, d);
+    e0 = _mm256_add_pd(e0, d);
     q0 = _mm256_add_pd(q0, d2);
     c0 = _mm256_fmadd_pd(d2, d, c0);
     f0 = _mm256_fmadd_pd(d2, d2, f0);
   }
-  double m2 = hsum(q0), m3 = hsum(c0), m4 = hsum(f0);
+  double sd = hsum(e0), m2 = hsum(q0), m3 = hsum(c0), m4 = hsum(f0);
   for (size_t k = nv; k < n; ++k) {
     double x;
     std::memcpy(&x, p + k * 8, 8);
     double d = x - mean, d2 = d * d;
+    sd += d;
     m2 += d2;
     m3 += d2 * d;
     m4 += d2 * d2;
   }
-  Moments b;
-  b.n = static_cast<double>(n);
-  b.mean = mean;
-  b.m2 = m2;
-  b.m3 = m3;
-  b.m4 = m4;
-  b.sum_abs = sum_abs;
-  b.min = vmin;
-  b.max = vmax;
-  *out = b;
+  *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
 }
 

@@ -56,11 +56,13 @@ bool block_f(const uint8_t* p, size_t n, Moments* out) {
   const double mean = sum / static_cast<double>(n);
   const float64x2_t vm = vdupq_n_f64(mean);
   float64x2_t q0 = vdupq_n_f64(0), q1 = vdupq_n_f64(0), c0 = vdupq_n_f64(0), c1 = vdupq_n_f64(0);
-  float64x2_t f0 = vdupq_n_f64(0), f1 = vdupq_n_f64(0);
+  float64x2_t f0 = vdupq_n_f64(0), f1 = vdupq_n_f64(0), e0 = vdupq_n_f64(0), e1 = vdupq_n_f64(0);
   for (size_t i = 0; i < nv; i += 4) {
     float32x4_t x = L::load4(p + i * L::kSize);
     float64x2_t lo = vsubq_f64(vcvt_f64_f32(vget_low_f32(x)), vm), hi = vsubq_f64(vcvt_high_f64_f32(x), vm);
     float64x2_t lo2 = vmulq_f64(lo, lo), hi2 = vmulq_f64(hi, hi);
+    e0 = vaddq_f64(e0, lo);
+    e1 = vaddq_f64(e1, hi);
     q0 = vaddq_f64(q0, lo2);
     q1 = vaddq_f64(q1, hi2);
     c0 = vfmaq_f64(c0, lo2, lo);
@@ -68,23 +70,16 @@ bool block_f(const uint8_t* p, size_t n, Moments* out) {
     f0 = vfmaq_f64(f0, lo2, lo2);
     f1 = vfmaq_f64(f1, hi2, hi2);
   }
+  double sd = vaddvq_f64(vaddq_f64(e0, e1));
   double m2 = vaddvq_f64(vaddq_f64(q0, q1)), m3 = vaddvq_f64(vaddq_f64(c0, c1)), m4 = vaddvq_f64(vaddq_f64(f0, f1));
   for (size_t k = 0; k < nt; ++k) {
     double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
+    sd += d;
     m2 += d2;
     m3 += d2 * d;
     m4 += d2 * d2;
   }
-  Moments b;
-  b.n = static_cast<double>(n);
-  b.mean = mean;
-  b.m2 = m2;
-  b.m3 = m3;
-  b.m4 = m4;
-  b.sum_abs = sum_abs;
-  b.min = vmin;
-  b.max = vmax;
-  *out = b;
+  *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
 }
 

@@ -30,23 +30,20 @@ void block(const uint8_t* p, size_t n, Moments* out) {
   }
   if (finite > 0) {
     const double mean = sum / static_cast<double>(finite);
-    double m2 = 0, m3 = 0, m4 = 0;
+    double sd = 0, m2 = 0, m3 = 0, m4 = 0;
     for (size_t i = 0; i < n; ++i) {
       double x = L::at(p, i);
       if (!std::isfinite(x)) continue;
       double d = x - mean, d2 = d * d;
+      sd += d;
       m2 += d2;
       m3 += d2 * d;
       m4 += d2 * d2;
     }
-    b.n = static_cast<double>(finite);
-    b.mean = mean;
-    b.m2 = m2;
-    b.m3 = m3;
-    b.m4 = m4;
-    b.sum_abs = sum_abs;
-    b.min = mn;
-    b.max = mx;
+    uint64_t nan = b.nan, inf = b.inf;
+    b = block_moments(static_cast<double>(finite), mean, sd, m2, m3, m4, sum_abs, mn, mx);
+    b.nan = nan;
+    b.inf = inf;
   }
   *out = b;
 }
@@ -119,32 +116,37 @@ void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
   }
   for (; i < n; ++i) ++h[0][p[i]];
   Moments m;
+  uint64_t nan = 0, inf = 0;
   double cnt[256];
-  double sum = 0, total = 0;
+  double sum = 0, total = 0, sum_abs = 0, vmin = INFINITY, vmax = -INFINITY;
   for (int b = 0; b < 256; ++b) {
     uint64_t c = h[0][b] + h[1][b] + h[2][b] + h[3][b];
     cnt[b] = static_cast<double>(c);
     if (c == 0) continue;
     float v = value[b];
-    if (std::isnan(v)) { m.nan += c; cnt[b] = 0; continue; }
-    if (std::isinf(v)) { m.inf += c; cnt[b] = 0; continue; }
+    if (std::isnan(v)) { nan += c; cnt[b] = 0; continue; }
+    if (std::isinf(v)) { inf += c; cnt[b] = 0; continue; }
     total += cnt[b];
     sum += cnt[b] * v;
-    m.sum_abs += cnt[b] * std::fabs(v);
-    if (v < m.min) m.min = v;
-    if (v > m.max) m.max = v;
+    sum_abs += cnt[b] * std::fabs(v);
+    if (v < vmin) vmin = v;
+    if (v > vmax) vmax = v;
   }
   if (total > 0) {
-    m.n = total;
-    m.mean = sum / total;
+    const double mean = sum / total;
+    double sd = 0, m2 = 0, m3 = 0, m4 = 0;
     for (int b = 0; b < 256; ++b) {
       if (cnt[b] == 0) continue;
-      double dv = static_cast<double>(value[b]) - m.mean, d2 = dv * dv;
-      m.m2 += cnt[b] * d2;
-      m.m3 += cnt[b] * d2 * dv;
-      m.m4 += cnt[b] * d2 * d2;
+      double dv = static_cast<double>(value[b]) - mean, d2 = dv * dv;
+      sd += cnt[b] * dv;
+      m2 += cnt[b] * d2;
+      m3 += cnt[b] * d2 * dv;
+      m4 += cnt[b] * d2 * d2;
     }
+    m = block_moments(total, mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   }
+  m.nan = nan;
+  m.inf = inf;
   merge(*acc, m);
 }
 

@@ -9,7 +9,8 @@ namespace mother {
 
 struct Moments {
   double n = 0;      // finite elements (a double: merges need it as one; exact below 2^53)
-  double mean = 0;
+  double mean = 0;   // the mean is mean + mean_lo (a double-double): block means of data with
+  double mean_lo = 0;// mean >> std must differ exactly, or the merge terms lose digits
   double m2 = 0;     // sum (x - mean)^2
   double m3 = 0;     // sum (x - mean)^3
   double m4 = 0;     // sum (x - mean)^4
@@ -33,7 +34,8 @@ inline void merge(Moments& a, const Moments& b) {
     return;
   }
   const double na = a.n, nb = b.n, n = na + nb;
-  const double delta = b.mean - a.mean;
+  // b.mean - a.mean is exact when the means are close (Sterbenz), which is when it matters.
+  const double delta = (b.mean - a.mean) + (b.mean_lo - a.mean_lo);
   const double d_n = delta / n;
   const double d2 = delta * delta;
   const double nanb = na * nb;
@@ -43,7 +45,16 @@ inline void merge(Moments& a, const Moments& b) {
   const double m4 = a.m4 + b.m4 + d2 * d2 * nanb * (na * na - na * nb + nb * nb) / (n * n * n) +
                     6.0 * d2 * (na * na * b.m2 + nb * nb * a.m2) / (n * n) +
                     4.0 * d_n * (na * b.m3 - nb * a.m3);
-  a.mean = a.mean + delta * (nb / n);
+  {
+    // a.mean += delta * nb / n, in double-double
+    const double t = delta * (nb / n);
+    const double hi = a.mean + t;
+    const double bb = hi - a.mean;
+    const double err = (a.mean - (hi - bb)) + (t - bb);
+    const double lo = a.mean_lo + err;
+    a.mean = hi + lo;
+    a.mean_lo = lo - (a.mean - hi);
+  }
   a.m2 = m2;
   a.m3 = m3;
   a.m4 = m4;
@@ -51,6 +62,26 @@ inline void merge(Moments& a, const Moments& b) {
   a.sum_abs += b.sum_abs;
   if (b.min < a.min) a.min = b.min;
   if (b.max > a.max) a.max = b.max;
+}
+
+// Moments of one block from sums of d = x - mean over its n finite elements: sd = sum d,
+// sd2..sd4 = sum d^2..d^4. `mean` is only approximately the block mean (rounded); the residual
+// c = sd / n is folded in exactly (corrected two-pass algorithm, Chan, Golub & LeVeque 1983).
+inline Moments block_moments(double n, double mean, double sd, double sd2, double sd3, double sd4,
+                             double sum_abs, double min, double max) {
+  Moments b;
+  if (n == 0) return b;
+  const double c = sd / n, c2 = c * c;
+  b.n = n;
+  b.mean = mean;
+  b.mean_lo = c;
+  b.m2 = sd2 - n * c2;
+  b.m3 = sd3 - 3.0 * c * sd2 + 2.0 * n * c2 * c;
+  b.m4 = sd4 - 4.0 * c * sd3 + 6.0 * c2 * sd2 - 3.0 * n * c2 * c2;
+  b.sum_abs = sum_abs;
+  b.min = min;
+  b.max = max;
+  return b;
 }
 
 // Final statistics, defined as numpy/scipy define them (population moments, ddof = 0):
@@ -74,10 +105,10 @@ inline Summary summarize(const Moments& m) {
     return s;
   }
   const double var = m.m2 / m.n;
-  s.mean = m.mean;
+  s.mean = m.mean + m.mean_lo;
   s.std = std::sqrt(var);
   // scipy: zero = m2 <= (finfo(float64).resolution * mean)^2, resolution = 1e-15
-  const double tiny = 1e-15 * m.mean;
+  const double tiny = 1e-15 * s.mean;
   if (var <= tiny * tiny) {
     s.skewness = qnan;
     s.kurtosis = qnan;
@@ -87,7 +118,7 @@ inline Summary summarize(const Moments& m) {
   }
   s.min = m.min;
   s.max = m.max;
-  s.l2 = std::sqrt(m.m2 + m.n * m.mean * m.mean);
+  s.l2 = std::sqrt(m.m2 + m.n * s.mean * s.mean);
   s.abs_mean = m.sum_abs / m.n;
   return s;
 }

@@ -2,6 +2,10 @@
 // of the native code they test.
 import * as fs from 'node:fs';
 
+// Global lookups (Math.*, Number.*) are slow inside jest's VM context: alias them once.
+const { abs, sqrt, log, cos, floor, log2, imul, PI } = Math;
+const { isNaN: isNaNum, isFinite: isFin } = Number;
+
 export type FloatDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0' | 'F8_E4M3FNUZ' | 'F8_E5M2FNUZ';
 export const FLOAT_DTYPES: FloatDtype[] = ['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ'];
 
@@ -81,7 +85,7 @@ function f8Table(dtype: FloatDtype) {
     const pairs: [number, number][] = [];
     for (let b = 0; b < 256; b++) {
       const v = decodeF8(dtype, b);
-      if (Number.isFinite(v) && !(v === 0 && 1 / v < 0)) pairs.push([v, b]);
+      if (isFin(v) && !(v === 0 && 1 / v < 0)) pairs.push([v, b]);
     }
     pairs.sort((a, b) => a[0] - b[0]);
     t = { values: pairs.map((p) => p[0]), codes: pairs.map((p) => p[1]) };
@@ -91,8 +95,8 @@ function f8Table(dtype: FloatDtype) {
 }
 
 function encodeF8(dtype: FloatDtype, x: number): number {
-  if (Number.isNaN(x)) return dtype === 'F8_E4M3' ? 0x7f : dtype === 'F8_E5M2' ? 0x7e : dtype === 'F8_E8M0' ? 0xff : 0x80;
-  if (dtype === 'F8_E5M2' && !Number.isFinite(x)) return x > 0 ? 0x7c : 0xfc;
+  if (isNaNum(x)) return dtype === 'F8_E4M3' ? 0x7f : dtype === 'F8_E5M2' ? 0x7e : dtype === 'F8_E8M0' ? 0xff : 0x80;
+  if (dtype === 'F8_E5M2' && !isFin(x)) return x > 0 ? 0x7c : 0xfc;
   const { values, codes } = f8Table(dtype);
   let lo = 0;
   let hi = values.length - 1;
@@ -109,18 +113,18 @@ function encodeF8(dtype: FloatDtype, x: number): number {
 export function encodeBF16(x: number): number {
   f32[0] = x;
   const b = u32[0];
-  if (Number.isNaN(x)) return 0x7fc0;
+  if (isNaNum(x)) return 0x7fc0;
   const rounded = b + 0x7fff + ((b >>> 16) & 1);
   return (rounded >>> 16) & 0xffff;
 }
 
 export function encodeF16(x: number): number {
-  if (Number.isNaN(x)) return 0x7e00;
+  if (isNaNum(x)) return 0x7e00;
   const s = x < 0 || (x === 0 && 1 / x < 0) ? 0x8000 : 0;
-  const a = Math.abs(x);
+  const a = abs(x);
   if (a >= 65520) return s | 0x7c00;
   if (a < 2 ** -24 * 0.5) return s;
-  let e = Math.floor(Math.log2(a));
+  let e = floor(log2(a));
   if (2 ** e > a) e -= 1;
   if (2 ** (e + 1) <= a) e += 1;
   if (e < -14) {
@@ -137,7 +141,7 @@ export function encodeF16(x: number): number {
 }
 
 function roundEven(v: number): number {
-  const f = Math.floor(v);
+  const f = floor(v);
   const d = v - f;
   if (d > 0.5) return f + 1;
   if (d < 0.5) return f;

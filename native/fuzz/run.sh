@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target for the safetensors header reader and runs it for a bounded time.
+#
+#   npm run fuzz                          # 60 s
+#   FUZZ_SECONDS=600 npm run fuzz         # longer
+#   bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
+#
+# Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
+# processes, default 1), FUZZ_ARGS (extra libFuzzer flags).
+# Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
+# artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+CXX="${CXX:-clang++}"
+OUT="$ROOT/build-fuzz"
+BIN="$OUT/fuzz_header"
+SECONDS_TO_RUN="${FUZZ_SECONDS:-60}"
+JOBS="${FUZZ_JOBS:-1}"
+
+if ! command -v "$CXX" >/dev/null 2>&1; then
+  echo "run.sh: $CXX not found; libFuzzer needs clang (apt-get install clang libclang-rt-14-dev)" >&2
+  exit 1
+fi
+case "$SECONDS_TO_RUN" in
+  ''|*[!0-9]*) echo "run.sh: FUZZ_SECONDS must be a whole number of seconds, got '$SECONDS_TO_RUN'" >&2; exit 2 ;;
+esac
+
+SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/core/safetensors.cc
+         native/core/mapped_file.cc native/fuzz/fuzz_header.cc)
+mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
+
+# Rebuild when the binary is missing or older than any source or header.
+need_build=0
+[ -x "$BIN" ] || need_build=1
+if [ "$need_build" = 0 ]; then
+  for f in "${SOURCES[@]}" native/core/*.h "$0"; do
+    if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
+  done
+fi
+if [ "$need_build" = 1 ]; then
+  echo "run.sh: building $BIN"
+  "$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Inative/core "${SOURCES[@]}" -o "$BIN"
+fi
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+# Reproduce mode: run the given inputs once each.
+if [ "$#" -gt 0 ]; then
+  exec "$BIN" -runs=1 "$@"
+fi
+
+# Seeds: every safetensors file of the malformed/valid fixture set, plus a few valid files
+# written here (so the seed set does not depend on the fixtures having been generated).
+rm -f "$OUT/seeds/"*
+if [ -d test/fixtures/malformed ]; then
+  i=0
+  while IFS= read -r -d '' f; do
+    cp "$f" "$OUT/seeds/fixture-$i-$(basename "$f")"
+    i=$((i + 1))
+  done < <(find test/fixtures/malformed -name '*.safetensors' -size -65536c -print0 | sort -z)
+fi
+node -e '
+const fs = require("fs"), path = require("path");
+function file(header, data) {
+  const h = Buffer.from(typeof header === "string" ? header : JSON.stringify(header));
+  const len = Buffer.alloc(8); len.writeBigUInt64LE(BigInt(h.length));
+  return Buffer.concat([len, h, Buffer.alloc(data)]);
+}
+const out = process.argv[1];
+const seeds = {
+  "two-f32": file({ __metadata__: { format: "pt" }, a: { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: "BF16", shape: [3], data_offsets: [16, 22] } }, 22),
+  "all-dtypes": file(Object.fromEntries(["BOOL","U8","I8","I16","U16","I32","U32","I64","U64","F16","BF16","F32","F64","C64","F8_E4M3","F8_E5M2","F8_E8M0","F8_E4M3FNUZ","F8_E5M2FNUZ","F4","F6_E2M3","F6_E3M2"].map((d, i) => [d.toLowerCase(), { dtype: d, shape: [0], data_offsets: [0, 0] }])), 0),
+  "escapes": file("{\"\\u00e9\\ud83d\\ude00\\n\\\"\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}  ", 1),
+  "empty": file("{}", 0),
+};
+for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "valid-" + k + ".safetensors"), v);
+' "$OUT/seeds"
+
+echo "run.sh: fuzzing for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds" | wc -l) seeds, corpus $(ls "$OUT/corpus" | wc -l) files)"
+JOB_ARGS=()
+if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
+# shellcheck disable=SC2086
+"$BIN" "$OUT/corpus" "$OUT/seeds" \
+  -dict=native/fuzz/header.dict \
+  -max_len=65536 \
+  -max_total_time="$SECONDS_TO_RUN" \
+  -timeout=10 \
+  -rss_limit_mb=2048 \
+  -print_final_stats=1 \
+  -artifact_prefix="$OUT/artifacts/" \
+  "${JOB_ARGS[@]}" ${FUZZ_ARGS:-}
