@@ -24,11 +24,14 @@ const GENERATORS: Record<string, Gen> = {
       return u < 0.01 ? NaN : u < 0.015 ? Infinity : u < 0.02 ? -Infinity : r.normal();
     }),
   'denormal mixture': (r, n) => Array.from({ length: n }, () => (r.next() < 0.3 ? 1e-42 * r.next() : r.normal())),
+  // block means that jump far from the previous block's (the SIMD kernels' shift)
+  'level shifts': (r, n) => Array.from({ length: n }, (_, i) => (Math.floor(i / 2048) % 2 ? 1e4 : -7) + 1e-3 * r.normal()),
+  'sorted ramp': (r, n) => Array.from({ length: n }, () => r.normal()).sort((a, b) => a - b),
   constant: (_r, n) => Array.from({ length: n }, () => 0.125),
   'all NaN': (_r, n) => Array.from({ length: n }, () => NaN),
 };
 
-const SIZES = [0, 1, 2, 3, 15, 16, 17, 1000, 2047, 2048, 2049, 6151];
+const SIZES = [0, 1, 2, 3, 15, 16, 17, 1000, 2047, 2048, 2049, 6151, 10241];
 
 function nativeStats(bytes: Uint8Array, dtype: FloatDtype, simd: string) {
   return addon.moments(bytes, dtype, simd);

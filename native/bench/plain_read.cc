@@ -27,6 +27,7 @@ PlainReadResult plain_read(const std::vector<std::string>& paths, unsigned threa
   parallel_for(jobs.size(), resolve_threads(threads), [&](size_t j) {
     const Job& job = jobs[j];
     const MappedFile& m = *maps[job.file];
+    m.populate(job.offset, job.len);
     checksum.fetch_add(kernels->sum_u64(m.data() + job.offset, job.len), std::memory_order_relaxed);
     m.release(job.offset, job.len);
   });

@@ -1,5 +1,6 @@
 #include "mapped_file.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -62,11 +63,21 @@ void MappedFile::release(uint64_t offset, uint64_t len) const {
   ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
-void MappedFile::will_need(uint64_t offset, uint64_t len) const {
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+void MappedFile::populate(uint64_t offset, uint64_t len) const {
   if (!data_ || len == 0 || offset >= size_) return;
   const uint64_t ps = page_size();
   uint64_t begin = offset / ps * ps;
   uint64_t end = offset + len > size_ ? size_ : offset + len;
+  static std::atomic<bool> unsupported{false};
+  if (!unsupported.load(std::memory_order_relaxed)) {
+    if (::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_POPULATE_READ) == 0) return;
+    if (errno == EINVAL) unsupported.store(true);  // kernel older than 5.14
+    else return;  // e.g. EFAULT past a truncated file: let the read fault report it
+  }
   ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_WILLNEED);
 }
 

@@ -22,8 +22,11 @@ class MappedFile {
   // Drops the page-table entries of the whole pages inside [offset, offset + len): the data
   // stays in the page cache but no longer counts in this process's resident set.
   void release(uint64_t offset, uint64_t len) const;
-  // Hints that [offset, offset + len) will be read soon, sequentially.
-  void will_need(uint64_t offset, uint64_t len) const;
+  // Maps [offset, offset + len) into the page tables in one call (MADV_POPULATE_READ,
+  // Linux >= 5.14; elsewhere a MADV_WILLNEED hint): one system call instead of a page fault
+  // every 64 KiB. Faults are not overlapped with computation, so this is most of the gap
+  // between reading a mapped file and reading memory.
+  void populate(uint64_t offset, uint64_t len) const;
 
  private:
   std::string path_;

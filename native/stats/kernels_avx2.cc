@@ -86,7 +86,10 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   __m256d c0 = _mm256_setzero_pd(), c1 = _mm256_setzero_pd();
   __m256d f0 = _mm256_setzero_pd(), f1 = _mm256_setzero_pd();
   __m256d e0 = _mm256_setzero_pd(), e1 = _mm256_setzero_pd();
+  // The next block streams in from memory while this one is reduced from L1.
+  const uint8_t* next = p + n * L::kSize;
   for (size_t i = 0; i < nv; i += 8) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + i * L::kSize), _MM_HINT_T0);
     __m256 x = L::load8(p + i * L::kSize);
     __m256d lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), vm);
     __m256d hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), vm);
@@ -111,6 +114,76 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   }
   *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
+}
+
+enum class Pass { kOk, kNonFinite, kPoorShift };
+
+// Single pass about a shift K (the previous block's mean); see kernels_avx512.cc.
+template <typename L>
+ISA_FN Pass block_f1(const uint8_t* p, size_t n, double shift, Moments* out) {
+  const size_t nv = n / 8 * 8;
+  const __m256i expmask = _mm256_set1_epi32(0x7F800000);
+  const __m256d vk = _mm256_set1_pd(shift);
+  __m256d e0 = _mm256_setzero_pd(), e1 = _mm256_setzero_pd();
+  __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+  __m256d c0 = _mm256_setzero_pd(), c1 = _mm256_setzero_pd();
+  __m256d f0 = _mm256_setzero_pd(), f1 = _mm256_setzero_pd();
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
+  __m256i bad = _mm256_setzero_si256();
+  const uint8_t* next = p + n * L::kSize;
+  for (size_t i = 0; i < nv; i += 8) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + i * L::kSize), _MM_HINT_T0);
+    __m256 x = L::load8(p + i * L::kSize);
+    __m256i e = _mm256_and_si256(_mm256_castps_si256(x), expmask);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, expmask));
+    mn = _mm256_min_ps(mn, x);
+    mx = _mm256_max_ps(mx, x);
+    __m256d xl = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+    __m256d xh = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    a0 = _mm256_add_pd(a0, absd(xl));
+    a1 = _mm256_add_pd(a1, absd(xh));
+    __m256d lo = _mm256_sub_pd(xl, vk), hi = _mm256_sub_pd(xh, vk);
+    __m256d lo2 = _mm256_mul_pd(lo, lo), hi2 = _mm256_mul_pd(hi, hi);
+    e0 = _mm256_add_pd(e0, lo);
+    e1 = _mm256_add_pd(e1, hi);
+    q0 = _mm256_add_pd(q0, lo2);
+    q1 = _mm256_add_pd(q1, hi2);
+    c0 = _mm256_fmadd_pd(lo2, lo, c0);
+    c1 = _mm256_fmadd_pd(hi2, hi, c1);
+    f0 = _mm256_fmadd_pd(lo2, lo2, f0);
+    f1 = _mm256_fmadd_pd(hi2, hi2, f1);
+  }
+  if (!_mm256_testz_si256(bad, bad)) return Pass::kNonFinite;
+  double sd = hsum(_mm256_add_pd(e0, e1));
+  double m2 = hsum(_mm256_add_pd(q0, q1)), m3 = hsum(_mm256_add_pd(c0, c1)), m4 = hsum(_mm256_add_pd(f0, f1));
+  double sum_abs = hsum(_mm256_add_pd(a0, a1));
+  double vmin = nv ? hmin(mn) : INFINITY;
+  double vmax = nv ? hmax(mx) : -INFINITY;
+  const size_t nt = n - nv;
+  if (nt) {
+    float tail[8];
+    alignas(32) uint8_t buf[8 * 4] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    _mm256_storeu_ps(tail, L::load8(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return Pass::kNonFinite;
+      double d = x - shift, d2 = d * d;
+      sd += d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double nn = static_cast<double>(n);
+  const double c = sd / nn;
+  if (!(c * c * nn <= 0.5 * m2)) return Pass::kPoorShift;  // |mean - K| > std (or NaN)
+  *out = block_moments(nn, shift, sd, m2, m3, m4, sum_abs, vmin, vmax);
+  return Pass::kOk;
 }
 
 ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
@@ -174,11 +247,15 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
 
 template <typename L>
 ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  double shift = NAN;  // no block seen yet: the first block takes two passes
   for (uint64_t i = 0; i < n; i += kBlock) {
     size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
     const uint8_t* q = p + i * L::kSize;
     Moments b;
-    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    Pass r = __builtin_isnan(shift) ? Pass::kPoorShift : block_f1<L>(q, len, shift, &b);
+    if (r == Pass::kPoorShift && !block_f<L>(q, len, &b)) r = Pass::kNonFinite;
+    if (r == Pass::kNonFinite) scalar_block_moments(d, q, len, &b);
+    if (b.n > 0) shift = b.mean;
     merge(*acc, b);
   }
 }

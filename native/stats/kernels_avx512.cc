@@ -73,7 +73,10 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd();
   __m512d f0 = _mm512_setzero_pd(), f1 = _mm512_setzero_pd();
   __m512d e0 = _mm512_setzero_pd(), e1 = _mm512_setzero_pd();
+  // The next block streams in from memory while this one is reduced from L1.
+  const uint8_t* next = p + n * L::kSize;
   for (size_t i = 0; i < nv; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + i * L::kSize), _MM_HINT_T0);
     __m512 x = L::load16(p + i * L::kSize);
     __m512d lo = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), vm);
     __m512d hi = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), vm);
@@ -98,6 +101,77 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   }
   *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
+}
+
+enum class Pass { kOk, kNonFinite, kPoorShift };
+
+// Single pass about a shift K (the previous block's mean): sums of d = x - K, d^2, d^3, d^4,
+// |x|, min, max in one read. block_moments() folds the residual mean exactly; that loses
+// digits only when the block mean is far from K relative to its spread, which is detected
+// (|mean - K| > std) and answered with the two-pass block.
+template <typename L>
+ISA_FN Pass block_f1(const uint8_t* p, size_t n, double shift, Moments* out) {
+  const size_t nv = n / 16 * 16;
+  const __m512d vk = _mm512_set1_pd(shift);
+  __m512d e0 = _mm512_setzero_pd(), e1 = _mm512_setzero_pd();
+  __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();
+  __m512d c0 = _mm512_setzero_pd(), c1 = _mm512_setzero_pd();
+  __m512d f0 = _mm512_setzero_pd(), f1 = _mm512_setzero_pd();
+  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  __m512 mn = _mm512_set1_ps(INFINITY), mx = _mm512_set1_ps(-INFINITY);
+  __mmask16 bad = 0;
+  const uint8_t* next = p + n * L::kSize;
+  for (size_t i = 0; i < nv; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + i * L::kSize), _MM_HINT_T0);
+    __m512 x = L::load16(p + i * L::kSize);
+    bad |= _mm512_fpclass_ps_mask(x, kNonFinite);
+    mn = _mm512_min_ps(mn, x);
+    mx = _mm512_max_ps(mx, x);
+    __m512d xl = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    __m512d xh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    a0 = _mm512_add_pd(a0, _mm512_abs_pd(xl));
+    a1 = _mm512_add_pd(a1, _mm512_abs_pd(xh));
+    __m512d lo = _mm512_sub_pd(xl, vk), hi = _mm512_sub_pd(xh, vk);
+    __m512d lo2 = _mm512_mul_pd(lo, lo), hi2 = _mm512_mul_pd(hi, hi);
+    e0 = _mm512_add_pd(e0, lo);
+    e1 = _mm512_add_pd(e1, hi);
+    q0 = _mm512_add_pd(q0, lo2);
+    q1 = _mm512_add_pd(q1, hi2);
+    c0 = _mm512_fmadd_pd(lo2, lo, c0);
+    c1 = _mm512_fmadd_pd(hi2, hi, c1);
+    f0 = _mm512_fmadd_pd(lo2, lo2, f0);
+    f1 = _mm512_fmadd_pd(hi2, hi2, f1);
+  }
+  if (bad) return Pass::kNonFinite;
+  double sd = hsum(_mm512_add_pd(e0, e1));
+  double m2 = hsum(_mm512_add_pd(q0, q1)), m3 = hsum(_mm512_add_pd(c0, c1)), m4 = hsum(_mm512_add_pd(f0, f1));
+  double sum_abs = hsum(_mm512_add_pd(a0, a1));
+  double vmin = nv ? _mm512_reduce_min_ps(mn) : INFINITY;
+  double vmax = nv ? _mm512_reduce_max_ps(mx) : -INFINITY;
+  const size_t nt = n - nv;
+  if (nt) {
+    float tail[16];
+    alignas(64) uint8_t buf[16 * 4] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    _mm512_storeu_ps(tail, L::load16(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return Pass::kNonFinite;
+      double d = x - shift, d2 = d * d;
+      sd += d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double nn = static_cast<double>(n);
+  const double c = sd / nn;
+  if (!(c * c * nn <= 0.5 * m2)) return Pass::kPoorShift;  // |mean - K| > std (or NaN)
+  *out = block_moments(nn, shift, sd, m2, m3, m4, sum_abs, vmin, vmax);
+  return Pass::kOk;
 }
 
 ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
@@ -153,11 +227,15 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
 
 template <typename L>
 ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  double shift = NAN;  // no block seen yet: the first block takes two passes
   for (uint64_t i = 0; i < n; i += kBlock) {
     size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
     const uint8_t* q = p + i * L::kSize;
     Moments b;
-    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    Pass r = __builtin_isnan(shift) ? Pass::kPoorShift : block_f1<L>(q, len, shift, &b);
+    if (r == Pass::kPoorShift && !block_f<L>(q, len, &b)) r = Pass::kNonFinite;
+    if (r == Pass::kNonFinite) scalar_block_moments(d, q, len, &b);
+    if (b.n > 0) shift = b.mean;
     merge(*acc, b);
   }
 }

@@ -83,13 +83,80 @@ bool block_f(const uint8_t* p, size_t n, Moments* out) {
   return true;
 }
 
+enum class Pass { kOk, kNonFinite, kPoorShift };
+
+// Single pass about a shift K (the previous block's mean); see kernels_avx512.cc.
+template <typename L>
+Pass block_f1(const uint8_t* p, size_t n, double shift, Moments* out) {
+  const size_t nv = n / 4 * 4;
+  const uint32x4_t expmask = vdupq_n_u32(0x7F800000u);
+  const float64x2_t vk = vdupq_n_f64(shift);
+  float64x2_t e0 = vdupq_n_f64(0), e1 = vdupq_n_f64(0), q0 = vdupq_n_f64(0), q1 = vdupq_n_f64(0);
+  float64x2_t c0 = vdupq_n_f64(0), c1 = vdupq_n_f64(0), f0 = vdupq_n_f64(0), f1 = vdupq_n_f64(0);
+  float64x2_t a0 = vdupq_n_f64(0), a1 = vdupq_n_f64(0);
+  float32x4_t mn = vdupq_n_f32(INFINITY), mx = vdupq_n_f32(-INFINITY);
+  uint32x4_t bad = vdupq_n_u32(0);
+  for (size_t i = 0; i < nv; i += 4) {
+    float32x4_t x = L::load4(p + i * L::kSize);
+    bad = vorrq_u32(bad, vceqq_u32(vandq_u32(vreinterpretq_u32_f32(x), expmask), expmask));
+    mn = vminq_f32(mn, x);
+    mx = vmaxq_f32(mx, x);
+    float64x2_t xl = vcvt_f64_f32(vget_low_f32(x)), xh = vcvt_high_f64_f32(x);
+    a0 = vaddq_f64(a0, vabsq_f64(xl));
+    a1 = vaddq_f64(a1, vabsq_f64(xh));
+    float64x2_t lo = vsubq_f64(xl, vk), hi = vsubq_f64(xh, vk);
+    float64x2_t lo2 = vmulq_f64(lo, lo), hi2 = vmulq_f64(hi, hi);
+    e0 = vaddq_f64(e0, lo);
+    e1 = vaddq_f64(e1, hi);
+    q0 = vaddq_f64(q0, lo2);
+    q1 = vaddq_f64(q1, hi2);
+    c0 = vfmaq_f64(c0, lo2, lo);
+    c1 = vfmaq_f64(c1, hi2, hi);
+    f0 = vfmaq_f64(f0, lo2, lo2);
+    f1 = vfmaq_f64(f1, hi2, hi2);
+  }
+  if (vmaxvq_u32(bad)) return Pass::kNonFinite;
+  double sd = vaddvq_f64(vaddq_f64(e0, e1));
+  double m2 = vaddvq_f64(vaddq_f64(q0, q1)), m3 = vaddvq_f64(vaddq_f64(c0, c1)), m4 = vaddvq_f64(vaddq_f64(f0, f1));
+  double sum_abs = vaddvq_f64(vaddq_f64(a0, a1));
+  double vmin = nv ? vminvq_f32(mn) : INFINITY, vmax = nv ? vmaxvq_f32(mx) : -INFINITY;
+  const size_t nt = n - nv;
+  if (nt) {
+    float tail[4];
+    uint8_t buf[16] = {0};
+    std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
+    vst1q_f32(tail, L::load4(buf));
+    for (size_t k = 0; k < nt; ++k) {
+      double x = tail[k];
+      if (__builtin_isnan(x) || __builtin_isinf(x)) return Pass::kNonFinite;
+      double d = x - shift, d2 = d * d;
+      sd += d;
+      m2 += d2;
+      m3 += d2 * d;
+      m4 += d2 * d2;
+      sum_abs += x < 0 ? -x : x;
+      vmin = x < vmin ? x : vmin;
+      vmax = x > vmax ? x : vmax;
+    }
+  }
+  const double nn = static_cast<double>(n);
+  const double c = sd / nn;
+  if (!(c * c * nn <= 0.5 * m2)) return Pass::kPoorShift;
+  *out = block_moments(nn, shift, sd, m2, m3, m4, sum_abs, vmin, vmax);
+  return Pass::kOk;
+}
+
 template <typename L>
 void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  double shift = NAN;  // no block seen yet: the first block takes two passes
   for (uint64_t i = 0; i < n; i += kBlock) {
     size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
     const uint8_t* q = p + i * L::kSize;
     Moments b;
-    if (!block_f<L>(q, len, &b)) scalar_block_moments(d, q, len, &b);
+    Pass r = __builtin_isnan(shift) ? Pass::kPoorShift : block_f1<L>(q, len, shift, &b);
+    if (r == Pass::kPoorShift && !block_f<L>(q, len, &b)) r = Pass::kNonFinite;
+    if (r == Pass::kNonFinite) scalar_block_moments(d, q, len, &b);
+    if (b.n > 0) shift = b.mean;
     merge(*acc, b);
   }
 }

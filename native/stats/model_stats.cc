@@ -57,6 +57,9 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
     const TensorInfo& info = model.info(ref);
     const uint64_t esize = dtype_bits(info.dtype) / 8;
     const uint8_t* p = file.tensor_data(info) + job.first * esize;
+    const uint64_t nbytes = job.count * esize;
+    const uint64_t file_offset = file.header.data_start + info.begin + job.first * esize;
+    file.map->populate(file_offset, nbytes);
     Moments m;
     switch (info.dtype) {
       case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
@@ -67,8 +70,7 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
         break;
     }
     partial[j] = m;
-    const uint64_t nbytes = job.count * esize;
-    file.map->release(file.header.data_start + info.begin + job.first * esize, nbytes);
+    file.map->release(file_offset, nbytes);
     uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;
     uint64_t tdone = tensors_done.load();
     if (remaining[job.tensor].fetch_sub(1) == 1) tdone = tensors_done.fetch_add(1) + 1;

@@ -1,0 +1,77 @@
+// `npm run bench`: speed and memory of the statistics pass, as ratios measured in one run.
+//   stats pass GB/s vs a plain read-and-sum of the same bytes through the same mmaps
+//   (page cache warm), for F32, F16 and BF16 files of >= 1 GiB, on every SIMD path;
+//   peak RSS of a child process scanning a 4 GiB file.
+// Env: MOTHER_BENCH_GIB (file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
+//      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_DIR (data folder).
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+import { scanModel } from '../lib';
+import { native, packageRoot } from '../lib/native';
+import { ensureWeightsFile, gbps, machine, median, table } from './common';
+
+const GiB = 2 ** 30;
+
+async function main(): Promise<void> {
+  const size = Number(process.env.MOTHER_BENCH_GIB || 1) * GiB;
+  const rssSize = Number(process.env.MOTHER_BENCH_RSS_GIB || 4) * GiB;
+  const reps = Number(process.env.MOTHER_BENCH_REPS || 5);
+  const addon = native();
+  const paths = addon.simdPaths();
+  console.log(`# mother benchmark: statistics pass vs plain read`);
+  console.log(`machine: ${machine()}`);
+  console.log(`date: ${new Date().toISOString()}  SIMD paths: ${paths.join(', ')}  threads: all  reps: ${reps} (median)\n`);
+
+  const rows: (string | number)[][] = [];
+  for (const dtype of ['F32', 'F16', 'BF16']) {
+    process.stderr.write(`preparing ${dtype} file...\n`);
+    const file = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
+    await addon.plainRead([file], {}); // warm the page cache
+    const best = paths.at(-1)!;
+    const plain: number[] = [];
+    const stats: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+    let bytes = 0;
+    for (let r = 0; r < reps; r++) {
+      // interleave the runs so drift hits every variant alike
+      const pr = await addon.plainRead([file], { simd: best });
+      plain.push(gbps(pr.bytes, pr.seconds));
+      for (const simd of paths) {
+        const s = await scanModel(file, { simd });
+        bytes = s.bytes;
+        stats[simd].push(gbps(s.bytes, s.seconds));
+      }
+    }
+    const p = median(plain);
+    for (const simd of paths) {
+      const v = median(stats[simd]);
+      rows.push([dtype, (bytes / GiB).toFixed(2) + ' GiB', simd, p.toFixed(2), v.toFixed(2), (v / p).toFixed(2)]);
+    }
+  }
+  console.log(table(['dtype', 'size', 'stats path', 'plain read GB/s', 'stats GB/s', 'ratio'], rows));
+  console.log(`\nplain read = native read-and-sum loop over the same mmaps, same threads and chunking (best SIMD); target ratio >= 0.8 on the best path\n`);
+
+  process.stderr.write(`preparing ${rssSize / GiB} GiB file for the memory check...\n`);
+  const big = ensureWeightsFile(`weights-BF16-${rssSize / GiB}GiB.safetensors`, 'BF16', rssSize);
+  // VmHWM (peak RSS of this process image); getrusage's maxrss would include the RSS the
+  // parent had when it forked.
+  const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
+  const lib = JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'));
+  const script = `require(${lib}).scanModel(${JSON.stringify(big)}).then(s => console.log(JSON.stringify({ rss: ${hwm}, bytes: s.bytes, seconds: s.seconds })))`;
+  const base = spawnSync(process.execPath, ['-e', `require(${lib}).simdPaths(); console.log(JSON.stringify({ rss: ${hwm} }))`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`memory check failed: ${r.stderr}`);
+  const m = JSON.parse(r.stdout) as { rss: number; bytes: number; seconds: number };
+  const b = JSON.parse(base.stdout) as { rss: number };
+  console.log(
+    table(
+      ['memory check', 'file', 'peak RSS', 'node + addon alone', 'RSS / file size'],
+      [['scanModel, all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(b.rss / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
+    ),
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
