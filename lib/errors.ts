@@ -54,7 +54,13 @@ export class MotherError extends Error {
 
 /** Turns an error thrown by the addon into a MotherError (other errors pass through). */
 export function fromNative(err: unknown): unknown {
-  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') {
+  // Not `instanceof Error`: the addon creates its errors in Node's main realm, which is not
+  // the realm of code running in a vm context (jest, REPL sandboxes).
+  if (
+    typeof err === 'object' && err !== null &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    typeof (err as { message?: unknown }).message === 'string'
+  ) {
     const e = err as Error & { code: string; file?: string; tensor?: string };
     if (e.code.startsWith('ERR_')) {
       return new MotherError(e.code as MotherErrorCode, e.message, { file: e.file, tensor: e.tensor });

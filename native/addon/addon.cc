@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../core/safetensors.h"
+#include "../pairwise/pairwise.h"
 #include "../stats/dispatch.h"
 #include "../stats/model_stats.h"
 
@@ -274,7 +277,10 @@ class InspectWorker : public Napi::AsyncWorker {
       fo.Set("size", Napi::Number::New(env, static_cast<double>(f.map->size())));
       fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header.header_len)));
       Napi::Object meta = Napi::Object::New(env);
-      for (const auto& kv : f.header.metadata) meta.Set(kv.first, kv.second);
+      // napi strings keep embedded NULs; DefineProperty keeps "__proto__" an own data property
+      for (const auto& kv : f.header.metadata)
+        meta.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, kv.first), Napi::String::New(env, kv.second),
+                                                            napi_default_jsproperty));
       fo.Set("metadata", meta);
       files.Set(i, fo);
     }
@@ -369,6 +375,185 @@ Napi::Value PlainRead(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// ---- pairwise ------------------------------------------------------------------------------
+
+struct ModelSpec {
+  std::vector<std::string> files;
+  std::string index;
+};
+
+class PairwiseWorker : public Napi::AsyncWorker {
+ public:
+  PairwiseWorker(Napi::Env env, std::vector<ModelSpec> specs, std::vector<mother::PairPlanTensor> plan,
+                 unsigned threads, const mother::Kernels* kernels, uint64_t chunk)
+      : Napi::AsyncWorker(env, "mother.pairwise"), deferred_(Napi::Promise::Deferred::New(env)),
+        specs_(std::move(specs)), plan_(std::move(plan)), threads_(threads), kernels_(kernels), chunk_(chunk) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void set_progress(Napi::Env env, Napi::Function fn) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, "mother.pairwise.progress", 0, 1);
+    has_tsfn_ = true;
+  }
+  void set_cancel(Napi::Int32Array flag) {
+    cancel_ref_ = Napi::Persistent(flag);
+    cancel_ = flag.Data();
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      std::vector<mother::Model> models;
+      models.reserve(specs_.size());
+      for (const auto& s : specs_) models.push_back(mother::open_model(s.files, s.index));
+      mother::PairwiseOptions opt;
+      opt.threads = mother::resolve_threads(threads_);
+      opt.kernels = kernels_;
+      opt.chunk_elems = chunk_;
+      opt.cancel = cancel_;
+      threads_used_ = opt.threads;
+      if (has_tsfn_) {
+        opt.progress = [this](const mother::PairwiseProgress& p) {
+          auto now = std::chrono::steady_clock::now();
+          bool last = p.bytes_done == p.bytes_total;
+          if (!last && now - last_progress_ < std::chrono::milliseconds(100)) return;
+          last_progress_ = now;
+          auto* msg = new mother::PairwiseProgress(p);
+          napi_status st = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, mother::PairwiseProgress* m) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("bytesDone", Napi::Number::New(env, static_cast<double>(m->bytes_done)));
+            o.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(m->bytes_total)));
+            delete m;
+            cb.Call({o});
+          });
+          if (st != napi_ok) delete msg;
+        };
+      }
+      result_ = mother::pairwise(models, plan_, opt);
+    } catch (const Error& e) {
+      error_ = to_info(e);
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      error_ = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    release_tsfn();
+    auto f64 = [&](const std::vector<double>& v) {
+      Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
+      if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(double));
+      return a;
+    };
+    Napi::Array tensors = Napi::Array::New(env, result_.tensors.size());
+    for (size_t t = 0; t < result_.tensors.size(); ++t) {
+      const auto& r = result_.tensors[t];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("sumSq", f64(r.sum_sq));
+      o.Set("sumAbs", f64(r.sum_abs));
+      o.Set("maxDiff", f64(r.max_diff));
+      o.Set("minDiff", f64(r.min_diff));
+      o.Set("count", f64(r.count));
+      o.Set("skipped", f64(r.skipped));
+      tensors.Set(t, o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("tensors", tensors);
+    Napi::Array bytes = Napi::Array::New(env, result_.bytes_read.size());
+    for (size_t m = 0; m < result_.bytes_read.size(); ++m) bytes.Set(m, Napi::Number::New(env, static_cast<double>(result_.bytes_read[m])));
+    out.Set("bytesRead", bytes);
+    out.Set("seconds", Napi::Number::New(env, result_.seconds));
+    out.Set("simd", kernels_->name);
+    out.Set("threads", Napi::Number::New(env, threads_used_));
+    deferred_.Resolve(out);
+  }
+  void OnError(const Napi::Error&) override {
+    release_tsfn();
+    deferred_.Reject(make_error(Env(), error_).Value());
+  }
+
+ private:
+  void release_tsfn() {
+    if (has_tsfn_) {
+      tsfn_.Release();
+      has_tsfn_ = false;
+    }
+  }
+  Napi::Promise::Deferred deferred_;
+  std::vector<ModelSpec> specs_;
+  std::vector<mother::PairPlanTensor> plan_;
+  unsigned threads_;
+  const mother::Kernels* kernels_;
+  uint64_t chunk_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool has_tsfn_ = false;
+  Napi::Reference<Napi::Int32Array> cancel_ref_;
+  const int32_t* cancel_ = nullptr;
+  std::chrono::steady_clock::time_point last_progress_{};
+  mother::PairwiseResult result_;
+  unsigned threads_used_ = 0;
+  ErrorInfo error_;
+};
+
+// pairwise(models: {files: string[], index: string}[], plan: {name, rows: number[], rowElems}[],
+//          options, onProgress?, cancel?) => Promise<RawPairwise>
+Napi::Value Pairwise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "models must be an array");
+  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "plan must be an array");
+  Napi::Array ms = info[0].As<Napi::Array>();
+  std::vector<ModelSpec> specs;
+  for (uint32_t i = 0; i < ms.Length(); ++i) {
+    Napi::Value v = ms.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "models[" + std::to_string(i) + "] must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    ModelSpec s;
+    s.files = string_array(o.Get("files"), "files");
+    s.index = opt_str(o, "index");
+    specs.push_back(std::move(s));
+  }
+  Napi::Array pa = info[1].As<Napi::Array>();
+  std::vector<mother::PairPlanTensor> plan;
+  for (uint32_t i = 0; i < pa.Length(); ++i) {
+    Napi::Value v = pa.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "plan entries must be objects");
+    Napi::Object o = v.As<Napi::Object>();
+    mother::PairPlanTensor t;
+    t.name = opt_str(o, "name");
+    Napi::Value rows = o.Get("rows");
+    if (!rows.IsArray()) throw Napi::TypeError::New(env, "plan rows must be an array");
+    Napi::Array ra = rows.As<Napi::Array>();
+    for (uint32_t k = 0; k < ra.Length(); ++k) t.rows.push_back(static_cast<int64_t>(ra.Get(k).As<Napi::Number>().Int64Value()));
+    Napi::Value re = o.Get("rowElems");
+    t.row_elems = re.IsNumber() ? static_cast<uint64_t>(re.As<Napi::Number>().Int64Value()) : 1;
+    plan.push_back(std::move(t));
+  }
+  Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+  const mother::Kernels* k = kernels_or_throw(env, opt_str(opts, "simd"));
+  auto* w = new PairwiseWorker(env, std::move(specs), std::move(plan), opt_u32(opts, "threads", 0), k,
+                               opt_u32(opts, "chunkElems", 4096));
+  if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
+  if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
+    w->set_cancel(info[4].As<Napi::Int32Array>());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// pairDiff(a: Float64Array, b: Float64Array, simd) => Float64Array [sumSq, sumAbs, max, min]
+Napi::Value PairDiff(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "a and b must be Float64Arrays");
+  Napi::Float64Array a = info[0].As<Napi::Float64Array>(), b = info[1].As<Napi::Float64Array>();
+  if (a.ElementLength() != b.ElementLength()) throw Napi::RangeError::New(env, "a and b differ in length");
+  std::string simd = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  double acc[4] = {0, 0, -INFINITY, INFINITY};
+  kernels_or_throw(env, simd)->pair_diff(a.Data(), b.Data(), a.ElementLength(), acc);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 4);
+  for (int i = 0; i < 4; ++i) out[i] = acc[i];
+  return out;
+}
+
 // ---- kernel access for tests --------------------------------------------------------------
 
 // moments(bytes: Uint8Array, dtype: string, simd: string) => Float64Array(kStatFields)
@@ -428,6 +613,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scan", Napi::Function::New(env, Scan, "scan"));
   exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
   exports.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
+  exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
+  exports.Set("pairDiff", Napi::Function::New(env, PairDiff, "pairDiff"));
   exports.Set("moments", Napi::Function::New(env, Moments, "moments"));
   exports.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));
   exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));

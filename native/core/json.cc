@@ -25,6 +25,7 @@ class Parser {
   const char* p_;
   size_t n_;
   size_t i_ = 0;
+  std::vector<std::string> path_;  // keys of the objects enclosing the current value
 
   [[noreturn]] void fail(const std::string& msg) { throw ParseError{i_, msg}; }
 
@@ -84,13 +85,16 @@ class Parser {
         ParseError e{key_at, "duplicate key \"" + key + "\""};
         e.duplicate_key = true;
         e.key = key;
+        e.path = path_;
         throw e;
       }
       skip_ws();
       if (eof() || peek() != ':') fail("expected ':' after key");
       ++i_;
       skip_ws();
+      path_.push_back(key);
       Value member = parse_value(depth + 1);
+      path_.pop_back();
       v.members.emplace_back(std::move(key), std::move(member));
       skip_ws();
       if (eof()) fail("unexpected end of input in object");

@@ -33,7 +33,8 @@ struct ParseError {
   size_t offset;
   std::string message;
   bool duplicate_key = false;
-  std::string key;  // for duplicate keys
+  std::string key;               // for duplicate keys: the repeated key
+  std::vector<std::string> path; // for duplicate keys: keys of the enclosing objects, outermost first
 };
 
 // True when [p, p+n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).

@@ -92,8 +92,16 @@ Header parse_header(const uint8_t* data, uint64_t file_size, const std::string& 
     root = json::parse(text, h.header_len);
   } catch (const json::ParseError& e) {
     if (e.duplicate_key) {
-      // A duplicate top-level key is a duplicated tensor (or __metadata__); nested ones are in a tensor entry.
-      fail(ErrorCode::DuplicateKey, path, e.key, "duplicate key " + quoted(e.key) + " in header at offset " + std::to_string(e.offset));
+      // A duplicate top-level key is a duplicated tensor; a nested one is a repeated field inside
+      // one tensor's entry (that tensor is the one concerned) or a repeated __metadata__ key.
+      const std::vector<std::string>& outer = e.path;
+      const std::string at = " at header offset " + std::to_string(e.offset);
+      if (outer.empty())
+        fail(ErrorCode::DuplicateKey, path, e.key == "__metadata__" ? "" : e.key,
+             "duplicate key " + quoted(e.key) + at);
+      if (outer[0] == "__metadata__")
+        fail(ErrorCode::DuplicateKey, path, "", "duplicate key " + quoted(e.key) + " in \"__metadata__\"" + at);
+      fail(ErrorCode::DuplicateKey, path, outer[0], "duplicate key " + quoted(e.key) + " inside the tensor entry" + at);
     }
     fail(ErrorCode::HeaderJson, path, "", "header is not valid JSON: " + e.message + " at header offset " + std::to_string(e.offset));
   }
@@ -221,8 +229,14 @@ Model open_model(const std::vector<std::string>& files, const std::string& index
     try {
       root = json::parse(text.data(), text.size());
     } catch (const json::ParseError& e) {
-      if (e.duplicate_key)
-        fail(ErrorCode::DuplicateKey, index_path, e.key, "duplicate key " + quoted(e.key) + " in index");
+      if (e.duplicate_key) {
+        // Only a key repeated directly in "weight_map" is a tensor name.
+        const std::vector<std::string>& outer = e.path;
+        const bool tensor = outer.size() == 1 && outer[0] == "weight_map";
+        fail(ErrorCode::DuplicateKey, index_path, tensor ? e.key : "",
+             "duplicate key " + quoted(e.key) + (tensor ? " in weight_map" : " in index") + " at offset " +
+                 std::to_string(e.offset));
+      }
       fail(ErrorCode::IndexInvalid, index_path, "", "index is not valid JSON: " + e.message + " at offset " + std::to_string(e.offset));
     }
     const json::Value* wm = root.is_object() ? root.find("weight_map") : nullptr;

@@ -6,12 +6,14 @@
 #   bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
 #
 # Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
-# processes, default 1), FUZZ_ARGS (extra libFuzzer flags).
+# processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards, print
+# the line coverage of native/core/{json,safetensors}.cc reached by the corpus; needs llvm-cov).
 # Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
 # artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SELF="$ROOT/native/fuzz/run.sh"
 cd "$ROOT"
 
 CXX="${CXX:-clang++}"
@@ -36,7 +38,7 @@ mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
 need_build=0
 [ -x "$BIN" ] || need_build=1
 if [ "$need_build" = 0 ]; then
-  for f in "${SOURCES[@]}" native/core/*.h "$0"; do
+  for f in "${SOURCES[@]}" native/core/*.h "$SELF"; do
     if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
   done
 fi
@@ -85,6 +87,7 @@ for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "val
 echo "run.sh: fuzzing for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds" | wc -l) seeds, corpus $(ls "$OUT/corpus" | wc -l) files)"
 JOB_ARGS=()
 if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
+status=0
 # shellcheck disable=SC2086
 "$BIN" "$OUT/corpus" "$OUT/seeds" \
   -dict=native/fuzz/header.dict \
@@ -94,4 +97,20 @@ if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
   -rss_limit_mb=2048 \
   -print_final_stats=1 \
   -artifact_prefix="$OUT/artifacts/" \
-  "${JOB_ARGS[@]}" ${FUZZ_ARGS:-}
+  "${JOB_ARGS[@]}" ${FUZZ_ARGS:-} || status=$?
+
+if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
+  PROFDATA="$(command -v llvm-profdata || command -v llvm-profdata-14 || true)"
+  COV="$(command -v llvm-cov || command -v llvm-cov-14 || true)"
+  if [ -z "$PROFDATA" ] || [ -z "$COV" ]; then
+    echo "run.sh: FUZZ_COVERAGE needs llvm-profdata and llvm-cov" >&2
+  else
+    "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+      -Inative/core "${SOURCES[@]}" -o "$OUT/fuzz_header_cov"
+    rm -f "$OUT"/cov-*.profraw
+    LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "$OUT/fuzz_header_cov" -runs=0 "$OUT/corpus" "$OUT/seeds" >/dev/null 2>&1 || true
+    "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
+    "$COV" report "$OUT/fuzz_header_cov" -instr-profile="$OUT/cov.profdata" native/core/json.cc native/core/safetensors.cc
+  fi
+fi
+exit "$status"
