@@ -14,6 +14,7 @@
         "native/stats/kernels_neon.cc",
         "native/stats/dispatch.cc",
         "native/stats/model_stats.cc",
+        "native/pairwise/pairwise.cc",
         "native/bench/plain_read.cc",
         "native/addon/addon.cc"
       ],

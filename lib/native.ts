@@ -28,6 +28,14 @@ export interface RawInspect {
   tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number }[];
 }
 
+export interface RawPairwise {
+  tensors: { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array }[];
+  bytesRead: number[];
+  seconds: number;
+  simd: string;
+  threads: number;
+}
+
 export interface RawNativeOptions {
   threads?: number;
   simd?: string;
@@ -43,6 +51,14 @@ export interface NativeAddon {
     cancel?: Int32Array,
   ): Promise<RawScan>;
   inspect(files: string[], index: string): Promise<RawInspect>;
+  pairwise(
+    models: { files: string[]; index: string }[],
+    plan: { name: string; rows: number[]; rowElems: number }[],
+    options: RawNativeOptions & { chunkElems?: number },
+    onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
+    cancel?: Int32Array,
+  ): Promise<RawPairwise>;
+  pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
   plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
   moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
   sumU64(bytes: Uint8Array, simd?: string): bigint;

@@ -31,7 +31,14 @@ struct Kernels {
   // Sum of the little-endian u64 words of [p, p + nbytes) (tail bytes added one by one):
   // the "plain read" baseline that benchmarks compare against.
   uint64_t (*sum_u64)(const uint8_t* p, uint64_t nbytes);
+  // Pairwise differences of two decoded rows (the pairwise engine's inner loop): over
+  // d = a[i] - b[i], acc[0] += sum d^2, acc[1] += sum |d|, acc[2] = max(acc[2], max d),
+  // acc[3] = min(acc[3], min d). Inputs are finite (callers route non-finite rows elsewhere).
+  void (*pair_diff)(const double* a, const double* b, size_t n, double acc[4]);
 };
+
+// The scalar pair_diff, also used for the tails and by callers that need it directly.
+void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);
 
 // Moments of one block of n elements, skipping and counting NaN/Inf (scalar, any dtype with
 // stats except the 8-bit ones). Used by every kernel for blocks that hold non-finite values.

@@ -300,7 +300,38 @@ ISA_FN uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
   return r;
 }
 
-const Kernels kAvx2 = {"avx2", accumulate, sum_u64};
+ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), t0 = _mm256_setzero_pd(), t1 = _mm256_setzero_pd();
+  __m256d mx0 = _mm256_set1_pd(acc[2]), mx1 = mx0, mn0 = _mm256_set1_pd(acc[3]), mn1 = mn0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256d d0 = _mm256_sub_pd(_mm256_loadu_pd(a + i), _mm256_loadu_pd(b + i));
+    __m256d d1 = _mm256_sub_pd(_mm256_loadu_pd(a + i + 4), _mm256_loadu_pd(b + i + 4));
+    s0 = _mm256_fmadd_pd(d0, d0, s0);
+    s1 = _mm256_fmadd_pd(d1, d1, s1);
+    t0 = _mm256_add_pd(t0, absd(d0));
+    t1 = _mm256_add_pd(t1, absd(d1));
+    mx0 = _mm256_max_pd(mx0, d0);
+    mx1 = _mm256_max_pd(mx1, d1);
+    mn0 = _mm256_min_pd(mn0, d0);
+    mn1 = _mm256_min_pd(mn1, d1);
+  }
+  double lmx[4], lmn[4];
+  _mm256_storeu_pd(lmx, _mm256_max_pd(mx0, mx1));
+  _mm256_storeu_pd(lmn, _mm256_min_pd(mn0, mn1));
+  double tail[4] = {hsum(_mm256_add_pd(s0, s1)), hsum(_mm256_add_pd(t0, t1)), lmx[0], lmn[0]};
+  for (int k = 1; k < 4; ++k) {
+    tail[2] = lmx[k] > tail[2] ? lmx[k] : tail[2];
+    tail[3] = lmn[k] < tail[3] ? lmn[k] : tail[3];
+  }
+  scalar_pair_diff(a + i, b + i, n - i, tail);
+  acc[0] += tail[0];
+  acc[1] += tail[1];
+  acc[2] = tail[2];
+  acc[3] = tail[3];
+}
+
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff};
 
 }  // namespace
 }  // namespace mother

@@ -277,7 +277,32 @@ ISA_FN uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
   return s;
 }
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64};
+ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), t0 = _mm512_setzero_pd(), t1 = _mm512_setzero_pd();
+  __m512d mx0 = _mm512_set1_pd(acc[2]), mx1 = mx0, mn0 = _mm512_set1_pd(acc[3]), mn1 = mn0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512d d0 = _mm512_sub_pd(_mm512_loadu_pd(a + i), _mm512_loadu_pd(b + i));
+    __m512d d1 = _mm512_sub_pd(_mm512_loadu_pd(a + i + 8), _mm512_loadu_pd(b + i + 8));
+    s0 = _mm512_fmadd_pd(d0, d0, s0);
+    s1 = _mm512_fmadd_pd(d1, d1, s1);
+    t0 = _mm512_add_pd(t0, _mm512_abs_pd(d0));
+    t1 = _mm512_add_pd(t1, _mm512_abs_pd(d1));
+    mx0 = _mm512_max_pd(mx0, d0);
+    mx1 = _mm512_max_pd(mx1, d1);
+    mn0 = _mm512_min_pd(mn0, d0);
+    mn1 = _mm512_min_pd(mn1, d1);
+  }
+  double tail[4] = {hsum(_mm512_add_pd(s0, s1)), hsum(_mm512_add_pd(t0, t1)),
+                    _mm512_reduce_max_pd(_mm512_max_pd(mx0, mx1)), _mm512_reduce_min_pd(_mm512_min_pd(mn0, mn1))};
+  scalar_pair_diff(a + i, b + i, n - i, tail);
+  acc[0] += tail[0];
+  acc[1] += tail[1];
+  acc[2] = tail[2];
+  acc[3] = tail[3];
+}
+
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff};
 
 }  // namespace
 }  // namespace mother

@@ -187,7 +187,29 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
   return r;
 }
 
-const Kernels kNeon = {"neon", accumulate, sum_u64};
+void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
+  float64x2_t s0 = vdupq_n_f64(0), s1 = vdupq_n_f64(0), t0 = vdupq_n_f64(0), t1 = vdupq_n_f64(0);
+  float64x2_t mx = vdupq_n_f64(acc[2]), mn = vdupq_n_f64(acc[3]);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float64x2_t d0 = vsubq_f64(vld1q_f64(a + i), vld1q_f64(b + i));
+    float64x2_t d1 = vsubq_f64(vld1q_f64(a + i + 2), vld1q_f64(b + i + 2));
+    s0 = vfmaq_f64(s0, d0, d0);
+    s1 = vfmaq_f64(s1, d1, d1);
+    t0 = vaddq_f64(t0, vabsq_f64(d0));
+    t1 = vaddq_f64(t1, vabsq_f64(d1));
+    mx = vmaxq_f64(mx, vmaxq_f64(d0, d1));
+    mn = vminq_f64(mn, vminq_f64(d0, d1));
+  }
+  double tail[4] = {vaddvq_f64(vaddq_f64(s0, s1)), vaddvq_f64(vaddq_f64(t0, t1)), vmaxvq_f64(mx), vminvq_f64(mn)};
+  scalar_pair_diff(a + i, b + i, n - i, tail);
+  acc[0] += tail[0];
+  acc[1] += tail[1];
+  acc[2] = tail[2];
+  acc[3] = tail[3];
+}
+
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff};
 
 }  // namespace
 

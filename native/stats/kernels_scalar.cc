@@ -86,7 +86,7 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
   return s;
 }
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64};
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff};
 
 }  // namespace
 
@@ -98,6 +98,21 @@ void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out) {
     case DType::BF16: block<LoadBF16>(p, n, out); break;
     default: { Moments m; accumulate_f8(d, p, n, &m); *out = m; } break;
   }
+}
+
+void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
+  double ss = 0, sa = 0, mx = acc[2], mn = acc[3];
+  for (size_t i = 0; i < n; ++i) {
+    double d = a[i] - b[i];
+    ss += d * d;
+    sa += std::fabs(d);
+    mx = d > mx ? d : mx;
+    mn = d < mn ? d : mn;
+  }
+  acc[0] += ss;
+  acc[1] += sa;
+  acc[2] = mx;
+  acc[3] = mn;
 }
 
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {

@@ -10,7 +10,7 @@ if ! command -v "$CXX" >/dev/null 2>&1; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for f in native/core/*.cc native/stats/*.cc native/bench/*.cc; do
+for f in native/core/*.cc native/stats/*.cc native/pairwise/*.cc native/bench/*.cc; do
   "$CXX" -std=c++17 -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -c "$f" -o "$out/$(basename "$f").o"
 done
 # the NEON kernel set must really be compiled in, not the stub

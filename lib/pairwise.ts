@@ -1,0 +1,173 @@
+// Stage 3 of the pipeline: pairwise distances between models. Every model is read once; the
+// native engine streams all N models' tensors in cache-sized chunks and accumulates, per
+// tensor and per pair, sums of squared and absolute differences and the extreme differences.
+import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
+import { resolveModel } from './discovery';
+import { fromNative, MotherError } from './errors';
+import { inspectModel, ModelHeader } from './inspect';
+import { native } from './native';
+
+export interface PairwiseOptions {
+  /** Which tensors to compare: a RegExp on the name, or a predicate on (name, shape). Default: all float tensors. */
+  layers?: LayerFilter;
+  threads?: number;
+  simd?: string;
+  /** Elements per model per job (default 4096): the chunk of every model that stays in cache. */
+  chunkElems?: number;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** N x N matrices are row-major Float64Arrays; entry [i * n + j]. */
+export interface LayerDistances {
+  name: string;
+  rows: number[];
+  rowElems: number;
+  /** Compared on the shared leading rows only (resized vocabulary). */
+  resized: boolean;
+  /** sqrt(mean (Wi - Wj)^2) over the compared elements; NaN where the pair was not compared. */
+  rms: Float64Array;
+  /** mean |Wi - Wj| */
+  meanAbs: Float64Array;
+  /** max (Wi - Wj) (so maxDiff[j][i] = -minDiff[i][j]); max |Wi - Wj| = max(maxDiff[i][j], maxDiff[j][i]) */
+  maxDiff: Float64Array;
+  /** elements compared (finite in both) */
+  count: Float64Array;
+  /** elements skipped because either value was NaN or +-Inf */
+  skipped: Float64Array;
+}
+
+export interface PairwiseStats {
+  models: string[];
+  n: number;
+  layers: LayerDistances[];
+  skipped: SkippedTensor[];
+  /** Aggregates over layers, N x N, 0 on the diagonal. */
+  aggregates: {
+    /** mean over layers of the per-layer RMS (full fine-tuning distance of the paper) */
+    meanRms: Float64Array;
+    /** sum over layers of mean |diff| (the paper's clustering distance) */
+    sumMeanAbs: Float64Array;
+    /** max over layers of the min-max-normalised max |diff| (the paper's first release) */
+    maxNormMaxDiff: Float64Array;
+  };
+  bytesRead: number[];
+  seconds: number;
+  simd: string;
+  threads: number;
+}
+
+function upperIndex(i: number, j: number, n: number): number {
+  return (i * (2 * n - i - 1)) / 2 + (j - i - 1);
+}
+
+function layerFromRaw(t: AlignedTensor, raw: { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array }, n: number): LayerDistances {
+  const mk = (fill: number) => new Float64Array(n * n).fill(fill);
+  const rms = mk(NaN), meanAbs = mk(NaN), maxDiff = mk(NaN), count = mk(0), skipped = mk(0);
+  for (let i = 0; i < n; i++) {
+    rms[i * n + i] = 0;
+    meanAbs[i * n + i] = 0;
+    maxDiff[i * n + i] = 0;
+    for (let j = i + 1; j < n; j++) {
+      const p = upperIndex(i, j, n);
+      const c = raw.count[p];
+      count[i * n + j] = count[j * n + i] = c;
+      skipped[i * n + j] = skipped[j * n + i] = raw.skipped[p];
+      if (c > 0) {
+        rms[i * n + j] = rms[j * n + i] = Math.sqrt(raw.sumSq[p] / c);
+        meanAbs[i * n + j] = meanAbs[j * n + i] = raw.sumAbs[p] / c;
+        maxDiff[i * n + j] = raw.maxDiff[p];
+        maxDiff[j * n + i] = -raw.minDiff[p];
+      }
+    }
+  }
+  return { name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, rms, meanAbs, maxDiff, count, skipped };
+}
+
+/** The aggregate distances the recovery uses, from per-layer distances. */
+export function aggregate(layers: LayerDistances[], n: number): PairwiseStats['aggregates'] {
+  const meanRms = new Float64Array(n * n);
+  const sumMeanAbs = new Float64Array(n * n);
+  const maxNormMaxDiff = new Float64Array(n * n);
+  const layersUsed = new Float64Array(n * n);
+  for (const l of layers) {
+    // per-layer max |diff|, min-max normalised over the compared off-diagonal pairs
+    let lo = Infinity, hi = -Infinity;
+    const maxAbs = new Float64Array(n * n).fill(NaN);
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        if (!(l.count[i * n + j] > 0)) continue;
+        const v = Math.max(l.maxDiff[i * n + j], l.maxDiff[j * n + i]);
+        maxAbs[i * n + j] = maxAbs[j * n + i] = v;
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        if (i === j || !(l.count[i * n + j] > 0)) continue;
+        const k = i * n + j;
+        meanRms[k] += l.rms[k];
+        layersUsed[k] += 1;
+        sumMeanAbs[k] += l.meanAbs[k];
+        const norm = hi > lo ? (maxAbs[k] - lo) / (hi - lo) : 0;
+        maxNormMaxDiff[k] = Math.max(maxNormMaxDiff[k], norm);
+      }
+  }
+  for (let k = 0; k < n * n; k++) {
+    const i = Math.floor(k / n);
+    if (i === k % n) continue;
+    if (layersUsed[k] > 0) meanRms[k] /= layersUsed[k];
+    else meanRms[k] = sumMeanAbs[k] = maxNormMaxDiff[k] = NaN; // nothing comparable
+  }
+  return { meanRms, sumMeanAbs, maxNormMaxDiff };
+}
+
+/**
+ * Distances between every pair of `models` (paths, as accepted by scanModel), reading each
+ * model's bytes once.
+ */
+export async function pairwiseStats(models: string[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
+  if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array of paths');
+  if (options.chunkElems !== undefined && (!Number.isInteger(options.chunkElems) || options.chunkElems < 64 || options.chunkElems > 1 << 24)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `chunkElems must be an integer between 64 and 2^24, got ${options.chunkElems}`);
+  }
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 0 || options.threads > 4096)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${options.threads}`);
+  }
+  const resolved = await Promise.all(models.map((m) => resolveModel(m)));
+  const headers: ModelHeader[] = await Promise.all(models.map((m) => inspectModel(m)));
+  const n = models.length;
+  const { tensors, skipped } = alignTensors(headers, options.layers);
+  if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'pairwise pass cancelled');
+  const cancel = new Int32Array(1);
+  const onAbort = () => Atomics.store(cancel, 0, 1);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let settled = false;
+  try {
+    const raw = await native().pairwise(
+      resolved.map((r) => ({ files: r.files, index: r.index })),
+      tensors.map((t) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems })),
+      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems },
+      options.onProgress ? (p) => { if (!settled) options.onProgress!(p); } : undefined,
+      cancel,
+    );
+    settled = true;
+    const layers = tensors.map((t, i) => layerFromRaw(t, raw.tensors[i], n));
+    return {
+      models: resolved.map((r) => r.path),
+      n,
+      layers,
+      skipped,
+      aggregates: aggregate(layers, n),
+      bytesRead: raw.bytesRead,
+      seconds: raw.seconds,
+      simd: raw.simd,
+      threads: raw.threads,
+    };
+  } catch (e) {
+    settled = true;
+    throw fromNative(e);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,66 @@
+// Pairwise statistics engine: N models read once, all pairs in one streaming pass.
+//
+// The caller (lib/alignment.ts) plans which tensors to compare: for each tensor name, the
+// number of rows (leading dimension) each model has, or -1 where the model lacks it or its
+// shape is incompatible, and the row size (product of the trailing dimensions). Pairs are
+// compared on the rows both have (a resized vocabulary: 32000 vs 32016 rows compares the
+// first 32000). Each tensor is cut into flat element ranges (jobs); a job decodes its range
+// from every model into a small float64 buffer (N x chunk, cache-resident) and then runs all
+// pairs on it. Every byte of every model is read once; memory is O(threads x N x chunk).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../core/safetensors.h"
+#include "../stats/kernels.h"
+
+namespace mother {
+
+struct PairPlanTensor {
+  std::string name;
+  std::vector<int64_t> rows;  // per model; -1: not compared for that model
+  uint64_t row_elems = 1;     // product of the trailing dimensions (1 for 1-D tensors)
+};
+
+struct PairwiseProgress {
+  uint64_t bytes_done;
+  uint64_t bytes_total;
+};
+
+struct PairwiseOptions {
+  unsigned threads = 0;
+  const Kernels* kernels = nullptr;
+  uint64_t chunk_elems = 4096;  // per model per job
+  std::function<void(const PairwiseProgress&)> progress;  // from workers, never concurrently
+  const int32_t* cancel = nullptr;
+};
+
+// Per planned tensor, per unordered pair p = pair_index(i, j) (i < j):
+struct PairTensorResult {
+  std::vector<double> sum_sq;    // sum (Wi - Wj)^2 over compared finite positions
+  std::vector<double> sum_abs;   // sum |Wi - Wj|
+  std::vector<double> max_diff;  // max (Wi - Wj)  (-inf when nothing compared)
+  std::vector<double> min_diff;  // min (Wi - Wj)  (+inf when nothing compared)
+  std::vector<double> count;     // positions compared (both finite)
+  std::vector<double> skipped;   // positions skipped because either value was NaN/Inf
+};
+
+struct PairwiseResult {
+  std::vector<PairTensorResult> tensors;  // same order as the plan
+  std::vector<uint64_t> bytes_read;       // per model
+  double seconds = 0;
+};
+
+inline size_t pair_count(size_t n) { return n * (n - 1) / 2; }
+// Index of the unordered pair (i, j), i < j, in row-major upper-triangle order.
+inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i - 1) / 2 + (j - i - 1); }
+
+PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
+                        const PairwiseOptions& options);
+
+// Decodes n elements of a float dtype to float64; returns true if any is NaN or +-Inf.
+bool decode_to_f64(DType d, const uint8_t* p, size_t n, double* out);
+
+}  // namespace mother

@@ -1,0 +1,218 @@
+// The pairwise engine against an independent float64 brute force (per pair, whole tensors).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { alignTensors, inspectModel, pairwiseStats } from '../lib';
+import { native } from '../lib/native';
+import { close, Rng } from './helpers/reference';
+import { decode, encode, FloatDtype, TensorSpec, writeSafetensors } from './helpers/safetensors';
+import { tmpDir } from './helpers/tmp';
+
+const { abs, max, min, sqrt } = Math; // global lookups are slow in jest's VM context
+let tmp: ReturnType<typeof tmpDir>;
+beforeAll(() => {
+  tmp = tmpDir();
+});
+afterAll(() => tmp.cleanup());
+
+interface Spec { name: string; dtype: FloatDtype; shape: number[]; values: number[] }
+
+/** A family: a base set of tensors, each model a perturbation of it, some with extra rows. */
+function makeFamily(rng: Rng, nModels: number, opts: { nonFinite?: boolean; resized?: boolean } = {}): Spec[][] {
+  const dtypes: FloatDtype[] = ['F32', 'BF16', 'F16', 'F64', 'F8_E4M3'];
+  const base = [
+    { name: 'embed.weight', shape: [40, 16] },
+    { name: 'layers.0.attn.o_proj.weight', shape: [16, 16] },
+    { name: 'layers.0.mlp.up.weight', shape: [33, 16] },
+    { name: 'norm.weight', shape: [16] },
+    { name: 'scalar', shape: [] as number[] },
+  ].map((t) => ({ ...t, values: Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal()) }));
+  return Array.from({ length: nModels }, (_, m) =>
+    base.map((t) => {
+      let shape = t.shape;
+      let values = t.values.map((v) => v + 0.005 * (m + 1) * rng.normal());
+      if (opts.resized && t.name === 'embed.weight' && m % 3 === 1) {
+        shape = [t.shape[0] + 4, ...t.shape.slice(1)];
+        values = values.concat(Array.from({ length: 4 * 16 }, () => 0.02 * rng.normal()));
+      }
+      if (opts.nonFinite && m % 2 === 0 && values.length > 10) {
+        values[3] = NaN;
+        values[7] = m % 4 === 0 ? Infinity : -Infinity;
+      }
+      return { name: t.name, dtype: dtypes[(m + t.name.length) % dtypes.length], shape, values };
+    }),
+  );
+}
+
+function writeModel(dir: string, specs: Spec[]): { path: string; decoded: Map<string, { shape: number[]; x: Float64Array }> } {
+  fs.mkdirSync(dir, { recursive: true });
+  const tensors: TensorSpec[] = specs.map((s) => ({ name: s.name, dtype: s.dtype, shape: s.shape, data: encode(s.dtype, s.values) }));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  const decoded = new Map(tensors.map((t) => [t.name, { shape: t.shape, x: decode(t.dtype as FloatDtype, t.data) }]));
+  return { path: dir, decoded };
+}
+
+function brute(a: Float64Array, b: Float64Array, n: number) {
+  let ss = 0, sa = 0, mx = -Infinity, mn = Infinity, count = 0, skipped = 0;
+  for (let i = 0; i < n; i++) {
+    if (!isFinite(a[i]) || !isFinite(b[i])) {
+      skipped++;
+      continue;
+    }
+    const d = a[i] - b[i];
+    ss += d * d;
+    sa += abs(d);
+    mx = max(mx, d);
+    mn = min(mn, d);
+    count++;
+  }
+  return { ss, sa, mx, mn, count, skipped };
+}
+
+async function checkAgainstBrute(nModels: number, seed: number, opts: { nonFinite?: boolean; resized?: boolean } = {}) {
+  const rng = new Rng(seed);
+  const fam = makeFamily(rng, nModels, opts);
+  const models = fam.map((specs, m) => writeModel(path.join(tmp.dir, `s${seed}-n${nModels}`, `m${m}`), specs));
+  const got = await pairwiseStats(models.map((m) => m.path), { chunkElems: 64 });
+  const failures: string[] = [];
+  for (const layer of got.layers) {
+    for (let i = 0; i < nModels; i++)
+      for (let j = 0; j < nModels; j++) {
+        if (i === j) continue;
+        const A = models[i].decoded.get(layer.name)!;
+        const B = models[j].decoded.get(layer.name)!;
+        const rowsA = A.shape.length ? A.shape[0] : 1, rowsB = B.shape.length ? B.shape[0] : 1;
+        const n = min(rowsA, rowsB) * layer.rowElems;
+        const r = brute(A.x, B.x, n);
+        const k = i * nModels + j;
+        const want = { rms: sqrt(r.ss / r.count), meanAbs: r.sa / r.count, maxDiff: r.mx, count: r.count, skipped: r.skipped };
+        const have = { rms: layer.rms[k], meanAbs: layer.meanAbs[k], maxDiff: layer.maxDiff[k], count: layer.count[k], skipped: layer.skipped[k] };
+        for (const key of Object.keys(want) as (keyof typeof want)[]) {
+          if (!close(have[key], want[key], 1e-12)) failures.push(`${layer.name} (${i},${j}) ${key}: ${have[key]} vs ${want[key]}`);
+        }
+      }
+  }
+  return { got, failures };
+}
+
+describe('pairwiseStats', () => {
+  test('N = 2..16 against the brute force, mixed dtypes', async () => {
+    for (const n of [2, 3, 5, 8, 16]) {
+      const { failures, got } = await checkAgainstBrute(n, 100 + n);
+      expect(failures).toEqual([]);
+      expect(got.layers.map((l) => l.name)).toEqual(['embed.weight', 'layers.0.attn.o_proj.weight', 'layers.0.mlp.up.weight', 'norm.weight', 'scalar']);
+    }
+  });
+
+  test('resized vocabulary: compared on the shared rows and reported as resized', async () => {
+    const { failures, got } = await checkAgainstBrute(6, 7, { resized: true });
+    expect(failures).toEqual([]);
+    const embed = got.layers.find((l) => l.name === 'embed.weight')!;
+    expect(embed.resized).toBe(true);
+    expect(embed.rows).toEqual([40, 44, 40, 40, 44, 40]);
+    expect(embed.count[0 * 6 + 1]).toBe(40 * 16);
+    expect(embed.count[1 * 6 + 4]).toBe(44 * 16);
+  });
+
+  test('NaN and Inf are skipped and counted, never poison the sums', async () => {
+    const { failures, got } = await checkAgainstBrute(5, 9, { nonFinite: true });
+    expect(failures).toEqual([]);
+    const up = got.layers.find((l) => l.name === 'layers.0.mlp.up.weight')!;
+    expect(up.skipped[0 * 5 + 1]).toBe(2);
+    expect(Number.isFinite(up.rms[0 * 5 + 2])).toBe(true);
+  });
+
+  test('every model byte of a compared tensor is read exactly once', async () => {
+    const rng = new Rng(11);
+    const fam = makeFamily(rng, 4, { resized: true });
+    const models = fam.map((specs, m) => writeModel(path.join(tmp.dir, 'bytes', `m${m}`), specs));
+    const got = await pairwiseStats(models.map((m) => m.path), { chunkElems: 64 });
+    for (let m = 0; m < 4; m++) {
+      const header = await inspectModel(models[m].path);
+      expect(got.bytesRead[m]).toBe(header.tensors.reduce((a, t) => a + t.bytes, 0));
+    }
+  });
+
+  test('results are bit-identical for any thread count; chunk size changes only rounding', async () => {
+    const rng = new Rng(12);
+    const fam = makeFamily(rng, 7);
+    const paths = fam.map((specs, m) => writeModel(path.join(tmp.dir, 'threads', `m${m}`), specs).path);
+    const base = await pairwiseStats(paths, { threads: 1, chunkElems: 64 });
+    for (const threads of [2, 3, 8]) {
+      const other = await pairwiseStats(paths, { threads, chunkElems: 64 });
+      expect(other.layers).toEqual(base.layers);
+    }
+    const big = await pairwiseStats(paths, { chunkElems: 4096 });
+    for (let l = 0; l < base.layers.length; l++)
+      for (let k = 0; k < 49; k++) expect(close(big.layers[l].rms[k], base.layers[l].rms[k], 1e-13)).toBe(true);
+  });
+
+  test('N = 1 and N = 0: empty results, no crash', async () => {
+    const one = writeModel(path.join(tmp.dir, 'one'), makeFamily(new Rng(1), 1)[0]);
+    const r1 = await pairwiseStats([one.path]);
+    expect(r1.n).toBe(1);
+    expect(r1.layers).toEqual([]);
+    const r0 = await pairwiseStats([]);
+    expect(r0.layers).toEqual([]);
+  });
+
+  test('incompatible shapes are skipped and reported; the layer filter selects tensors', async () => {
+    const rng = new Rng(13);
+    const fam = makeFamily(rng, 3);
+    fam[2][1] = { ...fam[2][1], shape: [8, 32] }; // o_proj reshaped: not comparable
+    const paths = fam.map((specs, m) => writeModel(path.join(tmp.dir, 'incompat', `m${m}`), specs).path);
+    const got = await pairwiseStats(paths);
+    const o = got.layers.find((l) => l.name === 'layers.0.attn.o_proj.weight')!;
+    expect(o.rows).toEqual([16, 16, -1]);
+    expect(Number.isNaN(o.rms[0 * 3 + 2])).toBe(true);
+    expect(got.skipped).toContainEqual(expect.objectContaining({ name: 'layers.0.attn.o_proj.weight', model: 2 }));
+    const filtered = await pairwiseStats(paths, { layers: /o_proj|up/ });
+    expect(filtered.layers.map((l) => l.name)).toEqual(['layers.0.attn.o_proj.weight', 'layers.0.mlp.up.weight']);
+  });
+
+  test('aggregates: mean of per-layer RMS, sum of mean |diff|, max of normalised max diff', async () => {
+    const rng = new Rng(14);
+    const paths = makeFamily(rng, 4).map((specs, m) => writeModel(path.join(tmp.dir, 'agg', `m${m}`), specs).path);
+    const got = await pairwiseStats(paths);
+    const n = 4;
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        const k = i * n + j;
+        if (i === j) {
+          expect(got.aggregates.meanRms[k]).toBe(0);
+          continue;
+        }
+        const rms = got.layers.map((l) => l.rms[k]);
+        expect(close(got.aggregates.meanRms[k], rms.reduce((a, b) => a + b, 0) / rms.length, 1e-14)).toBe(true);
+        expect(close(got.aggregates.sumMeanAbs[k], got.layers.reduce((a, l) => a + l.meanAbs[k], 0), 1e-14)).toBe(true);
+        expect(got.aggregates.maxNormMaxDiff[k]).toBeGreaterThanOrEqual(0);
+        expect(got.aggregates.maxNormMaxDiff[k]).toBeLessThanOrEqual(1);
+        expect(got.aggregates.meanRms[k]).toBe(got.aggregates.meanRms[j * n + i]);
+      }
+  });
+
+  test('pair_diff kernels: every SIMD path agrees with scalar', () => {
+    const rng = new Rng(15);
+    for (const len of [0, 1, 7, 8, 15, 16, 17, 1000, 4099]) {
+      const a = Float64Array.from({ length: len }, () => rng.normal());
+      const b = Float64Array.from({ length: len }, () => rng.normal());
+      const want = native().pairDiff(a, b, 'scalar');
+      for (const simd of native().simdPaths()) {
+        const got = native().pairDiff(a, b, simd);
+        for (let k = 0; k < 4; k++) expect(close(got[k], want[k], 1e-13)).toBe(true);
+      }
+    }
+  });
+
+  test('alignment: same names, different ranks or trailing shapes are never compared', () => {
+    const h = (tensors: { name: string; dtype: string; shape: number[] }[]) => ({ model: 'x', files: [], tensors: tensors.map((t) => ({ ...t, file: 'f', offset: 0, bytes: 0 })) });
+    const a = alignTensors([
+      h([{ name: 'w', dtype: 'F32', shape: [4, 8] }, { name: 'ids', dtype: 'I64', shape: [4] }]),
+      h([{ name: 'w', dtype: 'BF16', shape: [6, 8] }, { name: 'ids', dtype: 'I64', shape: [4] }]),
+      h([{ name: 'w', dtype: 'F16', shape: [4, 8, 1] }]),
+    ]);
+    expect(a.tensors).toHaveLength(1);
+    expect(a.tensors[0]).toMatchObject({ name: 'w', rows: [4, 6, -1], rowElems: 8, resized: true });
+    expect(a.skipped).toEqual([{ name: 'w', model: 2, reason: expect.stringMatching(/not comparable/) }]);
+  });
+});
