@@ -15,6 +15,7 @@
         "native/stats/dispatch.cc",
         "native/stats/model_stats.cc",
         "native/pairwise/pairwise.cc",
+        "native/pairwise/svd.cc",
         "native/bench/plain_read.cc",
         "native/addon/addon.cc"
       ],

@@ -5,4 +5,4 @@ export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from '.
 export { inspectModel, ModelHeader } from './inspect';
 export { simdPaths } from './simd';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
-export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances } from './pairwise';
+export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './pairwise';

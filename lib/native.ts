@@ -29,7 +29,10 @@ export interface RawInspect {
 }
 
 export interface RawPairwise {
-  tensors: { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array }[];
+  tensors: {
+    sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
+    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
+  }[];
   bytesRead: number[];
   seconds: number;
   simd: string;
@@ -53,8 +56,8 @@ export interface NativeAddon {
   inspect(files: string[], index: string): Promise<RawInspect>;
   pairwise(
     models: { files: string[]; index: string }[],
-    plan: { name: string; rows: number[]; rowElems: number }[],
-    options: RawNativeOptions & { chunkElems?: number },
+    plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean }[],
+    options: RawNativeOptions & { chunkElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;

@@ -7,9 +7,25 @@ import { fromNative, MotherError } from './errors';
 import { inspectModel, ModelHeader } from './inspect';
 import { native } from './native';
 
+export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+
+export interface RankOptions {
+  /** Sketch size k (default 64): ranks up to about k - 8 are exact; ask for more for higher ranks. */
+  k?: number;
+  /** Seed of the Gaussian sketch matrices (default fixed): results are deterministic. */
+  seed?: number;
+  /** Exact singular values of Wi - Wj instead of the sketch (holds whole tensors in memory: verification). */
+  exact?: boolean;
+  /** Which square 2-D tensors get a rank (default: every square 2-D tensor that `layers` selects). */
+  layers?: LayerFilter;
+}
+
 export interface PairwiseOptions {
   /** Which tensors to compare: a RegExp on the name, or a predicate on (name, shape). Default: all float tensors. */
   layers?: LayerFilter;
+  /** Distances are always computed; include 'rank' for the rank of differences (LoRA families). */
+  metrics?: PairMetric[];
+  rank?: RankOptions;
   threads?: number;
   simd?: string;
   /** Elements per model per job (default 4096): the chunk of every model that stays in cache. */
@@ -35,6 +51,11 @@ export interface LayerDistances {
   count: Float64Array;
   /** elements skipped because either value was NaN or +-Inf */
   skipped: Float64Array;
+  /** rank of Wi - Wj (square 2-D tensors, when 'rank' was asked); symmetric, 0 on the diagonal.
+   *  In sketch mode a rank equal to k means "k or more". */
+  rank?: Float64Array;
+  /** the singular-value tolerance used for each pair (sketch scale in sketch mode) */
+  rankTol?: Float64Array;
 }
 
 export interface PairwiseStats {
@@ -50,6 +71,8 @@ export interface PairwiseStats {
     sumMeanAbs: Float64Array;
     /** max over layers of the min-max-normalised max |diff| (the paper's first release) */
     maxNormMaxDiff: Float64Array;
+    /** sum over ranked layers of rank(Wi - Wj) (LoRA distance); absent unless 'rank' was asked */
+    sumRank?: Float64Array;
   };
   bytesRead: number[];
   seconds: number;
@@ -61,7 +84,18 @@ function upperIndex(i: number, j: number, n: number): number {
   return (i * (2 * n - i - 1)) / 2 + (j - i - 1);
 }
 
-function layerFromRaw(t: AlignedTensor, raw: { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array }, n: number): LayerDistances {
+type RawLayer = { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array; rank?: Float64Array; rankTol?: Float64Array };
+
+function symmetric(upper: Float64Array, n: number, diagonal: number): Float64Array {
+  const out = new Float64Array(n * n).fill(NaN);
+  for (let i = 0; i < n; i++) {
+    out[i * n + i] = diagonal;
+    for (let j = i + 1; j < n; j++) out[i * n + j] = out[j * n + i] = upper[upperIndex(i, j, n)];
+  }
+  return out;
+}
+
+function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistances {
   const mk = (fill: number) => new Float64Array(n * n).fill(fill);
   const rms = mk(NaN), meanAbs = mk(NaN), maxDiff = mk(NaN), count = mk(0), skipped = mk(0);
   for (let i = 0; i < n; i++) {
@@ -81,7 +115,12 @@ function layerFromRaw(t: AlignedTensor, raw: { sumSq: Float64Array; sumAbs: Floa
       }
     }
   }
-  return { name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, rms, meanAbs, maxDiff, count, skipped };
+  const layer: LayerDistances = { name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, rms, meanAbs, maxDiff, count, skipped };
+  if (raw.rank) {
+    layer.rank = symmetric(raw.rank, n, 0);
+    layer.rankTol = symmetric(raw.rankTol!, n, 0);
+  }
+  return layer;
 }
 
 /** The aggregate distances the recovery uses, from per-layer distances. */
@@ -119,7 +158,18 @@ export function aggregate(layers: LayerDistances[], n: number): PairwiseStats['a
     if (layersUsed[k] > 0) meanRms[k] /= layersUsed[k];
     else meanRms[k] = sumMeanAbs[k] = maxNormMaxDiff[k] = NaN; // nothing comparable
   }
-  return { meanRms, sumMeanAbs, maxNormMaxDiff };
+  const ranked = layers.filter((l) => l.rank);
+  if (ranked.length === 0) return { meanRms, sumMeanAbs, maxNormMaxDiff };
+  const sumRank = new Float64Array(n * n);
+  const rankedPairs = new Float64Array(n * n);
+  for (const l of ranked)
+    for (let k = 0; k < n * n; k++) {
+      if (Number.isNaN(l.rank![k])) continue;
+      sumRank[k] += l.rank![k];
+      rankedPairs[k] += 1;
+    }
+  for (let k = 0; k < n * n; k++) if (Math.floor(k / n) !== k % n && rankedPairs[k] === 0) sumRank[k] = NaN;
+  return { meanRms, sumMeanAbs, maxNormMaxDiff, sumRank };
 }
 
 /**
@@ -138,6 +188,22 @@ export async function pairwiseStats(models: string[], options: PairwiseOptions =
   const headers: ModelHeader[] = await Promise.all(models.map((m) => inspectModel(m)));
   const n = models.length;
   const { tensors, skipped } = alignTensors(headers, options.layers);
+  const metrics = options.metrics ?? ['rms', 'l1', 'maxdiff'];
+  for (const m of metrics) {
+    if (!['rms', 'l1', 'maxdiff', 'rank'].includes(m)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${m} (expected rms, l1, maxdiff or rank)`);
+  }
+  const rankOpts = options.rank ?? {};
+  const k = rankOpts.k ?? 64;
+  if (!Number.isInteger(k) || k < 1 || k > 1024) throw new MotherError('ERR_INVALID_ARGUMENT', `rank.k must be an integer from 1 to 1024, got ${k}`);
+  const wantRank = metrics.includes('rank');
+  const sketch = tensors.map((t) => {
+    if (!wantRank) return false;
+    const shapes = t.shapes.filter((s, m) => s && t.rows[m] >= 0) as number[][];
+    const square = shapes.every((s) => s.length === 2 && s[0] === s[1]);
+    if (!square) return false;
+    const f = rankOpts.layers;
+    return !f || (f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shapes[0]));
+  });
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'pairwise pass cancelled');
   const cancel = new Int32Array(1);
   const onAbort = () => Atomics.store(cancel, 0, 1);
@@ -146,8 +212,8 @@ export async function pairwiseStats(models: string[], options: PairwiseOptions =
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
-      tensors.map((t) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems })),
-      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems },
+      tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i] })),
+      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
       options.onProgress ? (p) => { if (!settled) options.onProgress!(p); } : undefined,
       cancel,
     );

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { INPUT_ERROR_CODES, MotherError } from '../errors';
 import { packageRoot } from '../native';
 import { scanModel } from '../model_stats';
+import { pairwiseStats, PairwiseStats } from '../pairwise';
 import { simdPaths } from '../simd';
 import { num, table } from './format';
 import { formatBytes, progressBar } from './progress';
@@ -68,6 +69,79 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
   );
 }
 
+interface DistancesOpts {
+  metric: 'rms' | 'l1' | 'maxdiff' | 'rank';
+  rankK?: number;
+  exactRank?: boolean;
+  layers?: string;
+  json?: boolean;
+  threads?: number;
+  quiet?: boolean;
+}
+
+const METRIC_FIELD: Record<DistancesOpts['metric'], keyof PairwiseStats['aggregates']> = {
+  rms: 'meanRms',
+  l1: 'sumMeanAbs',
+  maxdiff: 'maxNormMaxDiff',
+  rank: 'sumRank',
+};
+
+/** Validates a --layers pattern (kept as the source string). */
+function parseRegex(v: string): string {
+  try {
+    new RegExp(v);
+    return v;
+  } catch (e) {
+    throw new InvalidArgumentError(`not a valid regular expression: ${(e as Error).message}`);
+  }
+}
+
+async function distancesCommand(models: string[], opts: DistancesOpts, out: NodeJS.WritableStream): Promise<void> {
+  const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
+  let r: PairwiseStats;
+  try {
+    r = await pairwiseStats(models, {
+      layers: opts.layers ? new RegExp(opts.layers) : undefined,
+      metrics: opts.metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : undefined,
+      rank: { k: opts.rankK, exact: opts.exactRank },
+      threads: opts.threads,
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
+    });
+  } finally {
+    bar.finish();
+  }
+  const n = r.n;
+  const m = r.aggregates[METRIC_FIELD[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
+  const finite = (v: number) => (Number.isFinite(v) ? v : null);
+  if (opts.json) {
+    const doc = {
+      models: r.models,
+      metric: opts.metric,
+      matrix: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(m[i * n + j]))),
+      layers: r.layers.map((l) => ({
+        name: l.name,
+        rows: l.rows,
+        resized: l.resized,
+        rms: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(l.rms[i * n + j]))),
+        meanAbs: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(l.meanAbs[i * n + j]))),
+        maxDiff: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(l.maxDiff[i * n + j]))),
+        ...(l.rank ? { rank: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(l.rank![i * n + j]))) } : {}),
+      })),
+      skipped: r.skipped.map((s) => ({ name: s.name, model: s.model >= 0 ? r.models[s.model] : null, reason: s.reason })),
+      bytesRead: r.bytesRead,
+    };
+    out.write(JSON.stringify(doc) + '\n');
+    return;
+  }
+  const labels = models.map((_, i) => `[${i}]`);
+  const rows = Array.from({ length: n }, (_, i) => [labels[i], ...Array.from({ length: n }, (_, j) => num(finite(m[i * n + j])))]);
+  out.write(models.map((p, i) => `${labels[i]} ${p}`).join('\n') + '\n\n');
+  out.write(table([opts.metric, ...labels], rows, [false, ...labels.map(() => true)]) + '\n');
+  const resized = r.layers.filter((l) => l.resized).map((l) => l.name);
+  const bytes = r.bytesRead.reduce((a, b) => a + b, 0);
+  out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${r.simd}, ${r.threads} threads)\n`);
+}
+
 export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Command {
   const program = new Command();
   program
@@ -97,6 +171,24 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
       })()}`,
     )
     .action(async (model: string, opts: StatsOpts) => statsCommand(model, opts, out));
+
+  program
+    .command('distances')
+    .description('pairwise distances between models, every model read once (per-layer RMS / L1 / max of weight differences)')
+    .argument('<models...>', 'two or more models (directories, .safetensors files or shard indexes)')
+    .addOption(new Option('--metric <m>', 'aggregate to print: rms = mean over layers of RMS(Wi - Wj); l1 = sum over layers of mean |Wi - Wj|; maxdiff = max over layers of the min-max normalised max |Wi - Wj|; rank = sum over square 2-D layers of rank(Wi - Wj) (LoRA families)').choices(['rms', 'l1', 'maxdiff', 'rank']).default('rms'))
+    .option('--rank-k <k>', 'sketch size for --metric rank (default 64; ranks up to about k - 8 are exact)', (v: string) => {
+      const k = Number(v);
+      if (!Number.isInteger(k) || k < 1 || k > 1024) throw new InvalidArgumentError('expected an integer from 1 to 1024.');
+      return k;
+    })
+    .option('--exact-rank', 'exact SVD of each difference instead of the sketch (holds whole tensors in memory)')
+    .option('--layers <regex>', 'compare only tensors whose name matches', parseRegex)
+    .option('--json', 'print JSON: the matrix, per-layer matrices, skipped tensors, bytes read')
+    .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .option('-q, --quiet', 'no progress bar')
+    .addHelpText('after', `\nExamples:\n  $ mother distances a/ b/ c/ --metric l1\n  $ mother distances ./Llama-2-7b-hf ./CodeLlama-7b-hf --layers 'self_attn\\.o_proj' --json\n`)
+    .action(async (models: string[], opts: DistancesOpts) => distancesCommand(models, opts, out));
 
   return program;
 }

@@ -397,6 +397,11 @@ class PairwiseWorker : public Napi::AsyncWorker {
     cancel_ref_ = Napi::Persistent(flag);
     cancel_ = flag.Data();
   }
+  void rank_options(unsigned k, uint64_t seed, bool exact) {
+    sketch_k_ = k;
+    sketch_seed_ = seed;
+    exact_rank_ = exact;
+  }
 
  protected:
   void Execute() override {
@@ -409,6 +414,9 @@ class PairwiseWorker : public Napi::AsyncWorker {
       opt.kernels = kernels_;
       opt.chunk_elems = chunk_;
       opt.cancel = cancel_;
+      opt.sketch_k = sketch_k_;
+      opt.sketch_seed = sketch_seed_;
+      opt.exact_rank = exact_rank_;
       threads_used_ = opt.threads;
       if (has_tsfn_) {
         opt.progress = [this](const mother::PairwiseProgress& p) {
@@ -455,6 +463,11 @@ class PairwiseWorker : public Napi::AsyncWorker {
       o.Set("minDiff", f64(r.min_diff));
       o.Set("count", f64(r.count));
       o.Set("skipped", f64(r.skipped));
+      if (!r.rank.empty()) {
+        o.Set("rank", f64(r.rank));
+        o.Set("rankTol", f64(r.rank_tol));
+        o.Set("sigmaMax", f64(r.sigma_max));
+      }
       tensors.Set(t, o);
     }
     Napi::Object out = Napi::Object::New(env);
@@ -492,6 +505,9 @@ class PairwiseWorker : public Napi::AsyncWorker {
   std::chrono::steady_clock::time_point last_progress_{};
   mother::PairwiseResult result_;
   unsigned threads_used_ = 0;
+  unsigned sketch_k_ = 64;
+  uint64_t sketch_seed_ = 0x6d6f7468;
+  bool exact_rank_ = false;
   ErrorInfo error_;
 };
 
@@ -526,12 +542,14 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
     for (uint32_t k = 0; k < ra.Length(); ++k) t.rows.push_back(static_cast<int64_t>(ra.Get(k).As<Napi::Number>().Int64Value()));
     Napi::Value re = o.Get("rowElems");
     t.row_elems = re.IsNumber() ? static_cast<uint64_t>(re.As<Napi::Number>().Int64Value()) : 1;
+    t.sketch = o.Get("sketch").ToBoolean().Value();
     plan.push_back(std::move(t));
   }
   Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
   const mother::Kernels* k = kernels_or_throw(env, opt_str(opts, "simd"));
   auto* w = new PairwiseWorker(env, std::move(specs), std::move(plan), opt_u32(opts, "threads", 0), k,
                                opt_u32(opts, "chunkElems", 4096));
+  w->rank_options(opt_u32(opts, "sketchK", 64), opt_u32(opts, "sketchSeed", 0x6d6f7468), opts.Get("exactRank").ToBoolean().Value());
   if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
     w->set_cancel(info[4].As<Napi::Int32Array>());

@@ -1,5 +1,6 @@
 #include "pairwise.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../stats/dispatch.h"
+#include "svd.h"
 
 namespace mother {
 
@@ -38,7 +40,57 @@ bool decode_to_f64(DType d, const uint8_t* p, size_t n, double* out) {
   return probe != 0 || std::isnan(probe);
 }
 
+double unit_roundoff(DType d) {
+  switch (d) {
+    case DType::F64: return std::ldexp(1.0, -53);
+    case DType::F32: return std::ldexp(1.0, -24);
+    case DType::F16: return std::ldexp(1.0, -11);
+    case DType::BF16: return std::ldexp(1.0, -8);
+    case DType::F8_E4M3: case DType::F8_E4M3FNUZ: return std::ldexp(1.0, -4);
+    case DType::F8_E5M2: case DType::F8_E5M2FNUZ: return std::ldexp(1.0, -3);
+    case DType::F8_E8M0: return 0.5;
+    default: return 0;
+  }
+}
+
 namespace {
+
+// Deterministic standard Gaussians (splitmix64 + Box-Muller), the same on every platform.
+struct Gaussian {
+  uint64_t state;
+  double spare = 0;
+  bool has_spare = false;
+  explicit Gaussian(uint64_t seed) : state(seed) {}
+  uint64_t next_u64() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (static_cast<double>(next_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+  double operator()() {
+    if (has_spare) { has_spare = false; return spare; }
+    const double r = std::sqrt(-2.0 * std::log(uniform())), t = 6.283185307179586 * uniform();
+    spare = r * std::sin(t);
+    has_spare = true;
+    return r * std::cos(t);
+  }
+};
+
+struct SketchBasis {
+  std::vector<double> psi;    // n x k
+  std::vector<double> omega;  // n x k
+};
+
+SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
+  SketchBasis b;
+  b.psi.resize(n * k);
+  b.omega.resize(n * k);
+  Gaussian g1(seed ^ (n * 0x100000001b3ull) ^ 0x1111), g2(seed ^ (n * 0x100000001b3ull) ^ 0x2222);
+  for (auto& x : b.psi) x = g1();
+  for (auto& x : b.omega) x = g2();
+  return b;
+}
 
 struct Job {
   uint32_t tensor;
@@ -49,6 +101,8 @@ struct Job {
 struct Partial {
   std::vector<double> acc;        // 4 per pair: sum_sq, sum_abs, max, min
   std::vector<double> skipped;    // per pair
+  std::vector<double> sketch;     // sketch tensors: per model k x k
+  std::vector<double> norm2;      // sketch tensors: per model sum w^2
 };
 
 // Slow path for a pair where either side holds NaN/Inf in this range.
@@ -80,6 +134,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   std::vector<Job> jobs;
   std::vector<size_t> first_job(plan.size() + 1, 0);
   uint64_t bytes_total = 0;
+  uint64_t buf_elems = chunk;
+  const unsigned k = options.sketch_k > 0 ? options.sketch_k : 64;
+  std::unordered_map<uint64_t, SketchBasis> bases;  // by matrix size n
   for (uint32_t t = 0; t < plan.size(); ++t) {
     const PairPlanTensor& pt = plan[t];
     if (pt.rows.size() != n_models)
@@ -102,8 +159,19 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       max_elems = elems > max_elems ? elems : max_elems;
       bytes_total += info.end - info.begin;
     }
-    for (uint64_t e = 0; e < max_elems; e += chunk)
-      jobs.push_back(Job{t, e, max_elems - e < chunk ? max_elems - e : chunk});
+    uint64_t per_job = chunk;
+    if (pt.sketch) {
+      for (size_t m = 0; m < n_models; ++m)
+        if (pt.rows[m] >= 0 && static_cast<uint64_t>(pt.rows[m]) != pt.row_elems)
+          throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
+      // whole rows per job: the sketch consumes rows
+      per_job = (chunk / pt.row_elems > 0 ? chunk / pt.row_elems : 1) * pt.row_elems;
+      if (per_job > buf_elems) buf_elems = per_job;
+      if (!options.exact_rank && bases.find(pt.row_elems) == bases.end())
+        bases.emplace(pt.row_elems, make_basis(options.sketch_seed, pt.row_elems, k));
+    }
+    for (uint64_t e = 0; e < max_elems; e += per_job)
+      jobs.push_back(Job{t, e, max_elems - e < per_job ? max_elems - e : per_job});
   }
   first_job[plan.size()] = jobs.size();
 
@@ -116,6 +184,15 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
     r.count.assign(n_pairs, 0);
     r.skipped.assign(n_pairs, 0);
+  }
+  // per sketch tensor: per model sketch (k x k) and sum w^2, or (exact mode) the whole tensor
+  std::vector<std::vector<double>> sketches(plan.size()), norms(plan.size());
+  std::vector<std::vector<std::vector<double>>> whole(plan.size());
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].sketch) continue;
+    norms[t].assign(n_models, 0);
+    if (options.exact_rank) whole[t].resize(n_models);
+    else sketches[t].assign(n_models * k * k, 0);
   }
   result.bytes_read.assign(n_models, 0);
 
@@ -142,7 +219,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     thread_local std::vector<double> buf;
     thread_local std::vector<uint64_t> len;
     thread_local std::vector<uint8_t> bad;
-    buf.resize(n_models * chunk);
+    buf.resize(n_models * buf_elems);
     len.assign(n_models, 0);
     bad.assign(n_models, 0);
     uint64_t job_bytes = 0;
@@ -157,9 +234,15 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       const uint64_t esize = dtype_bits(info.dtype) / 8;
       const uint64_t offset = file.header.data_start + info.begin + job.first * esize;
       file.map->populate(offset, n * esize);
-      bad[m] = decode_to_f64(info.dtype, file.map->data() + offset, n, buf.data() + m * chunk);
+      bad[m] = decode_to_f64(info.dtype, file.map->data() + offset, n, buf.data() + m * buf_elems);
       file.map->release(offset, n * esize);
       len[m] = n;
+      if (pt.sketch && options.exact_rank) {
+        std::lock_guard<std::mutex> lock(state[job.tensor].mu);
+        std::vector<double>& wm = whole[job.tensor][m];
+        if (wm.empty()) wm.assign(static_cast<size_t>(pt.rows[m]) * pt.row_elems, 0.0);
+        std::memcpy(&wm[job.first], buf.data() + m * buf_elems, n * sizeof(double));
+      }
       bytes_read[m].fetch_add(n * esize, std::memory_order_relaxed);
       job_bytes += n * esize;
     }
@@ -174,13 +257,42 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     }
     for (size_t i = 0; i < n_models; ++i) {
       if (!len[i]) continue;
-      const double* a = buf.data() + i * chunk;
-      for (size_t k = i + 1; k < n_models; ++k) {
+      const double* a = buf.data() + i * buf_elems;
+      for (size_t k2 = i + 1; k2 < n_models; ++k2) {
+        const size_t k = k2;
         if (!len[k]) continue;
         const size_t n = static_cast<size_t>(len[i] < len[k] ? len[i] : len[k]);
         const size_t p = pair_index(i, k, n_models);
-        if (bad[i] || bad[k]) pair_diff_skipping(a, buf.data() + k * chunk, n, &part->acc[4 * p], &part->skipped[p]);
-        else kernels->pair_diff(a, buf.data() + k * chunk, n, &part->acc[4 * p]);
+        if (bad[i] || bad[k]) pair_diff_skipping(a, buf.data() + k * buf_elems, n, &part->acc[4 * p], &part->skipped[p]);
+        else kernels->pair_diff(a, buf.data() + k * buf_elems, n, &part->acc[4 * p]);
+      }
+    }
+    if (pt.sketch) {
+      const uint64_t n = pt.row_elems;
+      part->norm2.assign(n_models, 0);
+      if (!options.exact_rank) part->sketch.assign(n_models * k * k, 0);
+      thread_local std::vector<double> y;
+      for (size_t m = 0; m < n_models; ++m) {
+        if (!len[m]) continue;
+        const double* w = buf.data() + m * buf_elems;
+        double s2 = 0;
+        for (uint64_t e = 0; e < len[m]; ++e) s2 += std::isfinite(w[e]) ? w[e] * w[e] : 0.0;
+        part->norm2[m] = s2;
+        if (options.exact_rank) continue;
+        const uint64_t rows = len[m] / n, r0 = job.first / n;
+        const SketchBasis& basis = bases.at(n);
+        y.resize(rows * k);
+        kernels->sketch_rows(w, rows, n, basis.omega.data(), k, y.data());
+        double* s_m = &part->sketch[m * k * k];
+        for (uint64_t r = 0; r < rows; ++r) {  // S += Psi[r0 + r]^T (x) y[r]
+          const double* psi = &basis.psi[(r0 + r) * k];
+          const double* yr = &y[r * k];
+          for (unsigned a = 0; a < k; ++a) {
+            const double pa = psi[a];
+            double* row = s_m + a * k;
+            for (unsigned b = 0; b < k; ++b) row[b] += pa * yr[b];
+          }
+        }
       }
     }
     {
@@ -197,6 +309,10 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           r.min_diff[p] = q.acc[4 * p + 3] < r.min_diff[p] ? q.acc[4 * p + 3] : r.min_diff[p];
           r.skipped[p] += q.skipped[p];
         }
+        if (!q.norm2.empty())
+          for (size_t m = 0; m < n_models; ++m) norms[job.tensor][m] += q.norm2[m];
+        if (!q.sketch.empty())
+          for (size_t x = 0; x < q.sketch.size(); ++x) sketches[job.tensor][x] += q.sketch[x];
         st.pending[st.next].reset();
         ++st.next;
       }
@@ -218,6 +334,55 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
         const uint64_t rows = static_cast<uint64_t>(plan[t].rows[i] < plan[t].rows[k] ? plan[t].rows[i] : plan[t].rows[k]);
         result.tensors[t].count[p] = static_cast<double>(rows * plan[t].row_elems) - result.tensors[t].skipped[p];
       }
+  // Ranks of differences, per sketch tensor and pair.
+  struct RankJob { size_t t, i, j; };
+  std::vector<RankJob> rank_jobs;
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].sketch) continue;
+    auto& r = result.tensors[t];
+    r.rank.assign(n_pairs, std::nan(""));
+    r.rank_tol.assign(n_pairs, std::nan(""));
+    r.sigma_max.assign(n_pairs, std::nan(""));
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t j = i + 1; j < n_models; ++j)
+        if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
+  }
+  parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
+    const RankJob& rj = rank_jobs[x];
+    const uint64_t n = plan[rj.t].row_elems;
+    const DType di = models[rj.i].info(*refs[rj.t][rj.i]).dtype, dj = models[rj.j].info(*refs[rj.t][rj.j]).dtype;
+    const double ui = unit_roundoff(di), uj = unit_roundoff(dj);
+    // Storage noise: each stored value is off by up to u|w| (uniform: rms u|w|/sqrt 3).
+    const double noise_f = std::sqrt((ui * ui * norms[rj.t][rj.i] + uj * uj * norms[rj.t][rj.j]) / 3.0);
+    // numpy.linalg.matrix_rank's own tolerance: sigma_max x max(M, N) x eps of the computation
+    // dtype (float32 unless both operands are F64).
+    const double eps = di == DType::F64 && dj == DType::F64 ? std::ldexp(1.0, -52) : std::ldexp(1.0, -23);
+    std::vector<double> sv, d;
+    double noise_sigma;
+    if (options.exact_rank) {
+      const auto& wi = whole[rj.t][rj.i];
+      const auto& wj = whole[rj.t][rj.j];
+      d.resize(n * n);
+      for (size_t e = 0; e < n * n; ++e) d[e] = (std::isfinite(wi[e]) && std::isfinite(wj[e])) ? wi[e] - wj[e] : 0.0;
+      sv = singular_values(d.data(), n, n);
+      noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
+    } else {
+      const double* si = &sketches[rj.t][rj.i * k * k];
+      const double* sj = &sketches[rj.t][rj.j * k * k];
+      d.resize(static_cast<size_t>(k) * k);
+      for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
+      sv = singular_values(d.data(), k, k);
+      noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
+    }
+    const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
+    double rank = 0;
+    for (double s : sv) rank += s > tol ? 1 : 0;
+    const size_t p = pair_index(rj.i, rj.j, n_models);
+    result.tensors[rj.t].rank[p] = rank;
+    result.tensors[rj.t].rank_tol[p] = tol;
+    result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
+  });
+
   for (size_t m = 0; m < n_models; ++m) result.bytes_read[m] = bytes_read[m].load();
   if (options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total});
   return result;

@@ -22,6 +22,7 @@ struct PairPlanTensor {
   std::string name;
   std::vector<int64_t> rows;  // per model; -1: not compared for that model
   uint64_t row_elems = 1;     // product of the trailing dimensions (1 for 1-D tensors)
+  bool sketch = false;        // square 2-D: also compute the rank of differences
 };
 
 struct PairwiseProgress {
@@ -35,6 +36,14 @@ struct PairwiseOptions {
   uint64_t chunk_elems = 4096;  // per model per job
   std::function<void(const PairwiseProgress&)> progress;  // from workers, never concurrently
   const int32_t* cancel = nullptr;
+  // Rank of differences (tensors with sketch = true). Sketch mode: S_m = Psi^T W_m Omega,
+  // k x k, Psi and Omega n x k standard Gaussian from `seed`, computed once per model while
+  // streaming; rank(S_i - S_j) = rank(W_i - W_j) when that rank is below k. Exact mode: the
+  // singular values of W_i - W_j themselves (holds N whole tensors in memory: verification).
+  unsigned sketch_k = 64;
+  uint64_t sketch_seed = 0x6d6f74686572ull;
+  bool exact_rank = false;
+  double rank_safety = 3.0;  // tolerance = safety x the expected largest singular value of storage noise
 };
 
 // Per planned tensor, per unordered pair p = pair_index(i, j) (i < j):
@@ -45,6 +54,10 @@ struct PairTensorResult {
   std::vector<double> min_diff;  // min (Wi - Wj)  (+inf when nothing compared)
   std::vector<double> count;     // positions compared (both finite)
   std::vector<double> skipped;   // positions skipped because either value was NaN/Inf
+  // sketch tensors only (else empty), per pair:
+  std::vector<double> rank;       // number of singular values above rank_tol
+  std::vector<double> rank_tol;   // the tolerance used (in the sketch's or the matrix's scale)
+  std::vector<double> sigma_max;  // largest singular value (same scale)
 };
 
 struct PairwiseResult {
@@ -59,6 +72,9 @@ inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i -
 
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options);
+
+// Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
+double unit_roundoff(DType d);
 
 // Decodes n elements of a float dtype to float64; returns true if any is NaN or +-Inf.
 bool decode_to_f64(DType d, const uint8_t* p, size_t n, double* out);

@@ -35,6 +35,8 @@ struct Kernels {
   // d = a[i] - b[i], acc[0] += sum d^2, acc[1] += sum |d|, acc[2] = max(acc[2], max d),
   // acc[3] = min(acc[3], min d). Inputs are finite (callers route non-finite rows elsewhere).
   void (*pair_diff)(const double* a, const double* b, size_t n, double acc[4]);
+  // y (rows x k) = w (rows x n) * omega (n x k), row-major float64 (the rank sketch).
+  void (*sketch_rows)(const double* w, size_t rows, size_t n, const double* omega, size_t k, double* y);
 };
 
 // The scalar pair_diff, also used for the tails and by callers that need it directly.

@@ -302,7 +302,9 @@ ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[3] = tail[3];
 }
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff};
+#include "sketch_rows.inc"
+
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, sketch_rows};
 
 }  // namespace
 }  // namespace mother

@@ -209,7 +209,11 @@ void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
   acc[3] = tail[3];
 }
 
-const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff};
+#define ISA_FN
+#include "sketch_rows.inc"
+#undef ISA_FN
+
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, sketch_rows};
 
 }  // namespace
 

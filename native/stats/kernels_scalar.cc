@@ -86,7 +86,11 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
   return s;
 }
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff};
+#define ISA_FN
+#include "sketch_rows.inc"
+#undef ISA_FN
+
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, sketch_rows};
 
 }  // namespace
 
