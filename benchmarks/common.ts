@@ -44,8 +44,9 @@ function f32ToF16(v: number): number {
  * A safetensors file of `bytes` bytes of weight-like data (N(0, 0.02) with rare outliers) in
  * `dtype`, as tensors of 64 MiB (like the large matrices of an LLM shard). Reused if present.
  */
-export function ensureWeightsFile(name: string, dtype: string, bytes: number): string {
+export function ensureWeightsFile(name: string, dtype: string, bytes: number, variant = 0): string {
   const file = path.join(dataDir(), name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   if (fs.existsSync(file) && fs.statSync(file).size > bytes) return file;
   const esize = DTYPE_BYTES[dtype];
   const tensorBytes = 64 * 1024 * 1024;
@@ -58,7 +59,7 @@ export function ensureWeightsFile(name: string, dtype: string, bytes: number): s
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const h = Buffer.from(json);
   // one 64 MiB template tensor, rotated per tensor so tensors differ
-  const rnd = xorshift(12345);
+  const rnd = xorshift(12345 + variant * 7919);
   const n = tensorBytes / esize;
   const f32 = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {

@@ -2,26 +2,30 @@
 //   stats pass GB/s vs a plain read-and-sum of the same bytes through the same mmaps
 //   (page cache warm), for F32, F16 and BF16 files of >= 1 GiB, on every SIMD path;
 //   peak RSS of a child process scanning a 4 GiB file.
-// Env: MOTHER_BENCH_GIB (file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
-//      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_DIR (data folder).
+//   pairwise engine for N = 2, 8, 32, 64 models: GB/s and pairs/s, ratio to a plain read of
+//   all N models, bytes read per model, and a naive per-pair-reload baseline.
+// Usage: npm run bench [-- stats|pairwise ...] (default: all sections).
+// Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
+//      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 32),
+//      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
+//      MOTHER_BENCH_DIR (data folder).
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 import { scanModel } from '../lib';
 import { native, packageRoot } from '../lib/native';
 import { ensureWeightsFile, gbps, machine, median, table } from './common';
+import { benchPairwise } from './pairwise';
 
 const GiB = 2 ** 30;
 
-async function main(): Promise<void> {
+async function benchStats(): Promise<void> {
   const size = Number(process.env.MOTHER_BENCH_GIB || 1) * GiB;
   const rssSize = Number(process.env.MOTHER_BENCH_RSS_GIB || 4) * GiB;
   const reps = Number(process.env.MOTHER_BENCH_REPS || 5);
   const addon = native();
   const paths = addon.simdPaths();
-  console.log(`# mother benchmark: statistics pass vs plain read`);
-  console.log(`machine: ${machine()}`);
-  console.log(`date: ${new Date().toISOString()}  SIMD paths: ${paths.join(', ')}  threads: all  reps: ${reps} (median)\n`);
+  console.log(`## statistics pass vs plain read (reps: ${reps}, median)\n`);
 
   const rows: (string | number)[][] = [];
   for (const dtype of ['F32', 'F16', 'BF16']) {
@@ -69,6 +73,21 @@ async function main(): Promise<void> {
       [['scanModel, all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(b.rss / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
     ),
   );
+}
+
+async function main(): Promise<void> {
+  const sections = process.argv.slice(2);
+  const want = (s: string) => sections.length === 0 || sections.includes(s);
+  console.log(`# mother benchmarks`);
+  console.log(`machine: ${machine()}`);
+  console.log(`date: ${new Date().toISOString()}  SIMD: ${native().simdDefault()} (available: ${native().simdPaths().join(', ')})  threads: all\n`);
+  if (want('stats')) await benchStats();
+  if (want('pairwise')) {
+    const modelMiB = Number(process.env.MOTHER_BENCH_MODEL_MIB || 32);
+    console.log(`\n## pairwise engine (BF16 models of ${modelMiB} MiB, page cache warm)\n`);
+    console.log(await benchPairwise({ sizes: [2, 8, 32, 64], modelMiB, naiveMaxPairs: Number(process.env.MOTHER_BENCH_NAIVE_PAIRS || 64) }));
+    console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);
+  }
 }
 
 main().catch((e) => {

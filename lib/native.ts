@@ -57,7 +57,7 @@ export interface NativeAddon {
   pairwise(
     models: { files: string[]; index: string }[],
     plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean }[],
-    options: RawNativeOptions & { chunkElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
+    options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;

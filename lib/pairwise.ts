@@ -28,8 +28,10 @@ export interface PairwiseOptions {
   rank?: RankOptions;
   threads?: number;
   simd?: string;
-  /** Elements per model per job (default 4096): the chunk of every model that stays in cache. */
+  /** Elements per model (default 4096) that stay in cache while all pairs run over them. */
   chunkElems?: number;
+  /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
+  jobElems?: number;
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -213,7 +215,7 @@ export async function pairwiseStats(models: string[], options: PairwiseOptions =
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
       tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i] })),
-      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
+      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
       options.onProgress ? (p) => { if (!settled) options.onProgress!(p); } : undefined,
       cancel,
     );

@@ -73,7 +73,7 @@ async function checkAgainstBrute(nModels: number, seed: number, opts: { nonFinit
   const rng = new Rng(seed);
   const fam = makeFamily(rng, nModels, opts);
   const models = fam.map((specs, m) => writeModel(path.join(tmp.dir, `s${seed}-n${nModels}`, `m${m}`), specs));
-  const got = await pairwiseStats(models.map((m) => m.path), { chunkElems: 64 });
+  const got = await pairwiseStats(models.map((m) => m.path), { chunkElems: 64, jobElems: 192 });
   const failures: string[] = [];
   for (const layer of got.layers) {
     for (let i = 0; i < nModels; i++)
@@ -137,9 +137,10 @@ describe('pairwiseStats', () => {
     const rng = new Rng(12);
     const fam = makeFamily(rng, 7);
     const paths = fam.map((specs, m) => writeModel(path.join(tmp.dir, 'threads', `m${m}`), specs).path);
-    const base = await pairwiseStats(paths, { threads: 1, chunkElems: 64 });
+    // 64-element sub-chunks, 128-element jobs: many jobs per tensor, reduced in order
+    const base = await pairwiseStats(paths, { threads: 1, chunkElems: 64, jobElems: 128 });
     for (const threads of [2, 3, 8]) {
-      const other = await pairwiseStats(paths, { threads, chunkElems: 64 });
+      const other = await pairwiseStats(paths, { threads, chunkElems: 64, jobElems: 128 });
       expect(other.layers).toEqual(base.layers);
     }
     const big = await pairwiseStats(paths, { chunkElems: 4096 });

@@ -131,7 +131,7 @@ describe('rank of differences', () => {
   }
 
   test('sketches are linear and seeded: results independent of threads and chunking, change with the seed only in scale', async () => {
-    const a = await pairwiseStats(fp32, { metrics: ['rank'], threads: 1, chunkElems: 128 });
+    const a = await pairwiseStats(fp32, { metrics: ['rank'], threads: 1, chunkElems: 128, jobElems: 512 });
     const b = await pairwiseStats(fp32, { metrics: ['rank'], threads: 3, chunkElems: 4096 });
     expect(Array.from(b.layers[0].rank!)).toEqual(Array.from(a.layers[0].rank!));
     const c = await pairwiseStats(fp32, { metrics: ['rank'], rank: { seed: 12345 } });

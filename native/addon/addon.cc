@@ -397,6 +397,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
     cancel_ref_ = Napi::Persistent(flag);
     cancel_ = flag.Data();
   }
+  void set_job_elems(uint64_t n) { job_elems_ = n; }
   void rank_options(unsigned k, uint64_t seed, bool exact) {
     sketch_k_ = k;
     sketch_seed_ = seed;
@@ -413,6 +414,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
       opt.threads = mother::resolve_threads(threads_);
       opt.kernels = kernels_;
       opt.chunk_elems = chunk_;
+      opt.job_elems = job_elems_;
       opt.cancel = cancel_;
       opt.sketch_k = sketch_k_;
       opt.sketch_seed = sketch_seed_;
@@ -508,6 +510,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
   unsigned sketch_k_ = 64;
   uint64_t sketch_seed_ = 0x6d6f7468;
   bool exact_rank_ = false;
+  uint64_t job_elems_ = 0;
   ErrorInfo error_;
 };
 
@@ -550,6 +553,7 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
   auto* w = new PairwiseWorker(env, std::move(specs), std::move(plan), opt_u32(opts, "threads", 0), k,
                                opt_u32(opts, "chunkElems", 4096));
   w->rank_options(opt_u32(opts, "sketchK", 64), opt_u32(opts, "sketchSeed", 0x6d6f7468), opts.Get("exactRank").ToBoolean().Value());
+  w->set_job_elems(opt_u32(opts, "jobElems", 0));
   if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
     w->set_cancel(info[4].As<Napi::Int32Array>());

@@ -16,30 +16,6 @@
 
 namespace mother {
 
-bool decode_to_f64(DType d, const uint8_t* p, size_t n, double* out) {
-  switch (d) {
-    case DType::F64: std::memcpy(out, p, n * 8); break;
-    case DType::F32:
-      for (size_t i = 0; i < n; ++i) { float f; std::memcpy(&f, p + 4 * i, 4); out[i] = f; }
-      break;
-    case DType::F16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); out[i] = f16_to_f32(h); }
-      break;
-    case DType::BF16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); out[i] = bf16_to_f32(h); }
-      break;
-    default: {
-      float lut[256];
-      for (int b = 0; b < 256; ++b) lut[b] = f8_to_f32(d, static_cast<uint8_t>(b));
-      for (size_t i = 0; i < n; ++i) out[i] = lut[p[i]];
-    }
-  }
-  // Non-finite check on the decoded values: (x - x) is NaN exactly for NaN and +-Inf.
-  double probe = 0;
-  for (size_t i = 0; i < n; ++i) probe += out[i] - out[i];
-  return probe != 0 || std::isnan(probe);
-}
-
 double unit_roundoff(DType d) {
   switch (d) {
     case DType::F64: return std::ldexp(1.0, -53);
@@ -136,6 +112,11 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   uint64_t bytes_total = 0;
   uint64_t buf_elems = chunk;
   const unsigned k = options.sketch_k > 0 ? options.sketch_k : 64;
+  // Elements per model per job: a job maps (and later releases) its range of every model in
+  // one call each; about 16M elements per job in all, 1M per model at most.
+  const uint64_t auto_job = std::min<uint64_t>(1u << 20, (16u << 20) / (n_models ? n_models : 1));
+  const uint64_t job_elems = std::max<uint64_t>(chunk, (options.job_elems ? options.job_elems : auto_job) / chunk * chunk);
+  auto sketch_sub = [chunk](uint64_t n) { return (chunk / n > 0 ? chunk / n : 1) * n; };
   std::unordered_map<uint64_t, SketchBasis> bases;  // by matrix size n
   for (uint32_t t = 0; t < plan.size(); ++t) {
     const PairPlanTensor& pt = plan[t];
@@ -159,14 +140,15 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       max_elems = elems > max_elems ? elems : max_elems;
       bytes_total += info.end - info.begin;
     }
-    uint64_t per_job = chunk;
+    uint64_t per_job = job_elems;
     if (pt.sketch) {
       for (size_t m = 0; m < n_models; ++m)
         if (pt.rows[m] >= 0 && static_cast<uint64_t>(pt.rows[m]) != pt.row_elems)
           throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
-      // whole rows per job: the sketch consumes rows
-      per_job = (chunk / pt.row_elems > 0 ? chunk / pt.row_elems : 1) * pt.row_elems;
-      if (per_job > buf_elems) buf_elems = per_job;
+      // whole rows per sub-chunk and per job: the sketch consumes rows
+      const uint64_t sub = sketch_sub(pt.row_elems);
+      per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
+      if (sub > buf_elems) buf_elems = sub;
       if (!options.exact_rank && bases.find(pt.row_elems) == bases.end())
         bases.emplace(pt.row_elems, make_basis(options.sketch_seed, pt.row_elems, k));
     }
@@ -217,35 +199,13 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     const Job& job = jobs[j];
     const PairPlanTensor& pt = plan[job.tensor];
     thread_local std::vector<double> buf;
-    thread_local std::vector<uint64_t> len;
+    thread_local std::vector<uint64_t> len, avail;
     thread_local std::vector<uint8_t> bad;
+    thread_local std::vector<double> y;
     buf.resize(n_models * buf_elems);
     len.assign(n_models, 0);
+    avail.assign(n_models, 0);
     bad.assign(n_models, 0);
-    uint64_t job_bytes = 0;
-    for (size_t m = 0; m < n_models; ++m) {
-      const TensorRef* ref = refs[job.tensor][m];
-      if (!ref) continue;
-      const TensorInfo& info = models[m].info(*ref);
-      const uint64_t elems = static_cast<uint64_t>(pt.rows[m]) * pt.row_elems;
-      if (elems <= job.first) continue;
-      const uint64_t n = elems - job.first < job.count ? elems - job.first : job.count;
-      const SafetensorsFile& file = models[m].files[ref->file];
-      const uint64_t esize = dtype_bits(info.dtype) / 8;
-      const uint64_t offset = file.header.data_start + info.begin + job.first * esize;
-      file.map->populate(offset, n * esize);
-      bad[m] = decode_to_f64(info.dtype, file.map->data() + offset, n, buf.data() + m * buf_elems);
-      file.map->release(offset, n * esize);
-      len[m] = n;
-      if (pt.sketch && options.exact_rank) {
-        std::lock_guard<std::mutex> lock(state[job.tensor].mu);
-        std::vector<double>& wm = whole[job.tensor][m];
-        if (wm.empty()) wm.assign(static_cast<size_t>(pt.rows[m]) * pt.row_elems, 0.0);
-        std::memcpy(&wm[job.first], buf.data() + m * buf_elems, n * sizeof(double));
-      }
-      bytes_read[m].fetch_add(n * esize, std::memory_order_relaxed);
-      job_bytes += n * esize;
-    }
     auto part = std::make_unique<Partial>();
     part->acc.resize(4 * n_pairs);
     part->skipped.assign(n_pairs, 0);
@@ -255,31 +215,65 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       part->acc[4 * p + 2] = -std::numeric_limits<double>::infinity();
       part->acc[4 * p + 3] = std::numeric_limits<double>::infinity();
     }
-    for (size_t i = 0; i < n_models; ++i) {
-      if (!len[i]) continue;
-      const double* a = buf.data() + i * buf_elems;
-      for (size_t k2 = i + 1; k2 < n_models; ++k2) {
-        const size_t k = k2;
-        if (!len[k]) continue;
-        const size_t n = static_cast<size_t>(len[i] < len[k] ? len[i] : len[k]);
-        const size_t p = pair_index(i, k, n_models);
-        if (bad[i] || bad[k]) pair_diff_skipping(a, buf.data() + k * buf_elems, n, &part->acc[4 * p], &part->skipped[p]);
-        else kernels->pair_diff(a, buf.data() + k * buf_elems, n, &part->acc[4 * p]);
-      }
-    }
     if (pt.sketch) {
-      const uint64_t n = pt.row_elems;
       part->norm2.assign(n_models, 0);
       if (!options.exact_rank) part->sketch.assign(n_models * k * k, 0);
-      thread_local std::vector<double> y;
+    }
+    // Map each model's range of this job in one call; it is released after the job.
+    uint64_t job_bytes = 0;
+    for (size_t m = 0; m < n_models; ++m) {
+      const TensorRef* ref = refs[job.tensor][m];
+      if (!ref) continue;
+      const uint64_t elems = static_cast<uint64_t>(pt.rows[m]) * pt.row_elems;
+      if (elems <= job.first) continue;
+      avail[m] = elems - job.first < job.count ? elems - job.first : job.count;
+      const TensorInfo& info = models[m].info(*ref);
+      const SafetensorsFile& file = models[m].files[ref->file];
+      const uint64_t esize = dtype_bits(info.dtype) / 8;
+      file.map->populate(file.header.data_start + info.begin + job.first * esize, avail[m] * esize);
+    }
+    // Sub-chunks of every model stay in cache while all pairs run over them.
+    const uint64_t sub = pt.sketch ? sketch_sub(pt.row_elems) : chunk;
+    for (uint64_t s = 0; s < job.count; s += sub) {
+      const uint64_t first = job.first + s;
+      for (size_t m = 0; m < n_models; ++m) {
+        len[m] = 0;
+        if (avail[m] <= s) continue;
+        const TensorInfo& info = models[m].info(*refs[job.tensor][m]);
+        const SafetensorsFile& file = models[m].files[refs[job.tensor][m]->file];
+        const uint64_t esize = dtype_bits(info.dtype) / 8;
+        const uint64_t n = avail[m] - s < sub ? avail[m] - s : sub;
+        bad[m] = kernels->decode_f64(info.dtype, file.map->data() + file.header.data_start + info.begin + first * esize, n,
+                               buf.data() + m * buf_elems);
+        len[m] = n;
+        if (pt.sketch && options.exact_rank) {
+          std::lock_guard<std::mutex> lock(state[job.tensor].mu);
+          std::vector<double>& wm = whole[job.tensor][m];
+          if (wm.empty()) wm.assign(static_cast<size_t>(pt.rows[m]) * pt.row_elems, 0.0);
+          std::memcpy(&wm[first], buf.data() + m * buf_elems, n * sizeof(double));
+        }
+      }
+      for (size_t i = 0; i < n_models; ++i) {
+        if (!len[i]) continue;
+        const double* a = buf.data() + i * buf_elems;
+        for (size_t j2 = i + 1; j2 < n_models; ++j2) {
+          if (!len[j2]) continue;
+          const size_t n = static_cast<size_t>(len[i] < len[j2] ? len[i] : len[j2]);
+          const size_t p = pair_index(i, j2, n_models);
+          if (bad[i] || bad[j2]) pair_diff_skipping(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p], &part->skipped[p]);
+          else kernels->pair_diff(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p]);
+        }
+      }
+      if (!pt.sketch) continue;
+      const uint64_t n = pt.row_elems;
       for (size_t m = 0; m < n_models; ++m) {
         if (!len[m]) continue;
         const double* w = buf.data() + m * buf_elems;
         double s2 = 0;
         for (uint64_t e = 0; e < len[m]; ++e) s2 += std::isfinite(w[e]) ? w[e] * w[e] : 0.0;
-        part->norm2[m] = s2;
+        part->norm2[m] += s2;
         if (options.exact_rank) continue;
-        const uint64_t rows = len[m] / n, r0 = job.first / n;
+        const uint64_t rows = len[m] / n, r0 = first / n;
         const SketchBasis& basis = bases.at(n);
         y.resize(rows * k);
         kernels->sketch_rows(w, rows, n, basis.omega.data(), k, y.data());
@@ -294,6 +288,15 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           }
         }
       }
+    }
+    for (size_t m = 0; m < n_models; ++m) {
+      if (!avail[m]) continue;
+      const TensorInfo& info = models[m].info(*refs[job.tensor][m]);
+      const SafetensorsFile& file = models[m].files[refs[job.tensor][m]->file];
+      const uint64_t esize = dtype_bits(info.dtype) / 8;
+      file.map->release(file.header.data_start + info.begin + job.first * esize, avail[m] * esize);
+      bytes_read[m].fetch_add(avail[m] * esize, std::memory_order_relaxed);
+      job_bytes += avail[m] * esize;
     }
     {
       TensorState& st = state[job.tensor];

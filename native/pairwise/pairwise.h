@@ -33,7 +33,8 @@ struct PairwiseProgress {
 struct PairwiseOptions {
   unsigned threads = 0;
   const Kernels* kernels = nullptr;
-  uint64_t chunk_elems = 4096;  // per model per job
+  uint64_t chunk_elems = 4096;  // per model, cache-resident sub-chunk on which all pairs run
+  uint64_t job_elems = 0;       // per model per job (mapped and released at once); 0: auto
   std::function<void(const PairwiseProgress&)> progress;  // from workers, never concurrently
   const int32_t* cancel = nullptr;
   // Rank of differences (tensors with sketch = true). Sketch mode: S_m = Psi^T W_m Omega,
@@ -76,7 +77,5 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
 // Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
 double unit_roundoff(DType d);
 
-// Decodes n elements of a float dtype to float64; returns true if any is NaN or +-Inf.
-bool decode_to_f64(DType d, const uint8_t* p, size_t n, double* out);
 
 }  // namespace mother

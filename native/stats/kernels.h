@@ -35,9 +35,15 @@ struct Kernels {
   // d = a[i] - b[i], acc[0] += sum d^2, acc[1] += sum |d|, acc[2] = max(acc[2], max d),
   // acc[3] = min(acc[3], min d). Inputs are finite (callers route non-finite rows elsewhere).
   void (*pair_diff)(const double* a, const double* b, size_t n, double acc[4]);
+  // Decodes n elements of a float dtype at p (any alignment) to float64; returns true if any
+  // is NaN or +-Inf. The pairwise engine's first step.
+  bool (*decode_f64)(DType d, const uint8_t* p, size_t n, double* out);
   // y (rows x k) = w (rows x n) * omega (n x k), row-major float64 (the rank sketch).
   void (*sketch_rows)(const double* w, size_t rows, size_t n, const double* omega, size_t k, double* y);
 };
+
+// The scalar decode_f64 (every dtype), used by the SIMD ones for tails and 8-bit formats.
+bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out);
 
 // The scalar pair_diff, also used for the tails and by callers that need it directly.
 void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);

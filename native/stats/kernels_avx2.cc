@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #define MOTHER_ISA_TARGET "avx2,fma,f16c"
 #include "isa_begin.h"
@@ -331,9 +332,37 @@ ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[3] = tail[3];
 }
 
+template <typename L>
+ISA_FN bool decode_t(const uint8_t* p, size_t n, double* out) {
+  const __m256i expmask = _mm256_set1_epi32(0x7F800000);
+  __m256i bad = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = L::load8(p + i * L::kSize);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expmask), expmask));
+    _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+    _mm256_storeu_pd(out + i + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+  }
+  bool tail_bad = false;
+  if (i < n) {
+    DType d = L::kSize == 4 ? DType::F32 : std::is_same<L, BF16>::value ? DType::BF16 : DType::F16;
+    tail_bad = scalar_decode_f64(d, p + i * L::kSize, n - i, out + i);
+  }
+  return !_mm256_testz_si256(bad, bad) || tail_bad;
+}
+
+ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
+  switch (d) {
+    case DType::F32: return decode_t<F32>(p, n, out);
+    case DType::BF16: return decode_t<BF16>(p, n, out);
+    case DType::F16: return decode_t<F16>(p, n, out);
+    default: return scalar_decode_f64(d, p, n, out);
+  }
+}
+
 #include "sketch_rows.inc"
 
-const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, sketch_rows};
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, decode_f64, sketch_rows};
 
 }  // namespace
 }  // namespace mother

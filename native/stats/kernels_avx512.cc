@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #define MOTHER_ISA_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
 #include "isa_begin.h"
@@ -302,9 +303,36 @@ ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[3] = tail[3];
 }
 
+template <typename L>
+ISA_FN bool decode_t(const uint8_t* p, size_t n, double* out) {
+  __mmask16 bad = 0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = L::load16(p + i * L::kSize);
+    bad |= _mm512_fpclass_ps_mask(x, kNonFinite);
+    _mm512_storeu_pd(out + i, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+    _mm512_storeu_pd(out + i + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+  }
+  bool tail_bad = false;
+  if (i < n) {
+    DType d = L::kSize == 4 ? DType::F32 : std::is_same<L, BF16>::value ? DType::BF16 : DType::F16;
+    tail_bad = scalar_decode_f64(d, p + i * L::kSize, n - i, out + i);
+  }
+  return bad != 0 || tail_bad;
+}
+
+ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
+  switch (d) {
+    case DType::F32: return decode_t<F32>(p, n, out);
+    case DType::BF16: return decode_t<BF16>(p, n, out);
+    case DType::F16: return decode_t<F16>(p, n, out);
+    default: return scalar_decode_f64(d, p, n, out);
+  }
+}
+
 #include "sketch_rows.inc"
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, sketch_rows};
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, decode_f64, sketch_rows};
 
 }  // namespace
 }  // namespace mother

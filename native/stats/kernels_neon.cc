@@ -213,7 +213,7 @@ void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
 #include "sketch_rows.inc"
 #undef ISA_FN
 
-const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, sketch_rows};
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, scalar_decode_f64, sketch_rows};
 
 }  // namespace
 

@@ -90,7 +90,7 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
 #include "sketch_rows.inc"
 #undef ISA_FN
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, sketch_rows};
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_decode_f64, sketch_rows};
 
 }  // namespace
 
@@ -117,6 +117,32 @@ void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[1] += sa;
   acc[2] = mx;
   acc[3] = mn;
+}
+
+bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
+  switch (d) {
+    case DType::F64: std::memcpy(out, p, n * 8); break;
+    case DType::F32: for (size_t i = 0; i < n; ++i) out[i] = LoadF32::at(p, i); break;
+    case DType::F16: for (size_t i = 0; i < n; ++i) out[i] = LoadF16::at(p, i); break;
+    case DType::BF16: for (size_t i = 0; i < n; ++i) out[i] = LoadBF16::at(p, i); break;
+    default: {
+      float lut[256];
+      for (int b = 0; b < 256; ++b) lut[b] = f8_to_f32(d, static_cast<uint8_t>(b));
+      for (size_t i = 0; i < n; ++i) out[i] = lut[p[i]];
+    }
+  }
+  // (x - x) is NaN exactly for NaN and +-Inf; four independent sums keep the loop fast.
+  double q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    q0 += out[i] - out[i];
+    q1 += out[i + 1] - out[i + 1];
+    q2 += out[i + 2] - out[i + 2];
+    q3 += out[i + 3] - out[i + 3];
+  }
+  for (; i < n; ++i) q0 += out[i] - out[i];
+  const double q = q0 + q1 + q2 + q3;
+  return q != 0 || std::isnan(q);
 }
 
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {

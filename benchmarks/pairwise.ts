@@ -1,0 +1,54 @@
+// Pairwise engine benchmark: N models read once vs a plain read of the same bytes, and vs a
+// naive per-pair baseline that reads both models again for every pair (the reference's I/O).
+import * as path from 'node:path';
+
+import { inspectModel, pairwiseStats } from '../lib';
+import { native } from '../lib/native';
+import { ensureWeightsFile, gbps, table } from './common';
+
+export async function benchPairwise(opts: { sizes: number[]; modelMiB: number; naiveMaxPairs: number }): Promise<string> {
+  const addon = native();
+  const maxN = Math.max(...opts.sizes);
+  const bytesPerModel = opts.modelMiB * 2 ** 20;
+  const files: string[] = [];
+  for (let m = 0; m < maxN; m++) {
+    process.stderr.write(`\rpreparing model ${m + 1}/${maxN}...`);
+    files.push(ensureWeightsFile(path.join('family', `model-${String(m).padStart(2, '0')}-BF16-${opts.modelMiB}MiB.safetensors`), 'BF16', bytesPerModel, m + 1));
+  }
+  process.stderr.write('\n');
+  const rows: (string | number)[][] = [];
+  for (const n of opts.sizes) {
+    const set = files.slice(0, n);
+    await addon.plainRead(set, {}); // warm
+    const plain = await addon.plainRead(set, {});
+    const plainGBps = gbps(plain.bytes, plain.seconds);
+    const r = await pairwiseStats(set);
+    const total = r.bytesRead.reduce((a, b) => a + b, 0);
+    const pairs = (n * (n - 1)) / 2;
+    const tensorBytes = (await Promise.all(set.map((f) => inspectModel(f)))).map((h) => h.tensors.reduce((a, t) => a + t.bytes, 0));
+    const ratios = r.bytesRead.map((b, i) => b / tensorBytes[i]);
+    const readRatio = `${Math.min(...ratios).toFixed(2)}x` + (Math.max(...ratios) !== Math.min(...ratios) ? `..${Math.max(...ratios).toFixed(2)}x` : '');
+    // naive: every pair reads both models again (capped number of pairs, then per-pair time x pairs)
+    const sample: [number, number][] = [];
+    for (let i = 0; i < n && sample.length < opts.naiveMaxPairs; i++) for (let j = i + 1; j < n && sample.length < opts.naiveMaxPairs; j++) sample.push([i, j]);
+    const t0 = process.hrtime.bigint();
+    for (const [i, j] of sample) await pairwiseStats([set[i], set[j]]);
+    const naiveSec = (Number(process.hrtime.bigint() - t0) / 1e9) * (pairs / sample.length);
+    rows.push([
+      n,
+      pairs,
+      (total / 2 ** 30).toFixed(2) + ' GiB',
+      readRatio,
+      plainGBps.toFixed(2),
+      gbps(total, r.seconds).toFixed(2),
+      (gbps(total, r.seconds) / plainGBps).toFixed(2),
+      (pairs / r.seconds).toFixed(1),
+      naiveSec.toFixed(2) + (sample.length < pairs ? ` (${sample.length}/${pairs} pairs timed)` : ''),
+      (naiveSec / r.seconds).toFixed(1) + 'x',
+    ]);
+  }
+  return table(
+    ['N models', 'pairs', 'bytes', 'bytes read / model size', 'plain read GB/s', 'pairwise GB/s', 'ratio', 'pairs/s', 'naive per-pair s', 'speed-up'],
+    rows,
+  );
+}
