@@ -15,7 +15,14 @@
 // lexicographically, a virtual edge costing (1, 0) and a real edge (0, w). Edmonds' algorithm
 // is valid over any totally ordered abelian group, so the result first minimises the number of
 // virtual edges used (1 exactly when some single root reaches every node) and then the real
-// weight: the minimum over all roots, computed exactly.
+// weight: the minimum over all roots, computed exactly. In practice the pair is never stored:
+// a walk stops as soon as it takes a virtual edge, so no (1, .) offset is ever subtracted and
+// real edges keep first component 0; each node therefore has two heaps, real in-edges and
+// virtual in-edges, and the virtual heap is consulted only when no real edge enters.
+//
+// Edges that become internal to a contracted node (self-loops) are discarded when they reach
+// the top of its heap; in free-root mode, once one contracted node holds every node, its real
+// heap is dropped at once (it can only hold self-loops), which keeps dense inputs fast.
 //
 // Tie-breaking (deterministic, documented). Whenever the algorithm picks the cheapest incoming
 // edge of a (contracted) node, candidates of equal reduced cost are ordered by their position
@@ -228,45 +235,58 @@ function solve(
   const N = free ? n + 1 : n;
   const r = free ? n : fixedRoot!;
   const mReal = from.length;
-  const E = mReal + candidates.length;
 
-  // Heap nodes = edges. Key = (virt, w), then edge index; lazy offsets addV/addW.
+  // Heap nodes = usable edges: real edges first (input order), then virtual super-root edges.
+  let usedReal = 0;
+  for (let k = 0; k < mReal; k++) {
+    if (from[k] !== to[k] && to[k] !== r && weight[k] !== Infinity) usedReal++;
+  }
+  const E = usedReal + candidates.length;
   const src = new Int32Array(E);
   const dst = new Int32Array(E);
-  const keyW = new Float64Array(E);
-  const keyV = new Float64Array(E);
-  const addW = new Float64Array(E);
-  const addV = new Float64Array(E);
+  const key = new Float64Array(E);
+  const lazy = new Float64Array(E);
   const left = new Int32Array(E).fill(-1);
   const right = new Int32Array(E).fill(-1);
-  const rank = new Int32Array(E);
+  const rank = new Int32Array(E).fill(1);
+  // Compacted edge index -> caller's edge index (-1 for virtual edges).
+  const origin = new Int32Array(E);
+  let e = 0;
+  for (let k = 0; k < mReal; k++) {
+    if (from[k] === to[k] || to[k] === r || weight[k] === Infinity) continue;
+    src[e] = from[k];
+    dst[e] = to[k];
+    key[e] = weight[k];
+    origin[e] = k;
+    e++;
+  }
+  for (let i = 0; i < candidates.length; i++) {
+    src[e] = r;
+    dst[e] = candidates[i];
+    key[e] = 0;
+    origin[e] = -1;
+    e++;
+  }
 
+  // Leftist heaps with a lazy additive offset per subtree.
   const push = (a: number): void => {
-    const dw = addW[a];
-    const dv = addV[a];
-    if (dw !== 0 || dv !== 0) {
-      keyW[a] += dw;
-      keyV[a] += dv;
+    const d = lazy[a];
+    if (d !== 0) {
+      key[a] += d;
       const l = left[a];
       const rr = right[a];
-      if (l >= 0) { addW[l] += dw; addV[l] += dv; }
-      if (rr >= 0) { addW[rr] += dw; addV[rr] += dv; }
-      addW[a] = 0;
-      addV[a] = 0;
+      if (l >= 0) lazy[l] += d;
+      if (rr >= 0) lazy[rr] += d;
+      lazy[a] = 0;
     }
   };
-  // Strict order on (virt, w, index); both operands pushed.
-  const less = (a: number, b: number): boolean => {
-    if (keyV[a] !== keyV[b]) return keyV[a] < keyV[b];
-    if (keyW[a] !== keyW[b]) return keyW[a] < keyW[b];
-    return a < b;
-  };
+  // Strict total order on (reduced cost, edge index); both operands pushed.
   const merge = (a: number, b: number): number => {
     if (a < 0) return b;
     if (b < 0) return a;
     push(a);
     push(b);
-    if (less(b, a)) { const t = a; a = b; b = t; }
+    if (key[b] < key[a] || (key[b] === key[a] && b < a)) { const t = a; a = b; b = t; }
     const rr = merge(right[a], b);
     right[a] = rr;
     const l = left[a];
@@ -282,51 +302,26 @@ function solve(
     return a;
   };
 
+  // heap[v]: real edges into v; vheap[v]: virtual edges into v (free-root mode). A virtual edge
+  // costs (1, 0) in the lexicographic order, more than any real edge (0, w); since a walk ends
+  // as soon as a virtual edge is chosen, no offset (1, .) is ever subtracted, so real edges
+  // always keep a first component of 0: a virtual edge is chosen exactly when no real edge
+  // enters the (contracted) node, and among virtual edges by reduced second component.
   const heap = new Int32Array(N).fill(-1);
-  let e = 0;
-  for (let k = 0; k < mReal; k++) {
-    const a = from[k];
-    const b = to[k];
-    if (a === b || b === r || weight[k] === Infinity) continue;
-    src[e] = a;
-    dst[e] = b;
-    keyW[e] = weight[k];
-    keyV[e] = 0;
-    rank[e] = 1;
-    e++;
-  }
-  // Map from compacted edge index back to the caller's edge index.
-  const origin = new Int32Array(E);
+  const vheap = new Int32Array(N).fill(-1);
   {
-    let c = 0;
-    for (let k = 0; k < mReal; k++) {
-      if (from[k] === to[k] || to[k] === r || weight[k] === Infinity) continue;
-      origin[c++] = k;
-    }
-  }
-  for (let i = 0; i < candidates.length; i++) {
-    src[e] = r;
-    dst[e] = candidates[i];
-    keyW[e] = 0;
-    keyV[e] = 1;
-    rank[e] = 1;
-    origin[e] = -1;
-    e++;
-  }
-  const used = e;
-  // Build each node's heap in linear time: merge singletons pairwise in FIFO order (the heap
-  // order is a strict total order, so the shape does not affect which edge is the minimum).
-  {
+    // Linear-time build: merge singletons pairwise in FIFO order (the order is strict, so the
+    // heap's shape does not affect which edge is the minimum).
     const start = new Int32Array(N + 1);
-    for (let k = 0; k < used; k++) start[dst[k] + 1]++;
+    for (let k = 0; k < usedReal; k++) start[dst[k] + 1]++;
     let maxLen = 0;
     for (let v = 0; v < N; v++) {
       if (start[v + 1] > maxLen) maxLen = start[v + 1];
       start[v + 1] += start[v];
     }
-    const bucket = new Int32Array(used);
+    const bucket = new Int32Array(usedReal);
     const fill = start.slice(0, N);
-    for (let k = 0; k < used; k++) bucket[fill[dst[k]]++] = k;
+    for (let k = 0; k < usedReal; k++) bucket[fill[dst[k]]++] = k;
     const fifo = new Int32Array(2 * maxLen);
     for (let v = 0; v < N; v++) {
       let head = 0;
@@ -340,6 +335,7 @@ function solve(
       }
       heap[v] = fifo[head];
     }
+    for (let k = usedReal; k < E; k++) vheap[dst[k]] = k;
   }
 
   // Union-find with rollback.
@@ -386,8 +382,9 @@ function solve(
     let qi = 0;
     while (seen[u] < 0) {
       // Discard edges that became internal to u by earlier contractions (self-loops): they can
-      // never be chosen, and skipping them leaves the order of the others unchanged.
-      let h = heap[u];
+      // never be chosen, and skipping them leaves the order of the others unchanged. Once u
+      // holds every real node (free-root mode), every real edge is internal.
+      let h = free && ufSize[u] === n ? -1 : heap[u];
       while (h >= 0) {
         push(h);
         if (find(src[h]) !== u) break;
@@ -395,17 +392,25 @@ function solve(
       }
       heap[u] = h;
       if (h < 0) {
-        throw new MotherError('ERR_INVALID_ARGUMENT', free
-          ? `no spanning arborescence: node ${u} has no usable incoming edge`
-          : `no spanning arborescence rooted at ${r}: node ${u} has no usable incoming edge`);
+        h = vheap[u];
+        if (h < 0) {
+          throw new MotherError('ERR_INVALID_ARGUMENT', free
+            ? `no spanning arborescence: node ${u} has no usable incoming edge`
+            : `no spanning arborescence rooted at ${r}: node ${u} has no usable incoming edge`);
+        }
+        // A virtual edge: the walk ends at the super-root.
+        pathEdge[qi] = h;
+        pathNode[qi] = u;
+        qi++;
+        seen[u] = s;
+        break;
       }
       // Subtract the chosen edge's cost from every edge into this (contracted) node, then pop.
-      const cw = keyW[h];
-      const cv = keyV[h];
-      addW[h] -= cw;
-      addV[h] -= cv;
+      const c = key[h];
+      lazy[h] -= c;
       push(h);
       heap[u] = merge(left[h], right[h]);
+      if (vheap[u] >= 0) lazy[vheap[u]] -= c;
       pathEdge[qi] = h;
       pathNode[qi] = u;
       qi++;
@@ -414,15 +419,18 @@ function solve(
       if (seen[u] === s) {
         // Found a cycle: contract it.
         let cyc = -1;
+        let vcyc = -1;
         const end = qi;
         const time = history.length;
         let wNode: number;
         do {
           wNode = pathNode[--qi];
           cyc = merge(cyc, heap[wNode]);
+          vcyc = merge(vcyc, vheap[wNode]);
         } while (join(u, wNode));
         u = find(u);
         heap[u] = cyc;
+        vheap[u] = vcyc;
         seen[u] = -1;
         cycRep.push(u);
         cycTime.push(time);
