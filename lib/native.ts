@@ -31,7 +31,7 @@ export interface RawInspect {
 export interface RawPairwise {
   tensors: {
     sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
-    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
+    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array; moments?: Float64Array;
   }[];
   bytesRead: number[];
   seconds: number;
@@ -56,7 +56,7 @@ export interface NativeAddon {
   inspect(files: string[], index: string): Promise<RawInspect>;
   pairwise(
     models: { files: string[]; index: string }[],
-    plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean }[],
+    plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }[],
     options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,

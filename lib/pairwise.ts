@@ -26,6 +26,9 @@ export interface PairwiseOptions {
   /** Distances are always computed; include 'rank' for the rank of differences (LoRA families). */
   metrics?: PairMetric[];
   rank?: RankOptions;
+  /** Tensors whose per-model moments (mean, std, skewness, kurtosis, ...) are computed in the
+   *  same read (e.g. the kurtosis layers of the recovery). Default: none. */
+  moments?: LayerFilter;
   threads?: number;
   simd?: string;
   /** Elements per model (default 4096) that stay in cache while all pairs run over them. */
@@ -58,6 +61,19 @@ export interface LayerDistances {
   rank?: Float64Array;
   /** the singular-value tolerance used for each pair (sketch scale in sketch mode) */
   rankTol?: Float64Array;
+  /** per model (null where the model was left out): moments of its whole tensor, when asked */
+  moments?: (TensorMoments | null)[];
+}
+
+export interface TensorMoments {
+  count: number;
+  mean: number;
+  std: number;
+  skewness: number;
+  /** excess kurtosis (Fisher, biased: scipy.stats.kurtosis defaults); NaN for constant data */
+  kurtosis: number;
+  nan: number;
+  inf: number;
 }
 
 export interface PairwiseStats {
@@ -86,7 +102,10 @@ function upperIndex(i: number, j: number, n: number): number {
   return (i * (2 * n - i - 1)) / 2 + (j - i - 1);
 }
 
-type RawLayer = { sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array; rank?: Float64Array; rankTol?: Float64Array };
+type RawLayer = {
+  sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
+  rank?: Float64Array; rankTol?: Float64Array; moments?: Float64Array;
+};
 
 function symmetric(upper: Float64Array, n: number, diagonal: number): Float64Array {
   const out = new Float64Array(n * n).fill(NaN);
@@ -121,6 +140,12 @@ function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistance
   if (raw.rank) {
     layer.rank = symmetric(raw.rank, n, 0);
     layer.rankTol = symmetric(raw.rankTol!, n, 0);
+  }
+  if (raw.moments) {
+    const mv = raw.moments;
+    layer.moments = t.rows.map((r, m) =>
+      r < 0 ? null : { count: mv[11 * m], mean: mv[11 * m + 1], std: mv[11 * m + 2], skewness: mv[11 * m + 3], kurtosis: mv[11 * m + 4], nan: mv[11 * m + 9], inf: mv[11 * m + 10] },
+    );
   }
   return layer;
 }
@@ -206,6 +231,12 @@ export async function pairwiseStats(models: string[], options: PairwiseOptions =
     const f = rankOpts.layers;
     return !f || (f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shapes[0]));
   });
+  const momentsOf = tensors.map((t) => {
+    const f = options.moments;
+    if (!f) return false;
+    const shape = t.shapes.find((s) => s) ?? [];
+    return f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shape);
+  });
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'pairwise pass cancelled');
   const cancel = new Int32Array(1);
   const onAbort = () => Atomics.store(cancel, 0, 1);
@@ -214,7 +245,7 @@ export async function pairwiseStats(models: string[], options: PairwiseOptions =
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
-      tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i] })),
+      tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
       { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
       options.onProgress ? (p) => { if (!settled) options.onProgress!(p); } : undefined,
       cancel,

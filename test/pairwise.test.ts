@@ -217,3 +217,25 @@ describe('pairwiseStats', () => {
     expect(a.skipped).toEqual([{ name: 'w', model: 2, reason: expect.stringMatching(/not comparable/) }]);
   });
 });
+
+describe('pairwiseStats moments', () => {
+  test('per-model moments of chosen tensors come from the same read and match scanModel', async () => {
+    const { scanModel } = await import('../lib');
+    const rng = new Rng(16);
+    const fam = makeFamily(rng, 3, { resized: true, nonFinite: true });
+    const paths = fam.map((specs, m) => writeModel(path.join(tmp.dir, 'moments', `m${m}`), specs).path);
+    const got = await pairwiseStats(paths, { moments: /embed|up/, chunkElems: 64, jobElems: 128 });
+    for (let m = 0; m < 3; m++) {
+      const s = await scanModel(paths[m]);
+      for (const name of ['embed.weight', 'layers.0.mlp.up.weight']) {
+        const want = s.tensors.find((t) => t.name === name)!;
+        const have = got.layers.find((l) => l.name === name)!.moments![m]!;
+        expect(have.count + have.nan + have.inf).toBe(want.count);
+        expect(close(have.kurtosis, want.kurtosis!, 1e-12, 1)).toBe(true);
+        expect(close(have.std, want.std!, 1e-12)).toBe(true);
+        expect(have.nan).toBe(want.nan);
+      }
+    }
+    expect(got.layers.find((l) => l.name === 'norm.weight')!.moments).toBeUndefined();
+  });
+});

@@ -465,6 +465,15 @@ class PairwiseWorker : public Napi::AsyncWorker {
       o.Set("minDiff", f64(r.min_diff));
       o.Set("count", f64(r.count));
       o.Set("skipped", f64(r.skipped));
+      if (!r.moments.empty()) {
+        // per model: count, mean, std, skewness, kurtosis, min, max, l2, absMean, nan, inf
+        std::vector<double> mv;
+        for (const auto& m : r.moments) {
+          const double v[] = {m.count, m.mean, m.std, m.skewness, m.kurtosis, m.min, m.max, m.l2, m.abs_mean, m.nan, m.inf};
+          mv.insert(mv.end(), v, v + 11);
+        }
+        o.Set("moments", f64(mv));
+      }
       if (!r.rank.empty()) {
         o.Set("rank", f64(r.rank));
         o.Set("rankTol", f64(r.rank_tol));
@@ -546,6 +555,7 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
     Napi::Value re = o.Get("rowElems");
     t.row_elems = re.IsNumber() ? static_cast<uint64_t>(re.As<Napi::Number>().Int64Value()) : 1;
     t.sketch = o.Get("sketch").ToBoolean().Value();
+    t.moments = o.Get("moments").ToBoolean().Value();
     plan.push_back(std::move(t));
   }
   Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);

@@ -79,6 +79,7 @@ struct Partial {
   std::vector<double> skipped;    // per pair
   std::vector<double> sketch;     // sketch tensors: per model k x k
   std::vector<double> norm2;      // sketch tensors: per model sum w^2
+  std::vector<Moments> moments;   // moments tensors: per model
 };
 
 // Slow path for a pair where either side holds NaN/Inf in this range.
@@ -170,6 +171,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   // per sketch tensor: per model sketch (k x k) and sum w^2, or (exact mode) the whole tensor
   std::vector<std::vector<double>> sketches(plan.size()), norms(plan.size());
   std::vector<std::vector<std::vector<double>>> whole(plan.size());
+  std::vector<std::vector<Moments>> moments(plan.size());
   for (size_t t = 0; t < plan.size(); ++t) {
     if (!plan[t].sketch) continue;
     norms[t].assign(n_models, 0);
@@ -219,6 +221,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       part->norm2.assign(n_models, 0);
       if (!options.exact_rank) part->sketch.assign(n_models * k * k, 0);
     }
+    if (pt.moments) part->moments.assign(n_models, Moments{});
     // Map each model's range of this job in one call; it is released after the job.
     uint64_t job_bytes = 0;
     for (size_t m = 0; m < n_models; ++m) {
@@ -264,6 +267,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           else kernels->pair_diff(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p]);
         }
       }
+      if (pt.moments)  // the decoded float64 values are exact: the F64 kernel gives the moments
+        for (size_t m = 0; m < n_models; ++m)
+          if (len[m]) kernels->accumulate(DType::F64, reinterpret_cast<const uint8_t*>(buf.data() + m * buf_elems), len[m], &part->moments[m]);
       if (!pt.sketch) continue;
       const uint64_t n = pt.row_elems;
       for (size_t m = 0; m < n_models; ++m) {
@@ -316,6 +322,10 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           for (size_t m = 0; m < n_models; ++m) norms[job.tensor][m] += q.norm2[m];
         if (!q.sketch.empty())
           for (size_t x = 0; x < q.sketch.size(); ++x) sketches[job.tensor][x] += q.sketch[x];
+        if (!q.moments.empty()) {
+          if (moments[job.tensor].empty()) moments[job.tensor].assign(n_models, Moments{});
+          for (size_t m = 0; m < n_models; ++m) merge(moments[job.tensor][m], q.moments[m]);
+        }
         st.pending[st.next].reset();
         ++st.next;
       }
@@ -386,6 +396,12 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
   });
 
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].moments) continue;
+    result.tensors[t].moments.resize(n_models);
+    for (size_t m = 0; m < n_models; ++m)
+      result.tensors[t].moments[m] = summarize(moments[t].empty() ? Moments{} : moments[t][m]);
+  }
   for (size_t m = 0; m < n_models; ++m) result.bytes_read[m] = bytes_read[m].load();
   if (options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total});
   return result;

@@ -15,6 +15,7 @@
 
 #include "../core/safetensors.h"
 #include "../stats/kernels.h"
+#include "../stats/moments.h"
 
 namespace mother {
 
@@ -23,6 +24,7 @@ struct PairPlanTensor {
   std::vector<int64_t> rows;  // per model; -1: not compared for that model
   uint64_t row_elems = 1;     // product of the trailing dimensions (1 for 1-D tensors)
   bool sketch = false;        // square 2-D: also compute the rank of differences
+  bool moments = false;       // also per-model moments (kurtosis) of this tensor, same read
 };
 
 struct PairwiseProgress {
@@ -59,6 +61,8 @@ struct PairTensorResult {
   std::vector<double> rank;       // number of singular values above rank_tol
   std::vector<double> rank_tol;   // the tolerance used (in the sketch's or the matrix's scale)
   std::vector<double> sigma_max;  // largest singular value (same scale)
+  // moments tensors only (else empty): per model, over that model's whole tensor
+  std::vector<Summary> moments;
 };
 
 struct PairwiseResult {
