@@ -86,3 +86,55 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
     file: abs,
   });
 }
+
+export interface DiscoveredModel {
+  /** Path relative to the root it was found under (POSIX separators); the root's own name when the root is a model. */
+  id: string;
+  path: string;
+}
+
+const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
+
+/**
+ * Finds the models under `root`: the root itself when it is a model (a model directory, a
+ * .safetensors file or a shard index), else every model directory below it, and bare
+ * .safetensors files in folders that are not model directories themselves. Sorted by id.
+ */
+export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
+  const absRoot = path.resolve(root);
+  const st = await statOrNull(absRoot);
+  if (!st) throw new MotherError('ERR_NOT_FOUND', `${root}: no such file or directory`, { file: absRoot });
+  const asModel = async (p: string) => {
+    try {
+      return await resolveModel(p);
+    } catch (e) {
+      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL' && !/not valid JSON/.test(e.message)) return null;
+      throw e;
+    }
+  };
+  if (st.isFile() || (await asModel(absRoot))) {
+    if (st.isFile() && !(await asModel(absRoot))) {
+      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a .safetensors file or shard index`, { file: absRoot });
+    }
+    return [{ id: path.basename(absRoot), path: absRoot }];
+  }
+  const out: DiscoveredModel[] = [];
+  const rel = (p: string) => path.relative(absRoot, p).split(path.sep).join('/');
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    const entries = (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) {
+      if (e.name.startsWith('.') || SKIP_DIRS.has(e.name)) continue;
+      const p = path.join(dir, e.name);
+      const isDir = e.isDirectory() || (e.isSymbolicLink() && (await statOrNull(p))?.isDirectory());
+      if (isDir) {
+        if (await asModel(p)) out.push({ id: rel(p), path: p });
+        else if (depth < maxDepth) await walk(p, depth + 1);
+      } else if (e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) {
+        out.push({ id: rel(p), path: p });
+      }
+    }
+  };
+  await walk(absRoot, 0);
+  if (out.length === 0) throw new MotherError('ERR_NOT_A_MODEL', `${root}: no models found (model directories or .safetensors files)`, { file: absRoot });
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}

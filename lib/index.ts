@@ -1,8 +1,13 @@
 // Public library API.
-export { resolveModel, ModelFiles } from './discovery';
+export { resolveModel, discoverModels, ModelFiles, DiscoveredModel } from './discovery';
 export { MotherError, MotherErrorCode } from './errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './model_stats';
 export { inspectModel, ModelHeader } from './inspect';
 export { simdPaths } from './simd';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
 export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './pairwise';
+export { recover, evaluate, RecoverOptions, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric } from './recover';
+export { wardLinkage, cutTree, autoFamilies, clusterFamilies, Linkage } from './clustering';
+export { minimumArborescence, minimumArborescenceMatrix, Arborescence } from './arborescence';
+export { edgeCosts, recoverFamily, defaultKurtosisLayers, summedKurtosis, KurtosisMode } from './direction';
+export { Evaluation } from './evaluation';

@@ -2,7 +2,7 @@
 // native engine streams all N models' tensors in cache-sized chunks and accumulates, per
 // tensor and per pair, sums of squared and absolute differences and the extreme differences.
 import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
-import { resolveModel } from './discovery';
+import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from './errors';
 import { inspectModel, ModelHeader } from './inspect';
 import { native } from './native';
@@ -205,15 +205,20 @@ export function aggregate(layers: LayerDistances[], n: number): PairwiseStats['a
  */
 export async function pairwiseStats(models: string[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
   if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array of paths');
+  const resolved = await Promise.all(models.map((m) => resolveModel(m)));
+  const headers: ModelHeader[] = await Promise.all(models.map((m) => inspectModel(m)));
+  return pairwiseResolved(resolved, headers, options);
+}
+
+/** pairwiseStats for models already resolved and inspected (the recovery reuses them). */
+export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHeader[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
   if (options.chunkElems !== undefined && (!Number.isInteger(options.chunkElems) || options.chunkElems < 64 || options.chunkElems > 1 << 24)) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `chunkElems must be an integer between 64 and 2^24, got ${options.chunkElems}`);
   }
   if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 0 || options.threads > 4096)) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${options.threads}`);
   }
-  const resolved = await Promise.all(models.map((m) => resolveModel(m)));
-  const headers: ModelHeader[] = await Promise.all(models.map((m) => inspectModel(m)));
-  const n = models.length;
+  const n = resolved.length;
   const { tensors, skipped } = alignTensors(headers, options.layers);
   const metrics = options.metrics ?? ['rms', 'l1', 'maxdiff'];
   for (const m of metrics) {

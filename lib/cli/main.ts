@@ -7,6 +7,10 @@ import { INPUT_ERROR_CODES, MotherError } from '../errors';
 import { packageRoot } from '../native';
 import { scanModel } from '../model_stats';
 import { pairwiseStats, PairwiseStats } from '../pairwise';
+import { discoverModels } from '../discovery';
+import { evaluate, ModelGraph, recover } from '../recover';
+import { renderTree } from './render';
+import { promises as fsp } from 'node:fs';
 import { simdPaths } from '../simd';
 import { num, table } from './format';
 import { formatBytes, progressBar } from './progress';
@@ -142,6 +146,77 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
   out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${r.simd}, ${r.threads} threads)\n`);
 }
 
+interface RecoverCliOpts {
+  metric: 'rms' | 'l1' | 'maxdiff' | 'rank';
+  lambda: number;
+  direction: 'finetune' | 'pretrain' | 'auto';
+  families: string;
+  layers?: string;
+  kurtosisLayers?: string;
+  json?: boolean;
+  out?: string;
+  truth?: string;
+  threads?: number;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+async function readTruth(file: string): Promise<{ edges: [string, string][] }> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new MotherError('ERR_NOT_FOUND', `${file}: cannot read the ground truth: ${(e as Error).message}`, { file });
+  }
+  const edges = (doc as { edges?: unknown }).edges;
+  if (!Array.isArray(edges) || !edges.every((e) => Array.isArray(e) && e.length === 2 && e.every((x) => typeof x === 'string'))) {
+    throw new MotherError('ERR_NOT_A_MODEL', `${file}: ground truth must be {"edges": [[parent, child], ...]} with model ids`, { file });
+  }
+  return { edges: edges as [string, string][] };
+}
+
+async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<void> {
+  const found = (await Promise.all(paths.map((p) => discoverModels(p)))).map((list, r) =>
+    list.map((m) => ({ ...m, root: paths[r] })),
+  );
+  const all = found.flat();
+  const seen = new Map<string, number>();
+  for (const m of all) seen.set(m.id, (seen.get(m.id) ?? 0) + 1);
+  const models = all.map((m) => ({ id: seen.get(m.id)! > 1 ? `${m.root.replace(/\/+$/, '')}/${m.id}` : m.id, path: m.path }));
+  if (opts.verbose) err.write(`found ${models.length} models:\n${models.map((m) => `  ${m.id}  ${m.path}`).join('\n')}\n`);
+  const truth = opts.truth ? await readTruth(opts.truth) : undefined;
+  const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
+  let g: ModelGraph;
+  try {
+    g = await recover(models, {
+      metric: opts.metric,
+      lambda: opts.lambda,
+      direction: opts.direction,
+      families: opts.families === 'auto' ? 'auto' : Number(opts.families),
+      layers: opts.layers ? new RegExp(opts.layers) : undefined,
+      kurtosisLayers: opts.kurtosisLayers ? new RegExp(opts.kurtosisLayers) : undefined,
+      threads: opts.threads,
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${models.length} models`),
+    });
+  } finally {
+    bar.finish();
+  }
+  if (opts.verbose) {
+    for (const f of g.familyReports) err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
+    for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
+  }
+  const text = opts.json ? JSON.stringify(g, null, 2) + '\n' : renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s\n`;
+  if (opts.out) await fsp.writeFile(opts.out, text);
+  else out.write(text);
+  if (truth) {
+    const ev = evaluate(g, truth);
+    const pct = (x: number | null) => (x === null ? "n/a (no edges)" : `${(100 * x).toFixed(1)}%`);
+    err.write(`\nagainst ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}\n`);
+    const wrong = [...ev.wrongEdges.map((w) => `  wrong: ${w.parent} -> ${w.child}`), ...ev.missingEdges.map((m) => `  missing: ${m.parent} -> ${m.child}`)];
+    if (wrong.length) err.write(wrong.join('\n') + '\n');
+  }
+}
+
 export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Command {
   const program = new Command();
   program
@@ -171,6 +246,34 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
       })()}`,
     )
     .action(async (model: string, opts: StatsOpts) => statsCommand(model, opts, out));
+
+  program
+    .command('recover')
+    .description('recover the family tree (parent -> child) of the models found under the given paths')
+    .argument('<paths...>', 'model directories, .safetensors files, or folders holding several models')
+    .addOption(new Option('--metric <m>', 'distance within families: rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(['rms', 'l1', 'maxdiff', 'rank']).default('rms'))
+    .option('--lambda <x>', 'weight of the kurtosis penalty', (v: string) => {
+      const x = Number(v);
+      if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a non-negative number.');
+      return x;
+    }, 0.3)
+    .addOption(new Option('--direction <d>', 'kurtosis trend: finetune (falls parent -> child), pretrain (rises), auto (per family)').choices(['finetune', 'pretrain', 'auto']).default('finetune'))
+    .option('--families <k>', "number of families, or 'auto' (cut at the largest gap of the Ward merge heights)", (v: string) => {
+      if (v === 'auto') return v;
+      const k = Number(v);
+      if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError("expected a positive integer or 'auto'.");
+      return v;
+    }, 'auto')
+    .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
+    .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per architecture)', parseRegex)
+    .option('--json', 'print the model graph as JSON (version 1)')
+    .option('--out <file>', 'write the output to a file')
+    .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
+    .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .option('-q, --quiet', 'no progress bar')
+    .option('-v, --verbose', 'explain each stage (models found, families, skipped tensors)')
+    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n`)
+    .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
 
   program
     .command('distances')

@@ -1,0 +1,241 @@
+// Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
+// pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
+// the kurtosis direction and the minimum arborescence per family: the model graph.
+import * as path from 'node:path';
+
+import { LayerFilter } from './alignment';
+import { clusterFamilies } from './clustering';
+import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './direction';
+import { ModelFiles, resolveModel } from './discovery';
+import { MotherError } from './errors';
+import { evaluate as evaluateGraph, Evaluation } from './evaluation';
+import { inspectModel, ModelHeader } from './inspect';
+import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './pairwise';
+
+export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+
+export interface RecoverOptions {
+  /** Distance within families (default 'rms': full fine-tuning; 'rank' for LoRA families). */
+  metric?: DistanceMetric;
+  /** Weight of the kurtosis penalty (default 0.3). */
+  lambda?: number;
+  /** Kurtosis trend: 'finetune' (falls parent -> child, the default), 'pretrain' (rises), or 'auto' (per family, the cheaper tree). */
+  direction?: KurtosisMode | 'auto';
+  /** Number of families: a number (Ward, maxclust cut) or 'auto' (cut at the largest gap in merge heights; default). */
+  families?: number | 'auto';
+  /** Tensors entering the distances (default: every square 2-D tensor; every tensor when the models share none). */
+  layers?: LayerFilter;
+  /** Tensors entering the kurtosis (default per architecture: ViT attention output, Llama self_attn.o_proj, else all square 2-D). */
+  kurtosisLayers?: LayerFilter;
+  rank?: RankOptions;
+  threads?: number;
+  simd?: string;
+  onProgress?: (p: { stage: 'read'; bytesDone: number; bytesTotal: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface ModelInput {
+  id: string;
+  path: string;
+}
+
+export interface GraphModel {
+  id: string;
+  path: string;
+  architecture: string;
+  params: number;
+  /** Summed excess kurtosis over the kurtosis layers (null when none was found). */
+  kurtosis: number | null;
+}
+
+export interface GraphEdge {
+  parent: string;
+  child: string;
+  distance: number;
+  /**
+   * Margin of the chosen parent, scale-free: (cost of the child's best other parent - cost of
+   * this edge) / mean distance of the family. Positive: the chosen parent is the cheapest by
+   * that much; negative: a cheaper parent would have closed a cycle; null: no alternative
+   * (a family of two).
+   */
+  confidence: number | null;
+}
+
+export interface FamilyReport {
+  members: string[];
+  root: string;
+  mode: KurtosisMode;
+  cost: number;
+  costs: Partial<Record<KurtosisMode, number>>;
+  rootMargin: number | null;
+  diagnostics: FamilyDiagnostics;
+}
+
+export interface ModelGraph {
+  version: 1;
+  models: GraphModel[];
+  families: string[][];
+  edges: GraphEdge[];
+  roots: string[];
+  familyReports: FamilyReport[];
+  options: { metric: DistanceMetric; lambda: number; direction: KurtosisMode | 'auto'; families: number | 'auto' };
+  /** Tensors left out of the comparison, and why. */
+  skipped: { tensor: string; model: string | null; reason: string }[];
+  bytesRead: number;
+  seconds: number;
+}
+
+type Predicate = (name: string, shape: readonly number[]) => boolean;
+
+function matcher(f: LayerFilter | undefined): Predicate | undefined {
+  if (!f) return undefined;
+  if (f instanceof RegExp) return (name) => ((f.lastIndex = 0), f.test(name));
+  return (name, shape) => f(name, [...shape]);
+}
+
+function architectureOf(r: ModelFiles): string {
+  const c = r.config ?? {};
+  const archs = c['architectures'];
+  if (Array.isArray(archs) && typeof archs[0] === 'string') return archs[0];
+  if (typeof c['model_type'] === 'string') return c['model_type'] as string;
+  return 'unknown';
+}
+
+const isSquare = (shape: readonly number[]) => shape.length === 2 && shape[0] === shape[1] && shape[0] > 0;
+
+/** Recovers the model graph (a directed forest, parent -> child) of `models`. */
+export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
+  const t0 = Date.now();
+  if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array');
+  const inputs: ModelInput[] = models.map((m) => (typeof m === 'string' ? { id: m, path: m } : m));
+  const ids = new Set<string>();
+  for (const m of inputs) {
+    if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `model id ${m.id} given twice`);
+    ids.add(m.id);
+  }
+  const metric = options.metric ?? 'rms';
+  if (!['rms', 'l1', 'maxdiff', 'rank'].includes(metric)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${metric}`);
+  const lambda = options.lambda ?? DEFAULT_LAMBDA;
+  const direction = options.direction ?? 'finetune';
+  const familiesOpt = options.families ?? 'auto';
+  if (familiesOpt !== 'auto' && (!Number.isInteger(familiesOpt) || familiesOpt < 1)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `families must be a positive integer or 'auto', got ${familiesOpt}`);
+  }
+
+  const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
+  const headers: ModelHeader[] = await Promise.all(inputs.map((m) => inspectModel(m.path)));
+  const archs = resolved.map(architectureOf);
+  const kuPredicates: Predicate[] = archs.map((a) => matcher(options.kurtosisLayers) ?? defaultKurtosisLayers(a));
+  // default distance layers: the square 2-D tensors, or every tensor when no two models share one
+  const squareCount = new Map<string, number>();
+  for (const h of headers) for (const t of h.tensors) if (isSquare(t.shape)) squareCount.set(t.name, (squareCount.get(t.name) ?? 0) + 1);
+  const sharedSquare = [...squareCount.values()].some((c) => c >= 2);
+  const distanceFilter: Predicate = matcher(options.layers) ?? ((_, shape) => !sharedSquare || isSquare(shape));
+  const kurtosisAny: Predicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
+
+  const n = inputs.length;
+  const stats: PairwiseStats = await pairwiseResolved(resolved, headers, {
+    layers: (name, shape) => distanceFilter(name, shape) || kurtosisAny(name, shape),
+    moments: kurtosisAny,
+    metrics: metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : ['rms', 'l1', 'maxdiff'],
+    rank: { ...options.rank, layers: (name, shape) => distanceFilter(name, shape) && isSquare(shape) },
+    threads: options.threads,
+    simd: options.simd,
+    signal: options.signal,
+    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
+  });
+
+  // per-model kurtosis from the same read
+  const kurtosis = inputs.map((_, m) =>
+    summedKurtosis(
+      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: headers[m].tensors.find((t) => t.name === l.name)!.shape, kurtosis: l.moments![m]!.kurtosis })),
+      kuPredicates[m],
+    ),
+  );
+  const ku = kurtosis.map((k) => (k.layers.length ? k.value : 0));
+
+  // distances over the distance layers only
+  const distLayers = stats.layers.filter((l) => {
+    const shape = headers.find((_, m) => l.rows[m] >= 0)!.tensors.find((t) => t.name === l.name)!.shape;
+    return distanceFilter(l.name, shape);
+  });
+  const agg = aggregate(distLayers, n);
+  const D = metric === 'rms' ? agg.meanRms : metric === 'l1' ? agg.sumMeanAbs : metric === 'maxdiff' ? agg.maxNormMaxDiff : agg.sumRank;
+  if (!D) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
+  const C = metric === 'rank' ? D : agg.sumMeanAbs; // clustering distance (the paper's)
+
+  // comparability groups: same architecture and a finite distance (components)
+  const group = new Array<number>(n).fill(-1);
+  let groups = 0;
+  for (let s = 0; s < n; s++) {
+    if (group[s] >= 0) continue;
+    const stack = [s];
+    group[s] = groups;
+    while (stack.length) {
+      const i = stack.pop()!;
+      for (let j = 0; j < n; j++)
+        if (group[j] < 0 && archs[j] === archs[i] && Number.isFinite(C[i * n + j]) && Number.isFinite(D[i * n + j])) {
+          group[j] = groups;
+          stack.push(j);
+        }
+    }
+    groups++;
+  }
+  let families: number[][];
+  if (n === 0) families = [];
+  else if (familiesOpt !== 'auto' && groups === 1) {
+    families = clusterFamilies({ n, data: C }, { k: familiesOpt }).families;
+  } else {
+    if (familiesOpt !== 'auto' && groups !== 1) {
+      throw new MotherError('ERR_INVALID_ARGUMENT', `families = ${familiesOpt} needs comparable models; these form ${groups} architecture groups (use 'auto')`);
+    }
+    families = clusterFamilies({ n, data: C }, { groups: group }).families;
+  }
+
+  const edges: GraphEdge[] = [];
+  const roots: string[] = [];
+  const familyReports: FamilyReport[] = [];
+  for (const fam of families) {
+    const m = fam.length;
+    const sub = new Float64Array(m * m);
+    for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) sub[a * m + b] = a === b ? 0 : D[fam[a] * n + fam[b]];
+    const fr = recoverFamily({ n: m, data: sub }, fam.map((i) => ku[i]), { mode: direction, lambda });
+    roots.push(inputs[fam[fr.root]].id);
+    for (const e of fr.edges) {
+      edges.push({ parent: inputs[fam[e.parent]].id, child: inputs[fam[e.child]].id, distance: e.distance, confidence: e.relativeMargin });
+    }
+    familyReports.push({
+      members: fam.map((i) => inputs[i].id),
+      root: inputs[fam[fr.root]].id,
+      mode: fr.mode,
+      cost: fr.cost,
+      costs: fr.costs,
+      rootMargin: fr.rootMargin,
+      diagnostics: fr.diagnostics,
+    });
+  }
+  const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+  return {
+    version: 1,
+    models: inputs.map((inp, i) => ({
+      id: inp.id,
+      path: resolved[i].path,
+      architecture: archs[i],
+      params: params[i],
+      kurtosis: kurtosis[i].layers.length ? kurtosis[i].value : null,
+    })),
+    families: families.map((f) => f.map((i) => inputs[i].id)),
+    edges,
+    roots,
+    familyReports,
+    options: { metric, lambda, direction, families: familiesOpt },
+    skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
+    bytesRead: stats.bytesRead.reduce((a, b) => a + b, 0),
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+/** The paper's metrics of a recovered graph against the ground truth ({edges: [[parent, child], ...]}). */
+export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }): Evaluation {
+  return evaluateGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, truth, graph.models.map((m) => m.id));
+}
