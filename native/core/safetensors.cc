@@ -34,36 +34,133 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-TensorInfo parse_tensor(const std::string& path, const std::string& name, const json::Value& v) {
-  if (!v.is_object())
-    fail(ErrorCode::HeaderSchema, path, name, std::string("expected an object, got ") + json::kind_name(v.kind));
+const char* kind_at(json::Reader& r) {
+  switch (r.peek()) {
+    case '{': return "object";
+    case '[': return "array";
+    case '"': return "string";
+    case 't': case 'f': return "boolean";
+    case 'n': return "null";
+    default: return "number";
+  }
+}
+
+// Reads an array of non-negative integers below 2^64 (the reader is on '[').
+bool read_u64_array(json::Reader& r, std::vector<uint64_t>* out, std::string* bad) {
+  r.expect('[', "'['");
+  r.skip_ws();
+  if (r.consume(']')) return true;
+  for (;;) {
+    r.skip_ws();
+    if (r.peek() == '-' || (r.peek() >= '0' && r.peek() <= '9')) {
+      json::Value v;
+      v.kind = json::Value::Kind::Number;
+      v.text = r.parse_number();
+      uint64_t x;
+      if (!json::to_u64(v, &x)) { *bad = v.text; return false; }
+      out->push_back(x);
+    } else {
+      *bad = kind_at(r);
+      return false;
+    }
+    r.skip_ws();
+    if (r.consume(',')) continue;
+    r.expect(']', "']'");
+    return true;
+  }
+}
+
+// One tensor entry {"dtype", "shape", "data_offsets", ...} (the reader is on its value).
+TensorInfo read_tensor(json::Reader& r, const std::string& path, const std::string& name) {
+  if (r.peek() != '{')
+    fail(ErrorCode::HeaderSchema, path, name, std::string("expected an object, got ") + kind_at(r));
   TensorInfo t;
   t.name = name;
-  const json::Value* dtype = v.find("dtype");
-  const json::Value* shape = v.find("shape");
-  const json::Value* offsets = v.find("data_offsets");
-  if (!dtype) fail(ErrorCode::HeaderSchema, path, name, "missing field \"dtype\"");
-  if (!shape) fail(ErrorCode::HeaderSchema, path, name, "missing field \"shape\"");
-  if (!offsets) fail(ErrorCode::HeaderSchema, path, name, "missing field \"data_offsets\"");
-  if (!dtype->is_string())
-    fail(ErrorCode::HeaderSchema, path, name, std::string("\"dtype\" must be a string, got ") + json::kind_name(dtype->kind));
-  if (!dtype_from_name(dtype->text, &t.dtype))
-    fail(ErrorCode::UnknownDtype, path, name, "unknown dtype " + quoted(dtype->text));
-  if (!shape->is_array())
-    fail(ErrorCode::HeaderSchema, path, name, std::string("\"shape\" must be an array, got ") + json::kind_name(shape->kind));
-  for (const auto& d : shape->items) {
-    uint64_t x;
-    if (!json::to_u64(d, &x))
-      fail(ErrorCode::HeaderSchema, path, name,
-           "\"shape\" entries must be non-negative integers below 2^64, got " +
-               (d.is_number() ? d.text : std::string(json::kind_name(d.kind))));
-    t.shape.push_back(x);
+  bool has_dtype = false, has_shape = false, has_offsets = false;
+  std::string dtype_name;
+  r.expect('{', "'{'");
+  r.skip_ws();
+  if (!r.consume('}')) {
+    for (;;) {
+      r.skip_ws();
+      std::string key = r.parse_string();
+      r.skip_ws();
+      r.expect(':', "':'");
+      r.skip_ws();
+      if (key == "dtype") {
+        if (r.peek() != '"')
+          fail(ErrorCode::HeaderSchema, path, name, std::string("\"dtype\" must be a string, got ") + kind_at(r));
+        dtype_name = r.parse_string();
+        has_dtype = true;
+      } else if (key == "shape") {
+        if (r.peek() != '[')
+          fail(ErrorCode::HeaderSchema, path, name, std::string("\"shape\" must be an array, got ") + kind_at(r));
+        std::string bad;
+        if (!read_u64_array(r, &t.shape, &bad))
+          fail(ErrorCode::HeaderSchema, path, name, "\"shape\" entries must be non-negative integers below 2^64, got " + bad);
+        has_shape = true;
+      } else if (key == "data_offsets") {
+        std::vector<uint64_t> offs;
+        std::string bad;
+        if (r.peek() != '[') fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" must be an array [begin, end]");
+        if (!read_u64_array(r, &offs, &bad))
+          fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" entries must be non-negative integers below 2^64, got " + bad);
+        if (offs.size() != 2) fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" must be an array [begin, end]");
+        t.begin = offs[0];
+        t.end = offs[1];
+        has_offsets = true;
+      } else {
+        r.skip_value(1);  // unknown fields are ignored, as by the reference reader
+      }
+      r.skip_ws();
+      if (r.consume(',')) continue;
+      r.expect('}', "'}'");
+      break;
+    }
   }
-  if (!offsets->is_array() || offsets->items.size() != 2)
-    fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" must be an array [begin, end]");
-  if (!json::to_u64(offsets->items[0], &t.begin) || !json::to_u64(offsets->items[1], &t.end))
-    fail(ErrorCode::HeaderSchema, path, name, "\"data_offsets\" entries must be non-negative integers below 2^64");
+  if (!has_dtype) fail(ErrorCode::HeaderSchema, path, name, "missing field \"dtype\"");
+  if (!has_shape) fail(ErrorCode::HeaderSchema, path, name, "missing field \"shape\"");
+  if (!has_offsets) fail(ErrorCode::HeaderSchema, path, name, "missing field \"data_offsets\"");
+  if (!dtype_from_name(dtype_name, &t.dtype))
+    fail(ErrorCode::UnknownDtype, path, name, "unknown dtype " + quoted(dtype_name));
   return t;
+}
+
+// The header's top-level object, straight into the table (JSON already validated).
+void read_table(json::Reader& r, const std::string& path, Header& h) {
+  r.rewind();
+  r.skip_ws();
+  if (r.peek() != '{')
+    fail(ErrorCode::HeaderSchema, path, "", std::string("header must be a JSON object, got ") + kind_at(r));
+  r.expect('{', "'{'");
+  r.skip_ws();
+  if (r.consume('}')) return;
+  for (;;) {
+    r.skip_ws();
+    std::string key = r.parse_string();
+    r.skip_ws();
+    r.expect(':', "':'");
+    r.skip_ws();
+    if (key == "__metadata__") {
+      if (r.peek() == 'n') {
+        r.skip_value(1);
+      } else {
+        if (r.peek() != '{') fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" must be an object of strings");
+        json::Value meta = r.parse_value(1);
+        for (const auto& kv : meta.members) {
+          if (!kv.second.is_string())
+            fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" value for " + quoted(kv.first) + " must be a string");
+          h.metadata.emplace_back(kv.first, kv.second.text);
+        }
+      }
+    } else {
+      h.tensors.push_back(read_tensor(r, path, key));
+    }
+    r.skip_ws();
+    if (r.consume(',')) continue;
+    r.expect('}', "'}'");
+    return;
+  }
 }
 
 }  // namespace
@@ -87,9 +184,12 @@ Header parse_header(const uint8_t* data, uint64_t file_size, const std::string& 
   if (!json::valid_utf8(text, h.header_len, &bad))
     fail(ErrorCode::HeaderUtf8, path, "", "header is not valid UTF-8 (bad byte at header offset " + std::to_string(bad) + ")");
 
-  json::Value root;
+  // Phase 1: the whole header must be valid JSON (syntax, nesting, duplicate keys), checked
+  // without building a tree. Phase 2 reads the tensor table straight from the text, so memory
+  // is the table itself, not a JSON tree (~90 bytes per value) of a header of up to 100 MB.
+  json::Reader r(text, h.header_len);
   try {
-    root = json::parse(text, h.header_len);
+    r.validate_document();
   } catch (const json::ParseError& e) {
     if (e.duplicate_key) {
       // A duplicate top-level key is a duplicated tensor; a nested one is a repeated field inside
@@ -105,22 +205,10 @@ Header parse_header(const uint8_t* data, uint64_t file_size, const std::string& 
     }
     fail(ErrorCode::HeaderJson, path, "", "header is not valid JSON: " + e.message + " at header offset " + std::to_string(e.offset));
   }
-  if (!root.is_object())
-    fail(ErrorCode::HeaderSchema, path, "", std::string("header must be a JSON object, got ") + json::kind_name(root.kind));
-
-  for (const auto& m : root.members) {
-    if (m.first == "__metadata__") {
-      if (m.second.kind == json::Value::Kind::Null) continue;
-      if (!m.second.is_object())
-        fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" must be an object of strings");
-      for (const auto& kv : m.second.members) {
-        if (!kv.second.is_string())
-          fail(ErrorCode::HeaderSchema, path, "", "\"__metadata__\" value for " + quoted(kv.first) + " must be a string");
-        h.metadata.emplace_back(kv.first, kv.second.text);
-      }
-      continue;
-    }
-    h.tensors.push_back(parse_tensor(path, m.first, m.second));
+  try {
+    read_table(r, path, h);
+  } catch (const json::ParseError& e) {  // cannot happen after validation; never let it escape
+    fail(ErrorCode::HeaderJson, path, "", "header is not valid JSON: " + e.message);
   }
 
   // Offsets must tile the data buffer exactly, from 0, in sorted order.
