@@ -100,7 +100,7 @@ def main():
 
     # kurtosis: sum over the chosen square layers of the excess kurtosis (scipy default: Fisher, biased)
     klayers = square_layers(models[0], args.kurtosis_layers)
-    ku = np.array([sum(float(scipy.stats.kurtosis(m[l].ravel())) for l in klayers if l in m) for m in models])
+    ku = np.array([sum(float(scipy.stats.kurtosis(m[l].ravel().astype(np.float64))) for l in klayers if l in m) for m in models])
 
     # distances, per pair and layer, as the reference does
     dlayers = square_layers(models[0], args.layers)

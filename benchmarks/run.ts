@@ -4,7 +4,8 @@
 //   peak RSS of a child process scanning a 4 GiB file.
 //   pairwise engine for N = 2, 8, 32, 64 models: GB/s and pairs/s, ratio to a plain read of
 //   all N models, bytes read per model, and a naive per-pair-reload baseline.
-// Usage: npm run bench [-- stats|pairwise ...] (default: all sections).
+//   whole pipeline: mother recover vs a reference-style Python pipeline on 5 LLM-shaped models.
+// Usage: npm run bench [-- stats|pairwise|pipeline ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 32),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
@@ -16,6 +17,7 @@ import { scanModel } from '../lib';
 import { native, packageRoot } from '../lib/native';
 import { ensureWeightsFile, gbps, machine, median, table } from './common';
 import { benchPairwise } from './pairwise';
+import { benchPipeline } from './pipeline';
 
 const GiB = 2 ** 30;
 
@@ -87,6 +89,10 @@ async function main(): Promise<void> {
     console.log(`\n## pairwise engine (BF16 models of ${modelMiB} MiB, page cache warm)\n`);
     console.log(await benchPairwise({ sizes: [2, 8, 32, 64], modelMiB, naiveMaxPairs: Number(process.env.MOTHER_BENCH_NAIVE_PAIRS || 64) }));
     console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);
+  }
+  if (want('pipeline')) {
+    console.log(`\n## whole pipeline: mother recover vs a reference-style Python pipeline\n`);
+    console.log(await benchPipeline());
   }
 }
 
