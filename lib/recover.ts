@@ -23,9 +23,9 @@ export interface RecoverOptions {
   direction?: KurtosisMode | 'auto';
   /** Number of families: a number (Ward, maxclust cut) or 'auto' (cut at the largest gap in merge heights; default). */
   families?: number | 'auto';
-  /** Tensors entering the distances (default: every square 2-D tensor; every tensor when the models share none). */
+  /** Which square 2-D tensors enter the distances (default: all of them; every tensor when the models share no square 2-D tensor). */
   layers?: LayerFilter;
-  /** Tensors entering the kurtosis (default per architecture: ViT attention output, Llama self_attn.o_proj, else all square 2-D). */
+  /** Which square 2-D tensors enter the kurtosis (default per architecture: ViT attention output, Llama self_attn.o_proj, else all). */
   kurtosisLayers?: LayerFilter;
   rank?: RankOptions;
   threads?: number;
@@ -125,12 +125,16 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(inputs.map((m) => inspectModel(m.path)));
   const archs = resolved.map(architectureOf);
-  const kuPredicates: Predicate[] = archs.map((a) => matcher(options.kurtosisLayers) ?? defaultKurtosisLayers(a));
+  const userKurtosis = matcher(options.kurtosisLayers);
+  const kuPredicates: Predicate[] = archs.map((a) =>
+    userKurtosis ? (name, shape) => isSquare(shape) && userKurtosis(name, shape) : defaultKurtosisLayers(a),
+  );
   // default distance layers: the square 2-D tensors, or every tensor when no two models share one
   const squareCount = new Map<string, number>();
   for (const h of headers) for (const t of h.tensors) if (isSquare(t.shape)) squareCount.set(t.name, (squareCount.get(t.name) ?? 0) + 1);
   const sharedSquare = [...squareCount.values()].some((c) => c >= 2);
-  const distanceFilter: Predicate = matcher(options.layers) ?? ((_, shape) => !sharedSquare || isSquare(shape));
+  const userLayers = matcher(options.layers) ?? (() => true);
+  const distanceFilter: Predicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
   const kurtosisAny: Predicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
 
   const n = inputs.length;
