@@ -1,0 +1,1 @@
+"""Helpers for benchmarks/generate_zoo.py (model-tree zoo generator)."""
