@@ -62,6 +62,7 @@ export interface NativeAddon {
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
   pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
+  pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
   plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
   moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
   sumU64(bytes: Uint8Array, simd?: string): bigint;

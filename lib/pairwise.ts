@@ -31,7 +31,7 @@ export interface PairwiseOptions {
   moments?: LayerFilter;
   threads?: number;
   simd?: string;
-  /** Elements per model (default 4096) that stay in cache while all pairs run over them. */
+  /** Elements per model (default 1024) that stay in cache while all pairs run over them. */
   chunkElems?: number;
   /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
   jobElems?: number;

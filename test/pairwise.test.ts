@@ -239,3 +239,24 @@ describe('pairwiseStats moments', () => {
     expect(got.layers.find((l) => l.name === 'norm.weight')!.moments).toBeUndefined();
   });
 });
+
+describe('pair_diff4', () => {
+  test('four pairs at once equal four single pairs on every SIMD path', () => {
+    const rng = new Rng(17);
+    for (const len of [0, 3, 8, 17, 1024, 1031]) {
+      const rows = Array.from({ length: 5 }, () => Float64Array.from({ length: len }, () => rng.normal()));
+      for (const simd of native().simdPaths()) {
+        const four = native().pairDiff4(rows.slice(0, 4), rows[4], simd);
+        for (let k = 0; k < 4; k++) {
+          const want = native().pairDiff(rows[k], rows[4], 'scalar');
+          for (let q = 0; q < 4; q++) expect(close(four[4 * k + q], want[q], 1e-13)).toBe(true);
+        }
+      }
+    }
+  });
+
+  test('the blocked pair loop (N = 9, blocks of four, equal and unequal rows) matches the brute force', async () => {
+    const { failures } = await checkAgainstBrute(9, 77, { resized: true });
+    expect(failures).toEqual([]);
+  });
+});

@@ -561,7 +561,7 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
   Napi::Object opts = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
   const mother::Kernels* k = kernels_or_throw(env, opt_str(opts, "simd"));
   auto* w = new PairwiseWorker(env, std::move(specs), std::move(plan), opt_u32(opts, "threads", 0), k,
-                               opt_u32(opts, "chunkElems", 4096));
+                               opt_u32(opts, "chunkElems", 1024));
   w->rank_options(opt_u32(opts, "sketchK", 64), opt_u32(opts, "sketchSeed", 0x6d6f7468), opts.Get("exactRank").ToBoolean().Value());
   w->set_job_elems(opt_u32(opts, "jobElems", 0));
   if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
@@ -620,6 +620,32 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// pairDiff4([a0, a1, a2, a3]: Float64Array[], b: Float64Array, simd) => Float64Array(16)
+Napi::Value PairDiff4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() != 4 || !info[1].IsTypedArray())
+    throw Napi::TypeError::New(env, "pairDiff4 takes four Float64Arrays and one Float64Array");
+  Napi::Array rows = info[0].As<Napi::Array>();
+  Napi::Float64Array b = info[1].As<Napi::Float64Array>();
+  const double* a[4];
+  for (uint32_t k = 0; k < 4; ++k) {
+    Napi::Float64Array r = rows.Get(k).As<Napi::Float64Array>();
+    if (r.ElementLength() != b.ElementLength()) throw Napi::RangeError::New(env, "rows differ in length");
+    a[k] = r.Data();
+  }
+  std::string simd = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  double acc[16];
+  for (int k = 0; k < 4; ++k) {
+    acc[4 * k] = acc[4 * k + 1] = 0;
+    acc[4 * k + 2] = -INFINITY;
+    acc[4 * k + 3] = INFINITY;
+  }
+  kernels_or_throw(env, simd)->pair_diff4(a, b.Data(), b.ElementLength(), acc);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 16);
+  for (int i = 0; i < 16; ++i) out[i] = acc[i];
+  return out;
+}
+
 Napi::Value SumU64(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
@@ -647,6 +673,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
   exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
   exports.Set("pairDiff", Napi::Function::New(env, PairDiff, "pairDiff"));
+  exports.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));
   exports.Set("moments", Napi::Function::New(env, Moments, "moments"));
   exports.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));
   exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));

@@ -101,7 +101,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   const size_t n_models = models.size();
   const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
-  const uint64_t chunk = options.chunk_elems > 0 ? options.chunk_elems : 4096;
+  const uint64_t chunk = options.chunk_elems > 0 ? options.chunk_elems : 1024;
 
   // Resolve every planned tensor in every model, and check the plan against the headers.
   std::vector<std::unordered_map<std::string, TensorRef>> by_name(n_models);
@@ -256,15 +256,38 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           std::memcpy(&wm[first], buf.data() + m * buf_elems, n * sizeof(double));
         }
       }
-      for (size_t i = 0; i < n_models; ++i) {
-        if (!len[i]) continue;
+      // All pairs i < j on this sub-chunk, in blocks of four rows i (kept in L1) against each
+      // later row j (streamed): the common case of equal, finite rows takes pair_diff4.
+      auto one_pair = [&](size_t i, size_t j2) {
+        if (!len[i] || !len[j2]) return;
+        const size_t n = static_cast<size_t>(len[i] < len[j2] ? len[i] : len[j2]);
+        const size_t p = pair_index(i, j2, n_models);
         const double* a = buf.data() + i * buf_elems;
-        for (size_t j2 = i + 1; j2 < n_models; ++j2) {
-          if (!len[j2]) continue;
-          const size_t n = static_cast<size_t>(len[i] < len[j2] ? len[i] : len[j2]);
-          const size_t p = pair_index(i, j2, n_models);
-          if (bad[i] || bad[j2]) pair_diff_skipping(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p], &part->skipped[p]);
-          else kernels->pair_diff(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p]);
+        if (bad[i] || bad[j2]) pair_diff_skipping(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p], &part->skipped[p]);
+        else kernels->pair_diff(a, buf.data() + j2 * buf_elems, n, &part->acc[4 * p]);
+      };
+      for (size_t i0 = 0; i0 < n_models; i0 += 4) {
+        const size_t i1 = i0 + 4 < n_models ? i0 + 4 : n_models;
+        for (size_t i = i0; i < i1; ++i)
+          for (size_t j2 = i + 1; j2 < i1; ++j2) one_pair(i, j2);
+        bool block_ok = i1 - i0 == 4;
+        for (size_t i = i0; block_ok && i < i1; ++i) block_ok = len[i] == len[i0] && len[i] > 0 && !bad[i];
+        for (size_t j2 = i1; j2 < n_models; ++j2) {
+          if (block_ok && len[j2] == len[i0] && !bad[j2]) {
+            const double* a4[4] = {buf.data() + i0 * buf_elems, buf.data() + (i0 + 1) * buf_elems,
+                                   buf.data() + (i0 + 2) * buf_elems, buf.data() + (i0 + 3) * buf_elems};
+            double acc4[16];
+            size_t pk[4];
+            for (int k = 0; k < 4; ++k) {
+              pk[k] = pair_index(i0 + k, j2, n_models);
+              for (int q = 0; q < 4; ++q) acc4[4 * k + q] = part->acc[4 * pk[k] + q];
+            }
+            kernels->pair_diff4(a4, buf.data() + j2 * buf_elems, static_cast<size_t>(len[i0]), acc4);
+            for (int k = 0; k < 4; ++k)
+              for (int q = 0; q < 4; ++q) part->acc[4 * pk[k] + q] = acc4[4 * k + q];
+          } else {
+            for (size_t i = i0; i < i1; ++i) one_pair(i, j2);
+          }
         }
       }
       if (pt.moments)  // the decoded float64 values are exact: the F64 kernel gives the moments

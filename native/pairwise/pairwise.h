@@ -35,7 +35,7 @@ struct PairwiseProgress {
 struct PairwiseOptions {
   unsigned threads = 0;
   const Kernels* kernels = nullptr;
-  uint64_t chunk_elems = 4096;  // per model, cache-resident sub-chunk on which all pairs run
+  uint64_t chunk_elems = 1024;  // per model, cache-resident sub-chunk on which all pairs run (4 rows of 8 KiB fit L1)
   uint64_t job_elems = 0;       // per model per job (mapped and released at once); 0: auto
   std::function<void(const PairwiseProgress&)> progress;  // from workers, never concurrently
   const int32_t* cancel = nullptr;

@@ -35,6 +35,9 @@ struct Kernels {
   // d = a[i] - b[i], acc[0] += sum d^2, acc[1] += sum |d|, acc[2] = max(acc[2], max d),
   // acc[3] = min(acc[3], min d). Inputs are finite (callers route non-finite rows elsewhere).
   void (*pair_diff)(const double* a, const double* b, size_t n, double acc[4]);
+  // Four pairs (a[k], b) at once, b loaded once: acc[4k..4k+3] as pair_diff's acc. The
+  // a rows stay in L1 while b streams: N^2 pair work at the speed of the arithmetic.
+  void (*pair_diff4)(const double* const a[4], const double* b, size_t n, double acc[16]);
   // Decodes n elements of a float dtype at p (any alignment) to float64; returns true if any
   // is NaN or +-Inf. The pairwise engine's first step.
   bool (*decode_f64)(DType d, const uint8_t* p, size_t n, double* out);
@@ -47,6 +50,7 @@ bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out);
 
 // The scalar pair_diff, also used for the tails and by callers that need it directly.
 void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);
+void scalar_pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]);
 
 // Moments of one block of n elements, skipping and counting NaN/Inf (scalar, any dtype with
 // stats except the 8-bit ones). Used by every kernel for blocks that hold non-finite values.

@@ -332,6 +332,42 @@ ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[3] = tail[3];
 }
 
+ISA_FN void pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]) {
+  __m256d ss[4], sa[4], mx[4], mn[4];
+  for (int k = 0; k < 4; ++k) {
+    ss[k] = _mm256_setzero_pd();
+    sa[k] = _mm256_setzero_pd();
+    mx[k] = _mm256_set1_pd(acc[4 * k + 2]);
+    mn[k] = _mm256_set1_pd(acc[4 * k + 3]);
+  }
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d bv = _mm256_loadu_pd(b + i);
+    for (int k = 0; k < 4; ++k) {
+      const __m256d d = _mm256_sub_pd(_mm256_loadu_pd(a[k] + i), bv);
+      ss[k] = _mm256_fmadd_pd(d, d, ss[k]);
+      sa[k] = _mm256_add_pd(sa[k], absd(d));
+      mx[k] = _mm256_max_pd(mx[k], d);
+      mn[k] = _mm256_min_pd(mn[k], d);
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    double lmx[4], lmn[4];
+    _mm256_storeu_pd(lmx, mx[k]);
+    _mm256_storeu_pd(lmn, mn[k]);
+    double t[4] = {hsum(ss[k]), hsum(sa[k]), lmx[0], lmn[0]};
+    for (int q = 1; q < 4; ++q) {
+      t[2] = lmx[q] > t[2] ? lmx[q] : t[2];
+      t[3] = lmn[q] < t[3] ? lmn[q] : t[3];
+    }
+    scalar_pair_diff(a[k] + i, b + i, n - i, t);
+    acc[4 * k] += t[0];
+    acc[4 * k + 1] += t[1];
+    acc[4 * k + 2] = t[2];
+    acc[4 * k + 3] = t[3];
+  }
+}
+
 template <typename L>
 ISA_FN bool decode_t(const uint8_t* p, size_t n, double* out) {
   const __m256i expmask = _mm256_set1_epi32(0x7F800000);
@@ -362,7 +398,7 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
 
 #include "sketch_rows.inc"
 
-const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, decode_f64, sketch_rows};
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
 
 }  // namespace
 }  // namespace mother

@@ -303,6 +303,49 @@ ISA_FN void pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[3] = tail[3];
 }
 
+ISA_FN void pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]) {
+  __m512d ss[4], sa[4], mx[4], mn[4];
+  for (int k = 0; k < 4; ++k) {
+    ss[k] = _mm512_setzero_pd();
+    sa[k] = _mm512_setzero_pd();
+    mx[k] = _mm512_set1_pd(acc[4 * k + 2]);
+    mn[k] = _mm512_set1_pd(acc[4 * k + 3]);
+  }
+  const double *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d bv = _mm512_loadu_pd(b + i);
+    const __m512d d0 = _mm512_sub_pd(_mm512_loadu_pd(a0 + i), bv);
+    const __m512d d1 = _mm512_sub_pd(_mm512_loadu_pd(a1 + i), bv);
+    const __m512d d2 = _mm512_sub_pd(_mm512_loadu_pd(a2 + i), bv);
+    const __m512d d3 = _mm512_sub_pd(_mm512_loadu_pd(a3 + i), bv);
+    ss[0] = _mm512_fmadd_pd(d0, d0, ss[0]);
+    ss[1] = _mm512_fmadd_pd(d1, d1, ss[1]);
+    ss[2] = _mm512_fmadd_pd(d2, d2, ss[2]);
+    ss[3] = _mm512_fmadd_pd(d3, d3, ss[3]);
+    sa[0] = _mm512_add_pd(sa[0], _mm512_abs_pd(d0));
+    sa[1] = _mm512_add_pd(sa[1], _mm512_abs_pd(d1));
+    sa[2] = _mm512_add_pd(sa[2], _mm512_abs_pd(d2));
+    sa[3] = _mm512_add_pd(sa[3], _mm512_abs_pd(d3));
+    mx[0] = _mm512_max_pd(mx[0], d0);
+    mx[1] = _mm512_max_pd(mx[1], d1);
+    mx[2] = _mm512_max_pd(mx[2], d2);
+    mx[3] = _mm512_max_pd(mx[3], d3);
+    mn[0] = _mm512_min_pd(mn[0], d0);
+    mn[1] = _mm512_min_pd(mn[1], d1);
+    mn[2] = _mm512_min_pd(mn[2], d2);
+    mn[3] = _mm512_min_pd(mn[3], d3);
+  }
+  for (int k = 0; k < 4; ++k) {
+    double t[4] = {hsum(ss[k]), hsum(sa[k]), _mm512_reduce_max_pd(mx[k]), _mm512_reduce_min_pd(mn[k])};
+    scalar_pair_diff(a[k] + i, b + i, n - i, t);
+    acc[4 * k] += t[0];
+    acc[4 * k + 1] += t[1];
+    acc[4 * k + 2] = t[2];
+    acc[4 * k + 3] = t[3];
+  }
+}
+
 template <typename L>
 ISA_FN bool decode_t(const uint8_t* p, size_t n, double* out) {
   __mmask16 bad = 0;
@@ -332,7 +375,7 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
 
 #include "sketch_rows.inc"
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, decode_f64, sketch_rows};
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
 
 }  // namespace
 }  // namespace mother

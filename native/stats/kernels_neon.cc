@@ -213,7 +213,11 @@ void pair_diff(const double* a, const double* b, size_t n, double acc[4]) {
 #include "sketch_rows.inc"
 #undef ISA_FN
 
-const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, scalar_decode_f64, sketch_rows};
+void pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]) {
+  for (int k = 0; k < 4; ++k) pair_diff(a[k], b, n, acc + 4 * k);
+}
+
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, pair_diff4, scalar_decode_f64, sketch_rows};
 
 }  // namespace
 

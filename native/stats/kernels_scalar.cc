@@ -90,7 +90,7 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
 #include "sketch_rows.inc"
 #undef ISA_FN
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_decode_f64, sketch_rows};
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_pair_diff4, scalar_decode_f64, sketch_rows};
 
 }  // namespace
 
@@ -117,6 +117,10 @@ void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4])
   acc[1] += sa;
   acc[2] = mx;
   acc[3] = mn;
+}
+
+void scalar_pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]) {
+  for (int k = 0; k < 4; ++k) scalar_pair_diff(a[k], b, n, acc + 4 * k);
 }
 
 bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
