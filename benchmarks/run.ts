@@ -7,7 +7,7 @@
 //   whole pipeline: mother recover vs a reference-style Python pipeline on 5 LLM-shaped models.
 // Usage: npm run bench [-- stats|pairwise|pipeline ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
-//      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 32),
+//      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
 //      MOTHER_BENCH_DIR (data folder).
 import { spawnSync } from 'node:child_process';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   console.log(`date: ${new Date().toISOString()}  SIMD: ${native().simdDefault()} (available: ${native().simdPaths().join(', ')})  threads: all\n`);
   if (want('stats')) await benchStats();
   if (want('pairwise')) {
-    const modelMiB = Number(process.env.MOTHER_BENCH_MODEL_MIB || 32);
+    const modelMiB = Number(process.env.MOTHER_BENCH_MODEL_MIB || 64);
     console.log(`\n## pairwise engine (BF16 models of ${modelMiB} MiB, page cache warm)\n`);
     console.log(await benchPairwise({ sizes: [2, 8, 32, 64], modelMiB, naiveMaxPairs: Number(process.env.MOTHER_BENCH_NAIVE_PAIRS || 64) }));
     console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);

@@ -3,23 +3,12 @@ import * as path from 'path';
 import {
   Arborescence, minimumArborescence, minimumArborescenceMatrix, toFlatSquare, WeightedEdge,
 } from '../lib/arborescence';
-import { MotherError } from '../lib/errors';
 import { Rng } from './helpers/reference';
+import { expectInvalid } from './helpers/errors';
 
 // Global lookups are slow inside jest's VM context: alias them.
 const { abs, max, floor } = Math;
 
-function expectInvalid(fn: () => unknown, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(MotherError);
-  expect((caught as MotherError).code).toBe('ERR_INVALID_ARGUMENT');
-  if (pattern) expect((caught as MotherError).message).toMatch(pattern);
-}
 
 function close(a: number, b: number, tol = 1e-9): boolean {
   return abs(a - b) <= tol * max(1, abs(a), abs(b));

@@ -4,8 +4,8 @@ import {
   autoFamilies, clusterFamilies, condensedFromSquare, condensedIndex, cutTree, familiesFromLabels,
   Linkage, linkageRows, wardLinkage,
 } from '../lib/clustering';
-import { MotherError } from '../lib/errors';
 import { Rng } from './helpers/reference';
+import { expectInvalid } from './helpers/errors';
 
 // Global lookups are slow inside jest's VM context: alias them.
 const { abs, max, sqrt, floor } = Math;
@@ -37,17 +37,6 @@ function relErr(a: number, b: number): number {
   return abs(a - b) / max(abs(a), abs(b));
 }
 
-function expectInvalid(fn: () => unknown, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(MotherError);
-  expect((caught as MotherError).code).toBe('ERR_INVALID_ARGUMENT');
-  if (pattern) expect((caught as MotherError).message).toMatch(pattern);
-}
 
 /** Independent O(n^3) greedy Ward clustering over a full matrix (no NN-chain, no relabel). */
 function naiveWardHeights(condensed: ArrayLike<number>, n: number): number[] {

@@ -3,23 +3,12 @@ import {
   againstTrend, defaultKurtosisLayers, edgeCosts, KurtosisMode, LLAMA_KURTOSIS_PATTERN, meanOffDiagonal,
   recoverFamily, summedKurtosis, VIT_KURTOSIS_PATTERN,
 } from '../lib/direction';
-import { MotherError } from '../lib/errors';
 import { Rng } from './helpers/reference';
+import { expectInvalid } from './helpers/errors';
 
 // Global lookups are slow inside jest's VM context: alias them.
 const { abs, sqrt, floor } = Math;
 
-function expectInvalid(fn: () => unknown, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(MotherError);
-  expect((caught as MotherError).code).toBe('ERR_INVALID_ARGUMENT');
-  if (pattern) expect((caught as MotherError).message).toMatch(pattern);
-}
 
 /**
  * A synthetic family shaped like a VTHR tree: root -> `children` children -> `grand` each.

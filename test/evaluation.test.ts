@@ -1,21 +1,10 @@
-import { MotherError } from '../lib/errors';
 import { Edge, edgesFromParents, evaluate, maxWeightAssignment, NodeId } from '../lib/evaluation';
 import { Rng } from './helpers/reference';
+import { expectInvalid } from './helpers/errors';
 
 // Global lookups are slow inside jest's VM context: alias them.
 const { abs, floor, max, min } = Math;
 
-function expectInvalid(fn: () => unknown, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(MotherError);
-  expect((caught as MotherError).code).toBe('ERR_INVALID_ARGUMENT');
-  if (pattern) expect((caught as MotherError).message).toMatch(pattern);
-}
 
 /** Best total over all injective row -> column maps of the smaller side (brute force). */
 function bruteAssignment(W: number[][]): number {
