@@ -27,7 +27,7 @@ def load(path, name):
     elif dtype == "F64":
         a = np.frombuffer(raw, dtype="<f8")
     else:
-        raise SystemExit(f"unsupported dtype {dtype}")
+        raise ValueError(f"unsupported dtype {dtype}")
     return a.reshape(info["shape"])
 
 
