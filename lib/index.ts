@@ -11,3 +11,4 @@ export { wardLinkage, cutTree, autoFamilies, clusterFamilies, Linkage } from './
 export { minimumArborescence, minimumArborescenceMatrix, Arborescence } from './arborescence';
 export { edgeCosts, recoverFamily, defaultKurtosisLayers, summedKurtosis, KurtosisMode } from './direction';
 export { Evaluation } from './evaluation';
+export { renderGraph, toDot, toNewick, toMermaid, toSvg, toHtml, GraphFormat } from './render';

@@ -10,6 +10,7 @@ import { pairwiseStats, PairwiseStats } from '../pairwise';
 import { discoverModels } from '../discovery';
 import { evaluate, ModelGraph, recover } from '../recover';
 import { renderTree } from './render';
+import { GraphFormat, renderGraph } from '../render';
 import { promises as fsp } from 'node:fs';
 import { simdPaths } from '../simd';
 import { num, table } from './format';
@@ -154,6 +155,7 @@ interface RecoverCliOpts {
   layers?: string;
   kurtosisLayers?: string;
   json?: boolean;
+  format?: 'text' | GraphFormat;
   out?: string;
   truth?: string;
   threads?: number;
@@ -205,7 +207,11 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
     for (const f of g.familyReports) err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
     for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
   }
-  const text = opts.json ? JSON.stringify(g, null, 2) + '\n' : renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s\n`;
+  const format = opts.json ? 'json' : opts.format ?? 'text';
+  const text =
+    format === 'text'
+      ? renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s\n`
+      : await renderGraph(g, format);
   if (opts.out) await fsp.writeFile(opts.out, text);
   else out.write(text);
   if (truth) {
@@ -266,13 +272,14 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     }, 'auto')
     .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per architecture)', parseRegex)
-    .option('--json', 'print the model graph as JSON (version 1)')
+    .option('--json', 'print the model graph as JSON (version 1; same as --format json)')
+    .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', 'json', 'dot', 'newick', 'mermaid', 'svg', 'html']).default('text'))
     .option('--out <file>', 'write the output to a file')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .option('-q, --quiet', 'no progress bar')
     .option('-v, --verbose', 'explain each stage (models found, families, skipped tensors)')
-    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n`)
+    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n`)
     .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
 
   program
