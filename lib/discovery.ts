@@ -138,3 +138,47 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   if (out.length === 0) throw new MotherError('ERR_NOT_A_MODEL', `${root}: no models found (model directories or .safetensors files)`, { file: absRoot });
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
+
+/** The Hugging Face hub cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
+export function defaultHfCache(): string {
+  if (process.env.HF_HUB_CACHE) return process.env.HF_HUB_CACHE;
+  if (process.env.HF_HOME) return path.join(process.env.HF_HOME, 'hub');
+  return path.join(require('node:os').homedir(), '.cache', 'huggingface', 'hub');
+}
+
+/**
+ * Models in a Hugging Face hub cache: models--ORG--NAME/refs/main names a commit whose
+ * snapshots/<commit>/ folder holds the files (symlinks into blobs/). The id is ORG/NAME
+ * (ORG/NAME/component for the components of a diffusers pipeline).
+ */
+export async function discoverHfCache(cacheDir: string = defaultHfCache()): Promise<DiscoveredModel[]> {
+  const abs = path.resolve(cacheDir);
+  const st = await statOrNull(abs);
+  if (!st?.isDirectory()) throw new MotherError('ERR_NOT_FOUND', `${cacheDir}: no Hugging Face cache folder here`, { file: abs });
+  const out: DiscoveredModel[] = [];
+  for (const entry of (await fs.readdir(abs)).sort()) {
+    if (!entry.startsWith('models--')) continue;
+    const repo = entry.slice('models--'.length).split('--').join('/');
+    const refFile = path.join(abs, entry, 'refs', 'main');
+    let commit: string;
+    try {
+      commit = (await fs.readFile(refFile, 'utf8')).trim();
+    } catch {
+      continue; // no main ref: nothing downloaded from main
+    }
+    if (!/^[0-9a-f]{7,64}$/i.test(commit)) {
+      throw new MotherError('ERR_NOT_A_MODEL', `${refFile}: not a commit hash`, { file: refFile });
+    }
+    const snapshot = path.join(abs, entry, 'snapshots', commit);
+    if (!(await statOrNull(snapshot))?.isDirectory()) continue;
+    let found: DiscoveredModel[];
+    try {
+      found = await discoverModels(snapshot);
+    } catch (e) {
+      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL') continue; // no safetensors weights in this repo
+      throw e;
+    }
+    for (const m of found) out.push({ id: m.path === snapshot ? repo : `${repo}/${m.id}`, path: m.path });
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 // Public library API.
-export { resolveModel, discoverModels, ModelFiles, DiscoveredModel } from './discovery';
+export { resolveModel, discoverModels, discoverHfCache, defaultHfCache, ModelFiles, DiscoveredModel } from './discovery';
 export { MotherError, MotherErrorCode } from './errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './model_stats';
 export { inspectModel, ModelHeader } from './inspect';

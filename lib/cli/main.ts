@@ -7,7 +7,7 @@ import { INPUT_ERROR_CODES, MotherError } from '../errors';
 import { packageRoot } from '../native';
 import { scanModel } from '../model_stats';
 import { pairwiseStats, PairwiseStats } from '../pairwise';
-import { discoverModels } from '../discovery';
+import { defaultHfCache, discoverHfCache, discoverModels } from '../discovery';
 import { evaluate, ModelGraph, recover } from '../recover';
 import { renderTree } from './render';
 import { GraphFormat, renderGraph } from '../render';
@@ -161,6 +161,7 @@ interface RecoverCliOpts {
   threads?: number;
   quiet?: boolean;
   verbose?: boolean;
+  hfCache?: string | boolean;
 }
 
 async function readTruth(file: string): Promise<{ edges: [string, string][] }> {
@@ -181,7 +182,12 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   const found = (await Promise.all(paths.map((p) => discoverModels(p)))).map((list, r) =>
     list.map((m) => ({ ...m, root: paths[r] })),
   );
+  if (opts.hfCache !== undefined && opts.hfCache !== false) {
+    const dir = typeof opts.hfCache === 'string' ? opts.hfCache : defaultHfCache();
+    found.push((await discoverHfCache(dir)).map((m) => ({ ...m, root: dir })));
+  }
   const all = found.flat();
+  if (all.length === 0) throw new MotherError(paths.length === 0 ? 'ERR_INVALID_ARGUMENT' : 'ERR_NOT_A_MODEL', 'no models to compare: give model paths or --hf-cache');
   const seen = new Map<string, number>();
   for (const m of all) seen.set(m.id, (seen.get(m.id) ?? 0) + 1);
   const models = all.map((m) => ({ id: seen.get(m.id)! > 1 ? `${m.root.replace(/\/+$/, '')}/${m.id}` : m.id, path: m.path }));
@@ -198,7 +204,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       layers: opts.layers ? new RegExp(opts.layers) : undefined,
       kurtosisLayers: opts.kurtosisLayers ? new RegExp(opts.kurtosisLayers) : undefined,
       threads: opts.threads,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${models.length} models`),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${models.length} models, ${(models.length * (models.length - 1)) / 2} pairs`),
     });
   } finally {
     bar.finish();
@@ -256,7 +262,8 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
   program
     .command('recover')
     .description('recover the family tree (parent -> child) of the models found under the given paths')
-    .argument('<paths...>', 'model directories, .safetensors files, or folders holding several models')
+    .argument('[paths...]', 'model directories, .safetensors files, diffusers pipelines, or folders holding several models')
+    .option('--hf-cache [dir]', 'also the models in a Hugging Face hub cache (default $HF_HUB_CACHE or ~/.cache/huggingface/hub); ids are ORG/NAME')
     .addOption(new Option('--metric <m>', 'distance within families: rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(['rms', 'l1', 'maxdiff', 'rank']).default('rms'))
     .option('--lambda <x>', 'weight of the kurtosis penalty', (v: string) => {
       const x = Number(v);
@@ -279,7 +286,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .option('-q, --quiet', 'no progress bar')
     .option('-v, --verbose', 'explain each stage (models found, families, skipped tensors)')
-    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n`)
+    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n`)
     .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
 
   program
