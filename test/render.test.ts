@@ -20,6 +20,25 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
+type Schema = { type?: string | string[]; const?: unknown; enum?: unknown[]; required?: string[]; properties?: Record<string, Schema>; items?: Schema };
+
+/** The subset of JSON Schema the model-graph schema uses: type, const, enum, required, properties, items. */
+function validate(v: unknown, s: Schema, at = '$'): string[] {
+  const errs: string[] = [];
+  const typeOf = (x: unknown) => (x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x);
+  if (s.const !== undefined && v !== s.const) errs.push(`${at}: expected ${JSON.stringify(s.const)}`);
+  if (s.enum && !s.enum.includes(v)) errs.push(`${at}: ${JSON.stringify(v)} not in ${JSON.stringify(s.enum)}`);
+  if (s.type) {
+    const types = Array.isArray(s.type) ? s.type : [s.type];
+    if (!types.includes(typeOf(v))) errs.push(`${at}: expected ${types.join('|')}, got ${typeOf(v)}`);
+  }
+  if (s.required && typeOf(v) === 'object') for (const k of s.required) if (!(k in (v as object))) errs.push(`${at}: missing ${k}`);
+  if (s.properties && typeOf(v) === 'object')
+    for (const [k, sub] of Object.entries(s.properties)) if (k in (v as object)) errs.push(...validate((v as Record<string, unknown>)[k], sub, `${at}.${k}`));
+  if (s.items && Array.isArray(v)) v.forEach((x, i) => errs.push(...validate(x, s.items!, `${at}[${i}]`)));
+  return errs;
+}
+
 /** A small Newick parser: returns [parent, child, length] triples and the roots. */
 function parseNewick(text: string): { edges: [string, string, number][]; roots: string[] } {
   const edges: [string, string, number][] = [];
@@ -67,8 +86,12 @@ function parseNewick(text: string): { edges: [string, string, number][]; roots: 
 }
 
 describe('graph renderers', () => {
-  test('JSON: the versioned document', async () => {
+  test('JSON: the versioned document validates against docs/model-graph.schema.json', async () => {
     const doc = JSON.parse(await renderGraph(g, 'json'));
+    const schema = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'docs', 'model-graph.schema.json'), 'utf8')) as Schema;
+    expect(validate(doc, schema)).toEqual([]);
+    expect(validate({ ...doc, version: 2 }, schema)).not.toEqual([]);
+    expect(validate({ ...doc, edges: [{ parent: 'a' }] }, schema)).not.toEqual([]);
     expect(doc.version).toBe(1);
     for (const k of ['models', 'families', 'edges', 'roots', 'options']) expect(doc).toHaveProperty(k);
     for (const m of doc.models) expect(Object.keys(m).sort()).toEqual(['architecture', 'id', 'kurtosis', 'params', 'path']);
