@@ -260,3 +260,27 @@ describe('pair_diff4', () => {
     expect(failures).toEqual([]);
   });
 });
+
+describe('pairwiseStats progress and cancellation', () => {
+  test('progress reaches the total; an AbortSignal cancels the native pass with ERR_CANCELLED', async () => {
+    const rng = new Rng(18);
+    const paths = makeFamily(rng, 4).map((specs, m) => writeModel(path.join(tmp.dir, 'abort', `m${m}`), specs).path);
+    const events: { bytesDone: number; bytesTotal: number }[] = [];
+    await pairwiseStats(paths, { onProgress: (p) => events.push(p), chunkElems: 64, jobElems: 64, threads: 1 });
+    expect(events.length).toBeGreaterThan(0);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(pairwiseStats(paths, { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+    // abort from the first progress report: the remaining jobs stop in the native workers
+    const ac2 = new AbortController();
+    const big = Array.from({ length: 2 }, (_, m) => {
+      const file = path.join(tmp.dir, 'abort', `big${m}.safetensors`);
+      const n = 1 << 22;
+      writeSafetensors(file, [{ name: 'w', dtype: 'F32', shape: [n], data: new Uint8Array(new Float32Array(n).fill(m).buffer) }]);
+      return file;
+    });
+    await expect(
+      pairwiseStats(big, { threads: 1, simd: 'scalar', chunkElems: 64, jobElems: 64, signal: ac2.signal, onProgress: () => ac2.abort() }),
+    ).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+  });
+});

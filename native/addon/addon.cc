@@ -80,11 +80,56 @@ const mother::Kernels* kernels_or_throw(Napi::Env env, const std::string& simd) 
   }
 }
 
-// ---- scan ---------------------------------------------------------------------------------
+// Progress from worker threads to a JS callback, throttled to one report per 100 ms (and the
+// last one), plus the cancellation flag the caller shares through an Int32Array. Both workers
+// below use it.
+class ProgressChannel {
+ public:
+  // Field names and values of one report, as numbers.
+  using Fields = std::vector<std::pair<const char*, double>>;
 
-struct ProgressMsg {
-  mother::ScanProgress p;
+  void open(Napi::Env env, Napi::Function fn, const char* name) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, name, 0, 1);
+    open_ = true;
+  }
+  void set_cancel(Napi::Int32Array flag) {
+    cancel_ref_ = Napi::Persistent(flag);
+    cancel_ = flag.Data();
+  }
+  const int32_t* cancel() const { return cancel_; }
+  bool is_open() const { return open_; }
+
+  // Called from worker threads (never concurrently: the engines serialise progress calls).
+  void report(Fields fields, bool last) {
+    auto now = std::chrono::steady_clock::now();
+    if (!last && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    auto* msg = new Fields(std::move(fields));
+    napi_status st = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, Fields* f) {
+      Napi::Object o = Napi::Object::New(env);
+      for (const auto& kv : *f) o.Set(kv.first, Napi::Number::New(env, kv.second));
+      delete f;
+      cb.Call({o});
+    });
+    if (st != napi_ok) delete msg;
+  }
+  // On the main thread, when the worker settles.
+  void close() {
+    if (open_) {
+      tsfn_.Release();
+      open_ = false;
+    }
+  }
+
+ private:
+  Napi::ThreadSafeFunction tsfn_;
+  bool open_ = false;
+  Napi::Reference<Napi::Int32Array> cancel_ref_;
+  const int32_t* cancel_ = nullptr;
+  std::chrono::steady_clock::time_point last_{};
 };
+
+// ---- scan ---------------------------------------------------------------------------------
 
 class ScanWorker : public Napi::AsyncWorker {
  public:
@@ -95,15 +140,7 @@ class ScanWorker : public Napi::AsyncWorker {
         chunk_bytes_(chunk_bytes) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
-
-  void set_progress(Napi::Env env, Napi::Function fn) {
-    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, "mother.scan.progress", 0, 1);
-    has_tsfn_ = true;
-  }
-  void set_cancel(Napi::Int32Array flag) {
-    cancel_ref_ = Napi::Persistent(flag);
-    cancel_ = flag.Data();
-  }
+  ProgressChannel& progress() { return progress_; }
 
  protected:
   void Execute() override {
@@ -113,25 +150,15 @@ class ScanWorker : public Napi::AsyncWorker {
       opt.threads = mother::resolve_threads(threads_);
       opt.kernels = kernels_;
       opt.chunk_bytes = chunk_bytes_;
-      opt.cancel = cancel_;
+      opt.cancel = progress_.cancel();
       threads_used_ = opt.threads;
-      if (has_tsfn_) {
+      if (progress_.is_open()) {
         opt.progress = [this](const mother::ScanProgress& p) {
-          auto now = std::chrono::steady_clock::now();
-          bool last = p.bytes_done == p.bytes_total;
-          if (!last && now - last_progress_ < std::chrono::milliseconds(100)) return;
-          last_progress_ = now;
-          auto* msg = new ProgressMsg{p};
-          napi_status st = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, ProgressMsg* m) {
-            Napi::Object o = Napi::Object::New(env);
-            o.Set("bytesDone", Napi::Number::New(env, static_cast<double>(m->p.bytes_done)));
-            o.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(m->p.bytes_total)));
-            o.Set("tensorsDone", Napi::Number::New(env, static_cast<double>(m->p.tensors_done)));
-            o.Set("tensorsTotal", Napi::Number::New(env, static_cast<double>(m->p.tensors_total)));
-            delete m;
-            cb.Call({o});
-          });
-          if (st != napi_ok) delete msg;
+          progress_.report({{"bytesDone", static_cast<double>(p.bytes_done)},
+                            {"bytesTotal", static_cast<double>(p.bytes_total)},
+                            {"tensorsDone", static_cast<double>(p.tensors_done)},
+                            {"tensorsTotal", static_cast<double>(p.tensors_total)}},
+                           p.bytes_done == p.bytes_total);
         };
       }
       auto t0 = std::chrono::steady_clock::now();
@@ -157,7 +184,7 @@ class ScanWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    release_tsfn();
+    progress_.close();
     const size_t n = names_.size();
     Napi::Object out = Napi::Object::New(env);
     Napi::Array files = Napi::Array::New(env, paths_.size());
@@ -193,29 +220,18 @@ class ScanWorker : public Napi::AsyncWorker {
   }
 
   void OnError(const Napi::Error&) override {
-    release_tsfn();
+    progress_.close();
     deferred_.Reject(make_error(Env(), error_).Value());
   }
 
  private:
-  void release_tsfn() {
-    if (has_tsfn_) {
-      tsfn_.Release();
-      has_tsfn_ = false;
-    }
-  }
-
   Napi::Promise::Deferred deferred_;
   std::vector<std::string> files_;
   std::string index_;
   unsigned threads_;
   const mother::Kernels* kernels_;
   uint64_t chunk_bytes_;
-  Napi::ThreadSafeFunction tsfn_;
-  bool has_tsfn_ = false;
-  Napi::Reference<Napi::Int32Array> cancel_ref_;
-  const int32_t* cancel_ = nullptr;
-  std::chrono::steady_clock::time_point last_progress_{};
+  ProgressChannel progress_;
 
   std::vector<mother::TensorResult> results_;
   std::vector<std::string> paths_, names_, dtypes_;
@@ -240,9 +256,9 @@ Napi::Value Scan(const Napi::CallbackInfo& info) {
   uint64_t chunk = opt_u32(opts, "chunkBytes", 16u << 20);
   const mother::Kernels* kernels = kernels_or_throw(env, opt_str(opts, "simd"));
   auto* w = new ScanWorker(env, std::move(files), std::move(index), threads, kernels, chunk);
-  if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
+  if (info.Length() > 3 && info[3].IsFunction()) w->progress().open(env, info[3].As<Napi::Function>(), "mother.scan.progress");
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
-    w->set_cancel(info[4].As<Napi::Int32Array>());
+    w->progress().set_cancel(info[4].As<Napi::Int32Array>());
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -389,14 +405,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(env, "mother.pairwise"), deferred_(Napi::Promise::Deferred::New(env)),
         specs_(std::move(specs)), plan_(std::move(plan)), threads_(threads), kernels_(kernels), chunk_(chunk) {}
   Napi::Promise promise() { return deferred_.Promise(); }
-  void set_progress(Napi::Env env, Napi::Function fn) {
-    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, "mother.pairwise.progress", 0, 1);
-    has_tsfn_ = true;
-  }
-  void set_cancel(Napi::Int32Array flag) {
-    cancel_ref_ = Napi::Persistent(flag);
-    cancel_ = flag.Data();
-  }
+  ProgressChannel& progress() { return progress_; }
   void set_job_elems(uint64_t n) { job_elems_ = n; }
   void rank_options(unsigned k, uint64_t seed, bool exact) {
     sketch_k_ = k;
@@ -415,26 +424,15 @@ class PairwiseWorker : public Napi::AsyncWorker {
       opt.kernels = kernels_;
       opt.chunk_elems = chunk_;
       opt.job_elems = job_elems_;
-      opt.cancel = cancel_;
+      opt.cancel = progress_.cancel();
       opt.sketch_k = sketch_k_;
       opt.sketch_seed = sketch_seed_;
       opt.exact_rank = exact_rank_;
       threads_used_ = opt.threads;
-      if (has_tsfn_) {
+      if (progress_.is_open()) {
         opt.progress = [this](const mother::PairwiseProgress& p) {
-          auto now = std::chrono::steady_clock::now();
-          bool last = p.bytes_done == p.bytes_total;
-          if (!last && now - last_progress_ < std::chrono::milliseconds(100)) return;
-          last_progress_ = now;
-          auto* msg = new mother::PairwiseProgress(p);
-          napi_status st = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function cb, mother::PairwiseProgress* m) {
-            Napi::Object o = Napi::Object::New(env);
-            o.Set("bytesDone", Napi::Number::New(env, static_cast<double>(m->bytes_done)));
-            o.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(m->bytes_total)));
-            delete m;
-            cb.Call({o});
-          });
-          if (st != napi_ok) delete msg;
+          progress_.report({{"bytesDone", static_cast<double>(p.bytes_done)}, {"bytesTotal", static_cast<double>(p.bytes_total)}},
+                           p.bytes_done == p.bytes_total);
         };
       }
       result_ = mother::pairwise(models, plan_, opt);
@@ -449,7 +447,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
-    release_tsfn();
+    progress_.close();
     auto f64 = [&](const std::vector<double>& v) {
       Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
       if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(double));
@@ -492,28 +490,18 @@ class PairwiseWorker : public Napi::AsyncWorker {
     deferred_.Resolve(out);
   }
   void OnError(const Napi::Error&) override {
-    release_tsfn();
+    progress_.close();
     deferred_.Reject(make_error(Env(), error_).Value());
   }
 
  private:
-  void release_tsfn() {
-    if (has_tsfn_) {
-      tsfn_.Release();
-      has_tsfn_ = false;
-    }
-  }
   Napi::Promise::Deferred deferred_;
   std::vector<ModelSpec> specs_;
   std::vector<mother::PairPlanTensor> plan_;
   unsigned threads_;
   const mother::Kernels* kernels_;
   uint64_t chunk_;
-  Napi::ThreadSafeFunction tsfn_;
-  bool has_tsfn_ = false;
-  Napi::Reference<Napi::Int32Array> cancel_ref_;
-  const int32_t* cancel_ = nullptr;
-  std::chrono::steady_clock::time_point last_progress_{};
+  ProgressChannel progress_;
   mother::PairwiseResult result_;
   unsigned threads_used_ = 0;
   unsigned sketch_k_ = 64;
@@ -564,9 +552,9 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
                                opt_u32(opts, "chunkElems", 1024));
   w->rank_options(opt_u32(opts, "sketchK", 64), opt_u32(opts, "sketchSeed", 0x6d6f7468), opts.Get("exactRank").ToBoolean().Value());
   w->set_job_elems(opt_u32(opts, "jobElems", 0));
-  if (info.Length() > 3 && info[3].IsFunction()) w->set_progress(env, info[3].As<Napi::Function>());
+  if (info.Length() > 3 && info[3].IsFunction()) w->progress().open(env, info[3].As<Napi::Function>(), "mother.pairwise.progress");
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
-    w->set_cancel(info[4].As<Napi::Int32Array>());
+    w->progress().set_cancel(info[4].As<Napi::Int32Array>());
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
