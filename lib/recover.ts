@@ -239,7 +239,17 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   };
 }
 
-/** The paper's metrics of a recovered graph against the ground truth ({edges: [[parent, child], ...]}). */
-export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }): Evaluation {
-  return evaluateGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, truth, graph.models.map((m) => m.id));
+/**
+ * The paper's metrics of a recovered graph against the ground truth ({edges: [[parent,
+ * child], ...]}). Truth edges between models outside the graph are left out (a truth file
+ * may describe a larger zoo); `ignoredTruthEdges` counts them.
+ */
+export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }): Evaluation & { ignoredTruthEdges: number } {
+  const ids = new Set(graph.models.map((m) => m.id));
+  const edges = truth.edges.filter(([p, c]) => ids.has(p) && ids.has(c));
+  if (truth.edges.length > 0 && edges.length === 0) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${truth.edges[0].join(', ')}, ...)`);
+  }
+  const ev = evaluateGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
+  return { ...ev, ignoredTruthEdges: truth.edges.length - edges.length };
 }

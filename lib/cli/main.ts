@@ -223,7 +223,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   if (truth) {
     const ev = evaluate(g, truth);
     const pct = (x: number | null) => (x === null ? "n/a (no edges)" : `${(100 * x).toFixed(1)}%`);
-    err.write(`\nagainst ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}\n`);
+    err.write(`\nagainst ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}${ev.ignoredTruthEdges ? ` (${ev.ignoredTruthEdges} truth edges between other models ignored)` : ''}\n`);
     const wrong = [...ev.wrongEdges.map((w) => `  wrong: ${w.parent} -> ${w.child}`), ...ev.missingEdges.map((m) => `  missing: ${m.parent} -> ${m.child}`)];
     if (wrong.length) err.write(wrong.join('\n') + '\n');
   }
@@ -249,7 +249,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('-q, --quiet', 'no progress bar')
     .addHelpText(
       'after',
-      `\nExamples:\n  $ mother stats test/fixtures/sample/tiny-vit\n  $ mother stats model.safetensors --json > stats.json\n  $ MOTHER_SIMD=scalar mother stats ./Llama-2-7b-hf --threads 4\n\nSIMD paths on this machine: ${(() => {
+      `\nExamples:\n  $ mother stats samples/zoo-small/ft/m02\n  $ mother stats model.safetensors --json > stats.json\n  $ MOTHER_SIMD=scalar mother stats ./Llama-2-7b-hf --threads 4\n\nSIMD paths on this machine: ${(() => {
         try {
           return simdPaths().available.join(', ');
         } catch {
