@@ -284,3 +284,45 @@ describe('pairwiseStats progress and cancellation', () => {
     ).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
   });
 });
+
+describe('pairwiseStats on trained models', () => {
+  test('the Llama-like family of the sample zoo (mixed dtypes, a resized vocabulary) against the brute force', async () => {
+    const zoo = path.resolve(__dirname, '..', 'samples', 'zoo-small', 'llm');
+    const dirs = fs.readdirSync(zoo).sort().map((d) => path.join(zoo, d));
+    const got = await pairwiseStats(dirs);
+    expect(got.layers.some((l) => l.resized)).toBe(true); // the child with extra embedding rows
+    const { readFileSync } = fs;
+    const load = (dir: string) => {
+      const idx = path.join(dir, 'model.safetensors.index.json');
+      const files = fs.existsSync(idx)
+        ? [...new Set(Object.values((JSON.parse(readFileSync(idx, 'utf8')) as { weight_map: Record<string, string> }).weight_map))].map((f) => path.join(dir, f))
+        : [path.join(dir, 'model.safetensors')];
+      const out = new Map<string, { shape: number[]; x: Float64Array }>();
+      for (const f of files) {
+        const buf = readFileSync(f);
+        const n = Number(buf.readBigUInt64LE(0));
+        const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+        for (const [name, t] of Object.entries(header)) {
+          if (name === '__metadata__') continue;
+          const bytes = new Uint8Array(buf.buffer, buf.byteOffset + 8 + n + t.data_offsets[0], t.data_offsets[1] - t.data_offsets[0]);
+          out.set(name, { shape: t.shape, x: decode(t.dtype as FloatDtype, bytes.slice()) });
+        }
+      }
+      return out;
+    };
+    const models = dirs.map(load);
+    const failures: string[] = [];
+    const n = dirs.length;
+    for (const layer of got.layers)
+      for (let i = 0; i < n; i++)
+        for (let j = i + 1; j < n; j++) {
+          const A = models[i].get(layer.name)!, B = models[j].get(layer.name)!;
+          const r = brute(A.x, B.x, min(A.shape[0] ?? 1, B.shape[0] ?? 1) * layer.rowElems);
+          const k = i * n + j;
+          if (!close(layer.rms[k], sqrt(r.ss / r.count), 1e-12)) failures.push(`${layer.name} (${i},${j}) rms ${layer.rms[k]} vs ${sqrt(r.ss / r.count)}`);
+          if (!close(layer.meanAbs[k], r.sa / r.count, 1e-12)) failures.push(`${layer.name} (${i},${j}) meanAbs`);
+          if (layer.maxDiff[k] !== r.mx || layer.maxDiff[j * n + i] !== -r.mn) failures.push(`${layer.name} (${i},${j}) max/min`);
+        }
+    expect(failures).toEqual([]);
+  });
+});
