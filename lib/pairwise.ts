@@ -247,15 +247,21 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
   const onAbort = () => Atomics.store(cancel, 0, 1);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let settled = false;
+  let last: { bytesDone: number; bytesTotal: number } | undefined;
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
       tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
       { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
-      options.onProgress ? (p) => { if (!settled) options.onProgress!(p); } : undefined,
+      options.onProgress ? (p) => { if (!settled) { last = p; options.onProgress!(p); } } : undefined,
       cancel,
     );
     settled = true;
+    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
+      // the native final report can arrive after the promise settles: report completion here
+      const total = raw.bytesRead.reduce((a, b) => a + b, 0);
+      options.onProgress({ bytesDone: total, bytesTotal: total });
+    }
     const layers = tensors.map((t, i) => layerFromRaw(t, raw.tensors[i], n));
     return {
       models: resolved.map((r) => r.path),
