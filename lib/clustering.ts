@@ -370,7 +370,6 @@ export function autoFamilies(linkage: Linkage, opts: AutoFamiliesOptions = {}): 
   if (typeof maxHeight !== 'number' || Number.isNaN(maxHeight)) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `maxHeight must be a number, got ${maxHeight}`);
   }
-  const { n } = linkage;
   const md = maxDists(linkage);
   const heights = Float64Array.from(md).sort();
   let bestRatio: number | null = null;

@@ -1,8 +1,6 @@
 // Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
 // pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
 // the kurtosis direction and the minimum arborescence per family: the model graph.
-import * as path from 'node:path';
-
 import { LayerFilter } from './alignment';
 import { clusterFamilies } from './clustering';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './direction';

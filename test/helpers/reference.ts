@@ -4,7 +4,7 @@
 // c = sum(d)/n (the rounding error of the mean) folded in exactly.
 
 // Global lookups (Math.*, Number.*) are slow inside jest's VM context: alias them once.
-const { abs, sqrt, log, cos, floor, log2, imul, PI } = Math;
+const { abs, sqrt, log, cos, imul, PI } = Math;
 const { isNaN: isNaNum, isFinite: isFin } = Number;
 
 export class Rng {

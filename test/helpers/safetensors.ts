@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 
 // Global lookups (Math.*, Number.*) are slow inside jest's VM context: alias them once.
-const { abs, sqrt, log, cos, floor, log2, imul, PI } = Math;
+const { abs, floor, log2 } = Math;
 const { isNaN: isNaNum, isFinite: isFin } = Number;
 
 export type FloatDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0' | 'F8_E4M3FNUZ' | 'F8_E5M2FNUZ';
