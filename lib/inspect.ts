@@ -1,5 +1,5 @@
 // Headers only: the tensor table of a model without reading tensor data.
-import { resolveModel } from './discovery';
+import { ModelFiles, resolveModel } from './discovery';
 import { fromNative } from './errors';
 import { native } from './native';
 
@@ -11,7 +11,11 @@ export interface ModelHeader {
 
 /** Parses and validates the headers of the model at `modelPath`. */
 export async function inspectModel(modelPath: string): Promise<ModelHeader> {
-  const resolved = await resolveModel(modelPath);
+  return inspectResolved(await resolveModel(modelPath));
+}
+
+/** inspectModel for a model already resolved by resolveModel. */
+export async function inspectResolved(resolved: ModelFiles): Promise<ModelHeader> {
   try {
     const raw = await native().inspect(resolved.files, resolved.index);
     return {

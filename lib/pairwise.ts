@@ -4,7 +4,7 @@
 import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from './errors';
-import { inspectModel, ModelHeader } from './inspect';
+import { inspectResolved, ModelHeader } from './inspect';
 import { native } from './native';
 
 export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
@@ -206,7 +206,7 @@ export function aggregate(layers: LayerDistances[], n: number): PairwiseStats['a
 export async function pairwiseStats(models: string[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
   if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array of paths');
   const resolved = await Promise.all(models.map((m) => resolveModel(m)));
-  const headers: ModelHeader[] = await Promise.all(models.map((m) => inspectModel(m)));
+  const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   return pairwiseResolved(resolved, headers, options);
 }
 

@@ -7,7 +7,7 @@ import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode,
 import { ModelFiles, resolveModel } from './discovery';
 import { MotherError } from './errors';
 import { evaluate as evaluateGraph, Evaluation } from './evaluation';
-import { inspectModel, ModelHeader } from './inspect';
+import { inspectResolved, ModelHeader } from './inspect';
 import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './pairwise';
 
 export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
@@ -121,7 +121,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   }
 
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
-  const headers: ModelHeader[] = await Promise.all(inputs.map((m) => inspectModel(m.path)));
+  const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const archs = resolved.map(architectureOf);
   const userKurtosis = matcher(options.kurtosisLayers);
   const kuPredicates: Predicate[] = archs.map((a) =>
