@@ -52,6 +52,25 @@ bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out);
 void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);
 void scalar_pair_diff4(const double* const a[4], const double* b, size_t n, double acc[16]);
 
+// The scalar steps every vector kernel takes on the last few elements of a block (the
+// compiler inlines them into each ISA's code).
+// Folds x into sum |x|, min and max; false when x is NaN or +-Inf.
+inline bool tail_extremes(double x, double& sum_abs, double& vmin, double& vmax) {
+  if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+  sum_abs += x < 0 ? -x : x;
+  vmin = x < vmin ? x : vmin;
+  vmax = x > vmax ? x : vmax;
+  return true;
+}
+// Folds d (an element minus the block's centre) into the sums of d, d^2, d^3, d^4.
+inline void tail_central(double d, double& sd, double& m2, double& m3, double& m4) {
+  const double d2 = d * d;
+  sd += d;
+  m2 += d2;
+  m3 += d2 * d;
+  m4 += d2 * d2;
+}
+
 // Moments of one block of n elements, skipping and counting NaN/Inf (scalar, any dtype with
 // stats except the 8-bit ones). Used by every kernel for blocks that hold non-finite values.
 void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out);

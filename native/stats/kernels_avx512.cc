@@ -60,12 +60,8 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
     std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
     _mm512_storeu_ps(tail, L::load16(buf));
     for (size_t k = 0; k < nt; ++k) {
-      double x = tail[k];
-      if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
-      sum += x;
-      sum_abs += x < 0 ? -x : x;
-      vmin = x < vmin ? x : vmin;
-      vmax = x > vmax ? x : vmax;
+      if (!tail_extremes(tail[k], sum_abs, vmin, vmax)) return false;
+      sum += tail[k];
     }
   }
   const double mean = sum / static_cast<double>(n);
@@ -94,11 +90,7 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   double sd = hsum(_mm512_add_pd(e0, e1));
   double m2 = hsum(_mm512_add_pd(q0, q1)), m3 = hsum(_mm512_add_pd(c0, c1)), m4 = hsum(_mm512_add_pd(f0, f1));
   for (size_t k = 0; k < nt; ++k) {
-    double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
-    sd += d;
-    m2 += d2;
-    m3 += d2 * d;
-    m4 += d2 * d2;
+    tail_central(static_cast<double>(tail[k]) - mean, sd, m2, m3, m4);
   }
   *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
@@ -156,16 +148,8 @@ ISA_FN Pass block_f1(const uint8_t* p, size_t n, double shift, Moments* out) {
     std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
     _mm512_storeu_ps(tail, L::load16(buf));
     for (size_t k = 0; k < nt; ++k) {
-      double x = tail[k];
-      if (__builtin_isnan(x) || __builtin_isinf(x)) return Pass::kNonFinite;
-      double d = x - shift, d2 = d * d;
-      sd += d;
-      m2 += d2;
-      m3 += d2 * d;
-      m4 += d2 * d2;
-      sum_abs += x < 0 ? -x : x;
-      vmin = x < vmin ? x : vmin;
-      vmax = x > vmax ? x : vmax;
+      if (!tail_extremes(tail[k], sum_abs, vmin, vmax)) return Pass::kNonFinite;
+      tail_central(static_cast<double>(tail[k]) - shift, sd, m2, m3, m4);
     }
   }
   const double nn = static_cast<double>(n);
@@ -195,11 +179,8 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
   for (size_t k = nv; k < n; ++k) {
     double x;
     std::memcpy(&x, p + k * 8, 8);
-    if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
+    if (!tail_extremes(x, sum_abs, vmin, vmax)) return false;
     sum += x;
-    sum_abs += x < 0 ? -x : x;
-    vmin = x < vmin ? x : vmin;
-    vmax = x > vmax ? x : vmax;
   }
   const double mean = sum / static_cast<double>(n);
   const __m512d vm = _mm512_set1_pd(mean);
@@ -216,11 +197,7 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
   for (size_t k = nv; k < n; ++k) {
     double x;
     std::memcpy(&x, p + k * 8, 8);
-    double d = x - mean, d2 = d * d;
-    sd += d;
-    m2 += d2;
-    m3 += d2 * d;
-    m4 += d2 * d2;
+    tail_central(x - mean, sd, m2, m3, m4);
   }
   *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;

@@ -45,12 +45,8 @@ bool block_f(const uint8_t* p, size_t n, Moments* out) {
     std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
     vst1q_f32(tail, L::load4(buf));
     for (size_t k = 0; k < nt; ++k) {
-      double x = tail[k];
-      if (__builtin_isnan(x) || __builtin_isinf(x)) return false;
-      sum += x;
-      sum_abs += x < 0 ? -x : x;
-      vmin = x < vmin ? x : vmin;
-      vmax = x > vmax ? x : vmax;
+      if (!tail_extremes(tail[k], sum_abs, vmin, vmax)) return false;
+      sum += tail[k];
     }
   }
   const double mean = sum / static_cast<double>(n);
@@ -73,11 +69,7 @@ bool block_f(const uint8_t* p, size_t n, Moments* out) {
   double sd = vaddvq_f64(vaddq_f64(e0, e1));
   double m2 = vaddvq_f64(vaddq_f64(q0, q1)), m3 = vaddvq_f64(vaddq_f64(c0, c1)), m4 = vaddvq_f64(vaddq_f64(f0, f1));
   for (size_t k = 0; k < nt; ++k) {
-    double d = static_cast<double>(tail[k]) - mean, d2 = d * d;
-    sd += d;
-    m2 += d2;
-    m3 += d2 * d;
-    m4 += d2 * d2;
+    tail_central(static_cast<double>(tail[k]) - mean, sd, m2, m3, m4);
   }
   *out = block_moments(static_cast<double>(n), mean, sd, m2, m3, m4, sum_abs, vmin, vmax);
   return true;
@@ -127,16 +119,8 @@ Pass block_f1(const uint8_t* p, size_t n, double shift, Moments* out) {
     std::memcpy(buf, p + nv * L::kSize, nt * L::kSize);
     vst1q_f32(tail, L::load4(buf));
     for (size_t k = 0; k < nt; ++k) {
-      double x = tail[k];
-      if (__builtin_isnan(x) || __builtin_isinf(x)) return Pass::kNonFinite;
-      double d = x - shift, d2 = d * d;
-      sd += d;
-      m2 += d2;
-      m3 += d2 * d;
-      m4 += d2 * d2;
-      sum_abs += x < 0 ? -x : x;
-      vmin = x < vmin ? x : vmin;
-      vmax = x > vmax ? x : vmax;
+      if (!tail_extremes(tail[k], sum_abs, vmin, vmax)) return Pass::kNonFinite;
+      tail_central(static_cast<double>(tail[k]) - shift, sd, m2, m3, m4);
     }
   }
   const double nn = static_cast<double>(n);
