@@ -43,6 +43,21 @@ Napi::Error make_error(Napi::Env env, const ErrorInfo& info) {
   return err;
 }
 
+// Runs a worker's job on its thread and records what it threw: core errors keep their code,
+// file and tensor; anything else (bad_alloc, ...) becomes ERR_INTERNAL. Returns false on error.
+template <typename Fn>
+bool capture(Fn&& fn, ErrorInfo* info) {
+  try {
+    fn();
+    return true;
+  } catch (const Error& e) {
+    *info = to_info(e);
+  } catch (const std::exception& e) {
+    *info = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
+  }
+  return false;
+}
+
 std::vector<std::string> string_array(const Napi::Value& v, const char* what) {
   if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of strings");
   Napi::Array a = v.As<Napi::Array>();
@@ -144,7 +159,7 @@ class ScanWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    try {
+    auto job = [&] {
       mother::Model model = mother::open_model(files_, index_);
       mother::ScanOptions opt;
       opt.threads = mother::resolve_threads(threads_);
@@ -173,13 +188,8 @@ class ScanWorker : public Napi::AsyncWorker {
         file_of_.push_back(ref.file);
         bytes_ += t.end - t.begin;
       }
-    } catch (const Error& e) {
-      error_ = to_info(e);
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      error_ = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
-      SetError(e.what());
-    }
+    };
+    if (!capture(job, &error_)) SetError(error_.message);
   }
 
   void OnOK() override {
@@ -275,12 +285,8 @@ class InspectWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    try {
-      model_ = std::make_unique<mother::Model>(mother::open_model(files_, index_));
-    } catch (const Error& e) {
-      error_ = to_info(e);
-      SetError(e.what());
-    }
+    if (!capture([&] { model_ = std::make_unique<mother::Model>(mother::open_model(files_, index_)); }, &error_))
+      SetError(error_.message);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -352,12 +358,7 @@ class PlainReadWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    try {
-      r_ = mother::plain_read(files_, threads_, kernels_, chunk_);
-    } catch (const Error& e) {
-      error_ = to_info(e);
-      SetError(e.what());
-    }
+    if (!capture([&] { r_ = mother::plain_read(files_, threads_, kernels_, chunk_); }, &error_)) SetError(error_.message);
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -415,7 +416,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    try {
+    auto job = [&] {
       std::vector<mother::Model> models;
       models.reserve(specs_.size());
       for (const auto& s : specs_) models.push_back(mother::open_model(s.files, s.index));
@@ -436,13 +437,8 @@ class PairwiseWorker : public Napi::AsyncWorker {
         };
       }
       result_ = mother::pairwise(models, plan_, opt);
-    } catch (const Error& e) {
-      error_ = to_info(e);
-      SetError(e.what());
-    } catch (const std::exception& e) {
-      error_ = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
-      SetError(e.what());
-    }
+    };
+    if (!capture(job, &error_)) SetError(error_.message);
   }
 
   void OnOK() override {
