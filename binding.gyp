@@ -16,19 +16,74 @@
         "native/stats/model_stats.cc",
         "native/pairwise/pairwise.cc",
         "native/pairwise/svd.cc",
+        "native/gpu/gpu_backend.cc",
         "native/bench/plain_read.cc",
         "native/addon/addon.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags": ["-O3", "-Wall", "-Wextra"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags!": [
+        "-fno-exceptions"
+      ],
+      "cflags_cc!": [
+        "-fno-exceptions",
+        "-fno-rtti"
+      ],
+      "cflags": [
+        "-O3",
+        "-Wall",
+        "-Wextra"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-O3",
+        "-fexceptions",
+        "-Wall",
+        "-Wextra",
+        "-Wno-missing-field-initializers"
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "MACOSX_DEPLOYMENT_TARGET": "11.0"
+      },
+      "libraries": [
+        "-ldl"
+      ]
+    },
+    {
+      "target_name": "mother_gpu_emulator",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "sources": [
+        "native/gpu/emulator_backend.cc"
+      ],
+      "cflags": [
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-ffp-contract=off",
+        "-fvisibility=hidden"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-ffp-contract=off",
+        "-fvisibility=hidden"
+      ],
+      "xcode_settings": {
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_CFLAGS": [
+          "-ffp-contract=off"
+        ]
       }
     }
   ]

@@ -27,6 +27,7 @@ export type MotherErrorCode =
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_UNSUPPORTED'
   | 'ERR_CANCELLED'
+  | 'ERR_BACKEND'
   | 'ERR_INTERNAL';
 
 /** Codes that mean "the input files are unreadable or invalid" (CLI exit code 3). */

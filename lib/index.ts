@@ -4,6 +4,7 @@ export { MotherError, MotherErrorCode } from './errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './model_stats';
 export { inspectModel, ModelHeader } from './inspect';
 export { simdPaths } from './simd';
+export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './backend';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
 export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './pairwise';
 export { recover, evaluate, RecoverOptions, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric } from './recover';

@@ -1,5 +1,6 @@
 // Stage 2 of the pipeline: per-model statistics. One streaming pass of the native engine over
 // every tensor of a model, off the event loop, with throttled progress and cancellation.
+import { BackendName, BackendUsed, resolveBackend } from './backend';
 import { resolveModel } from './discovery';
 import { fromNative, MotherError } from './errors';
 import { native, RawScan } from './native';
@@ -43,6 +44,8 @@ export interface ModelStats {
   /** SIMD path used: scalar, avx2, avx512 or neon. */
   simd: string;
   threads: number;
+  /** The device the statistics ran on (and, for 'auto' on the CPU, why). */
+  backend: BackendUsed;
 }
 
 export interface ScanProgress {
@@ -59,6 +62,9 @@ export interface ScanOptions {
   simd?: string;
   /** Bytes per job (default 16 MiB). Peak resident memory is about threads x chunkBytes. */
   chunkBytes?: number;
+  /** Where the kernels run: 'auto' (the default, or $MOTHER_BACKEND): the CUDA backend when
+   *  it is built and finds a GPU, else the CPU; 'cpu'; 'cuda' (an error if unavailable). */
+  backend?: BackendName;
   /** Called at most every 100 ms while scanning, and once at the end. */
   onProgress?: (p: ScanProgress) => void;
   signal?: AbortSignal;
@@ -80,7 +86,7 @@ function validateOptions(o: ScanOptions): void {
   }
 }
 
-export function toModelStats(model: string, raw: RawScan): ModelStats {
+export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed): ModelStats {
   const F = native().statFields;
   const tensors: TensorStats[] = raw.names.map((name, i) => {
     const s = raw.stats.subarray(i * F, (i + 1) * F);
@@ -104,7 +110,10 @@ export function toModelStats(model: string, raw: RawScan): ModelStats {
       inf: has ? s[10] : null,
     };
   });
-  return { model, files: raw.files, tensors, bytes: raw.bytes, seconds: raw.seconds, simd: raw.simd, threads: raw.threads };
+  return {
+    model, files: raw.files, tensors, bytes: raw.bytes, seconds: raw.seconds, simd: raw.simd, threads: raw.threads,
+    backend: backend ?? { requested: raw.backend, used: raw.backend, ...(raw.device ? { device: raw.device } : {}) },
+  };
 }
 
 /**
@@ -114,6 +123,7 @@ export function toModelStats(model: string, raw: RawScan): ModelStats {
 export async function scanModel(modelPath: string, options: ScanOptions = {}): Promise<ModelStats> {
   validateOptions(options);
   const resolved = await resolveModel(modelPath);
+  const device = await resolveBackend(options.backend);
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'scan cancelled');
   const cancel = new Int32Array(1);
   const onAbort = () => Atomics.store(cancel, 0, 1);
@@ -131,12 +141,12 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
     const raw = await native().scan(
       resolved.files,
       resolved.index,
-      { threads: options.threads, simd: options.simd, chunkBytes: options.chunkBytes },
+      { threads: options.threads, simd: options.simd, chunkBytes: options.chunkBytes, ...device.native },
       onProgress,
       cancel,
     );
     settled = true;
-    const stats = toModelStats(resolved.path, raw);
+    const stats = toModelStats(resolved.path, raw, device.used);
     if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
       // The native final report can arrive after the promise settles: report completion here.
       const scanned = stats.tensors.filter((t) => t.nan !== null && t.count > 0);

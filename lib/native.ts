@@ -21,6 +21,8 @@ export interface RawScan {
   seconds: number;
   simd: string;
   threads: number;
+  backend: 'cpu' | 'cuda';
+  device?: string;
 }
 
 export interface RawInspect {
@@ -37,12 +39,17 @@ export interface RawPairwise {
   seconds: number;
   simd: string;
   threads: number;
+  backend: 'cpu' | 'cuda';
+  device?: string;
 }
 
 export interface RawNativeOptions {
   threads?: number;
   simd?: string;
   chunkBytes?: number;
+  /** 'cuda': run on the GPU backend library gpuLibrary (lib/backend.ts resolves 'auto'). */
+  backend?: 'cpu' | 'cuda';
+  gpuLibrary?: string;
 }
 
 export interface NativeAddon {
@@ -61,6 +68,7 @@ export interface NativeAddon {
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
+  gpuOpen(library: string): Promise<import('./backend').GpuInfo>;
   pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
   pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
   plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;

@@ -2,6 +2,7 @@
 // native engine streams all N models' tensors in cache-sized chunks and accumulates, per
 // tensor and per pair, sums of squared and absolute differences and the extreme differences.
 import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
+import { BackendName, BackendUsed, resolveBackend } from './backend';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from './errors';
 import { inspectResolved, ModelHeader } from './inspect';
@@ -35,6 +36,9 @@ export interface PairwiseOptions {
   chunkElems?: number;
   /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
   jobElems?: number;
+  /** Where the pass runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda' (see ScanOptions).
+   *  rank.exact always runs on the CPU. */
+  backend?: BackendName;
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -96,6 +100,8 @@ export interface PairwiseStats {
   seconds: number;
   simd: string;
   threads: number;
+  /** The device the pass ran on (and, for 'auto' on the CPU, why). */
+  backend: BackendUsed;
 }
 
 function upperIndex(i: number, j: number, n: number): number {
@@ -242,6 +248,9 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
     const shape = t.shapes.find((s) => s) ?? [];
     return f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shape);
   });
+  const device = rankOpts.exact === true && wantRank
+    ? { native: { backend: 'cpu' as const }, used: { requested: options.backend ?? 'auto', used: 'cpu' as const, reason: 'exact rank runs on the CPU' } }
+    : await resolveBackend(options.backend);
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'pairwise pass cancelled');
   const cancel = new Int32Array(1);
   const onAbort = () => Atomics.store(cancel, 0, 1);
@@ -252,7 +261,7 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
       tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
-      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true },
+      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true, ...device.native },
       options.onProgress ? (p) => { if (!settled) { last = p; options.onProgress!(p); } } : undefined,
       cancel,
     );
@@ -273,6 +282,7 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
       seconds: raw.seconds,
       simd: raw.simd,
       threads: raw.threads,
+      backend: device.used,
     };
   } catch (e) {
     settled = true;

@@ -2,6 +2,7 @@
 // pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
 // the kurtosis direction and the minimum arborescence per family: the model graph.
 import { LayerFilter } from './alignment';
+import { BackendName, BackendUsed } from './backend';
 import { clusterFamilies } from './clustering';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './direction';
 import { ModelFiles, resolveModel } from './discovery';
@@ -28,6 +29,8 @@ export interface RecoverOptions {
   rank?: RankOptions;
   threads?: number;
   simd?: string;
+  /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
+  backend?: BackendName;
   onProgress?: (p: { stage: 'read'; bytesDone: number; bytesTotal: number }) => void;
   signal?: AbortSignal;
 }
@@ -81,6 +84,8 @@ export interface ModelGraph {
   skipped: { tensor: string; model: string | null; reason: string }[];
   bytesRead: number;
   seconds: number;
+  /** The device the read ran on (and, for 'auto' on the CPU, why). */
+  backend: BackendUsed;
 }
 
 type Predicate = (name: string, shape: readonly number[]) => boolean;
@@ -143,6 +148,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     rank: { ...options.rank, layers: (name, shape) => distanceFilter(name, shape) && isSquare(shape) },
     threads: options.threads,
     simd: options.simd,
+    backend: options.backend,
     signal: options.signal,
     onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
   });
@@ -234,6 +240,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
     bytesRead: stats.bytesRead.reduce((a, b) => a + b, 0),
     seconds: (Date.now() - t0) / 1000,
+    backend: stats.backend,
   };
 }
 

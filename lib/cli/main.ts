@@ -13,6 +13,7 @@ import { renderTree } from './render';
 import { GraphFormat, renderGraph } from '../render';
 import { promises as fsp } from 'node:fs';
 import { simdPaths } from '../simd';
+import { BackendName, BackendUsed } from '../backend';
 import { num, table } from './format';
 import { formatBytes, progressBar } from './progress';
 
@@ -21,6 +22,14 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INPUT = 3;
 
+/** "CPU (avx512)" or "GPU NVIDIA H100 80GB HBM3". */
+function deviceLabel(b: BackendUsed, simd?: string): string {
+  return b.used === 'cuda' ? `GPU ${b.device ?? ''}`.trim() : simd ? `CPU, ${simd}` : 'CPU';
+}
+
+const backendOption = () =>
+  new Option('--backend <name>', 'where the kernels run: auto (the CUDA backend when it is built and finds a GPU, else the CPU), cpu or cuda (default: $MOTHER_BACKEND or auto)').choices(['auto', 'cpu', 'cuda']);
+
 function parseThreads(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 4096) throw new InvalidArgumentError('expected an integer from 0 to 4096.');
@@ -28,6 +37,7 @@ function parseThreads(v: string): number {
 }
 
 interface StatsOpts {
+  backend?: BackendName;
   json?: boolean;
   threads?: number;
   simd?: string;
@@ -41,6 +51,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
     stats = await scanModel(model, {
       threads: opts.threads,
       simd: opts.simd,
+      backend: opts.backend,
       onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${p.tensorsDone}/${p.tensorsTotal} tensors`),
     });
   } finally {
@@ -50,6 +61,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
     const doc = {
       model: stats.model,
       files: stats.files,
+      backend: stats.backend,
       tensors: stats.tensors.map((t) => ({
         name: t.name, dtype: t.dtype, shape: t.shape, count: t.count, mean: t.mean, std: t.std,
         skewness: t.skewness, kurtosis: t.kurtosis, min: t.min, max: t.max, l2: t.l2, absMean: t.absMean,
@@ -70,7 +82,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
   );
   const rate = stats.seconds > 0 ? `${formatBytes(stats.bytes / stats.seconds)}/s` : '-';
   out.write(
-    `\n${stats.tensors.length} tensors in ${stats.files.length} file(s), ${formatBytes(stats.bytes)} read in ${stats.seconds.toFixed(3)} s (${rate}, ${stats.simd}, ${stats.threads} threads)\n`,
+    `\n${stats.tensors.length} tensors in ${stats.files.length} file(s), ${formatBytes(stats.bytes)} read in ${stats.seconds.toFixed(3)} s (${rate}, ${deviceLabel(stats.backend, stats.simd)}, ${stats.threads} threads)\n`,
   );
 }
 
@@ -78,6 +90,7 @@ interface DistancesOpts {
   metric: 'rms' | 'l1' | 'maxdiff' | 'rank';
   rankK?: number;
   exactRank?: boolean;
+  backend?: BackendName;
   layers?: string;
   json?: boolean;
   threads?: number;
@@ -110,6 +123,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       metrics: opts.metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : undefined,
       rank: { k: opts.rankK, exact: opts.exactRank },
       threads: opts.threads,
+      backend: opts.backend,
       onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
     });
   } finally {
@@ -144,7 +158,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
   out.write(table([opts.metric, ...labels], rows, [false, ...labels.map(() => true)]) + '\n');
   const resized = r.layers.filter((l) => l.resized).map((l) => l.name);
   const bytes = r.bytesRead.reduce((a, b) => a + b, 0);
-  out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${r.simd}, ${r.threads} threads)\n`);
+  out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${deviceLabel(r.backend, r.simd)}, ${r.threads} threads)\n`);
 }
 
 interface RecoverCliOpts {
@@ -159,6 +173,7 @@ interface RecoverCliOpts {
   out?: string;
   truth?: string;
   threads?: number;
+  backend?: BackendName;
   quiet?: boolean;
   verbose?: boolean;
   hfCache?: string | boolean;
@@ -204,19 +219,21 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       layers: opts.layers ? new RegExp(opts.layers) : undefined,
       kurtosisLayers: opts.kurtosisLayers ? new RegExp(opts.kurtosisLayers) : undefined,
       threads: opts.threads,
+      backend: opts.backend,
       onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${models.length} models, ${(models.length * (models.length - 1)) / 2} pairs`),
     });
   } finally {
     bar.finish();
   }
   if (opts.verbose) {
+    err.write(`read on ${deviceLabel(g.backend)}${g.backend.reason ? ` (${g.backend.reason})` : ''}\n`);
     for (const f of g.familyReports) err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
     for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
   }
   const format = opts.json ? 'json' : opts.format ?? 'text';
   const text =
     format === 'text'
-      ? renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s\n`
+      ? renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s on ${deviceLabel(g.backend)}\n`
       : await renderGraph(g, format);
   if (opts.out) await fsp.writeFile(opts.out, text);
   else out.write(text);
@@ -245,6 +262,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .argument('<model>', 'model directory (model.safetensors or shards + index), .safetensors file, or shard index')
     .option('--json', 'print JSON instead of a table')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .addOption(backendOption())
     .addOption(new Option('--simd <path>', 'force a SIMD path (default: best available, or $MOTHER_SIMD)').choices(['auto', 'scalar', 'avx2', 'avx512', 'neon']))
     .option('-q, --quiet', 'no progress bar')
     .addHelpText(
@@ -284,6 +302,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--out <file>', 'write the output to a file')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar')
     .option('-v, --verbose', 'explain each stage (models found, families, skipped tensors)')
     .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n`)
@@ -303,6 +322,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--layers <regex>', 'compare only tensors whose name matches', parseRegex)
     .option('--json', 'print JSON: the matrix, per-layer matrices, skipped tensors, bytes read')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar')
     .addHelpText('after', `\nExamples:\n  $ mother distances a/ b/ c/ --metric l1\n  $ mother distances ./Llama-2-7b-hf ./CodeLlama-7b-hf --layers 'self_attn\\.o_proj' --json\n`)
     .action(async (models: string[], opts: DistancesOpts) => distancesCommand(models, opts, out));

@@ -14,6 +14,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../core/safetensors.h"
+#include "../gpu/gpu_backend.h"
 #include "../pairwise/pairwise.h"
 #include "../stats/dispatch.h"
 #include "../stats/model_stats.h"
@@ -95,6 +96,32 @@ const mother::Kernels* kernels_or_throw(Napi::Env env, const std::string& simd) 
   }
 }
 
+// Where a pass runs: the CPU, or the GPU backend library at `library` (opened on the worker
+// thread: loading CUDA takes a while). The JS side resolves 'auto' and MOTHER_BACKEND.
+struct DeviceChoice {
+  bool gpu = false;
+  std::string library;
+  mother::GpuBackend* open() const { return gpu ? &mother::GpuBackend::open(library) : nullptr; }
+};
+
+DeviceChoice device_choice(const Napi::Object& o) {
+  DeviceChoice d;
+  const std::string backend = opt_str(o, "backend");
+  if (backend.empty() || backend == "cpu") return d;
+  if (backend != "cuda") throw Napi::TypeError::New(o.Env(), "backend must be 'cpu' or 'cuda', got '" + backend + "'");
+  d.gpu = true;
+  d.library = opt_str(o, "gpuLibrary");
+  return d;
+}
+
+void put_device(Napi::Env env, Napi::Object out, const mother::GpuBackend* g) {
+  out.Set("backend", Napi::String::New(env, g ? "cuda" : "cpu"));
+  if (g) {
+    out.Set("device", Napi::String::New(env, g->info().device));
+    out.Set("deviceBackend", Napi::String::New(env, g->info().backend));
+  }
+}
+
 // Progress from worker threads to a JS callback, throttled to one report per 100 ms (and the
 // last one), plus the cancellation flag the caller shares through an Int32Array. Both workers
 // below use it.
@@ -149,10 +176,10 @@ class ProgressChannel {
 class ScanWorker : public Napi::AsyncWorker {
  public:
   ScanWorker(Napi::Env env, std::vector<std::string> files, std::string index, unsigned threads,
-             const mother::Kernels* kernels, uint64_t chunk_bytes)
+             const mother::Kernels* kernels, uint64_t chunk_bytes, DeviceChoice device)
       : Napi::AsyncWorker(env, "mother.scan"), deferred_(Napi::Promise::Deferred::New(env)),
         files_(std::move(files)), index_(std::move(index)), threads_(threads), kernels_(kernels),
-        chunk_bytes_(chunk_bytes) {}
+        chunk_bytes_(chunk_bytes), device_(std::move(device)) {}
 
   Napi::Promise promise() { return deferred_.Promise(); }
   ProgressChannel& progress() { return progress_; }
@@ -166,6 +193,7 @@ class ScanWorker : public Napi::AsyncWorker {
       opt.kernels = kernels_;
       opt.chunk_bytes = chunk_bytes_;
       opt.cancel = progress_.cancel();
+      opt.gpu = gpu_ = device_.open();
       threads_used_ = opt.threads;
       if (progress_.is_open()) {
         opt.progress = [this](const mother::ScanProgress& p) {
@@ -226,6 +254,7 @@ class ScanWorker : public Napi::AsyncWorker {
     out.Set("seconds", Napi::Number::New(env, seconds_));
     out.Set("simd", Napi::String::New(env, kernels_->name));
     out.Set("threads", Napi::Number::New(env, threads_used_));
+    put_device(env, out, gpu_);
     deferred_.Resolve(out);
   }
 
@@ -241,6 +270,8 @@ class ScanWorker : public Napi::AsyncWorker {
   unsigned threads_;
   const mother::Kernels* kernels_;
   uint64_t chunk_bytes_;
+  DeviceChoice device_;
+  mother::GpuBackend* gpu_ = nullptr;
   ProgressChannel progress_;
 
   std::vector<mother::TensorResult> results_;
@@ -265,7 +296,7 @@ Napi::Value Scan(const Napi::CallbackInfo& info) {
   unsigned threads = opt_u32(opts, "threads", 0);
   uint64_t chunk = opt_u32(opts, "chunkBytes", 16u << 20);
   const mother::Kernels* kernels = kernels_or_throw(env, opt_str(opts, "simd"));
-  auto* w = new ScanWorker(env, std::move(files), std::move(index), threads, kernels, chunk);
+  auto* w = new ScanWorker(env, std::move(files), std::move(index), threads, kernels, chunk, device_choice(opts));
   if (info.Length() > 3 && info[3].IsFunction()) w->progress().open(env, info[3].As<Napi::Function>(), "mother.scan.progress");
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
     w->progress().set_cancel(info[4].As<Napi::Int32Array>());
@@ -408,6 +439,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
   ProgressChannel& progress() { return progress_; }
   void set_job_elems(uint64_t n) { job_elems_ = n; }
+  void set_device(DeviceChoice d) { device_ = std::move(d); }
   void rank_options(unsigned k, uint64_t seed, bool exact) {
     sketch_k_ = k;
     sketch_seed_ = seed;
@@ -429,6 +461,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
       opt.sketch_k = sketch_k_;
       opt.sketch_seed = sketch_seed_;
       opt.exact_rank = exact_rank_;
+      opt.gpu = gpu_ = exact_rank_ ? nullptr : device_.open();
       threads_used_ = opt.threads;
       if (progress_.is_open()) {
         opt.progress = [this](const mother::PairwiseProgress& p) {
@@ -483,6 +516,7 @@ class PairwiseWorker : public Napi::AsyncWorker {
     out.Set("seconds", Napi::Number::New(env, result_.seconds));
     out.Set("simd", kernels_->name);
     out.Set("threads", Napi::Number::New(env, threads_used_));
+    put_device(env, out, gpu_);
     deferred_.Resolve(out);
   }
   void OnError(const Napi::Error&) override {
@@ -493,6 +527,8 @@ class PairwiseWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   std::vector<ModelSpec> specs_;
+  DeviceChoice device_;
+  mother::GpuBackend* gpu_ = nullptr;
   std::vector<mother::PairPlanTensor> plan_;
   unsigned threads_;
   const mother::Kernels* kernels_;
@@ -548,9 +584,56 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
                                opt_u32(opts, "chunkElems", 1024));
   w->rank_options(opt_u32(opts, "sketchK", 64), opt_u32(opts, "sketchSeed", 0x6d6f7468), opts.Get("exactRank").ToBoolean().Value());
   w->set_job_elems(opt_u32(opts, "jobElems", 0));
+  w->set_device(device_choice(opts));
   if (info.Length() > 3 && info[3].IsFunction()) w->progress().open(env, info[3].As<Napi::Function>(), "mother.pairwise.progress");
   if (info.Length() > 4 && info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
     w->progress().set_cancel(info[4].As<Napi::Int32Array>());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// ---- GPU backend probe ------------------------------------------------------------------------
+
+class GpuOpenWorker : public Napi::AsyncWorker {
+ public:
+  GpuOpenWorker(Napi::Env env, std::string library)
+      : Napi::AsyncWorker(env, "mother.gpuOpen"), deferred_(Napi::Promise::Deferred::New(env)), library_(std::move(library)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    if (!capture([&] { g_ = &mother::GpuBackend::open(library_); }, &error_)) SetError(error_.message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    const mother_gpu_info& i = g_->info();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("library", g_->library());
+    o.Set("backend", i.backend);
+    o.Set("device", i.device);
+    o.Set("computeCapability", std::to_string(i.cc_major) + "." + std::to_string(i.cc_minor));
+    o.Set("multiprocessors", Napi::Number::New(env, i.multiprocessors));
+    o.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(i.memory_bytes)));
+    o.Set("runtimeVersion", Napi::Number::New(env, i.runtime_version));
+    o.Set("driverVersion", Napi::Number::New(env, i.driver_version));
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error&) override { deferred_.Reject(make_error(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string library_;
+  mother::GpuBackend* g_ = nullptr;
+  ErrorInfo error_;
+};
+
+// gpuOpen(library: string) => Promise<GpuInfo>: loads the backend library and opens device 0
+// (once per library per process), or rejects with ERR_BACKEND saying why.
+Napi::Value GpuOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "library must be a string");
+  auto* w = new GpuOpenWorker(env, info[0].As<Napi::String>().Utf8Value());
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
@@ -656,6 +739,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
   exports.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
   exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
+  exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
   exports.Set("pairDiff", Napi::Function::New(env, PairDiff, "pairDiff"));
   exports.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));
   exports.Set("moments", Napi::Function::New(env, Moments, "moments"));

@@ -27,6 +27,7 @@ const char* error_code_name(ErrorCode c) {
     case ErrorCode::InvalidArgument: return "ERR_INVALID_ARGUMENT";
     case ErrorCode::Unsupported: return "ERR_UNSUPPORTED";
     case ErrorCode::Cancelled: return "ERR_CANCELLED";
+    case ErrorCode::Backend: return "ERR_BACKEND";
   }
   return "ERR_UNKNOWN";
 }

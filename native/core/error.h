@@ -30,6 +30,7 @@ enum class ErrorCode {
   InvalidArgument,   // bad call from JS (unknown option value, ...)
   Unsupported,       // e.g. forced SIMD path not available on this CPU
   Cancelled,         // the caller aborted the operation
+  Backend,           // the GPU backend is unavailable or a device call failed
 };
 
 const char* error_code_name(ErrorCode c);

@@ -53,10 +53,7 @@ struct Gaussian {
   }
 };
 
-struct SketchBasis {
-  std::vector<double> psi;    // n x k
-  std::vector<double> omega;  // n x k
-};
+}  // namespace
 
 SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
   SketchBasis b;
@@ -67,6 +64,8 @@ SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
   for (auto& x : b.omega) x = g2();
   return b;
 }
+
+namespace {
 
 struct Job {
   uint32_t tensor;
@@ -96,6 +95,118 @@ void pair_diff_skipping(const double* a, const double* b, size_t n, double acc[4
 
 }  // namespace
 
+ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
+  const size_t n_models = models.size();
+  std::vector<std::unordered_map<std::string, size_t>> by_name(n_models);
+  for (size_t m = 0; m < n_models; ++m)
+    for (size_t i = 0; i < models[m].tensors.size(); ++i) by_name[m].emplace(models[m].info(models[m].tensors[i]).name, i);
+  ResolvedPlan r;
+  r.refs.assign(plan.size(), std::vector<const TensorRef*>(n_models, nullptr));
+  r.max_elems.assign(plan.size(), 0);
+  for (uint32_t t = 0; t < plan.size(); ++t) {
+    const PairPlanTensor& pt = plan[t];
+    if (pt.rows.size() != n_models)
+      throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
+    for (size_t m = 0; m < n_models; ++m) {
+      if (pt.rows[m] < 0) continue;
+      auto it = by_name[m].find(pt.name);
+      const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
+      if (it == by_name[m].end())
+        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
+      const TensorRef& ref = models[m].tensors[it->second];
+      const TensorInfo& info = models[m].info(ref);
+      uint64_t rows = info.shape.empty() ? 1 : info.shape[0];
+      if (!dtype_has_stats(info.dtype) || static_cast<uint64_t>(pt.rows[m]) != rows ||
+          (rows > 0 && info.count / rows != pt.row_elems))
+        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
+      if (pt.sketch && rows != pt.row_elems)
+        throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
+      r.refs[t][m] = &ref;
+      const uint64_t elems = rows * pt.row_elems;
+      r.max_elems[t] = elems > r.max_elems[t] ? elems : r.max_elems[t];
+      r.bytes_total += info.end - info.begin;
+    }
+  }
+  return r;
+}
+
+void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
+                     const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
+                     PairwiseResult& result) {
+  const size_t n_models = models.size();
+  const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
+  const unsigned k = options.sketch_k > 0 ? options.sketch_k : 64;
+  const auto& refs = resolved.refs;
+  auto& norms = totals.norms;
+  auto& sketches = totals.sketches;
+  auto& whole = totals.whole;
+  auto& moments = totals.moments;
+  // Positions compared: the rows both models have, less the skipped ones.
+  for (size_t t = 0; t < plan.size(); ++t)
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t k = i + 1; k < n_models; ++k) {
+        if (!refs[t][i] || !refs[t][k]) continue;
+        const size_t p = pair_index(i, k, n_models);
+        const uint64_t rows = static_cast<uint64_t>(plan[t].rows[i] < plan[t].rows[k] ? plan[t].rows[i] : plan[t].rows[k]);
+        result.tensors[t].count[p] = static_cast<double>(rows * plan[t].row_elems) - result.tensors[t].skipped[p];
+      }
+  // Ranks of differences, per sketch tensor and pair.
+  struct RankJob { size_t t, i, j; };
+  std::vector<RankJob> rank_jobs;
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].sketch) continue;
+    auto& r = result.tensors[t];
+    r.rank.assign(n_pairs, std::nan(""));
+    r.rank_tol.assign(n_pairs, std::nan(""));
+    r.sigma_max.assign(n_pairs, std::nan(""));
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t j = i + 1; j < n_models; ++j)
+        if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
+  }
+  parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
+    const RankJob& rj = rank_jobs[x];
+    const uint64_t n = plan[rj.t].row_elems;
+    const DType di = models[rj.i].info(*refs[rj.t][rj.i]).dtype, dj = models[rj.j].info(*refs[rj.t][rj.j]).dtype;
+    const double ui = unit_roundoff(di), uj = unit_roundoff(dj);
+    // Storage noise: each stored value is off by up to u|w| (uniform: rms u|w|/sqrt 3).
+    const double noise_f = std::sqrt((ui * ui * norms[rj.t][rj.i] + uj * uj * norms[rj.t][rj.j]) / 3.0);
+    // numpy.linalg.matrix_rank's own tolerance: sigma_max x max(M, N) x eps of the computation
+    // dtype (float32 unless both operands are F64).
+    const double eps = di == DType::F64 && dj == DType::F64 ? std::ldexp(1.0, -52) : std::ldexp(1.0, -23);
+    std::vector<double> sv, d;
+    double noise_sigma;
+    if (options.exact_rank) {
+      const auto& wi = whole[rj.t][rj.i];
+      const auto& wj = whole[rj.t][rj.j];
+      d.resize(n * n);
+      for (size_t e = 0; e < n * n; ++e) d[e] = (std::isfinite(wi[e]) && std::isfinite(wj[e])) ? wi[e] - wj[e] : 0.0;
+      sv = singular_values(d.data(), n, n);
+      noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
+    } else {
+      const double* si = &sketches[rj.t][rj.i * k * k];
+      const double* sj = &sketches[rj.t][rj.j * k * k];
+      d.resize(static_cast<size_t>(k) * k);
+      for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
+      sv = singular_values(d.data(), k, k);
+      noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
+    }
+    const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
+    double rank = 0;
+    for (double s : sv) rank += s > tol ? 1 : 0;
+    const size_t p = pair_index(rj.i, rj.j, n_models);
+    result.tensors[rj.t].rank[p] = rank;
+    result.tensors[rj.t].rank_tol[p] = tol;
+    result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
+  });
+
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].moments) continue;
+    result.tensors[t].moments.resize(n_models);
+    for (size_t m = 0; m < n_models; ++m)
+      result.tensors[t].moments[m] = summarize(moments[t].empty() ? Moments{} : moments[t][m]);
+  }
+}
+
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options) {
   const size_t n_models = models.size();
@@ -103,14 +214,12 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const uint64_t chunk = options.chunk_elems > 0 ? options.chunk_elems : 1024;
 
-  // Resolve every planned tensor in every model, and check the plan against the headers.
-  std::vector<std::unordered_map<std::string, TensorRef>> by_name(n_models);
-  for (size_t m = 0; m < n_models; ++m)
-    for (const auto& ref : models[m].tensors) by_name[m].emplace(models[m].info(ref).name, ref);
-  std::vector<std::vector<const TensorRef*>> refs(plan.size(), std::vector<const TensorRef*>(n_models, nullptr));
+  const ResolvedPlan resolved = resolve_plan(models, plan);
+  const auto& refs = resolved.refs;
+  const uint64_t bytes_total = resolved.bytes_total;
+  if (options.gpu && !options.exact_rank) return pairwise_gpu(models, plan, options, resolved);
   std::vector<Job> jobs;
   std::vector<size_t> first_job(plan.size() + 1, 0);
-  uint64_t bytes_total = 0;
   uint64_t buf_elems = chunk;
   const unsigned k = options.sketch_k > 0 ? options.sketch_k : 64;
   // Elements per model per job: a job maps (and later releases) its range of every model in
@@ -121,31 +230,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   std::unordered_map<uint64_t, SketchBasis> bases;  // by matrix size n
   for (uint32_t t = 0; t < plan.size(); ++t) {
     const PairPlanTensor& pt = plan[t];
-    if (pt.rows.size() != n_models)
-      throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
     first_job[t] = jobs.size();
-    uint64_t max_elems = 0;
-    for (size_t m = 0; m < n_models; ++m) {
-      if (pt.rows[m] < 0) continue;
-      auto it = by_name[m].find(pt.name);
-      const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
-      if (it == by_name[m].end())
-        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
-      const TensorInfo& info = models[m].info(it->second);
-      uint64_t rows = info.shape.empty() ? 1 : info.shape[0];
-      if (!dtype_has_stats(info.dtype) || static_cast<uint64_t>(pt.rows[m]) != rows ||
-          (rows > 0 && info.count / rows != pt.row_elems))
-        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
-      refs[t][m] = &it->second;
-      uint64_t elems = rows * pt.row_elems;
-      max_elems = elems > max_elems ? elems : max_elems;
-      bytes_total += info.end - info.begin;
-    }
     uint64_t per_job = job_elems;
     if (pt.sketch) {
-      for (size_t m = 0; m < n_models; ++m)
-        if (pt.rows[m] >= 0 && static_cast<uint64_t>(pt.rows[m]) != pt.row_elems)
-          throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
       // whole rows per sub-chunk and per job: the sketch consumes rows
       const uint64_t sub = sketch_sub(pt.row_elems);
       per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
@@ -153,6 +240,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       if (!options.exact_rank && bases.find(pt.row_elems) == bases.end())
         bases.emplace(pt.row_elems, make_basis(options.sketch_seed, pt.row_elems, k));
     }
+    const uint64_t max_elems = resolved.max_elems[t];
     for (uint64_t e = 0; e < max_elems; e += per_job)
       jobs.push_back(Job{t, e, max_elems - e < per_job ? max_elems - e : per_job});
   }
@@ -169,9 +257,15 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     r.skipped.assign(n_pairs, 0);
   }
   // per sketch tensor: per model sketch (k x k) and sum w^2, or (exact mode) the whole tensor
-  std::vector<std::vector<double>> sketches(plan.size()), norms(plan.size());
-  std::vector<std::vector<std::vector<double>>> whole(plan.size());
-  std::vector<std::vector<Moments>> moments(plan.size());
+  PassTotals totals;
+  totals.sketches.resize(plan.size());
+  totals.norms.resize(plan.size());
+  totals.whole.resize(plan.size());
+  totals.moments.resize(plan.size());
+  auto& sketches = totals.sketches;
+  auto& norms = totals.norms;
+  auto& whole = totals.whole;
+  auto& moments = totals.moments;
   for (size_t t = 0; t < plan.size(); ++t) {
     if (!plan[t].sketch) continue;
     norms[t].assign(n_models, 0);
@@ -361,70 +455,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   });
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // Positions compared: the rows both models have, less the skipped ones.
-  for (size_t t = 0; t < plan.size(); ++t)
-    for (size_t i = 0; i < n_models; ++i)
-      for (size_t k = i + 1; k < n_models; ++k) {
-        if (!refs[t][i] || !refs[t][k]) continue;
-        const size_t p = pair_index(i, k, n_models);
-        const uint64_t rows = static_cast<uint64_t>(plan[t].rows[i] < plan[t].rows[k] ? plan[t].rows[i] : plan[t].rows[k]);
-        result.tensors[t].count[p] = static_cast<double>(rows * plan[t].row_elems) - result.tensors[t].skipped[p];
-      }
-  // Ranks of differences, per sketch tensor and pair.
-  struct RankJob { size_t t, i, j; };
-  std::vector<RankJob> rank_jobs;
-  for (size_t t = 0; t < plan.size(); ++t) {
-    if (!plan[t].sketch) continue;
-    auto& r = result.tensors[t];
-    r.rank.assign(n_pairs, std::nan(""));
-    r.rank_tol.assign(n_pairs, std::nan(""));
-    r.sigma_max.assign(n_pairs, std::nan(""));
-    for (size_t i = 0; i < n_models; ++i)
-      for (size_t j = i + 1; j < n_models; ++j)
-        if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
-  }
-  parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
-    const RankJob& rj = rank_jobs[x];
-    const uint64_t n = plan[rj.t].row_elems;
-    const DType di = models[rj.i].info(*refs[rj.t][rj.i]).dtype, dj = models[rj.j].info(*refs[rj.t][rj.j]).dtype;
-    const double ui = unit_roundoff(di), uj = unit_roundoff(dj);
-    // Storage noise: each stored value is off by up to u|w| (uniform: rms u|w|/sqrt 3).
-    const double noise_f = std::sqrt((ui * ui * norms[rj.t][rj.i] + uj * uj * norms[rj.t][rj.j]) / 3.0);
-    // numpy.linalg.matrix_rank's own tolerance: sigma_max x max(M, N) x eps of the computation
-    // dtype (float32 unless both operands are F64).
-    const double eps = di == DType::F64 && dj == DType::F64 ? std::ldexp(1.0, -52) : std::ldexp(1.0, -23);
-    std::vector<double> sv, d;
-    double noise_sigma;
-    if (options.exact_rank) {
-      const auto& wi = whole[rj.t][rj.i];
-      const auto& wj = whole[rj.t][rj.j];
-      d.resize(n * n);
-      for (size_t e = 0; e < n * n; ++e) d[e] = (std::isfinite(wi[e]) && std::isfinite(wj[e])) ? wi[e] - wj[e] : 0.0;
-      sv = singular_values(d.data(), n, n);
-      noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
-    } else {
-      const double* si = &sketches[rj.t][rj.i * k * k];
-      const double* sj = &sketches[rj.t][rj.j * k * k];
-      d.resize(static_cast<size_t>(k) * k);
-      for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
-      sv = singular_values(d.data(), k, k);
-      noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
-    }
-    const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
-    double rank = 0;
-    for (double s : sv) rank += s > tol ? 1 : 0;
-    const size_t p = pair_index(rj.i, rj.j, n_models);
-    result.tensors[rj.t].rank[p] = rank;
-    result.tensors[rj.t].rank_tol[p] = tol;
-    result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
-  });
-
-  for (size_t t = 0; t < plan.size(); ++t) {
-    if (!plan[t].moments) continue;
-    result.tensors[t].moments.resize(n_models);
-    for (size_t m = 0; m < n_models; ++m)
-      result.tensors[t].moments[m] = summarize(moments[t].empty() ? Moments{} : moments[t][m]);
-  }
+  finish_pairwise(models, plan, options, resolved, totals, result);
   for (size_t m = 0; m < n_models; ++m) result.bytes_read[m] = bytes_read[m].load();
   if (options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total});
   return result;

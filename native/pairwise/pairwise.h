@@ -19,6 +19,8 @@
 
 namespace mother {
 
+class GpuBackend;
+
 struct PairPlanTensor {
   std::string name;
   std::vector<int64_t> rows;  // per model; -1: not compared for that model
@@ -47,6 +49,9 @@ struct PairwiseOptions {
   uint64_t sketch_seed = 0x6d6f74686572ull;
   bool exact_rank = false;
   double rank_safety = 3.0;  // tolerance = safety x the expected largest singular value of storage noise
+  // Run the pass on this device (native/gpu/); nullptr: the CPU. Exact rank always runs on
+  // the CPU (it holds whole tensors in host memory).
+  GpuBackend* gpu = nullptr;
 };
 
 // Per planned tensor, per unordered pair p = pair_index(i, j) (i < j):
@@ -77,6 +82,40 @@ inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i -
 
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options);
+
+// ---- shared by the CPU pass (pairwise.cc) and the GPU pass (native/gpu/gpu_backend.cc) ----
+
+// The plan checked against the models' headers: refs[t][m] is model m's tensor, or nullptr
+// where it is not compared; max_elems[t] the largest compared range.
+struct ResolvedPlan {
+  std::vector<std::vector<const TensorRef*>> refs;
+  std::vector<uint64_t> max_elems;
+  uint64_t bytes_total = 0;
+};
+ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan);
+
+// The rank sketch's Gaussian test matrices for n x n tensors: psi and omega, n x k row-major.
+struct SketchBasis {
+  std::vector<double> psi;
+  std::vector<double> omega;
+};
+SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k);
+
+// What a pass accumulates besides the pair sums, per planned tensor.
+struct PassTotals {
+  std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k
+  std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
+  std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
+  std::vector<std::vector<Moments>> moments;           // moments tensors: per model
+};
+// After a pass: positions compared, ranks of differences, per-model moment summaries.
+void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
+                     const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
+                     PairwiseResult& result);
+
+// The pass on a GPU (options.gpu), same results within rounding (native/gpu/gpu_backend.cc).
+PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
+                            const PairwiseOptions& options, const ResolvedPlan& resolved);
 
 // Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
 double unit_roundoff(DType d);

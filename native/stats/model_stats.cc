@@ -17,6 +17,7 @@ struct Job {
 }  // namespace
 
 std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options) {
+  if (options.gpu) return scan_model_gpu(model, options);
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const unsigned threads = resolve_threads(options.threads);
   const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);

@@ -15,6 +15,8 @@
 
 namespace mother {
 
+class GpuBackend;
+
 struct ScanProgress {
   uint64_t bytes_done;
   uint64_t bytes_total;
@@ -29,6 +31,7 @@ struct ScanOptions {
   // Called from worker threads, never concurrently, after each finished job.
   std::function<void(const ScanProgress&)> progress;
   const int32_t* cancel = nullptr;  // read atomically; non-zero: stop with Error(Cancelled)
+  GpuBackend* gpu = nullptr;        // run the kernels on this device (native/gpu/); nullptr: the CPU
 };
 
 struct TensorResult {
@@ -38,5 +41,8 @@ struct TensorResult {
 
 // One result per Model::tensors entry, same order.
 std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options);
+
+// The same on options.gpu (native/gpu/gpu_backend.cc); scan_model calls it when gpu is set.
+std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& options);
 
 }  // namespace mother

@@ -5,6 +5,16 @@
 #include <cstdint>
 #include <limits>
 
+// The merge and block formulas are shared with the GPU kernels (native/gpu/), which nvcc
+// compiles for the device as well.
+#ifndef MOTHER_HD
+#if defined(__CUDACC__)
+#define MOTHER_HD __host__ __device__
+#else
+#define MOTHER_HD
+#endif
+#endif
+
 namespace mother {
 
 struct Moments {
@@ -22,7 +32,7 @@ struct Moments {
 };
 
 // a <- a (+) b. Exact formulas for combining the central moments of two disjoint sets.
-inline void merge(Moments& a, const Moments& b) {
+MOTHER_HD inline void merge(Moments& a, const Moments& b) {
   a.nan += b.nan;
   a.inf += b.inf;
   if (b.n == 0) return;
@@ -67,7 +77,7 @@ inline void merge(Moments& a, const Moments& b) {
 // Moments of one block from sums of d = x - mean over its n finite elements: sd = sum d,
 // sd2..sd4 = sum d^2..d^4. `mean` is only approximately the block mean (rounded); the residual
 // c = sd / n is folded in exactly (corrected two-pass algorithm, Chan, Golub & LeVeque 1983).
-inline Moments block_moments(double n, double mean, double sd, double sd2, double sd3, double sd4,
+MOTHER_HD inline Moments block_moments(double n, double mean, double sd, double sd2, double sd3, double sd4,
                              double sum_abs, double min, double max) {
   Moments b;
   if (n == 0) return b;
