@@ -9,6 +9,9 @@ import { tmpDir } from './helpers/tmp';
 
 const BIN = path.resolve(__dirname, '..', 'bin', 'mother.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+const runEnv = (env: Record<string, string>, ...args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+const EMULATOR = path.resolve(__dirname, '..', 'build', 'Release', 'libmother_gpu_emulator.so');
 let tmp: ReturnType<typeof tmpDir>;
 let models: string[];
 
@@ -48,7 +51,8 @@ describe('mother CLI', () => {
     const r = run('stats', models[0], '--json');
     expect(r.status).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(Object.keys(doc)).toEqual(['model', 'files', 'tensors']);
+    expect(Object.keys(doc)).toEqual(['model', 'files', 'backend', 'tensors']);
+    expect(doc.backend.used).toMatch(/^(cpu|cuda)$/);
     expect(doc.model).toBe(models[0]);
     expect(doc.files).toEqual([path.join(models[0], 'model.safetensors')]);
     expect(doc.tensors.map((t: { name: string }) => t.name)).toEqual(['model.layers.0.self_attn.o_proj.weight', 'model.norm.weight', 'ids']);
@@ -111,5 +115,29 @@ describe('mother CLI', () => {
     expect(ev.stderr).toMatch(/directed edge accuracy 100\.0%/);
     const bad = run('recover', root, '--truth', path.join(tmp.dir, 'nope.json'));
     expect(bad.status).toBe(3);
+  });
+
+  test('--backend: cpu always works; cuda without a usable GPU fails with the reason; the emulated device gives the same tree', () => {
+    const missing = path.join(tmp.dir, 'no', 'libmother_cuda.so');
+    const cpu = runEnv({ MOTHER_CUDA_LIBRARY: missing }, 'recover', ...models, '--backend', 'cpu', '--json');
+    expect(cpu.status).toBe(0);
+    expect(JSON.parse(cpu.stdout).backend).toEqual({ requested: 'cpu', used: 'cpu' });
+    const cuda = runEnv({ MOTHER_CUDA_LIBRARY: missing }, 'stats', models[0], '--backend', 'cuda');
+    expect(cuda.status).toBe(1);
+    expect(cuda.stderr).toMatch(/^mother: MOTHER_CUDA_LIBRARY names .*which does not exist/);
+    expect(cuda.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const auto = runEnv({ MOTHER_CUDA_LIBRARY: missing }, 'recover', ...models, '-v');
+    expect(auto.status).toBe(0);
+    expect(auto.stderr).toMatch(/read on CPU \(MOTHER_CUDA_LIBRARY names/);
+    expect(auto.stdout).toMatch(/read once in .* on CPU/);
+    const emu = runEnv({ MOTHER_CUDA_LIBRARY: EMULATOR }, 'recover', ...models, '--backend', 'cuda', '--json');
+    expect(emu.status).toBe(0);
+    const g = JSON.parse(emu.stdout), c = JSON.parse(cpu.stdout);
+    expect(g.backend).toMatchObject({ requested: 'cuda', used: 'cuda', device: 'CPU emulation of the CUDA kernels' });
+    expect(g.edges.map((e: { parent: string; child: string }) => [e.parent, e.child])).toEqual(c.edges.map((e: { parent: string; child: string }) => [e.parent, e.child]));
+    const bad = runEnv({ MOTHER_BACKEND: 'tpu' }, 'stats', models[0]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/MOTHER_BACKEND must be auto, cpu or cuda, got "tpu"/);
+    expect(run('stats', models[0], '--backend', 'tpu').status).toBe(2);
   });
 });

@@ -182,7 +182,10 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   // Slots: a staging buffer packed with whole jobs (small tensors share one transfer), its
   // device copy, and one Moments per job back.
   constexpr size_t kMaxSegments = 4096;
-  const uint64_t slot_bytes = std::max<uint64_t>(64ull << 20, align_up(chunk_bytes, 256) + 256);
+  // 64 MiB (or one job), less for a small model: the whole model then fits one slot.
+  uint64_t packed = 256;
+  for (const Job& j : jobs) packed += align_up(j.bytes, 256);
+  const uint64_t slot_bytes = std::min(std::max<uint64_t>(64ull << 20, align_up(chunk_bytes, 256) + 256), packed);
   const unsigned n_slots = std::min<unsigned>(3, g.info().streams);
   struct Slot {
     std::unique_ptr<Buffer> host, dev, out_host, out_dev;
