@@ -6,23 +6,28 @@ import { inspectModel, pairwiseStats } from '../lib';
 import { native } from '../lib/native';
 import { ensureWeightsFile, gbps, table } from './common';
 
+/** The benchmark family: n BF16 models of modelMiB each (written once under the data folder). */
+export function pairwiseModels(n: number, modelMiB: number): string[] {
+  const files: string[] = [];
+  for (let m = 0; m < n; m++) {
+    process.stderr.write(`\rpreparing model ${m + 1}/${n}...`);
+    files.push(ensureWeightsFile(path.join('family', `model-${String(m).padStart(2, '0')}-BF16-${modelMiB}MiB.safetensors`), 'BF16', modelMiB * 2 ** 20, m + 1));
+  }
+  process.stderr.write('\n');
+  return files;
+}
+
 export async function benchPairwise(opts: { sizes: number[]; modelMiB: number; naiveMaxPairs: number }): Promise<string> {
   const addon = native();
   const maxN = Math.max(...opts.sizes);
-  const bytesPerModel = opts.modelMiB * 2 ** 20;
-  const files: string[] = [];
-  for (let m = 0; m < maxN; m++) {
-    process.stderr.write(`\rpreparing model ${m + 1}/${maxN}...`);
-    files.push(ensureWeightsFile(path.join('family', `model-${String(m).padStart(2, '0')}-BF16-${opts.modelMiB}MiB.safetensors`), 'BF16', bytesPerModel, m + 1));
-  }
-  process.stderr.write('\n');
+  const files = pairwiseModels(maxN, opts.modelMiB);
   const rows: (string | number)[][] = [];
   for (const n of opts.sizes) {
     const set = files.slice(0, n);
     await addon.plainRead(set, {}); // warm
     const plain = await addon.plainRead(set, {});
     const plainGBps = gbps(plain.bytes, plain.seconds);
-    const r = await pairwiseStats(set);
+    const r = await pairwiseStats(set, { backend: 'cpu' });
     const total = r.bytesRead.reduce((a, b) => a + b, 0);
     const pairs = (n * (n - 1)) / 2;
     const tensorBytes = (await Promise.all(set.map((f) => inspectModel(f)))).map((h) => h.tensors.reduce((a, t) => a + t.bytes, 0));
@@ -32,7 +37,7 @@ export async function benchPairwise(opts: { sizes: number[]; modelMiB: number; n
     const sample: [number, number][] = [];
     for (let i = 0; i < n && sample.length < opts.naiveMaxPairs; i++) for (let j = i + 1; j < n && sample.length < opts.naiveMaxPairs; j++) sample.push([i, j]);
     const t0 = process.hrtime.bigint();
-    for (const [i, j] of sample) await pairwiseStats([set[i], set[j]]);
+    for (const [i, j] of sample) await pairwiseStats([set[i], set[j]], { backend: 'cpu' });
     const naiveSec = (Number(process.hrtime.bigint() - t0) / 1e9) * (pairs / sample.length);
     rows.push([
       n,

@@ -105,7 +105,7 @@ export async function benchPipeline(): Promise<string> {
   await native().plainRead(files, {}); // page cache warm
   const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
   const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
-  const script = `require(${JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'))}).recover(${JSON.stringify(dirs)}, { layers: /self_attn/, kurtosisLayers: /self_attn\\.o_proj/, families: 1 }).then(g => console.log(JSON.stringify({ rss: ${hwm}, edges: g.edges.map(e => [e.parent, e.child]), bytes: g.bytesRead })))`;
+  const script = `require(${JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'))}).recover(${JSON.stringify(dirs)}, { layers: /self_attn/, kurtosisLayers: /self_attn\\.o_proj/, families: 1, backend: 'cpu' }).then(g => console.log(JSON.stringify({ rss: ${hwm}, edges: g.edges.map(e => [e.parent, e.child]), bytes: g.bytesRead })))`;
   const t0 = Date.now();
   const m = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const motherSec = (Date.now() - t0) / 1000;

@@ -5,7 +5,8 @@
 //   pairwise engine for N = 2, 8, 32, 64 models: GB/s and pairs/s, ratio to a plain read of
 //   all N models, bytes read per model, and a naive per-pair-reload baseline.
 //   whole pipeline: mother recover vs a reference-style Python pipeline on 5 LLM-shaped models.
-// Usage: npm run bench [-- stats|pairwise|pipeline ...] (default: all sections).
+//   gpu: the same passes on the CUDA backend vs the CPU, when a GPU is usable (else skipped).
+// Usage: npm run bench [-- stats|pairwise|gpu|pipeline ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
@@ -13,10 +14,10 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-import { scanModel } from '../lib';
+import { pairwiseStats, resolveBackend, scanModel } from '../lib';
 import { native, packageRoot } from '../lib/native';
 import { ensureWeightsFile, gbps, machine, median, table } from './common';
-import { benchPairwise } from './pairwise';
+import { benchPairwise, pairwiseModels } from './pairwise';
 import { benchPipeline } from './pipeline';
 
 const GiB = 2 ** 30;
@@ -43,7 +44,7 @@ async function benchStats(): Promise<void> {
       const pr = await addon.plainRead([file], { simd: best });
       plain.push(gbps(pr.bytes, pr.seconds));
       for (const simd of paths) {
-        const s = await scanModel(file, { simd });
+        const s = await scanModel(file, { simd, backend: 'cpu' });
         bytes = s.bytes;
         stats[simd].push(gbps(s.bytes, s.seconds));
       }
@@ -63,7 +64,7 @@ async function benchStats(): Promise<void> {
   // parent had when it forked.
   const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
   const lib = JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'));
-  const script = `require(${lib}).scanModel(${JSON.stringify(big)}).then(s => console.log(JSON.stringify({ rss: ${hwm}, bytes: s.bytes, seconds: s.seconds })))`;
+  const script = `require(${lib}).scanModel(${JSON.stringify(big)}, { backend: 'cpu' }).then(s => console.log(JSON.stringify({ rss: ${hwm}, bytes: s.bytes, seconds: s.seconds })))`;
   const base = spawnSync(process.execPath, ['-e', `require(${lib}).simdPaths(); console.log(JSON.stringify({ rss: ${hwm} }))`], { encoding: 'utf8' });
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`memory check failed: ${r.stderr}`);
@@ -75,6 +76,52 @@ async function benchStats(): Promise<void> {
       [['scanModel, all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(b.rss / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
     ),
   );
+}
+
+// CPU vs the CUDA backend on the same files, in the same run (only where a GPU is usable).
+async function benchGpu(): Promise<void> {
+  console.log(`\n## CUDA backend vs CPU (page cache warm)\n`);
+  let gpu;
+  try {
+    gpu = await resolveBackend('cuda');
+  } catch (e) {
+    console.log(`skipped: ${(e as Error).message}`);
+    return;
+  }
+  console.log(`device: ${gpu.used.device} (${gpu.used.library})\n`);
+  const reps = Number(process.env.MOTHER_BENCH_REPS || 3);
+  const size = Number(process.env.MOTHER_BENCH_GIB || 1) * GiB;
+  const rows: (string | number)[][] = [];
+  for (const dtype of ['F32', 'BF16']) {
+    const file = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
+    await native().plainRead([file], {});
+    const run = async (backend: 'cpu' | 'cuda') => {
+      const r: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const s = await scanModel(file, { backend });
+        r.push(gbps(s.bytes, s.seconds));
+      }
+      return median(r);
+    };
+    const c = await run('cpu'), g = await run('cuda');
+    rows.push([`statistics, ${dtype}, ${(size / GiB).toFixed(size < GiB ? 2 : 0)} GiB`, c.toFixed(2), g.toFixed(2), (g / c).toFixed(2)]);
+  }
+  const modelMiB = Number(process.env.MOTHER_BENCH_MODEL_MIB || 64);
+  for (const n of [8, 32]) {
+    const set = pairwiseModels(n, modelMiB);
+    await native().plainRead(set, {});
+    const run = async (backend: 'cpu' | 'cuda') => {
+      const r: number[] = [];
+      for (let i = 0; i < reps; i++) {
+        const s = await pairwiseStats(set, { backend });
+        r.push(gbps(s.bytesRead.reduce((a, b) => a + b, 0), s.seconds));
+      }
+      return median(r);
+    };
+    const c = await run('cpu'), g = await run('cuda');
+    rows.push([`pairwise, N = ${n}, BF16 ${modelMiB} MiB each`, c.toFixed(2), g.toFixed(2), (g / c).toFixed(2)]);
+  }
+  console.log(table(['pass', 'CPU GB/s', 'GPU GB/s', 'GPU / CPU'], rows));
 }
 
 async function main(): Promise<void> {
@@ -90,6 +137,7 @@ async function main(): Promise<void> {
     console.log(await benchPairwise({ sizes: [2, 8, 32, 64], modelMiB, naiveMaxPairs: Number(process.env.MOTHER_BENCH_NAIVE_PAIRS || 64) }));
     console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);
   }
+  if (want('gpu')) await benchGpu();
   if (want('pipeline')) {
     console.log(`\n## whole pipeline: mother recover vs a reference-style Python pipeline\n`);
     console.log(await benchPipeline());
