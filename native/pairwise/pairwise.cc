@@ -82,15 +82,23 @@ struct Partial {
 };
 
 // Slow path for a pair where either side holds NaN/Inf in this range.
+// Sums over this sub-chunk first, then into the job's running sums (as pair_diff does): one
+// long running sum over a whole job loses digits (2.5e-12 relative seen on 3M elements).
 void pair_diff_skipping(const double* a, const double* b, size_t n, double acc[4], double* skipped) {
+  double ss = 0, sa = 0, mx = acc[2], mn = acc[3], sk = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) { *skipped += 1; continue; }
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) { sk += 1; continue; }
     double d = a[i] - b[i];
-    acc[0] += d * d;
-    acc[1] += std::fabs(d);
-    acc[2] = d > acc[2] ? d : acc[2];
-    acc[3] = d < acc[3] ? d : acc[3];
+    ss += d * d;
+    sa += std::fabs(d);
+    mx = d > mx ? d : mx;
+    mn = d < mn ? d : mn;
   }
+  acc[0] += ss;
+  acc[1] += sa;
+  acc[2] = mx;
+  acc[3] = mn;
+  *skipped += sk;
 }
 
 }  // namespace
