@@ -265,15 +265,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   }
   while (!inflight.empty()) harvest();
 
-  std::vector<TensorResult> out(model.tensors.size());
-  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype)) continue;
-    Moments m;
-    for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
-    out[t].has_stats = true;
-    out[t].summary = summarize(m);
-  }
+  std::vector<TensorResult> out = merge_jobs(model, first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }
@@ -383,22 +375,8 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
   }
   DrainOnExit drain{g};
 
-  PairwiseResult result;
-  result.tensors.resize(plan.size());
-  for (auto& r : result.tensors) {
-    r.sum_sq.assign(n_pairs, 0);
-    r.sum_abs.assign(n_pairs, 0);
-    r.max_diff.assign(n_pairs, -std::numeric_limits<double>::infinity());
-    r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
-    r.count.assign(n_pairs, 0);
-    r.skipped.assign(n_pairs, 0);
-  }
-  result.bytes_read.assign(n_models, 0);
-  PassTotals totals;
-  totals.sketches.resize(plan.size());
-  totals.norms.resize(plan.size());
-  totals.whole.resize(plan.size());
-  totals.moments.resize(plan.size());
+  PairwiseResult result = empty_result(plan.size(), n_models);
+  PassTotals totals(plan.size());
   for (size_t t = 0; t < plan.size(); ++t) {
     if (plan[t].sketch) {
       totals.norms[t].assign(n_models, 0);

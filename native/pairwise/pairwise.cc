@@ -103,6 +103,22 @@ void pair_diff_skipping(const double* a, const double* b, size_t n, double acc[4
 
 }  // namespace
 
+PairwiseResult empty_result(size_t n_tensors, size_t n_models) {
+  const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
+  PairwiseResult result;
+  result.tensors.resize(n_tensors);
+  for (auto& r : result.tensors) {
+    r.sum_sq.assign(n_pairs, 0);
+    r.sum_abs.assign(n_pairs, 0);
+    r.max_diff.assign(n_pairs, -std::numeric_limits<double>::infinity());
+    r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
+    r.count.assign(n_pairs, 0);
+    r.skipped.assign(n_pairs, 0);
+  }
+  result.bytes_read.assign(n_models, 0);
+  return result;
+}
+
 ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
   const size_t n_models = models.size();
   std::vector<std::unordered_map<std::string, size_t>> by_name(n_models);
@@ -254,22 +270,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   }
   first_job[plan.size()] = jobs.size();
 
-  PairwiseResult result;
-  result.tensors.resize(plan.size());
-  for (auto& r : result.tensors) {
-    r.sum_sq.assign(n_pairs, 0);
-    r.sum_abs.assign(n_pairs, 0);
-    r.max_diff.assign(n_pairs, -std::numeric_limits<double>::infinity());
-    r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
-    r.count.assign(n_pairs, 0);
-    r.skipped.assign(n_pairs, 0);
-  }
+  PairwiseResult result = empty_result(plan.size(), n_models);
   // per sketch tensor: per model sketch (k x k) and sum w^2, or (exact mode) the whole tensor
-  PassTotals totals;
-  totals.sketches.resize(plan.size());
-  totals.norms.resize(plan.size());
-  totals.whole.resize(plan.size());
-  totals.moments.resize(plan.size());
+  PassTotals totals(plan.size());
   auto& sketches = totals.sketches;
   auto& norms = totals.norms;
   auto& whole = totals.whole;
@@ -280,7 +283,6 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     if (options.exact_rank) whole[t].resize(n_models);
     else sketches[t].assign(n_models * k * k, 0);
   }
-  result.bytes_read.assign(n_models, 0);
 
   // Ordered reduction: a tensor's job partials are folded in job order, so results do not
   // depend on the thread count. Out-of-order partials wait (at most ~threads of them).

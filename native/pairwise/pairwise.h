@@ -103,11 +103,14 @@ SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k);
 
 // What a pass accumulates besides the pair sums, per planned tensor.
 struct PassTotals {
+  explicit PassTotals(size_t n_tensors) : sketches(n_tensors), norms(n_tensors), whole(n_tensors), moments(n_tensors) {}
   std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k
   std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
   std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
   std::vector<std::vector<Moments>> moments;           // moments tensors: per model
 };
+// Zero sums, -inf / +inf extremes, per tensor and pair; bytes read 0 per model.
+PairwiseResult empty_result(size_t n_tensors, size_t n_models);
 // After a pass: positions compared, ranks of differences, per-model moment summaries.
 void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                      const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,

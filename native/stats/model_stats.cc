@@ -16,6 +16,20 @@ struct Job {
 };
 }  // namespace
 
+std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
+                                     const std::vector<Moments>& partial) {
+  std::vector<TensorResult> out(model.tensors.size());
+  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
+    const TensorInfo& info = model.info(model.tensors[t]);
+    if (!dtype_has_stats(info.dtype)) continue;
+    Moments m;
+    for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
+    out[t].has_stats = true;
+    out[t].summary = summarize(m);
+  }
+  return out;
+}
+
 std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options) {
   if (options.gpu) return scan_model_gpu(model, options);
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
@@ -81,15 +95,7 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
     }
   });
 
-  std::vector<TensorResult> out(model.tensors.size());
-  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype)) continue;
-    Moments m;
-    for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
-    out[t].has_stats = true;
-    out[t].summary = summarize(m);
-  }
+  std::vector<TensorResult> out = merge_jobs(model, first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }

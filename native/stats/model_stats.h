@@ -42,6 +42,11 @@ struct TensorResult {
 // One result per Model::tensors entry, same order.
 std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options);
 
+// Per tensor t, the merge of the job partials [first_job[t], first_job[t + 1]) in job order
+// (tensors without statistics: has_stats false). Shared by the CPU and GPU passes.
+std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
+                                     const std::vector<Moments>& partial);
+
 // The same on options.gpu (native/gpu/gpu_backend.cc); scan_model calls it when gpu is set.
 std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& options);
 
