@@ -157,34 +157,16 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   const unsigned threads = resolve_threads(options.threads);
   const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);
 
-  struct Job {
-    uint32_t tensor;
-    uint64_t first, count, bytes;
-  };
-  std::vector<Job> jobs;
-  std::vector<size_t> first_job(model.tensors.size() + 1, 0);
-  uint64_t bytes_total = 0, tensors_total = 0;
-  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
-    first_job[t] = jobs.size();
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype) || info.count == 0) continue;
-    const uint64_t esize = dtype_bits(info.dtype) / 8;
-    const uint64_t per_job = chunk_bytes / esize > 0 ? chunk_bytes / esize : 1;
-    for (uint64_t e = 0; e < info.count; e += per_job) {
-      const uint64_t n = std::min(per_job, info.count - e);
-      jobs.push_back(Job{t, e, n, n * esize});
-    }
-    bytes_total += info.end - info.begin;
-    ++tensors_total;
-  }
-  first_job[model.tensors.size()] = jobs.size();
+  const ScanPlan plan = plan_scan(model, chunk_bytes);
+  const auto& jobs = plan.jobs;
+  const uint64_t bytes_total = plan.bytes_total, tensors_total = plan.tensors_total;
 
   // Slots: a staging buffer packed with whole jobs (small tensors share one transfer), its
   // device copy, and one Moments per job back.
   constexpr size_t kMaxSegments = 4096;
   // 64 MiB (or one job), less for a small model: the whole model then fits one slot.
   uint64_t packed = 256;
-  for (const Job& j : jobs) packed += align_up(j.bytes, 256);
+  for (const ScanJob& j : jobs) packed += align_up(j.bytes, 256);
   const uint64_t slot_bytes = std::min(std::max<uint64_t>(64ull << 20, align_up(chunk_bytes, 256) + 256), packed);
   const unsigned n_slots = std::min<unsigned>(3, g.info().streams);
   struct Slot {
@@ -206,7 +188,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
 
   std::vector<Moments> partial(jobs.size());
   std::vector<uint32_t> jobs_left(model.tensors.size(), 0);
-  for (const Job& j : jobs) ++jobs_left[j.tensor];
+  for (const ScanJob& j : jobs) ++jobs_left[j.tensor];
   uint64_t bytes_done = 0, tensors_done = 0;
   std::deque<unsigned> inflight;
   auto harvest = [&]() {
@@ -215,7 +197,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
     g.check(api.sync(g.ctx(), s), "statistics pass", model.files.empty() ? "" : model.files[0].path());
     const auto* out = reinterpret_cast<const mother_gpu_moments*>(slots[s].out_host->get());
     for (size_t i = 0; i < slots[s].jobs.size(); ++i) {
-      const Job& job = jobs[slots[s].jobs[i]];
+      const ScanJob& job = jobs[slots[s].jobs[i]];
       partial[slots[s].jobs[i]] = from_gpu(out[i]);
       bytes_done += job.bytes;
       if (--jobs_left[job.tensor] == 0) ++tensors_done;
@@ -235,7 +217,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
     std::vector<Piece> pieces;
     uint64_t used = 0;
     while (next < jobs.size() && slot.jobs.size() < kMaxSegments) {
-      const Job& job = jobs[next];
+      const ScanJob& job = jobs[next];
       const uint64_t off = align_up(used, 256);
       if (!slot.jobs.empty() && off + job.bytes > slot_bytes) break;
       const TensorRef& ref = model.tensors[job.tensor];
@@ -253,7 +235,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
     g.check(api.upload(g.ctx(), s, slot.dev->get(), slot.host->get(), used), "copy to the device");
     auto* out_dev = reinterpret_cast<mother_gpu_moments*>(slot.out_dev->get());
     for (size_t i = 0; i < slot.jobs.size(); ++i) {
-      const Job& job = jobs[slot.jobs[i]];
+      const ScanJob& job = jobs[slot.jobs[i]];
       const TensorInfo& info = model.info(model.tensors[job.tensor]);
       g.check(api.moments(g.ctx(), s, static_cast<uint32_t>(info.dtype), slot.dev->get() + offsets[i], job.count, out_dev + i),
               "moments kernel", model.files[model.tensors[job.tensor].file].path(), info.name);
@@ -265,7 +247,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   }
   while (!inflight.empty()) harvest();
 
-  std::vector<TensorResult> out = merge_jobs(model, first_job, partial);
+  std::vector<TensorResult> out = merge_jobs(model, plan.first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }

@@ -8,13 +8,25 @@
 
 namespace mother {
 
-namespace {
-struct Job {
-  uint32_t tensor;  // index into Model::tensors
-  uint64_t first;   // first element
-  uint64_t count;   // elements
-};
-}  // namespace
+ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes) {
+  ScanPlan p;
+  p.first_job.assign(model.tensors.size() + 1, 0);
+  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
+    p.first_job[t] = p.jobs.size();
+    const TensorInfo& info = model.info(model.tensors[t]);
+    if (!dtype_has_stats(info.dtype) || info.count == 0) continue;
+    const uint64_t esize = dtype_bits(info.dtype) / 8;
+    const uint64_t per_job = chunk_bytes / esize > 0 ? chunk_bytes / esize : 1;
+    for (uint64_t e = 0; e < info.count; e += per_job) {
+      const uint64_t n = info.count - e < per_job ? info.count - e : per_job;
+      p.jobs.push_back(ScanJob{t, e, n, n * esize});
+    }
+    p.bytes_total += info.end - info.begin;
+    ++p.tensors_total;
+  }
+  p.first_job[model.tensors.size()] = p.jobs.size();
+  return p;
+}
 
 std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
                                      const std::vector<Moments>& partial) {
@@ -36,25 +48,12 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
   const unsigned threads = resolve_threads(options.threads);
   const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);
 
-  std::vector<Job> jobs;
-  std::vector<size_t> first_job(model.tensors.size() + 1, 0);
+  const ScanPlan plan = plan_scan(model, chunk_bytes);
+  const auto& jobs = plan.jobs;
+  const auto& first_job = plan.first_job;
+  const uint64_t bytes_total = plan.bytes_total, tensors_total = plan.tensors_total;
   std::vector<uint32_t> jobs_left(model.tensors.size(), 0);
-  uint64_t bytes_total = 0;
-  uint64_t tensors_total = 0;
-  for (uint32_t t = 0; t < model.tensors.size(); ++t) {
-    first_job[t] = jobs.size();
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype) || info.count == 0) continue;
-    const uint64_t esize = dtype_bits(info.dtype) / 8;
-    const uint64_t per_job = chunk_bytes / esize > 0 ? chunk_bytes / esize : 1;
-    for (uint64_t e = 0; e < info.count; e += per_job) {
-      jobs.push_back(Job{t, e, info.count - e < per_job ? info.count - e : per_job});
-      ++jobs_left[t];
-    }
-    bytes_total += info.end - info.begin;
-    ++tensors_total;
-  }
-  first_job[model.tensors.size()] = jobs.size();
+  for (const ScanJob& j : jobs) ++jobs_left[j.tensor];
 
   std::vector<Moments> partial(jobs.size());
   std::atomic<uint64_t> bytes_done{0};
@@ -66,13 +65,13 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
   parallel_for(jobs.size(), threads, [&](size_t j) {
     if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
       throw Error(ErrorCode::Cancelled, "", "", "scan cancelled");
-    const Job& job = jobs[j];
+    const ScanJob& job = jobs[j];
     const TensorRef& ref = model.tensors[job.tensor];
     const SafetensorsFile& file = model.files[ref.file];
     const TensorInfo& info = model.info(ref);
     const uint64_t esize = dtype_bits(info.dtype) / 8;
     const uint8_t* p = file.tensor_data(info) + job.first * esize;
-    const uint64_t nbytes = job.count * esize;
+    const uint64_t nbytes = job.bytes;
     const uint64_t file_offset = file.header.data_start + info.begin + job.first * esize;
     file.map->populate(file_offset, nbytes);
     Moments m;

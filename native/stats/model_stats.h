@@ -42,6 +42,23 @@ struct TensorResult {
 // One result per Model::tensors entry, same order.
 std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options);
 
+// A model's statistics pass cut into jobs: element ranges of at most chunk_bytes of one
+// tensor, in tensor order (tensors without statistics or elements get none). Shared by the
+// CPU and GPU passes.
+struct ScanJob {
+  uint32_t tensor;  // index into Model::tensors
+  uint64_t first;   // first element
+  uint64_t count;   // elements
+  uint64_t bytes;   // count x element size
+};
+struct ScanPlan {
+  std::vector<ScanJob> jobs;
+  std::vector<size_t> first_job;  // per tensor, + 1 at the end: jobs [first_job[t], first_job[t + 1])
+  uint64_t bytes_total = 0;
+  uint64_t tensors_total = 0;
+};
+ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes);
+
 // Per tensor t, the merge of the job partials [first_job[t], first_job[t + 1]) in job order
 // (tensors without statistics: has_stats false). Shared by the CPU and GPU passes.
 std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
