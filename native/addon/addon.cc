@@ -54,7 +54,7 @@ bool capture(Fn&& fn, ErrorInfo* info) {
   } catch (const Error& e) {
     *info = to_info(e);
   } catch (const std::exception& e) {
-    *info = ErrorInfo{"ERR_INTERNAL", "", "", e.what()};
+    *info = ErrorInfo{mother::error_code_name(ErrorCode::Internal), "", "", e.what()};
   }
   return false;
 }
