@@ -208,8 +208,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   size_t next = 0;
   unsigned s = 0;
   while (next < jobs.size()) {
-    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
-      throw Error(ErrorCode::Cancelled, "", "", "scan cancelled");
+    check_cancel(options.cancel, "scan");
     if (inflight.size() == n_slots) harvest();  // the oldest is slot s
     Slot& slot = slots[s];
     slot.jobs.clear();
@@ -408,8 +407,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
 
   unsigned s = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
-    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
-      throw Error(ErrorCode::Cancelled, "", "", "pairwise pass cancelled");
+    check_cancel(options.cancel, "pairwise pass");
     if (inflight.size() == n_slots) harvest();
     Slot& slot = slots[s];
     const Job& job = jobs[j];

@@ -300,8 +300,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
 
   auto t0 = std::chrono::steady_clock::now();
   parallel_for(jobs.size(), resolve_threads(options.threads), [&](size_t j) {
-    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
-      throw Error(ErrorCode::Cancelled, "", "", "pairwise pass cancelled");
+    check_cancel(options.cancel, "pairwise pass");
     const Job& job = jobs[j];
     const PairPlanTensor& pt = plan[job.tensor];
     thread_local std::vector<double> buf;

@@ -63,8 +63,7 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
   std::mutex progress_mu;
 
   parallel_for(jobs.size(), threads, [&](size_t j) {
-    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
-      throw Error(ErrorCode::Cancelled, "", "", "scan cancelled");
+    check_cancel(options.cancel, "scan");
     const ScanJob& job = jobs[j];
     const TensorRef& ref = model.tensors[job.tensor];
     const SafetensorsFile& file = model.files[ref.file];
