@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "../core/dtype.h"
-#include "../stats/moments.h"
+#include "../core/moments.h"
 
 #if defined(__CUDACC__)
 #define MOTHER_HDI __host__ __device__ __forceinline__

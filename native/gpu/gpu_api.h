@@ -29,7 +29,7 @@ extern "C" {
 
 typedef struct mother_gpu_ctx mother_gpu_ctx;
 
-/* Central moments of a range, exactly the layout of mother::Moments (native/stats/moments.h). */
+/* Central moments of a range, exactly the layout of mother::Moments (native/core/moments.h). */
 typedef struct mother_gpu_moments {
   double n, mean, mean_lo, m2, m3, m4, sum_abs, min, max;
   uint64_t nan, inf;

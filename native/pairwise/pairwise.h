@@ -15,7 +15,7 @@
 
 #include "../core/safetensors.h"
 #include "../stats/kernels.h"
-#include "../stats/moments.h"
+#include "../stats/summary.h"
 
 namespace mother {
 

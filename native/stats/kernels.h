@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
-#include "moments.h"
+#include "../core/moments.h"
 
 namespace mother {
 

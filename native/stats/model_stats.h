@@ -11,7 +11,7 @@
 
 #include "../core/safetensors.h"
 #include "kernels.h"
-#include "moments.h"
+#include "summary.h"
 
 namespace mother {
 
