@@ -61,7 +61,6 @@ using mother::PairwiseOptions;
 using mother::PairwiseResult;
 using mother::ScanOptions;
 using mother::Summary;
-using mother::TensorResult;
 
 namespace {
 
@@ -402,16 +401,21 @@ void rel_compare(Check& c, double a, double ref, double scale, double tol, const
   c.add(dev <= tol, dev, where + " " + vals(a, ref));
 }
 
+// Every slot of the summary layout (native/stats/summary.h), with how it is compared with the
+// CPU's: exactly (counts, extremes, has_stats), relatively (sums), or as a shape statistic.
+enum class Tol { Exact, Relative, Shape };
+Tol tolerance_of(const std::string& field) {
+  if (field == "skewness" || field == "kurtosis") return Tol::Shape;
+  if (field == "mean" || field == "std" || field == "l2" || field == "absMean") return Tol::Relative;
+  return Tol::Exact;
+}
 struct SummaryField {
   const char* name;
   double (*get)(const Summary&);
-  int kind;  // 0 exact, 1 relative 1e-12, 2 shape (skewness, kurtosis)
+  Tol kind;
 };
-#define FIELD(f, kind) {#f, [](const Summary& s) { return s.f; }, kind}
-const SummaryField kSummaryFields[] = {
-    FIELD(count, 0), FIELD(mean, 1), FIELD(std, 1), FIELD(skewness, 2), FIELD(kurtosis, 2), FIELD(min, 0),
-    FIELD(max, 0),   FIELD(l2, 1),   FIELD(abs_mean, 1), FIELD(nan, 0), FIELD(inf, 0),
-};
+#define FIELD(member, name) {name, [](const Summary& s) { return s.member; }, tolerance_of(name)},
+const SummaryField kSummaryFields[] = {MOTHER_SUMMARY_FIELDS(FIELD)};
 #undef FIELD
 constexpr double kRelTol = 1e-12, kShapeTol = 1e-9;
 
@@ -420,9 +424,9 @@ void summary_tolerance(Check& c, const Summary& a, const Summary& ref, const std
   for (const auto& f : kSummaryFields) {
     const double x = f.get(a), r = f.get(ref);
     const std::string w = where + " " + f.name;
-    if (f.kind == 0) {
+    if (f.kind == Tol::Exact) {
       exact_compare(c, x, r, w);
-    } else if (f.kind == 1) {
+    } else if (f.kind == Tol::Relative) {
       const double floor = ref.std + std::fabs(ref.mean);
       rel_compare(c, x, r, std::max(std::fabs(r), floor), kRelTol, w);
     } else {
@@ -572,7 +576,7 @@ std::vector<TensorData> scan_parity_tensors() {
   return ts;
 }
 
-std::vector<TensorResult> scan_with(const Model& m, uint64_t chunk, GpuBackend* gpu) {
+std::vector<Summary> scan_with(const Model& m, uint64_t chunk, GpuBackend* gpu) {
   ScanOptions o;
   o.chunk_bytes = chunk;
   o.gpu = gpu;
@@ -599,7 +603,7 @@ void scan_parity(const std::string& dir, Backends& b) {
     t0 = Clock::now();
     const auto cpu = scan_with(model, cfg.chunk, nullptr);
     const double t_cpu = since(t0);
-    std::vector<TensorResult> emu, cuda;
+    std::vector<Summary> emu, cuda;
     double t_emu = 0, t_cuda = 0;
     std::string emu_error = b.emu ? "" : "emulator unavailable: " + b.emu_reason;
     if (b.emu) {
@@ -624,14 +628,14 @@ void scan_parity(const std::string& dir, Backends& b) {
     say(strf("%s: cpu %.2f s, emulator %.2f s, cuda %s", tag.c_str(), t_cpu, t_emu,
              b.cuda ? strf("%.2f s", t_cuda).c_str() : "-"));
 
-    auto compare_tol = [&](Check& c, const std::vector<TensorResult>& x) {
+    auto compare_tol = [&](Check& c, const std::vector<Summary>& x) {
       if (x.size() != cpu.size()) return c.fail_all("result count differs");
       for (size_t t = 0; t < cpu.size(); ++t) {
         if (x[t].has_stats != cpu[t].has_stats) {
           c.fail_all(tensor_name(model, t) + ": has_stats differs");
           continue;
         }
-        summary_tolerance(c, x[t].summary, cpu[t].summary, tensor_name(model, t));
+        summary_tolerance(c, x[t], cpu[t], tensor_name(model, t));
       }
     };
     if (b.cuda) {
@@ -640,7 +644,7 @@ void scan_parity(const std::string& dir, Backends& b) {
       else if (!emu_error.empty()) bits.fail_all(emu_error);
       else
         for (size_t t = 0; t < cuda.size(); ++t)
-          summary_bits(bits, cuda[t].summary, emu[t].summary, tensor_name(model, t));
+          summary_bits(bits, cuda[t], emu[t], tensor_name(model, t));
       bits.report();
       Check tol(tag + " cuda~cpu", "scaled dev");
       if (!cuda_error.empty()) tol.fail_all("cuda: " + cuda_error);
@@ -1418,8 +1422,8 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
            "%.2f GB/s plain memcpy from the mapping", rt.ok ? "pinned" : "pageable", threads, staging, plain_copy));
 
   // -- statistics
-  std::vector<std::vector<TensorResult>> stats_cpu(sc.models), stats_gpu(sc.models);
-  auto scan_all = [&](GpuBackend* g, std::vector<std::vector<TensorResult>>& out) {
+  std::vector<std::vector<Summary>> stats_cpu(sc.models), stats_gpu(sc.models);
+  auto scan_all = [&](GpuBackend* g, std::vector<std::vector<Summary>>& out) {
     for (unsigned m = 0; m < sc.models; ++m) {
       ScanOptions o;
       o.gpu = g;
@@ -1483,7 +1487,7 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
     else
       for (unsigned m = 0; m < sc.models; ++m)
         for (size_t t = 0; t < stats_cpu[m].size(); ++t)
-          summary_tolerance(cs, stats_gpu[m][t].summary, stats_cpu[m][t].summary, strf("model %u ", m) + tensor_name(models[m], t));
+          summary_tolerance(cs, stats_gpu[m][t], stats_cpu[m][t], strf("model %u ", m) + tensor_name(models[m], t));
     cs.report();
     Check cp("bench/pairwise " + who + "~cpu", "scaled dev");
     ExactPairSums pw_exact(models, plan), sk_exact(sk_models, sk_plan);

@@ -24,9 +24,8 @@ namespace {
 using mother::Error;
 using mother::ErrorCode;
 
-// Number of float64 slots per tensor in the stats array, in this order.
-constexpr size_t kStatFields = 13;
-// count, mean, std, skewness, kurtosis, min, max, l2, absMean, nan, inf, (reserved) hasStats, (reserved) 0
+// Float64 slots per tensor in scan's stats, per model in pairwise's moments, and of moments().
+constexpr size_t kStatFields = mother::kSummaryFields;
 
 struct ErrorInfo {
   std::string code, file, tensor, message;
@@ -238,12 +237,7 @@ class ScanWorker : public Napi::AsyncWorker {
       for (size_t k = 0; k < shapes_[i].size(); ++k) shape.Set(k, Napi::Number::New(env, static_cast<double>(shapes_[i][k])));
       shapes.Set(i, shape);
       file_of[i] = file_of_[i];
-      const auto& r = results_[i];
-      double* s = stats.Data() + i * kStatFields;
-      const auto& m = r.summary;
-      double v[kStatFields] = {m.count, m.mean, m.std, m.skewness, m.kurtosis, m.min, m.max, m.l2, m.abs_mean,
-                               m.nan, m.inf, r.has_stats ? 1.0 : 0.0, 0.0};
-      for (size_t k = 0; k < kStatFields; ++k) s[k] = v[k];
+      mother::pack(results_[i], stats.Data() + i * kStatFields);
     }
     out.Set("names", names);
     out.Set("dtypes", dtypes);
@@ -274,7 +268,7 @@ class ScanWorker : public Napi::AsyncWorker {
   mother::GpuBackend* gpu_ = nullptr;
   ProgressChannel progress_;
 
-  std::vector<mother::TensorResult> results_;
+  std::vector<mother::Summary> results_;
   std::vector<std::string> paths_, names_, dtypes_;
   std::vector<std::vector<uint64_t>> shapes_;
   std::vector<uint32_t> file_of_;
@@ -493,12 +487,8 @@ class PairwiseWorker : public Napi::AsyncWorker {
       o.Set("count", f64(r.count));
       o.Set("skipped", f64(r.skipped));
       if (!r.moments.empty()) {
-        // per model: count, mean, std, skewness, kurtosis, min, max, l2, absMean, nan, inf
-        std::vector<double> mv;
-        for (const auto& m : r.moments) {
-          const double v[] = {m.count, m.mean, m.std, m.skewness, m.kurtosis, m.min, m.max, m.l2, m.abs_mean, m.nan, m.inf};
-          mv.insert(mv.end(), v, v + 11);
-        }
+        std::vector<double> mv(r.moments.size() * kStatFields);
+        for (size_t m = 0; m < r.moments.size(); ++m) mother::pack(r.moments[m], &mv[m * kStatFields]);
         o.Set("moments", f64(mv));
       }
       if (!r.rank.empty()) {
@@ -679,11 +669,8 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
     default:
       mother::accumulate_f8(d, bytes.Data(), n, &m);
   }
-  mother::Summary s = mother::summarize(m);
   Napi::Float64Array out = Napi::Float64Array::New(env, kStatFields);
-  double v[kStatFields] = {s.count, s.mean, s.std, s.skewness, s.kurtosis, s.min, s.max, s.l2, s.abs_mean,
-                           s.nan, s.inf, 1.0, 0.0};
-  for (size_t i = 0; i < kStatFields; ++i) out[i] = v[i];
+  mother::pack(mother::summarize(m), out.Data());
   return out;
 }
 

@@ -150,7 +150,7 @@ void stage(std::vector<Piece>& pieces, unsigned threads) {
 
 // ---- per-model statistics -----------------------------------------------------------------
 
-std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& options) {
+std::vector<Summary> scan_model_gpu(const Model& model, const ScanOptions& options) {
   GpuBackend& g = *options.gpu;
   std::lock_guard<std::mutex> lock(g.mutex());
   const mother_gpu_api& api = g.api();
@@ -246,7 +246,7 @@ std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& 
   }
   while (!inflight.empty()) harvest();
 
-  std::vector<TensorResult> out = merge_jobs(model, plan.first_job, partial);
+  std::vector<Summary> out = merge_jobs(model, plan.first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }

@@ -226,8 +226,9 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   for (size_t t = 0; t < plan.size(); ++t) {
     if (!plan[t].moments) continue;
     result.tensors[t].moments.resize(n_models);
+    // models without the tensor: the default summary (has_stats 0)
     for (size_t m = 0; m < n_models; ++m)
-      result.tensors[t].moments[m] = summarize(moments[t].empty() ? Moments{} : moments[t][m]);
+      if (refs[t][m]) result.tensors[t].moments[m] = summarize(moments[t].empty() ? Moments{} : moments[t][m]);
   }
 }
 

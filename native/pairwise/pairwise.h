@@ -66,7 +66,8 @@ struct PairTensorResult {
   std::vector<double> rank;       // number of singular values above rank_tol
   std::vector<double> rank_tol;   // the tolerance used (in the sketch's or the matrix's scale)
   std::vector<double> sigma_max;  // largest singular value (same scale)
-  // moments tensors only (else empty): per model, over that model's whole tensor
+  // moments tensors only (else empty): per model, over that model's whole tensor (the
+  // default summary, has_stats 0, for a model without it)
   std::vector<Summary> moments;
 };
 

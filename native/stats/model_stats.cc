@@ -28,21 +28,20 @@ ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes) {
   return p;
 }
 
-std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
-                                     const std::vector<Moments>& partial) {
-  std::vector<TensorResult> out(model.tensors.size());
+std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
+                                const std::vector<Moments>& partial) {
+  std::vector<Summary> out(model.tensors.size());
   for (uint32_t t = 0; t < model.tensors.size(); ++t) {
     const TensorInfo& info = model.info(model.tensors[t]);
     if (!dtype_has_stats(info.dtype)) continue;
     Moments m;
     for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
-    out[t].has_stats = true;
-    out[t].summary = summarize(m);
+    out[t] = summarize(m);
   }
   return out;
 }
 
-std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options) {
+std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) {
   if (options.gpu) return scan_model_gpu(model, options);
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const unsigned threads = resolve_threads(options.threads);
@@ -93,7 +92,7 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
     }
   });
 
-  std::vector<TensorResult> out = merge_jobs(model, first_job, partial);
+  std::vector<Summary> out = merge_jobs(model, first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }
