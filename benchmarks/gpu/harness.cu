@@ -39,7 +39,7 @@
 #include "native/core/error.h"
 #include "native/core/mapped_file.h"
 #include "native/core/parallel.h"
-#include "native/core/safetensors.h"
+#include "native/formats/reader.h"
 #include "native/gpu/gpu_backend.h"
 #include "native/pairwise/pairwise.h"
 #include "native/stats/dispatch.h"
@@ -458,7 +458,7 @@ GpuBackend* open_backend(const std::string& lib, std::string* reason) {
   return nullptr;
 }
 
-std::string tensor_name(const Model& m, size_t t) { return m.info(m.tensors[t]).name; }
+std::string tensor_name(const Model& m, size_t t) { return m.tensors[t].name; }
 
 // ---- parity: per-model statistics -----------------------------------------------------------
 
@@ -771,14 +771,14 @@ std::vector<std::string> write_pairwise_models(const std::string& dir, size_t n)
 
 // The plan as lib/alignment.ts makes it: per name, each model's leading dimension (-1 where
 // absent), the product of the trailing dimensions; sketch / moments as asked.
-std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const std::function<bool(const std::string&, const mother::TensorInfo&)>& sketch,
-                                      const std::function<bool(const std::string&, const mother::TensorInfo&)>& moments,
+std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const std::function<bool(const std::string&, const mother::TensorView&)>& sketch,
+                                      const std::function<bool(const std::string&, const mother::TensorView&)>& moments,
                                       const std::function<bool(const std::string&)>& keep = nullptr) {
   std::vector<PairPlanTensor> plan;
   std::vector<std::string> names;
   for (const auto& m : models)
-    for (const auto& ref : m.tensors) {
-      const std::string& nm = m.info(ref).name;
+    for (const auto& info : m.tensors) {
+      const std::string& nm = info.name;
       if (std::find(names.begin(), names.end(), nm) == names.end() && (!keep || keep(nm))) names.push_back(nm);
     }
   for (const auto& nm : names) {
@@ -787,8 +787,7 @@ std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const st
     bool first = true;
     for (const auto& m : models) {
       int64_t rows = -1;
-      for (const auto& ref : m.tensors) {
-        const auto& info = m.info(ref);
+      for (const auto& info : m.tensors) {
         if (info.name != nm) continue;
         rows = info.shape.empty() ? 1 : static_cast<int64_t>(info.shape[0]);
         if (first) {
@@ -805,7 +804,7 @@ std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const st
   return plan;
 }
 
-bool is_square(const mother::TensorInfo& info) { return info.shape.size() == 2 && info.shape[0] == info.shape[1] && info.shape[0] > 0; }
+bool is_square(const mother::TensorView& info) { return info.shape.size() == 2 && info.shape[0] == info.shape[1] && info.shape[0] > 0; }
 
 std::string pair_where(const PairPlanTensor& pt, size_t n, size_t p, const char* field) {
   size_t i = 0, j = 1;
@@ -853,10 +852,9 @@ class ExactPairSums {
       if (kv.first == key) return kv.second;
     const Model& model = models_[m];
     std::vector<double> out;
-    for (const auto& ref : model.tensors) {
-      const auto& info = model.info(ref);
+    for (const auto& info : model.tensors) {
       if (info.name != plan_[t].name) continue;
-      const uint8_t* p = model.files[ref.file].tensor_data(info);
+      const uint8_t* p = info.data(0);
       out.resize(info.count);
       for (uint64_t e = 0; e < info.count; ++e) {
         switch (info.dtype) {
@@ -1045,8 +1043,8 @@ void pairwise_parity(const std::string& dir, Backends& b) {
     for (size_t m = 0; m < n; ++m) ms.push_back(mother::open_model({paths[m]}, ""));
     return ms;
   };
-  auto sketch = [](const std::string&, const mother::TensorInfo& info) { return is_square(info); };
-  auto moments = [](const std::string& nm, const mother::TensorInfo& info) {
+  auto sketch = [](const std::string&, const mother::TensorView& info) { return is_square(info); };
+  auto moments = [](const std::string& nm, const mother::TensorView& info) {
     return is_square(info) || nm == "model.big" || nm == "model.embed" || nm == "model.empty";
   };
   {
@@ -1440,8 +1438,8 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
   const double stats_cpu_gbs = total_bytes / s_cpu / 1e9, stats_gpu_gbs = s_gpu > 0 ? total_bytes / s_gpu / 1e9 : 0;
 
   // -- pairwise, no sketch, moments of the square tensors
-  auto square = [](const std::string&, const mother::TensorInfo& info) { return is_square(info); };
-  auto never = [](const std::string&, const mother::TensorInfo&) { return false; };
+  auto square = [](const std::string&, const mother::TensorView& info) { return is_square(info); };
+  auto never = [](const std::string&, const mother::TensorView&) { return false; };
   const auto plan = make_plan(models, never, square);
   const double pairs = static_cast<double>(mother::pair_count(sc.models));
   PairwiseResult pw_cpu, pw_gpu;

@@ -13,7 +13,7 @@
 #include "../bench/plain_read.h"
 #include "../core/error.h"
 #include "../core/parallel.h"
-#include "../core/safetensors.h"
+#include "../formats/reader.h"
 #include "../gpu/gpu_backend.h"
 #include "../pairwise/pairwise.h"
 #include "../stats/dispatch.h"
@@ -207,13 +207,12 @@ class ScanWorker : public Napi::AsyncWorker {
       results_ = mother::scan_model(model, opt);
       seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (const auto& f : model.files) paths_.push_back(f.path());
-      for (const auto& ref : model.tensors) {
-        const auto& t = model.info(ref);
+      for (const auto& t : model.tensors) {
         names_.push_back(t.name);
         dtypes_.push_back(mother::dtype_name(t.dtype));
         shapes_.push_back(t.shape);
-        file_of_.push_back(ref.file);
-        bytes_ += t.end - t.begin;
+        file_of_.push_back(t.file);
+        bytes_ += t.bytes;
       }
     };
     if (!capture(job, &error_)) SetError(error_.message);
@@ -322,10 +321,10 @@ class InspectWorker : public Napi::AsyncWorker {
       Napi::Object fo = Napi::Object::New(env);
       fo.Set("path", f.path());
       fo.Set("size", Napi::Number::New(env, static_cast<double>(f.map->size())));
-      fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header.header_len)));
+      fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header_bytes)));
       Napi::Object meta = Napi::Object::New(env);
       // napi strings keep embedded NULs; DefineProperty keeps "__proto__" an own data property
-      for (const auto& kv : f.header.metadata)
+      for (const auto& kv : f.metadata)
         meta.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, kv.first), Napi::String::New(env, kv.second),
                                                             napi_default_jsproperty));
       fo.Set("metadata", meta);
@@ -334,17 +333,16 @@ class InspectWorker : public Napi::AsyncWorker {
     out.Set("files", files);
     Napi::Array tensors = Napi::Array::New(env, model_->tensors.size());
     for (size_t i = 0; i < model_->tensors.size(); ++i) {
-      const auto& ref = model_->tensors[i];
-      const auto& t = model_->info(ref);
+      const auto& t = model_->tensors[i];
       Napi::Object to = Napi::Object::New(env);
       to.Set("name", t.name);
       to.Set("dtype", mother::dtype_name(t.dtype));
       Napi::Array shape = Napi::Array::New(env, t.shape.size());
       for (size_t k = 0; k < t.shape.size(); ++k) shape.Set(k, Napi::Number::New(env, static_cast<double>(t.shape[k])));
       to.Set("shape", shape);
-      to.Set("file", Napi::Number::New(env, ref.file));
-      to.Set("offset", Napi::Number::New(env, static_cast<double>(model_->files[ref.file].header.data_start + t.begin)));
-      to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.end - t.begin)));
+      to.Set("file", Napi::Number::New(env, t.file));
+      to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
+      to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.bytes)));
       tensors.Set(i, to);
     }
     out.Set("tensors", tensors);

@@ -122,27 +122,31 @@ struct DrainOnExit {
   }
 };
 
-// One contiguous range of a mapped file to copy into a staging buffer.
+// Elements [first, first + count) of a tensor, to copy into a staging buffer at dst.
 struct Piece {
-  const MappedFile* map;
-  uint64_t offset;  // in the file
-  uint64_t bytes;
+  const TensorView* view;
+  uint64_t first;
+  uint64_t count;
   uint8_t* dst;
 };
 
-// Copies the pieces on `threads` threads, each piece cut into 4 MiB parts: the mapped pages
-// are populated in one call, copied, and released (the resident set stays bounded).
+// Copies the pieces on `threads` threads, each piece cut into parts of about 4 MiB (whole
+// blocks): the mapped pages of a part are populated in one call, copied, and released (the
+// resident set stays bounded).
 void stage(std::vector<Piece>& pieces, unsigned threads) {
   constexpr uint64_t kPart = 4ull << 20;
   std::vector<Piece> parts;
-  for (const Piece& p : pieces)
-    for (uint64_t o = 0; o < p.bytes; o += kPart)
-      parts.push_back(Piece{p.map, p.offset + o, std::min(kPart, p.bytes - o), p.dst + o});
+  for (const Piece& p : pieces) {
+    const uint64_t step = p.view->elems_within(kPart);
+    for (uint64_t e = 0; e < p.count; e += step)
+      parts.push_back(Piece{p.view, p.first + e, std::min(step, p.count - e),
+                            p.dst + (p.view->byte_offset(p.first + e) - p.view->byte_offset(p.first))});
+  }
   parallel_for(parts.size(), threads, [&](size_t i) {
     const Piece& p = parts[i];
-    p.map->populate(p.offset, p.bytes);
-    std::memcpy(p.dst, p.map->data() + p.offset, p.bytes);
-    p.map->release(p.offset, p.bytes);
+    p.view->populate(p.first, p.count);
+    std::memcpy(p.dst, p.view->data(p.first), p.view->byte_len(p.count));
+    p.view->release(p.first, p.count);
   });
 }
 
@@ -219,12 +223,7 @@ std::vector<Summary> scan_model_gpu(const Model& model, const ScanOptions& optio
       const ScanJob& job = jobs[next];
       const uint64_t off = align_up(used, 256);
       if (!slot.jobs.empty() && off + job.bytes > slot_bytes) break;
-      const TensorRef& ref = model.tensors[job.tensor];
-      const SafetensorsFile& file = model.files[ref.file];
-      const TensorInfo& info = model.info(ref);
-      const uint64_t esize = dtype_bits(info.dtype) / 8;
-      pieces.push_back(Piece{file.map.get(), file.header.data_start + info.begin + job.first * esize, job.bytes,
-                             slot.host->get() + off});
+      pieces.push_back(Piece{&model.tensors[job.tensor], job.first, job.count, slot.host->get() + off});
       slot.jobs.push_back(next);
       offsets.push_back(off);
       used = off + job.bytes;
@@ -235,9 +234,9 @@ std::vector<Summary> scan_model_gpu(const Model& model, const ScanOptions& optio
     auto* out_dev = reinterpret_cast<mother_gpu_moments*>(slot.out_dev->get());
     for (size_t i = 0; i < slot.jobs.size(); ++i) {
       const ScanJob& job = jobs[slot.jobs[i]];
-      const TensorInfo& info = model.info(model.tensors[job.tensor]);
-      g.check(api.moments(g.ctx(), s, static_cast<uint32_t>(info.dtype), slot.dev->get() + offsets[i], job.count, out_dev + i),
-              "moments kernel", model.files[model.tensors[job.tensor].file].path(), info.name);
+      const TensorView& v = model.tensors[job.tensor];
+      g.check(api.moments(g.ctx(), s, static_cast<uint32_t>(v.dtype), slot.dev->get() + offsets[i], job.count, out_dev + i),
+              "moments kernel", model.files[v.file].path(), v.name);
     }
     g.check(api.download(g.ctx(), s, slot.out_host->get(), out_dev, slot.jobs.size() * sizeof(mother_gpu_moments)),
             "copy from the device");
@@ -293,9 +292,6 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     const uint64_t elems = static_cast<uint64_t>(plan[job.tensor].rows[m]) * plan[job.tensor].row_elems;
     return elems <= job.first ? 0 : std::min(elems - job.first, job.count);
   };
-  auto esize_of = [&](const Job& job, size_t m) -> uint64_t {
-    return dtype_bits(models[m].info(*refs[job.tensor][m]).dtype) / 8;
-  };
   // Slot sizes: the largest job.
   const uint64_t lens_bytes = align_up(n_models * sizeof(uint64_t), 256);
   uint64_t raw_max = lens_bytes, job_max = 1;
@@ -303,7 +299,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     uint64_t raw = lens_bytes;
     for (size_t m = 0; m < n_models; ++m) {
       const uint64_t a = avail(job, m);
-      if (a) raw = align_up(raw, 256) + a * esize_of(job, m);
+      if (a) raw = align_up(raw, 256) + refs[job.tensor][m]->byte_len(a);
     }
     raw_max = std::max(raw_max, raw);
     job_max = std::max(job_max, job.count);
@@ -398,7 +394,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
         double* dst = &totals.sketches[job.tensor][m * k * k];
         for (size_t x = 0; x < static_cast<size_t>(k) * k; ++x) dst[x] += sk[m * k * k + x];
       }
-      const uint64_t b = slot.avail[m] * esize_of(job, m);
+      const uint64_t b = refs[job.tensor][m]->byte_len(slot.avail[m]);
       result.bytes_read[m] += b;
       bytes_done += b;
     }
@@ -424,14 +420,10 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
       lens[m] = a;
       max_len = std::max(max_len, a);
       if (!a) continue;
-      const TensorRef& ref = *refs[job.tensor][m];
-      const SafetensorsFile& file = models[m].files[ref.file];
-      const TensorInfo& info = models[m].info(ref);
-      const uint64_t esize = dtype_bits(info.dtype) / 8;
+      const TensorView* v = refs[job.tensor][m];
       offsets[m] = align_up(used, 256);
-      pieces.push_back(Piece{file.map.get(), file.header.data_start + info.begin + job.first * esize, a * esize,
-                             slot.host->get() + offsets[m]});
-      used = offsets[m] + a * esize;
+      pieces.push_back(Piece{v, job.first, a, slot.host->get() + offsets[m]});
+      used = offsets[m] + v->byte_len(a);
     }
     stage(pieces, threads);
     g.check(api.upload(g.ctx(), s, slot.dev->get(), slot.host->get(), used), "copy to the device", "", pt.name);
@@ -439,9 +431,9 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     uint8_t* out = slot.out_dev->get();
     for (size_t m = 0; m < n_models; ++m) {
       if (!slot.avail[m]) continue;
-      const TensorInfo& info = models[m].info(*refs[job.tensor][m]);
-      const std::string& path = models[m].files[refs[job.tensor][m]->file].path();
-      const auto dtype = static_cast<uint32_t>(info.dtype);
+      const TensorView& v = *refs[job.tensor][m];
+      const std::string& path = models[m].files[v.file].path();
+      const auto dtype = static_cast<uint32_t>(v.dtype);
       const uint8_t* raw = slot.dev->get() + offsets[m];
       g.check(api.decode(g.ctx(), s, dtype, raw, slot.avail[m], dec + m * job_max,
                          pt.sketch ? reinterpret_cast<double*>(out + out_norms) + m : nullptr),

@@ -121,11 +121,8 @@ PairwiseResult empty_result(size_t n_tensors, size_t n_models) {
 
 ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
   const size_t n_models = models.size();
-  std::vector<std::unordered_map<std::string, size_t>> by_name(n_models);
-  for (size_t m = 0; m < n_models; ++m)
-    for (size_t i = 0; i < models[m].tensors.size(); ++i) by_name[m].emplace(models[m].info(models[m].tensors[i]).name, i);
   ResolvedPlan r;
-  r.refs.assign(plan.size(), std::vector<const TensorRef*>(n_models, nullptr));
+  r.refs.assign(plan.size(), std::vector<const TensorView*>(n_models, nullptr));
   r.max_elems.assign(plan.size(), 0);
   for (uint32_t t = 0; t < plan.size(); ++t) {
     const PairPlanTensor& pt = plan[t];
@@ -133,22 +130,19 @@ ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<Pa
       throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
     for (size_t m = 0; m < n_models; ++m) {
       if (pt.rows[m] < 0) continue;
-      auto it = by_name[m].find(pt.name);
+      const TensorView* v = models[m].find(pt.name);
       const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
-      if (it == by_name[m].end())
-        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
-      const TensorRef& ref = models[m].tensors[it->second];
-      const TensorInfo& info = models[m].info(ref);
-      uint64_t rows = info.shape.empty() ? 1 : info.shape[0];
-      if (!dtype_has_stats(info.dtype) || static_cast<uint64_t>(pt.rows[m]) != rows ||
-          (rows > 0 && info.count / rows != pt.row_elems))
+      if (!v) throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
+      uint64_t rows = v->shape.empty() ? 1 : v->shape[0];
+      if (!v->has_stats() || static_cast<uint64_t>(pt.rows[m]) != rows ||
+          (rows > 0 && v->count / rows != pt.row_elems))
         throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
       if (pt.sketch && rows != pt.row_elems)
         throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
-      r.refs[t][m] = &ref;
+      r.refs[t][m] = v;
       const uint64_t elems = rows * pt.row_elems;
       r.max_elems[t] = elems > r.max_elems[t] ? elems : r.max_elems[t];
-      r.bytes_total += info.end - info.begin;
+      r.bytes_total += v->bytes;
     }
   }
   return r;
@@ -190,7 +184,7 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
     const RankJob& rj = rank_jobs[x];
     const uint64_t n = plan[rj.t].row_elems;
-    const DType di = models[rj.i].info(*refs[rj.t][rj.i]).dtype, dj = models[rj.j].info(*refs[rj.t][rj.j]).dtype;
+    const DType di = refs[rj.t][rj.i]->dtype, dj = refs[rj.t][rj.j]->dtype;
     const double ui = unit_roundoff(di), uj = unit_roundoff(dj);
     // Storage noise: each stored value is off by up to u|w| (uniform: rms u|w|/sqrt 3).
     const double noise_f = std::sqrt((ui * ui * norms[rj.t][rj.i] + uj * uj * norms[rj.t][rj.j]) / 3.0);
@@ -329,15 +323,12 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     // Map each model's range of this job in one call; it is released after the job.
     uint64_t job_bytes = 0;
     for (size_t m = 0; m < n_models; ++m) {
-      const TensorRef* ref = refs[job.tensor][m];
-      if (!ref) continue;
+      const TensorView* v = refs[job.tensor][m];
+      if (!v) continue;
       const uint64_t elems = static_cast<uint64_t>(pt.rows[m]) * pt.row_elems;
       if (elems <= job.first) continue;
       avail[m] = elems - job.first < job.count ? elems - job.first : job.count;
-      const TensorInfo& info = models[m].info(*ref);
-      const SafetensorsFile& file = models[m].files[ref->file];
-      const uint64_t esize = dtype_bits(info.dtype) / 8;
-      file.map->populate(file.header.data_start + info.begin + job.first * esize, avail[m] * esize);
+      v->populate(job.first, avail[m]);
     }
     // Sub-chunks of every model stay in cache while all pairs run over them.
     const uint64_t sub = pt.sketch ? sketch_sub(pt.row_elems) : chunk;
@@ -346,12 +337,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       for (size_t m = 0; m < n_models; ++m) {
         len[m] = 0;
         if (avail[m] <= s) continue;
-        const TensorInfo& info = models[m].info(*refs[job.tensor][m]);
-        const SafetensorsFile& file = models[m].files[refs[job.tensor][m]->file];
-        const uint64_t esize = dtype_bits(info.dtype) / 8;
+        const TensorView& v = *refs[job.tensor][m];
         const uint64_t n = avail[m] - s < sub ? avail[m] - s : sub;
-        bad[m] = kernels->decode_f64(info.dtype, file.map->data() + file.header.data_start + info.begin + first * esize, n,
-                               buf.data() + m * buf_elems);
+        bad[m] = kernels->decode_f64(v.dtype, v.data(first), n, buf.data() + m * buf_elems);
         len[m] = n;
         if (pt.sketch && options.exact_rank) {
           std::lock_guard<std::mutex> lock(state[job.tensor].mu);
@@ -424,12 +412,11 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     }
     for (size_t m = 0; m < n_models; ++m) {
       if (!avail[m]) continue;
-      const TensorInfo& info = models[m].info(*refs[job.tensor][m]);
-      const SafetensorsFile& file = models[m].files[refs[job.tensor][m]->file];
-      const uint64_t esize = dtype_bits(info.dtype) / 8;
-      file.map->release(file.header.data_start + info.begin + job.first * esize, avail[m] * esize);
-      bytes_read[m].fetch_add(avail[m] * esize, std::memory_order_relaxed);
-      job_bytes += avail[m] * esize;
+      const TensorView& v = *refs[job.tensor][m];
+      v.release(job.first, avail[m]);
+      const uint64_t bytes = v.byte_len(avail[m]);
+      bytes_read[m].fetch_add(bytes, std::memory_order_relaxed);
+      job_bytes += bytes;
     }
     {
       TensorState& st = state[job.tensor];

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/safetensors.h"
+#include "../formats/tensor_view.h"
 #include "../stats/kernels.h"
 #include "../stats/summary.h"
 
@@ -86,10 +86,10 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
 
 // ---- shared by the CPU pass (pairwise.cc) and the GPU pass (native/gpu/gpu_backend.cc) ----
 
-// The plan checked against the models' headers: refs[t][m] is model m's tensor, or nullptr
+// The plan checked against the models' tensors: refs[t][m] is model m's tensor, or nullptr
 // where it is not compared; max_elems[t] the largest compared range.
 struct ResolvedPlan {
-  std::vector<std::vector<const TensorRef*>> refs;
+  std::vector<std::vector<const TensorView*>> refs;
   std::vector<uint64_t> max_elems;
   uint64_t bytes_total = 0;
 };

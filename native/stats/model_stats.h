@@ -9,7 +9,7 @@
 #include <functional>
 #include <vector>
 
-#include "../core/safetensors.h"
+#include "../formats/tensor_view.h"
 #include "kernels.h"
 #include "summary.h"
 
@@ -39,13 +39,13 @@ struct ScanOptions {
 std::vector<Summary> scan_model(const Model& model, const ScanOptions& options);
 
 // A model's statistics pass cut into jobs: element ranges of at most chunk_bytes of one
-// tensor, in tensor order (tensors without statistics or elements get none). Shared by the
-// CPU and GPU passes.
+// tensor (whole blocks, at least one), in tensor order (tensors without statistics or
+// elements get none). Shared by the CPU and GPU passes.
 struct ScanJob {
   uint32_t tensor;  // index into Model::tensors
-  uint64_t first;   // first element
+  uint64_t first;   // first element (on a block boundary)
   uint64_t count;   // elements
-  uint64_t bytes;   // count x element size
+  uint64_t bytes;   // their bytes in the file
 };
 struct ScanPlan {
   std::vector<ScanJob> jobs;
