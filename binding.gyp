@@ -17,9 +17,12 @@
         "native/stats/kernels_neon.cc",
         "native/stats/dispatch.cc",
         "native/stats/model_stats.cc",
+        "native/stats/model_stats_gpu.cc",
         "native/pairwise/pairwise.cc",
+        "native/pairwise/pairwise_gpu.cc",
         "native/pairwise/svd.cc",
         "native/gpu/gpu_backend.cc",
+        "native/gpu/staging.cc",
         "native/bench/plain_read.cc",
         "native/addon/addon.cc"
       ],

@@ -1278,7 +1278,7 @@ double warm_files(const std::vector<std::string>& paths, unsigned threads) {
 }
 
 // The staging ceiling: a page-cached model file copied through a fresh memory map into a
-// page-locked buffer on every thread, 4 MiB parts. `like_stage`: as gpu_backend.cc's stage()
+// page-locked buffer on every thread, 4 MiB parts. `like_stage`: as staging.cc's stage()
 // does it (populate the part's page tables in one call, memcpy, release them); otherwise a
 // plain memcpy from the mapping (page faults as it goes). Returns GB/s, best of reps.
 double staging_ceiling(const std::vector<std::string>& paths, unsigned threads, bool pinned, int reps, bool like_stage) {

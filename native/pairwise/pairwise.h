@@ -84,7 +84,7 @@ inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i -
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options);
 
-// ---- shared by the CPU pass (pairwise.cc) and the GPU pass (native/gpu/gpu_backend.cc) ----
+// ---- shared by the CPU pass (pairwise.cc) and the GPU pass (pairwise_gpu.cc) ----
 
 // The plan checked against the models' tensors: refs[t][m] is model m's tensor, or nullptr
 // where it is not compared; max_elems[t] the largest compared range.
@@ -117,7 +117,7 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
                      const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
                      PairwiseResult& result);
 
-// The pass on a GPU (options.gpu), same results within rounding (native/gpu/gpu_backend.cc).
+// The pass on a GPU (options.gpu), same results within rounding (pairwise_gpu.cc).
 PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                             const PairwiseOptions& options, const ResolvedPlan& resolved);
 

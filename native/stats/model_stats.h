@@ -61,7 +61,7 @@ ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes);
 std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
                                      const std::vector<Moments>& partial);
 
-// The same on options.gpu (native/gpu/gpu_backend.cc); scan_model calls it when gpu is set.
+// The same on options.gpu (model_stats_gpu.cc); scan_model calls it when gpu is set.
 std::vector<Summary> scan_model_gpu(const Model& model, const ScanOptions& options);
 
 }  // namespace mother
