@@ -18,6 +18,7 @@
         "native/stats/dispatch.cc",
         "native/stats/model_stats.cc",
         "native/stats/model_stats_gpu.cc",
+        "native/pairwise/pair_plan.cc",
         "native/pairwise/pairwise.cc",
         "native/pairwise/pairwise_gpu.cc",
         "native/pairwise/svd.cc",

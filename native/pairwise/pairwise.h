@@ -84,45 +84,4 @@ inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i -
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options);
 
-// ---- shared by the CPU pass (pairwise.cc) and the GPU pass (pairwise_gpu.cc) ----
-
-// The plan checked against the models' tensors: refs[t][m] is model m's tensor, or nullptr
-// where it is not compared; max_elems[t] the largest compared range.
-struct ResolvedPlan {
-  std::vector<std::vector<const TensorView*>> refs;
-  std::vector<uint64_t> max_elems;
-  uint64_t bytes_total = 0;
-};
-ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan);
-
-// The rank sketch's Gaussian test matrices for n x n tensors: psi and omega, n x k row-major.
-struct SketchBasis {
-  std::vector<double> psi;
-  std::vector<double> omega;
-};
-SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k);
-
-// What a pass accumulates besides the pair sums, per planned tensor.
-struct PassTotals {
-  explicit PassTotals(size_t n_tensors) : sketches(n_tensors), norms(n_tensors), whole(n_tensors), moments(n_tensors) {}
-  std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k
-  std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
-  std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
-  std::vector<std::vector<Moments>> moments;           // moments tensors: per model
-};
-// Zero sums, -inf / +inf extremes, per tensor and pair; bytes read 0 per model.
-PairwiseResult empty_result(size_t n_tensors, size_t n_models);
-// After a pass: positions compared, ranks of differences, per-model moment summaries.
-void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
-                     const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
-                     PairwiseResult& result);
-
-// The pass on a GPU (options.gpu), same results within rounding (pairwise_gpu.cc).
-PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
-                            const PairwiseOptions& options, const ResolvedPlan& resolved);
-
-// Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
-double unit_roundoff(DType d);
-
-
 }  // namespace mother

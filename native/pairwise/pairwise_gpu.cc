@@ -7,13 +7,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "../core/parallel.h"
 #include "../gpu/gpu_backend.h"
 #include "../gpu/staging.h"
-#include "pairwise.h"
+#include "pair_plan.h"
 
 namespace mother {
 
@@ -25,42 +24,22 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
   const size_t n_models = models.size();
   const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   const unsigned threads = resolve_threads(options.threads);
-  const unsigned k = options.sketch_k > 0 ? options.sketch_k : 64;
+  const unsigned k = sketch_size(options);
   const auto& refs = resolved.refs;
   auto t0 = std::chrono::steady_clock::now();
 
   // Jobs: flat element ranges of one tensor, as on the CPU but larger (the device wants big
-  // transfers): about 32M elements per job in all, 64K..4M per model.
+  // transfers): about 32M elements per job in all, 64K..4M per model; a job is worked whole
+  // (no sub-chunks: sketch jobs are whole rows).
   const uint64_t auto_job = std::min<uint64_t>(4ull << 20, std::max<uint64_t>(1ull << 16, (32ull << 20) / (n_models ? n_models : 1)));
   const uint64_t job_elems = options.job_elems ? options.job_elems : auto_job;
-  struct Job {
-    uint32_t tensor;
-    uint64_t first, count;
-  };
-  std::vector<Job> jobs;
-  bool any_sketch = false;
-  std::unordered_map<uint64_t, SketchBasis> bases;
-  for (uint32_t t = 0; t < plan.size(); ++t) {
-    const PairPlanTensor& pt = plan[t];
-    uint64_t per_job = job_elems;
-    if (pt.sketch) {
-      any_sketch = true;
-      per_job = std::max<uint64_t>(1, job_elems / pt.row_elems) * pt.row_elems;  // whole rows
-      if (bases.find(pt.row_elems) == bases.end()) bases.emplace(pt.row_elems, make_basis(options.sketch_seed, pt.row_elems, k));
-    }
-    for (uint64_t e = 0; e < resolved.max_elems[t]; e += per_job)
-      jobs.push_back(Job{t, e, std::min(per_job, resolved.max_elems[t] - e)});
-  }
-  // Elements of model m in a job (0 where it lacks the tensor or has fewer rows).
-  auto avail = [&](const Job& job, size_t m) -> uint64_t {
-    if (!refs[job.tensor][m]) return 0;
-    const uint64_t elems = static_cast<uint64_t>(plan[job.tensor].rows[m]) * plan[job.tensor].row_elems;
-    return elems <= job.first ? 0 : std::min(elems - job.first, job.count);
-  };
+  const std::vector<PairJob> jobs = plan_pair_jobs(plan, resolved, job_elems, 0).jobs;
+  const std::map<uint64_t, SketchBasis> bases = make_bases(plan, options.sketch_seed, k);
+  auto avail = [&](const PairJob& job, size_t m) { return elems_in_job(plan, resolved, job, m); };
   // Slot sizes: the largest job.
   const uint64_t lens_bytes = align_up(n_models * sizeof(uint64_t), kStageAlign);
   uint64_t raw_max = lens_bytes, job_max = 1;
-  for (const Job& job : jobs) {
+  for (const PairJob& job : jobs) {
     uint64_t raw = lens_bytes;
     for (size_t m = 0; m < n_models; ++m) {
       const uint64_t a = avail(job, m);
@@ -70,16 +49,16 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     job_max = std::max(job_max, job.count);
   }
   // Results back per job: pair sums, per-model moments, norms, sketches.
-  const uint64_t out_pairs = n_pairs * 5 * sizeof(double);
+  const uint64_t out_pairs = n_pairs * kPairFields * sizeof(double);
   const uint64_t out_moments = align_up(out_pairs, kStageAlign);
   const uint64_t out_norms = out_moments + n_models * sizeof(mother_gpu_moments);
   const uint64_t out_sketch = align_up(out_norms + n_models * sizeof(double), kStageAlign);
-  const uint64_t out_bytes = out_sketch + (any_sketch ? n_models * k * k * sizeof(double) : 0);
+  const uint64_t out_bytes = out_sketch + (bases.empty() ? 0 : n_models * k * k * sizeof(double));
 
   // The sketch bases, on the device once.
   std::map<uint64_t, std::unique_ptr<Buffer>> psi_dev, omega_dev;
   std::vector<std::unique_ptr<Buffer>> staging_basis;
-  for (auto& kv : bases) {
+  for (const auto& kv : bases) {
     const uint64_t bytes = kv.second.psi.size() * sizeof(double);
     auto up = [&](const std::vector<double>& v, std::map<uint64_t, std::unique_ptr<Buffer>>& dst) {
       std::unique_ptr<Buffer> host(new Buffer(g, false)), dev(new Buffer(g, true));
@@ -118,47 +97,28 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
   DrainOnExit drain{g};
 
   PairwiseResult result = empty_result(plan.size(), n_models);
-  PassTotals totals(plan.size());
-  for (size_t t = 0; t < plan.size(); ++t) {
-    if (plan[t].sketch) {
-      totals.norms[t].assign(n_models, 0);
-      totals.sketches[t].assign(n_models * k * k, 0);
-    }
-    if (plan[t].moments) totals.moments[t].assign(n_models, Moments{});
-  }
+  PassTotals totals(plan, n_models, k, false);
 
   uint64_t bytes_done = 0;
   std::deque<unsigned> inflight;
+  std::vector<Moments> moments(n_models);
   auto harvest = [&]() {
     const unsigned s = inflight.front();
     inflight.pop_front();
     Slot& slot = slots[s];
-    const Job& job = jobs[slot.job];
+    const PairJob& job = jobs[slot.job];
     const PairPlanTensor& pt = plan[job.tensor];
     g.check(api.sync(g.ctx(), s), "pairwise pass", "", pt.name);
     const uint8_t* out = slot.out_host->get();
-    const auto* pairs = reinterpret_cast<const double*>(out);
-    PairTensorResult& r = result.tensors[job.tensor];
-    for (size_t p = 0; p < n_pairs; ++p) {
-      r.sum_sq[p] += pairs[5 * p];
-      r.sum_abs[p] += pairs[5 * p + 1];
-      r.max_diff[p] = pairs[5 * p + 2] > r.max_diff[p] ? pairs[5 * p + 2] : r.max_diff[p];
-      r.min_diff[p] = pairs[5 * p + 3] < r.min_diff[p] ? pairs[5 * p + 3] : r.min_diff[p];
-      r.skipped[p] += pairs[5 * p + 4];
+    if (pt.moments) {
+      const auto* mom = reinterpret_cast<const mother_gpu_moments*>(out + out_moments);
+      for (size_t m = 0; m < n_models; ++m) moments[m] = slot.avail[m] ? from_gpu(mom[m]) : Moments{};
     }
-    const auto* mom = reinterpret_cast<const mother_gpu_moments*>(out + out_moments);
-    const auto* norm2 = reinterpret_cast<const double*>(out + out_norms);
-    const auto* sk = reinterpret_cast<const double*>(out + out_sketch);
+    const PairPartial q{reinterpret_cast<const double*>(out), pt.sketch ? reinterpret_cast<const double*>(out + out_norms) : nullptr,
+                        pt.sketch ? reinterpret_cast<const double*>(out + out_sketch) : nullptr, pt.moments ? moments.data() : nullptr};
+    fold_partial(plan, resolved, job, q, k, totals, result);
     for (size_t m = 0; m < n_models; ++m) {
       if (!slot.avail[m]) continue;
-      if (pt.moments) {
-        merge(totals.moments[job.tensor][m], from_gpu(mom[m]));
-      }
-      if (pt.sketch) {
-        totals.norms[job.tensor][m] += norm2[m];
-        double* dst = &totals.sketches[job.tensor][m * k * k];
-        for (size_t x = 0; x < static_cast<size_t>(k) * k; ++x) dst[x] += sk[m * k * k + x];
-      }
       const uint64_t b = refs[job.tensor][m]->byte_len(slot.avail[m]);
       result.bytes_read[m] += b;
       bytes_done += b;
@@ -171,7 +131,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     check_cancel(options.cancel, "pairwise pass");
     if (inflight.size() == n_slots) harvest();
     Slot& slot = slots[s];
-    const Job& job = jobs[j];
+    const PairJob& job = jobs[j];
     const PairPlanTensor& pt = plan[job.tensor];
     slot.job = j;
     slot.avail.assign(n_models, 0);
