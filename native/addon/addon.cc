@@ -660,13 +660,7 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   const uint64_t esize = mother::dtype_bits(d) / 8;
   const uint64_t n = bytes.ByteLength() / esize;
   mother::Moments m;
-  switch (d) {
-    case mother::DType::F32: case mother::DType::F64: case mother::DType::F16: case mother::DType::BF16:
-      k->accumulate(d, bytes.Data(), n, &m);
-      break;
-    default:
-      mother::accumulate_f8(d, bytes.Data(), n, &m);
-  }
+  mother::accumulate_any(k, d, bytes.Data(), n, &m);
   Napi::Float64Array out = Napi::Float64Array::New(env, kStatFields);
   mother::pack(mother::summarize(m), out.Data());
   return out;

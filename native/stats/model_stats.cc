@@ -65,15 +65,8 @@ std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) 
     const TensorView& v = model.tensors[job.tensor];
     const uint64_t nbytes = job.bytes;
     v.populate(job.first, job.count);
-    Moments m;
-    switch (v.dtype) {
-      case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
-        kernels->accumulate(v.dtype, v.data(job.first), job.count, &m);
-        break;
-      default:
-        accumulate_f8(v.dtype, v.data(job.first), job.count, &m);
-        break;
-    }
+    Moments m;  // local: neighbouring partials belong to other threads
+    accumulate_any(kernels, v.dtype, v.data(job.first), job.count, &m);
     partial[j] = m;
     v.release(job.first, job.count);
     uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;
