@@ -25,7 +25,17 @@
         "native/gpu/gpu_backend.cc",
         "native/gpu/staging.cc",
         "native/bench/plain_read.cc",
-        "native/addon/addon.cc"
+        "native/addon/init.cc",
+        "native/addon/args.cc",
+        "native/addon/errors.cc",
+        "native/addon/progress.cc",
+        "native/addon/layouts.cc",
+        "native/addon/simd.cc",
+        "native/addon/op_scan.cc",
+        "native/addon/op_inspect.cc",
+        "native/addon/op_pairwise.cc",
+        "native/addon/op_gpu_open.cc",
+        "native/addon/testing.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

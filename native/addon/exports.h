@@ -1,0 +1,23 @@
+// What the addon exports (init.cc registers them). One file per operation (op_*.cc), the
+// test- and benchmark-only functions (testing.cc), the SIMD paths (simd.cc) and the lists the
+// TypeScript side reads instead of copying them (layouts.cc).
+#pragma once
+#include <napi.h>
+
+namespace mother_addon {
+
+Napi::Value Scan(const Napi::CallbackInfo& info);
+Napi::Value Inspect(const Napi::CallbackInfo& info);
+Napi::Value Pairwise(const Napi::CallbackInfo& info);
+Napi::Value GpuOpen(const Napi::CallbackInfo& info);
+
+Napi::Value SimdPaths(const Napi::CallbackInfo& info);
+Napi::Value SimdDefault(const Napi::CallbackInfo& info);
+
+// { moments, pairDiff, pairDiff4, sumU64, plainRead }
+Napi::Object Testing(Napi::Env env);
+
+// Float64 slots per summary (scan's stats per tensor, pairwise moments per model, moments()).
+Napi::Value StatFields(Napi::Env env);
+
+}  // namespace mother_addon
