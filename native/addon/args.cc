@@ -33,6 +33,22 @@ uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t dflt) {
   return static_cast<uint32_t>(d);
 }
 
+uint64_t opt_u64(const Napi::Object& o, const char* key, uint64_t dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    const uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(o.Env(), std::string(key) + " must be a BigInt from 0 to 2^64 - 1");
+    return x;
+  }
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a BigInt or a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be a non-negative safe integer (or a BigInt)");
+  return static_cast<uint64_t>(d);
+}
+
 std::string opt_str(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return "";

@@ -19,6 +19,9 @@ Napi::Object options_arg(const Napi::CallbackInfo& info, size_t i);
 // o[key] as a uint32 / string, dflt / "" when undefined or null.
 uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t dflt);
 std::string opt_str(const Napi::Object& o, const char* key);
+// o[key] as a 64-bit unsigned integer, from a BigInt or a safe-integer number; dflt when
+// undefined or null.
+uint64_t opt_u64(const Napi::Object& o, const char* key, uint64_t dflt);
 // v when it is a string, else "" (the optional simd argument of the kernel functions).
 std::string str_or_empty(const Napi::Value& v);
 

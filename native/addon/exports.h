@@ -23,5 +23,7 @@ Napi::Value StatFields(Napi::Env env);
 Napi::Value ErrorCodes(Napi::Env env);
 // { summary: ['count', 'mean', ...] }: the names of those slots, in order
 Napi::Value Layouts(Napi::Env env);
+// The rank sketch's seed when the caller gives none, a BigInt
+Napi::Value DefaultSketchSeed(Napi::Env env);
 
 }  // namespace mother_addon

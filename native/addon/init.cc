@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("statFields", StatFields(env));
   exports.Set("errorCodes", ErrorCodes(env));
   exports.Set("layouts", Layouts(env));
+  exports.Set("defaultSketchSeed", DefaultSketchSeed(env));
   const Napi::Object testing = Testing(env);
   exports.Set("testing", testing);
   // The same functions at the top level, as before `testing` (until lib/ calls testing.*).

@@ -1,7 +1,8 @@
 // The lists the TypeScript side reads from the addon instead of keeping copies of them:
-// errorCodes (core/error.h), layouts.summary (stats/summary.h) and statFields (its length).
-// Frozen: they are constants.
+// errorCodes (core/error.h), layouts.summary (stats/summary.h), statFields (its length) and
+// defaultSketchSeed (pairwise/pairwise.h). Frozen: they are constants.
 #include "../core/error.h"
+#include "../pairwise/pairwise.h"
 #include "../stats/summary.h"
 #include "exports.h"
 
@@ -34,5 +35,7 @@ Napi::Value Layouts(Napi::Env env) {
   o.Freeze();
   return o;
 }
+
+Napi::Value DefaultSketchSeed(Napi::Env env) { return Napi::BigInt::New(env, mother::kDefaultSketchSeed); }
 
 }  // namespace mother_addon

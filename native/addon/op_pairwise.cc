@@ -123,7 +123,7 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
   o.threads = opt_u32(opts, "threads", 0);
   o.chunk_elems = opt_u32(opts, "chunkElems", 1024);
   o.sketch_k = opt_u32(opts, "sketchK", 64);
-  o.sketch_seed = opt_u32(opts, "sketchSeed", 0x6d6f7468);
+  o.sketch_seed = opt_u64(opts, "sketchSeed", mother::kDefaultSketchSeed);
   o.exact_rank = opts.Get("exactRank").ToBoolean().Value();
   o.job_elems = opt_u32(opts, "jobElems", 0);
   return PromiseWorker<PairwiseOp>::start(env, "mother.pairwise", PairwiseOp{std::move(specs), std::move(plan), o, device_choice(opts)},

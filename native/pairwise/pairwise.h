@@ -21,6 +21,9 @@ namespace mother {
 
 class GpuBackend;
 
+// The rank sketch's seed when the caller gives none ("mother" in ASCII).
+constexpr uint64_t kDefaultSketchSeed = 0x6d6f74686572ull;
+
 struct PairPlanTensor {
   std::string name;
   std::vector<int64_t> rows;  // per model; -1: not compared for that model
@@ -46,7 +49,7 @@ struct PairwiseOptions {
   // streaming; rank(S_i - S_j) = rank(W_i - W_j) when that rank is below k. Exact mode: the
   // singular values of W_i - W_j themselves (holds N whole tensors in memory: verification).
   unsigned sketch_k = 64;
-  uint64_t sketch_seed = 0x6d6f74686572ull;
+  uint64_t sketch_seed = kDefaultSketchSeed;
   bool exact_rank = false;
   double rank_safety = 3.0;  // tolerance = safety x the expected largest singular value of storage noise
   // Run the pass on this device (native/gpu/); nullptr: the CPU. Exact rank always runs on
