@@ -50,21 +50,33 @@ struct Gaussian {
 
 }  // namespace
 
-SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
-  SketchBasis b;
-  b.psi.resize(n * k);
-  b.omega.resize(n * k);
-  Gaussian g1(seed ^ (n * 0x100000001b3ull) ^ 0x1111), g2(seed ^ (n * 0x100000001b3ull) ^ 0x2222);
-  for (auto& x : b.psi) x = g1();
-  for (auto& x : b.omega) x = g2();
-  return b;
-}
-
-std::map<uint64_t, SketchBasis> make_bases(const std::vector<PairPlanTensor>& plan, uint64_t seed, unsigned k) {
-  std::map<uint64_t, SketchBasis> bases;
-  for (const PairPlanTensor& pt : plan)
-    if (pt.sketch && bases.find(pt.row_elems) == bases.end()) bases.emplace(pt.row_elems, make_basis(seed, pt.row_elems, k));
-  return bases;
+ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
+  const size_t n_models = models.size();
+  ResolvedPlan r;
+  r.refs.assign(plan.size(), std::vector<const TensorView*>(n_models, nullptr));
+  r.max_elems.assign(plan.size(), 0);
+  for (uint32_t t = 0; t < plan.size(); ++t) {
+    const PairPlanTensor& pt = plan[t];
+    if (pt.rows.size() != n_models)
+      throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
+    for (size_t m = 0; m < n_models; ++m) {
+      if (pt.rows[m] < 0) continue;
+      const TensorView* v = models[m].find(pt.name);
+      const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
+      if (!v) throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
+      uint64_t rows = v->shape.empty() ? 1 : v->shape[0];
+      if (!v->has_stats() || static_cast<uint64_t>(pt.rows[m]) != rows ||
+          (rows > 0 && v->count / rows != pt.row_elems))
+        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
+      if (pt.sketch && rows != pt.row_elems)
+        throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
+      r.refs[t][m] = v;
+      const uint64_t elems = rows * pt.row_elems;
+      r.max_elems[t] = elems > r.max_elems[t] ? elems : r.max_elems[t];
+      r.bytes_total += v->bytes;
+    }
+  }
+  return r;
 }
 
 PairJobs plan_pair_jobs(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, uint64_t job_elems,
@@ -96,6 +108,23 @@ uint64_t elems_in_job(const std::vector<PairPlanTensor>& plan, const ResolvedPla
   const uint64_t elems = static_cast<uint64_t>(plan[job.tensor].rows[m]) * plan[job.tensor].row_elems;
   if (elems <= job.first) return 0;
   return elems - job.first < job.count ? elems - job.first : job.count;
+}
+
+SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
+  SketchBasis b;
+  b.psi.resize(n * k);
+  b.omega.resize(n * k);
+  Gaussian g1(seed ^ (n * 0x100000001b3ull) ^ 0x1111), g2(seed ^ (n * 0x100000001b3ull) ^ 0x2222);
+  for (auto& x : b.psi) x = g1();
+  for (auto& x : b.omega) x = g2();
+  return b;
+}
+
+std::map<uint64_t, SketchBasis> make_bases(const std::vector<PairPlanTensor>& plan, uint64_t seed, unsigned k) {
+  std::map<uint64_t, SketchBasis> bases;
+  for (const PairPlanTensor& pt : plan)
+    if (pt.sketch && bases.find(pt.row_elems) == bases.end()) bases.emplace(pt.row_elems, make_basis(seed, pt.row_elems, k));
+  return bases;
 }
 
 void init_pairs(double* pairs, size_t n_pairs) {
@@ -163,35 +192,6 @@ PairwiseResult empty_result(size_t n_tensors, size_t n_models) {
   }
   result.bytes_read.assign(n_models, 0);
   return result;
-}
-
-ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
-  const size_t n_models = models.size();
-  ResolvedPlan r;
-  r.refs.assign(plan.size(), std::vector<const TensorView*>(n_models, nullptr));
-  r.max_elems.assign(plan.size(), 0);
-  for (uint32_t t = 0; t < plan.size(); ++t) {
-    const PairPlanTensor& pt = plan[t];
-    if (pt.rows.size() != n_models)
-      throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
-    for (size_t m = 0; m < n_models; ++m) {
-      if (pt.rows[m] < 0) continue;
-      const TensorView* v = models[m].find(pt.name);
-      const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
-      if (!v) throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
-      uint64_t rows = v->shape.empty() ? 1 : v->shape[0];
-      if (!v->has_stats() || static_cast<uint64_t>(pt.rows[m]) != rows ||
-          (rows > 0 && v->count / rows != pt.row_elems))
-        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
-      if (pt.sketch && rows != pt.row_elems)
-        throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
-      r.refs[t][m] = v;
-      const uint64_t elems = rows * pt.row_elems;
-      r.max_elems[t] = elems > r.max_elems[t] ? elems : r.max_elems[t];
-      r.bytes_total += v->bytes;
-    }
-  }
-  return r;
 }
 
 void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
