@@ -88,7 +88,7 @@ PairJobs plan_pair_jobs(const std::vector<PairPlanTensor>& plan, const ResolvedP
     const PairPlanTensor& pt = plan[t];
     p.first_job[t] = p.jobs.size();
     uint64_t per_job = job_elems;
-    if (pt.sketch) {
+    if (pt.sketch && pt.row_elems > 0) {  // an empty (0 x 0) tensor has no elements, hence no jobs
       const uint64_t n = pt.row_elems;
       const uint64_t sub = (sub_elems / n > 0 ? sub_elems / n : 1) * n;
       per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
