@@ -149,8 +149,9 @@ function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistance
   }
   if (raw.moments) {
     const mv = raw.moments;
+    const W = native().statFields;
     layer.moments = t.rows.map((r, m) =>
-      r < 0 ? null : { count: mv[11 * m], mean: mv[11 * m + 1], std: mv[11 * m + 2], skewness: mv[11 * m + 3], kurtosis: mv[11 * m + 4], nan: mv[11 * m + 9], inf: mv[11 * m + 10] },
+      r < 0 ? null : { count: mv[W * m], mean: mv[W * m + 1], std: mv[W * m + 2], skewness: mv[W * m + 3], kurtosis: mv[W * m + 4], nan: mv[W * m + 9], inf: mv[W * m + 10] },
     );
   }
   return layer;

@@ -39,7 +39,7 @@
 #include "native/core/error.h"
 #include "native/core/mapped_file.h"
 #include "native/core/parallel.h"
-#include "native/core/safetensors.h"
+#include "native/formats/reader.h"
 #include "native/gpu/gpu_backend.h"
 #include "native/pairwise/pairwise.h"
 #include "native/stats/dispatch.h"
@@ -61,7 +61,6 @@ using mother::PairwiseOptions;
 using mother::PairwiseResult;
 using mother::ScanOptions;
 using mother::Summary;
-using mother::TensorResult;
 
 namespace {
 
@@ -402,16 +401,21 @@ void rel_compare(Check& c, double a, double ref, double scale, double tol, const
   c.add(dev <= tol, dev, where + " " + vals(a, ref));
 }
 
+// Every slot of the summary layout (native/stats/summary.h), with how it is compared with the
+// CPU's: exactly (counts, extremes, has_stats), relatively (sums), or as a shape statistic.
+enum class Tol { Exact, Relative, Shape };
+Tol tolerance_of(const std::string& field) {
+  if (field == "skewness" || field == "kurtosis") return Tol::Shape;
+  if (field == "mean" || field == "std" || field == "l2" || field == "absMean") return Tol::Relative;
+  return Tol::Exact;
+}
 struct SummaryField {
   const char* name;
   double (*get)(const Summary&);
-  int kind;  // 0 exact, 1 relative 1e-12, 2 shape (skewness, kurtosis)
+  Tol kind;
 };
-#define FIELD(f, kind) {#f, [](const Summary& s) { return s.f; }, kind}
-const SummaryField kSummaryFields[] = {
-    FIELD(count, 0), FIELD(mean, 1), FIELD(std, 1), FIELD(skewness, 2), FIELD(kurtosis, 2), FIELD(min, 0),
-    FIELD(max, 0),   FIELD(l2, 1),   FIELD(abs_mean, 1), FIELD(nan, 0), FIELD(inf, 0),
-};
+#define FIELD(member, name) {name, [](const Summary& s) { return s.member; }, tolerance_of(name)},
+const SummaryField kSummaryFields[] = {MOTHER_SUMMARY_FIELDS(FIELD)};
 #undef FIELD
 constexpr double kRelTol = 1e-12, kShapeTol = 1e-9;
 
@@ -420,9 +424,9 @@ void summary_tolerance(Check& c, const Summary& a, const Summary& ref, const std
   for (const auto& f : kSummaryFields) {
     const double x = f.get(a), r = f.get(ref);
     const std::string w = where + " " + f.name;
-    if (f.kind == 0) {
+    if (f.kind == Tol::Exact) {
       exact_compare(c, x, r, w);
-    } else if (f.kind == 1) {
+    } else if (f.kind == Tol::Relative) {
       const double floor = ref.std + std::fabs(ref.mean);
       rel_compare(c, x, r, std::max(std::fabs(r), floor), kRelTol, w);
     } else {
@@ -454,7 +458,7 @@ GpuBackend* open_backend(const std::string& lib, std::string* reason) {
   return nullptr;
 }
 
-std::string tensor_name(const Model& m, size_t t) { return m.info(m.tensors[t]).name; }
+std::string tensor_name(const Model& m, size_t t) { return m.tensors[t].name; }
 
 // ---- parity: per-model statistics -----------------------------------------------------------
 
@@ -572,7 +576,7 @@ std::vector<TensorData> scan_parity_tensors() {
   return ts;
 }
 
-std::vector<TensorResult> scan_with(const Model& m, uint64_t chunk, GpuBackend* gpu) {
+std::vector<Summary> scan_with(const Model& m, uint64_t chunk, GpuBackend* gpu) {
   ScanOptions o;
   o.chunk_bytes = chunk;
   o.gpu = gpu;
@@ -599,7 +603,7 @@ void scan_parity(const std::string& dir, Backends& b) {
     t0 = Clock::now();
     const auto cpu = scan_with(model, cfg.chunk, nullptr);
     const double t_cpu = since(t0);
-    std::vector<TensorResult> emu, cuda;
+    std::vector<Summary> emu, cuda;
     double t_emu = 0, t_cuda = 0;
     std::string emu_error = b.emu ? "" : "emulator unavailable: " + b.emu_reason;
     if (b.emu) {
@@ -624,14 +628,14 @@ void scan_parity(const std::string& dir, Backends& b) {
     say(strf("%s: cpu %.2f s, emulator %.2f s, cuda %s", tag.c_str(), t_cpu, t_emu,
              b.cuda ? strf("%.2f s", t_cuda).c_str() : "-"));
 
-    auto compare_tol = [&](Check& c, const std::vector<TensorResult>& x) {
+    auto compare_tol = [&](Check& c, const std::vector<Summary>& x) {
       if (x.size() != cpu.size()) return c.fail_all("result count differs");
       for (size_t t = 0; t < cpu.size(); ++t) {
         if (x[t].has_stats != cpu[t].has_stats) {
           c.fail_all(tensor_name(model, t) + ": has_stats differs");
           continue;
         }
-        summary_tolerance(c, x[t].summary, cpu[t].summary, tensor_name(model, t));
+        summary_tolerance(c, x[t], cpu[t], tensor_name(model, t));
       }
     };
     if (b.cuda) {
@@ -640,7 +644,7 @@ void scan_parity(const std::string& dir, Backends& b) {
       else if (!emu_error.empty()) bits.fail_all(emu_error);
       else
         for (size_t t = 0; t < cuda.size(); ++t)
-          summary_bits(bits, cuda[t].summary, emu[t].summary, tensor_name(model, t));
+          summary_bits(bits, cuda[t], emu[t], tensor_name(model, t));
       bits.report();
       Check tol(tag + " cuda~cpu", "scaled dev");
       if (!cuda_error.empty()) tol.fail_all("cuda: " + cuda_error);
@@ -767,14 +771,14 @@ std::vector<std::string> write_pairwise_models(const std::string& dir, size_t n)
 
 // The plan as lib/alignment.ts makes it: per name, each model's leading dimension (-1 where
 // absent), the product of the trailing dimensions; sketch / moments as asked.
-std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const std::function<bool(const std::string&, const mother::TensorInfo&)>& sketch,
-                                      const std::function<bool(const std::string&, const mother::TensorInfo&)>& moments,
+std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const std::function<bool(const std::string&, const mother::TensorView&)>& sketch,
+                                      const std::function<bool(const std::string&, const mother::TensorView&)>& moments,
                                       const std::function<bool(const std::string&)>& keep = nullptr) {
   std::vector<PairPlanTensor> plan;
   std::vector<std::string> names;
   for (const auto& m : models)
-    for (const auto& ref : m.tensors) {
-      const std::string& nm = m.info(ref).name;
+    for (const auto& info : m.tensors) {
+      const std::string& nm = info.name;
       if (std::find(names.begin(), names.end(), nm) == names.end() && (!keep || keep(nm))) names.push_back(nm);
     }
   for (const auto& nm : names) {
@@ -783,8 +787,7 @@ std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const st
     bool first = true;
     for (const auto& m : models) {
       int64_t rows = -1;
-      for (const auto& ref : m.tensors) {
-        const auto& info = m.info(ref);
+      for (const auto& info : m.tensors) {
         if (info.name != nm) continue;
         rows = info.shape.empty() ? 1 : static_cast<int64_t>(info.shape[0]);
         if (first) {
@@ -801,7 +804,7 @@ std::vector<PairPlanTensor> make_plan(const std::vector<Model>& models, const st
   return plan;
 }
 
-bool is_square(const mother::TensorInfo& info) { return info.shape.size() == 2 && info.shape[0] == info.shape[1] && info.shape[0] > 0; }
+bool is_square(const mother::TensorView& info) { return info.shape.size() == 2 && info.shape[0] == info.shape[1] && info.shape[0] > 0; }
 
 std::string pair_where(const PairPlanTensor& pt, size_t n, size_t p, const char* field) {
   size_t i = 0, j = 1;
@@ -849,10 +852,9 @@ class ExactPairSums {
       if (kv.first == key) return kv.second;
     const Model& model = models_[m];
     std::vector<double> out;
-    for (const auto& ref : model.tensors) {
-      const auto& info = model.info(ref);
+    for (const auto& info : model.tensors) {
       if (info.name != plan_[t].name) continue;
-      const uint8_t* p = model.files[ref.file].tensor_data(info);
+      const uint8_t* p = info.data(0);
       out.resize(info.count);
       for (uint64_t e = 0; e < info.count; ++e) {
         switch (info.dtype) {
@@ -1041,8 +1043,8 @@ void pairwise_parity(const std::string& dir, Backends& b) {
     for (size_t m = 0; m < n; ++m) ms.push_back(mother::open_model({paths[m]}, ""));
     return ms;
   };
-  auto sketch = [](const std::string&, const mother::TensorInfo& info) { return is_square(info); };
-  auto moments = [](const std::string& nm, const mother::TensorInfo& info) {
+  auto sketch = [](const std::string&, const mother::TensorView& info) { return is_square(info); };
+  auto moments = [](const std::string& nm, const mother::TensorView& info) {
     return is_square(info) || nm == "model.big" || nm == "model.embed" || nm == "model.empty";
   };
   {
@@ -1276,7 +1278,7 @@ double warm_files(const std::vector<std::string>& paths, unsigned threads) {
 }
 
 // The staging ceiling: a page-cached model file copied through a fresh memory map into a
-// page-locked buffer on every thread, 4 MiB parts. `like_stage`: as gpu_backend.cc's stage()
+// page-locked buffer on every thread, 4 MiB parts. `like_stage`: as staging.cc's stage()
 // does it (populate the part's page tables in one call, memcpy, release them); otherwise a
 // plain memcpy from the mapping (page faults as it goes). Returns GB/s, best of reps.
 double staging_ceiling(const std::vector<std::string>& paths, unsigned threads, bool pinned, int reps, bool like_stage) {
@@ -1418,8 +1420,8 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
            "%.2f GB/s plain memcpy from the mapping", rt.ok ? "pinned" : "pageable", threads, staging, plain_copy));
 
   // -- statistics
-  std::vector<std::vector<TensorResult>> stats_cpu(sc.models), stats_gpu(sc.models);
-  auto scan_all = [&](GpuBackend* g, std::vector<std::vector<TensorResult>>& out) {
+  std::vector<std::vector<Summary>> stats_cpu(sc.models), stats_gpu(sc.models);
+  auto scan_all = [&](GpuBackend* g, std::vector<std::vector<Summary>>& out) {
     for (unsigned m = 0; m < sc.models; ++m) {
       ScanOptions o;
       o.gpu = g;
@@ -1436,8 +1438,8 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
   const double stats_cpu_gbs = total_bytes / s_cpu / 1e9, stats_gpu_gbs = s_gpu > 0 ? total_bytes / s_gpu / 1e9 : 0;
 
   // -- pairwise, no sketch, moments of the square tensors
-  auto square = [](const std::string&, const mother::TensorInfo& info) { return is_square(info); };
-  auto never = [](const std::string&, const mother::TensorInfo&) { return false; };
+  auto square = [](const std::string&, const mother::TensorView& info) { return is_square(info); };
+  auto never = [](const std::string&, const mother::TensorView&) { return false; };
   const auto plan = make_plan(models, never, square);
   const double pairs = static_cast<double>(mother::pair_count(sc.models));
   PairwiseResult pw_cpu, pw_gpu;
@@ -1483,7 +1485,7 @@ int bench(const std::string& dir, const Scale& sc, Backends& b, const CudaRt& rt
     else
       for (unsigned m = 0; m < sc.models; ++m)
         for (size_t t = 0; t < stats_cpu[m].size(); ++t)
-          summary_tolerance(cs, stats_gpu[m][t].summary, stats_cpu[m][t].summary, strf("model %u ", m) + tensor_name(models[m], t));
+          summary_tolerance(cs, stats_gpu[m][t], stats_cpu[m][t], strf("model %u ", m) + tensor_name(models[m], t));
     cs.report();
     Check cp("bench/pairwise " + who + "~cpu", "scaled dev");
     ExactPairSums pw_exact(models, plan), sk_exact(sk_models, sk_plan);

@@ -2,34 +2,35 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 
-#include "../core/mapped_file.h"
 #include "../core/parallel.h"
+#include "../formats/reader.h"
+#include "../stats/model_stats.h"
 
 namespace mother {
 
 PlainReadResult plain_read(const std::vector<std::string>& paths, unsigned threads, const Kernels* kernels,
                            uint64_t chunk_bytes) {
-  struct Job { size_t file; uint64_t offset, len; };
-  std::vector<std::unique_ptr<MappedFile>> maps;
+  struct Job { const TensorView* view; uint64_t first, count, bytes; };
+  std::vector<Model> models;
+  models.reserve(paths.size());
   std::vector<Job> jobs;
   PlainReadResult r;
   if (chunk_bytes == 0) chunk_bytes = 16ull << 20;
-  for (size_t f = 0; f < paths.size(); ++f) {
-    maps.push_back(std::make_unique<MappedFile>(paths[f]));
-    const uint64_t size = maps.back()->size();
-    for (uint64_t o = 0; o < size; o += chunk_bytes) jobs.push_back(Job{f, o, size - o < chunk_bytes ? size - o : chunk_bytes});
-    r.bytes += size;
+  for (const auto& path : paths) {
+    models.push_back(open_model({path}, ""));
+    const Model& m = models.back();
+    const ScanPlan plan = plan_scan(m, chunk_bytes);
+    for (const ScanJob& j : plan.jobs) jobs.push_back(Job{&m.tensors[j.tensor], j.first, j.count, j.bytes});
+    r.bytes += plan.bytes_total;
   }
   std::atomic<uint64_t> checksum{0};
   auto t0 = std::chrono::steady_clock::now();
   parallel_for(jobs.size(), resolve_threads(threads), [&](size_t j) {
     const Job& job = jobs[j];
-    const MappedFile& m = *maps[job.file];
-    m.populate(job.offset, job.len);
-    checksum.fetch_add(kernels->sum_u64(m.data() + job.offset, job.len), std::memory_order_relaxed);
-    m.release(job.offset, job.len);
+    job.view->populate(job.first, job.count);
+    checksum.fetch_add(kernels->sum_u64(job.view->data(job.first), job.bytes), std::memory_order_relaxed);
+    job.view->release(job.first, job.count);
   });
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.checksum = checksum.load();

@@ -1,6 +1,7 @@
-// The "plain read" baseline of the benchmarks: read every byte of the given files through
-// the same memory maps, chunking, threads and page release as the statistics pass, doing
-// nothing but an integer sum. Its speed is the ceiling the statistics pass is measured against.
+// The "plain read" baseline of the benchmarks: read what the statistics pass reads (the same
+// jobs of plan_scan, through the same tensor views: memory maps, chunking, threads and page
+// release), doing nothing but an integer sum. Its speed is the ceiling the statistics pass is
+// measured against.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@ struct PlainReadResult {
   double seconds = 0;
 };
 
+// Each path is a model of its own (benchmarks read sets of models that share tensor names).
 PlainReadResult plain_read(const std::vector<std::string>& paths, unsigned threads, const Kernels* kernels,
                            uint64_t chunk_bytes);
 

@@ -1,39 +1,67 @@
 // Errors raised by the native core. Every error carries a stable code, the file it concerns
 // and, where there is one, the tensor; the addon turns it into a JS Error with those fields.
 #pragma once
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
 namespace mother {
 
+// What a code says about the failure, for callers that act on classes of codes (the CLI's
+// exit status): the input files are unreadable or invalid, the call itself was wrong, the
+// run could not finish, or a bug.
+enum class ErrorKind { Input, Usage, Runtime, Internal };
+
+// Every error code, once: X(enumerator, "ERR_NAME", kind, "what it means"). The enum, the
+// names, the addon's `errorCodes` export and TypeScript's list of codes all come from here;
+// a few codes are only ever raised by the TypeScript side (NotFound, NotAModel) or for
+// exceptions that are not mother::Error (Internal), but are listed so that the list is whole.
+#define MOTHER_ERROR_CODES(X)                                                                          \
+  X(NotFound, "ERR_NOT_FOUND", Input, "the path does not exist")                                       \
+  X(NotAModel, "ERR_NOT_A_MODEL", Input, "the path holds no weights in a format mother reads")         \
+  X(FileOpen, "ERR_FILE_OPEN", Input, "cannot open, stat or map the file")                             \
+  X(FileTooSmall, "ERR_FILE_TOO_SMALL", Input, "fewer than 8 bytes: no header length")                 \
+  X(HeaderTooLarge, "ERR_HEADER_TOO_LARGE", Input, "the header length claims more than 100,000,000 bytes") \
+  X(HeaderLength, "ERR_HEADER_LENGTH", Input, "8 + the header length runs past the end of the file")   \
+  X(HeaderUtf8, "ERR_HEADER_UTF8", Input, "the header bytes are not valid UTF-8")                      \
+  X(HeaderJson, "ERR_HEADER_JSON", Input, "the header is not valid JSON")                              \
+  X(HeaderSchema, "ERR_HEADER_SCHEMA", Input, "valid JSON of the wrong shape (missing field, wrong type, bad number)") \
+  X(DuplicateKey, "ERR_DUPLICATE_KEY", Input, "the same key twice in one JSON object")                 \
+  X(UnknownDtype, "ERR_UNKNOWN_DTYPE", Input, "a dtype string not in the safetensors list")            \
+  X(OffsetOrder, "ERR_OFFSET_ORDER", Input, "data_offsets end is before begin")                        \
+  X(OffsetGap, "ERR_OFFSET_GAP", Input, "the sorted data offsets leave a hole")                        \
+  X(OffsetOverlap, "ERR_OFFSET_OVERLAP", Input, "the sorted data offsets overlap")                     \
+  X(ShapeOverflow, "ERR_SHAPE_OVERFLOW", Input, "the product of the shape (x dtype bits) overflows 64 bits") \
+  X(SizeMismatch, "ERR_SIZE_MISMATCH", Input, "shape x dtype size is not the byte span of the data offsets") \
+  X(Truncated, "ERR_TRUNCATED", Input, "the data buffer runs past the end of the file")                \
+  X(TrailingBytes, "ERR_TRAILING_BYTES", Input, "bytes after the end of the data buffer")              \
+  X(IndexInvalid, "ERR_INDEX_INVALID", Input, "the shard index (*.index.json) is malformed")           \
+  X(MissingShard, "ERR_MISSING_SHARD", Input, "the shard index names a shard file that does not exist") \
+  X(IndexTensorMissing, "ERR_INDEX_TENSOR_MISSING", Input, "the shard index maps a tensor to a shard that does not hold it") \
+  X(DuplicateTensor, "ERR_DUPLICATE_TENSOR", Input, "the same tensor name in two shards")              \
+  X(InvalidArgument, "ERR_INVALID_ARGUMENT", Usage, "a bad argument or option value")                  \
+  X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
+  X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \
+  X(Backend, "ERR_BACKEND", Runtime, "the GPU backend is unavailable or a device call failed")         \
+  X(Internal, "ERR_INTERNAL", Internal, "a bug: an unexpected exception inside mother")
+
 enum class ErrorCode {
-  FileOpen,          // cannot open / stat / map the file
-  FileTooSmall,      // fewer than 8 bytes: no header length
-  HeaderTooLarge,    // header length claims more than 100,000,000 bytes
-  HeaderLength,      // 8 + header length runs past the end of the file
-  HeaderUtf8,        // header bytes are not valid UTF-8
-  HeaderJson,        // header is not valid JSON
-  HeaderSchema,      // valid JSON, wrong shape (missing field, wrong type, bad number)
-  DuplicateKey,      // the same key twice in one JSON object
-  UnknownDtype,      // dtype string not in the safetensors list
-  OffsetOrder,       // data_offsets end < begin
-  OffsetGap,         // sorted offsets leave a hole
-  OffsetOverlap,     // sorted offsets overlap
-  ShapeOverflow,     // product of shape (x dtype bits) overflows 64 bits
-  SizeMismatch,      // shape x dtype size != end - begin (or not a whole number of bytes)
-  Truncated,         // the data buffer runs past the end of the file
-  TrailingBytes,     // bytes after the end of the data buffer
-  IndexInvalid,      // model.safetensors.index.json malformed
-  MissingShard,      // index names a shard file that does not exist
-  IndexTensorMissing,// index maps a tensor to a shard that does not contain it
-  DuplicateTensor,   // the same tensor name in two shards
-  InvalidArgument,   // bad call from JS (unknown option value, ...)
-  Unsupported,       // e.g. forced SIMD path not available on this CPU
-  Cancelled,         // the caller aborted the operation
-  Backend,           // the GPU backend is unavailable or a device call failed
+#define MOTHER_ERROR_ENUM(name, code, kind, what) name,
+  MOTHER_ERROR_CODES(MOTHER_ERROR_ENUM)
+#undef MOTHER_ERROR_ENUM
 };
 
+struct ErrorCodeInfo {
+  ErrorCode code;
+  const char* name;  // "ERR_FILE_OPEN"
+  ErrorKind kind;
+  const char* what;  // one line
+};
+
+// The list above as data, in its order; *count receives its length.
+const ErrorCodeInfo* error_codes(size_t* count);
 const char* error_code_name(ErrorCode c);
+const char* error_kind_name(ErrorKind k);  // "input", "usage", "runtime", "internal"
 
 class Error : public std::runtime_error {
  public:

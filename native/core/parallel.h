@@ -1,15 +1,27 @@
 // A minimal fork-join loop: `threads` workers (the calling thread is one of them) pull job
 // indices from a shared counter. The first exception thrown by a job stops the others from
 // starting new jobs and is rethrown to the caller after all workers have joined.
+// And the cancellation check every pass makes between its jobs.
 #pragma once
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "error.h"
+
 namespace mother {
+
+// The caller's cancellation flag (shared with JS through an Int32Array, written there with
+// Atomics.store): non-zero means stop. Throws Error(Cancelled, "<what> cancelled").
+inline void check_cancel(const int32_t* cancel, const char* what) {
+  if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0)
+    throw Error(ErrorCode::Cancelled, "", "", std::string(what) + " cancelled");
+}
 
 inline unsigned resolve_threads(unsigned requested) {
   if (requested > 0) return requested;

@@ -13,9 +13,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "dtype.h"
-#include "error.h"
-#include "safetensors.h"
+#include "../core/dtype.h"
+#include "../core/error.h"
+#include "../formats/safetensors.h"
 
 namespace {
 

@@ -7,7 +7,8 @@
 #
 # Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
 # processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards, print
-# the line coverage of native/core/{json,safetensors}.cc reached by the corpus; needs llvm-cov).
+# the line coverage of native/core/json.cc and native/formats/safetensors.cc reached by the
+# corpus; needs llvm-cov).
 # Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
 # artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed.
 set -euo pipefail
@@ -30,7 +31,7 @@ case "$SECONDS_TO_RUN" in
   ''|*[!0-9]*) echo "run.sh: FUZZ_SECONDS must be a whole number of seconds, got '$SECONDS_TO_RUN'" >&2; exit 2 ;;
 esac
 
-SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/core/safetensors.cc
+SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/formats/safetensors.cc
          native/core/mapped_file.cc native/fuzz/fuzz_header.cc)
 mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
 
@@ -38,7 +39,7 @@ mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
 need_build=0
 [ -x "$BIN" ] || need_build=1
 if [ "$need_build" = 0 ]; then
-  for f in "${SOURCES[@]}" native/core/*.h "$SELF"; do
+  for f in "${SOURCES[@]}" native/core/*.h native/formats/*.h "$SELF"; do
     if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
   done
 fi
@@ -46,7 +47,7 @@ if [ "$need_build" = 1 ]; then
   echo "run.sh: building $BIN"
   "$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Inative/core "${SOURCES[@]}" -o "$BIN"
+    "${SOURCES[@]}" -o "$BIN"
 fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
@@ -106,11 +107,11 @@ if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
     echo "run.sh: FUZZ_COVERAGE needs llvm-profdata and llvm-cov" >&2
   else
     "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
-      -Inative/core "${SOURCES[@]}" -o "$OUT/fuzz_header_cov"
+      "${SOURCES[@]}" -o "$OUT/fuzz_header_cov"
     rm -f "$OUT"/cov-*.profraw
     LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "$OUT/fuzz_header_cov" -runs=0 "$OUT/corpus" "$OUT/seeds" >/dev/null 2>&1 || true
     "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
-    "$COV" report "$OUT/fuzz_header_cov" -instr-profile="$OUT/cov.profdata" native/core/json.cc native/core/safetensors.cc
+    "$COV" report "$OUT/fuzz_header_cov" -instr-profile="$OUT/cov.profdata" native/core/json.cc native/formats/safetensors.cc
   fi
 fi
 exit "$status"

@@ -205,7 +205,6 @@ __global__ void sum_kernel(const double* partials, unsigned n, double* out) {
 
 // ---- pairs ----------------------------------------------------------------------------------
 
-constexpr unsigned kPairFields = 5;
 constexpr unsigned kPairSlots = kPairTile * kPairTile * kPairFields;  // 80
 
 __global__ void __launch_bounds__(kThreads) pairs_kernel(const double* rows, uint64_t stride, const uint64_t* len,

@@ -9,7 +9,8 @@
 #include <cstring>
 
 #include "../core/dtype.h"
-#include "../stats/moments.h"
+#include "../core/moments.h"
+#include "gpu_api.h"
 
 #if defined(__CUDACC__)
 #define MOTHER_HDI __host__ __device__ __forceinline__
@@ -29,6 +30,7 @@ constexpr unsigned kTileValues = 8;                  // moments: values per lane
 constexpr unsigned kTile = kWarp * kTileValues;      // moments: elements per warp tile (256)
 constexpr unsigned kMaxBlocks = 1024;                // moments, decode: blocks per launch at most
 constexpr unsigned kPairTile = 4;                    // pairs: a thread block covers 4 x 4 models
+constexpr unsigned kPairFields = MOTHER_GPU_PAIR_FIELDS;  // pairs: doubles per pair out
 constexpr unsigned kPairMaxBlocksX = 256;            // pairs: element blocks per launch at most
 constexpr unsigned kPairElemsPerThread = 4;          // pairs: elements per thread at least
 constexpr unsigned kGemmTile = 32;                   // sketch: 32 x 32 output tiles

@@ -128,8 +128,6 @@ void emulate_decode(uint32_t dtype, const void* src, uint64_t count, double* dst
 
 // ---- pairs, as pairs_kernel + pairs_reduce_kernel -------------------------------------------
 
-constexpr unsigned kPairFields = 5;
-
 void emulate_pairs(const double* rows, uint64_t stride, const uint64_t* len, uint32_t n_models, uint64_t max_len,
                    double* out) {
   if (n_models < 2) return;

@@ -27,9 +27,12 @@ extern "C" {
 
 #define MOTHER_GPU_ABI_VERSION 1u
 
+/* Doubles per pair in the output of pairs(), in the order given there. */
+#define MOTHER_GPU_PAIR_FIELDS 5u
+
 typedef struct mother_gpu_ctx mother_gpu_ctx;
 
-/* Central moments of a range, exactly the layout of mother::Moments (native/stats/moments.h). */
+/* Central moments of a range, exactly the layout of mother::Moments (native/core/moments.h). */
 typedef struct mother_gpu_moments {
   double n, mean, mean_lo, m2, m3, m4, sum_abs, min, max;
   uint64_t nan, inf;
@@ -82,6 +85,7 @@ typedef struct mother_gpu_api {
    * e < min(len[i], len[j]):
    *   out[5p + 0] = sum (a - b)^2, out[5p + 1] = sum |a - b|, out[5p + 2] = max (a - b),
    *   out[5p + 3] = min (a - b), out[5p + 4] = positions skipped because a or b is not finite
+   * (5 = MOTHER_GPU_PAIR_FIELDS)
    * (max -inf and min +inf when nothing was compared). max_len >= every len[m]. */
   int (*pairs)(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t stride, const uint64_t* len,
                uint32_t n_models, uint64_t max_len, double* out);

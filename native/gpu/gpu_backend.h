@@ -1,19 +1,24 @@
-// The host side of the GPU path: loading a backend library (gpu_api.h) with dlopen, and the two
-// passes that run on it, scan_model_gpu (model_stats.h) and pairwise_gpu (pairwise.h).
-//
-// Both passes stream the memory-mapped tensors through page-locked staging buffers: worker
-// threads copy (and then release) the mapped pages of the next slot while the device copies
-// and reduces the previous ones, each slot on its own stream. Partials come back in job order
-// and are merged with the same code as the CPU path, so results do not depend on timing.
-// Device memory is a few slots of bounded size, whatever the model size.
+// The host side of the GPU path: loading a backend library (gpu_api.h) with dlopen and opening
+// its device. The passes that run on it live beside their engines (stats/model_stats_gpu.cc,
+// pairwise/pairwise_gpu.cc) and share the staging of gpu/staging.h.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 
+#include "../core/moments.h"
 #include "gpu_api.h"
 
 namespace mother {
+
+// The backend's moments are Moments, field for field (gpu_api.h).
+static_assert(sizeof(Moments) == sizeof(mother_gpu_moments), "Moments layout");
+inline Moments from_gpu(const mother_gpu_moments& g) {
+  Moments m;
+  std::memcpy(static_cast<void*>(&m), &g, sizeof(m));
+  return m;
+}
 
 class GpuBackend {
  public:

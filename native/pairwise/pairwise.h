@@ -13,13 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "../core/safetensors.h"
+#include "../formats/tensor_view.h"
 #include "../stats/kernels.h"
-#include "../stats/moments.h"
+#include "../stats/summary.h"
 
 namespace mother {
 
 class GpuBackend;
+
+// The rank sketch's seed when the caller gives none ("mother" in ASCII).
+constexpr uint64_t kDefaultSketchSeed = 0x6d6f74686572ull;
 
 struct PairPlanTensor {
   std::string name;
@@ -46,7 +49,7 @@ struct PairwiseOptions {
   // streaming; rank(S_i - S_j) = rank(W_i - W_j) when that rank is below k. Exact mode: the
   // singular values of W_i - W_j themselves (holds N whole tensors in memory: verification).
   unsigned sketch_k = 64;
-  uint64_t sketch_seed = 0x6d6f74686572ull;
+  uint64_t sketch_seed = kDefaultSketchSeed;
   bool exact_rank = false;
   double rank_safety = 3.0;  // tolerance = safety x the expected largest singular value of storage noise
   // Run the pass on this device (native/gpu/); nullptr: the CPU. Exact rank always runs on
@@ -66,7 +69,8 @@ struct PairTensorResult {
   std::vector<double> rank;       // number of singular values above rank_tol
   std::vector<double> rank_tol;   // the tolerance used (in the sketch's or the matrix's scale)
   std::vector<double> sigma_max;  // largest singular value (same scale)
-  // moments tensors only (else empty): per model, over that model's whole tensor
+  // moments tensors only (else empty): per model, over that model's whole tensor (the
+  // default summary, has_stats 0, for a model without it)
   std::vector<Summary> moments;
 };
 
@@ -82,46 +86,5 @@ inline size_t pair_index(size_t i, size_t j, size_t n) { return i * (2 * n - i -
 
 PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                         const PairwiseOptions& options);
-
-// ---- shared by the CPU pass (pairwise.cc) and the GPU pass (native/gpu/gpu_backend.cc) ----
-
-// The plan checked against the models' headers: refs[t][m] is model m's tensor, or nullptr
-// where it is not compared; max_elems[t] the largest compared range.
-struct ResolvedPlan {
-  std::vector<std::vector<const TensorRef*>> refs;
-  std::vector<uint64_t> max_elems;
-  uint64_t bytes_total = 0;
-};
-ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan);
-
-// The rank sketch's Gaussian test matrices for n x n tensors: psi and omega, n x k row-major.
-struct SketchBasis {
-  std::vector<double> psi;
-  std::vector<double> omega;
-};
-SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k);
-
-// What a pass accumulates besides the pair sums, per planned tensor.
-struct PassTotals {
-  explicit PassTotals(size_t n_tensors) : sketches(n_tensors), norms(n_tensors), whole(n_tensors), moments(n_tensors) {}
-  std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k
-  std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
-  std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
-  std::vector<std::vector<Moments>> moments;           // moments tensors: per model
-};
-// Zero sums, -inf / +inf extremes, per tensor and pair; bytes read 0 per model.
-PairwiseResult empty_result(size_t n_tensors, size_t n_models);
-// After a pass: positions compared, ranks of differences, per-model moment summaries.
-void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
-                     const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
-                     PairwiseResult& result);
-
-// The pass on a GPU (options.gpu), same results within rounding (native/gpu/gpu_backend.cc).
-PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
-                            const PairwiseOptions& options, const ResolvedPlan& resolved);
-
-// Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
-double unit_roundoff(DType d);
-
 
 }  // namespace mother

@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
-#include "moments.h"
+#include "../core/moments.h"
 
 namespace mother {
 
@@ -77,6 +77,19 @@ void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out);
 
 // 8-bit float formats: a 256-bin histogram per call, reduced exactly to moments.
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc);
+
+// Folds n elements of any dtype with statistics: the kernel set's accumulate for F16, BF16,
+// F32 and F64, the histogram for the 8-bit formats.
+inline void accumulate_any(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc) {
+  switch (d) {
+    case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
+      k->accumulate(d, p, n, acc);
+      break;
+    default:
+      accumulate_f8(d, p, n, acc);
+      break;
+  }
+}
 
 const Kernels* kernels_scalar();
 const Kernels* kernels_avx2();    // nullptr when not compiled for this architecture

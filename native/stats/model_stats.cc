@@ -13,36 +13,33 @@ ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes) {
   p.first_job.assign(model.tensors.size() + 1, 0);
   for (uint32_t t = 0; t < model.tensors.size(); ++t) {
     p.first_job[t] = p.jobs.size();
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype) || info.count == 0) continue;
-    const uint64_t esize = dtype_bits(info.dtype) / 8;
-    const uint64_t per_job = chunk_bytes / esize > 0 ? chunk_bytes / esize : 1;
-    for (uint64_t e = 0; e < info.count; e += per_job) {
-      const uint64_t n = info.count - e < per_job ? info.count - e : per_job;
-      p.jobs.push_back(ScanJob{t, e, n, n * esize});
+    const TensorView& v = model.tensors[t];
+    if (!v.has_stats() || v.count == 0) continue;
+    const uint64_t per_job = v.elems_within(chunk_bytes);
+    for (uint64_t e = 0; e < v.count; e += per_job) {
+      const uint64_t n = v.count - e < per_job ? v.count - e : per_job;
+      p.jobs.push_back(ScanJob{t, e, n, v.byte_len(n)});
     }
-    p.bytes_total += info.end - info.begin;
+    p.bytes_total += v.bytes;
     ++p.tensors_total;
   }
   p.first_job[model.tensors.size()] = p.jobs.size();
   return p;
 }
 
-std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
-                                     const std::vector<Moments>& partial) {
-  std::vector<TensorResult> out(model.tensors.size());
+std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
+                                const std::vector<Moments>& partial) {
+  std::vector<Summary> out(model.tensors.size());
   for (uint32_t t = 0; t < model.tensors.size(); ++t) {
-    const TensorInfo& info = model.info(model.tensors[t]);
-    if (!dtype_has_stats(info.dtype)) continue;
+    if (!model.tensors[t].has_stats()) continue;
     Moments m;
     for (size_t j = first_job[t]; j < first_job[t + 1]; ++j) merge(m, partial[j]);
-    out[t].has_stats = true;
-    out[t].summary = summarize(m);
+    out[t] = summarize(m);
   }
   return out;
 }
 
-std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options) {
+std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) {
   if (options.gpu) return scan_model_gpu(model, options);
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const unsigned threads = resolve_threads(options.threads);
@@ -63,28 +60,15 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
   std::mutex progress_mu;
 
   parallel_for(jobs.size(), threads, [&](size_t j) {
-    if (options.cancel && __atomic_load_n(options.cancel, __ATOMIC_RELAXED) != 0)
-      throw Error(ErrorCode::Cancelled, "", "", "scan cancelled");
+    check_cancel(options.cancel, "scan");
     const ScanJob& job = jobs[j];
-    const TensorRef& ref = model.tensors[job.tensor];
-    const SafetensorsFile& file = model.files[ref.file];
-    const TensorInfo& info = model.info(ref);
-    const uint64_t esize = dtype_bits(info.dtype) / 8;
-    const uint8_t* p = file.tensor_data(info) + job.first * esize;
+    const TensorView& v = model.tensors[job.tensor];
     const uint64_t nbytes = job.bytes;
-    const uint64_t file_offset = file.header.data_start + info.begin + job.first * esize;
-    file.map->populate(file_offset, nbytes);
-    Moments m;
-    switch (info.dtype) {
-      case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
-        kernels->accumulate(info.dtype, p, job.count, &m);
-        break;
-      default:
-        accumulate_f8(info.dtype, p, job.count, &m);
-        break;
-    }
+    v.populate(job.first, job.count);
+    Moments m;  // local: neighbouring partials belong to other threads
+    accumulate_any(kernels, v.dtype, v.data(job.first), job.count, &m);
     partial[j] = m;
-    file.map->release(file_offset, nbytes);
+    v.release(job.first, job.count);
     uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;
     uint64_t tdone = tensors_done.load();
     if (remaining[job.tensor].fetch_sub(1) == 1) tdone = tensors_done.fetch_add(1) + 1;
@@ -94,7 +78,7 @@ std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& opti
     }
   });
 
-  std::vector<TensorResult> out = merge_jobs(model, first_job, partial);
+  std::vector<Summary> out = merge_jobs(model, first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
 }

@@ -9,9 +9,9 @@
 #include <functional>
 #include <vector>
 
-#include "../core/safetensors.h"
+#include "../formats/tensor_view.h"
 #include "kernels.h"
-#include "moments.h"
+#include "summary.h"
 
 namespace mother {
 
@@ -34,22 +34,18 @@ struct ScanOptions {
   GpuBackend* gpu = nullptr;        // run the kernels on this device (native/gpu/); nullptr: the CPU
 };
 
-struct TensorResult {
-  bool has_stats = false;
-  Summary summary{};
-};
-
-// One result per Model::tensors entry, same order.
-std::vector<TensorResult> scan_model(const Model& model, const ScanOptions& options);
+// One summary per Model::tensors entry, same order (tensors without statistics: the default
+// summary, has_stats 0).
+std::vector<Summary> scan_model(const Model& model, const ScanOptions& options);
 
 // A model's statistics pass cut into jobs: element ranges of at most chunk_bytes of one
-// tensor, in tensor order (tensors without statistics or elements get none). Shared by the
-// CPU and GPU passes.
+// tensor (whole blocks, at least one), in tensor order (tensors without statistics or
+// elements get none). Shared by the CPU and GPU passes.
 struct ScanJob {
   uint32_t tensor;  // index into Model::tensors
-  uint64_t first;   // first element
+  uint64_t first;   // first element (on a block boundary)
   uint64_t count;   // elements
-  uint64_t bytes;   // count x element size
+  uint64_t bytes;   // their bytes in the file
 };
 struct ScanPlan {
   std::vector<ScanJob> jobs;
@@ -59,12 +55,13 @@ struct ScanPlan {
 };
 ScanPlan plan_scan(const Model& model, uint64_t chunk_bytes);
 
-// Per tensor t, the merge of the job partials [first_job[t], first_job[t + 1]) in job order
-// (tensors without statistics: has_stats false). Shared by the CPU and GPU passes.
-std::vector<TensorResult> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
+// Per tensor t, the summary of the merge of the job partials [first_job[t], first_job[t + 1])
+// in job order (tensors without statistics: the default summary). Shared by the CPU and GPU
+// passes.
+std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& first_job,
                                      const std::vector<Moments>& partial);
 
-// The same on options.gpu (native/gpu/gpu_backend.cc); scan_model calls it when gpu is set.
-std::vector<TensorResult> scan_model_gpu(const Model& model, const ScanOptions& options);
+// The same on options.gpu (model_stats_gpu.cc); scan_model calls it when gpu is set.
+std::vector<Summary> scan_model_gpu(const Model& model, const ScanOptions& options);
 
 }  // namespace mother

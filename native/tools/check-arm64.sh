@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles the portable core and the NEON kernels for AArch64 with a cross compiler, so the
-# arm64 path cannot rot on x86 machines. Usage: bash native/tools/check-arm64.sh
+# Compiles the portable core (everything but the addon and the CUDA library) and the NEON
+# kernels for AArch64 with a cross compiler, so the arm64 path cannot rot on x86 machines.
+# Usage: bash native/tools/check-arm64.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CXX=${CXX_ARM64:-aarch64-linux-gnu-g++}
@@ -10,7 +11,7 @@ if ! command -v "$CXX" >/dev/null 2>&1; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for f in native/core/*.cc native/stats/*.cc native/pairwise/*.cc native/bench/*.cc; do
+for f in native/{core,formats,stats,pairwise,gpu,bench}/*.cc; do
   "$CXX" -std=c++17 -O2 -Wall -Wextra -Wno-missing-field-initializers -Werror -c "$f" -o "$out/$(basename "$f").o"
 done
 # the NEON kernel set must really be compiled in, not the stub

@@ -1,28 +1,16 @@
 #include "safetensors.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <map>
-#include <sys/stat.h>
+#include <memory>
 
-#include "error.h"
-#include "json.h"
+#include "../core/error.h"
+#include "../core/json.h"
+#include "../core/mapped_file.h"
+#include "reader.h"
 
 namespace mother {
 
 namespace {
-
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
-
-[[noreturn]] void fail(ErrorCode code, const std::string& path, const std::string& tensor,
-                       const std::string& what) {
-  std::string msg = path + ": ";
-  if (!tensor.empty()) msg += "tensor " + quoted(tensor) + ": ";
-  msg += what;
-  throw Error(code, path, tensor, msg);
-}
 
 bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
   return !__builtin_mul_overflow(a, b, out);
@@ -255,131 +243,36 @@ Header parse_header(const uint8_t* data, uint64_t file_size, const std::string& 
   return h;
 }
 
-SafetensorsFile open_safetensors(const std::string& path) {
-  SafetensorsFile f;
-  f.map = std::make_shared<MappedFile>(path);
-  f.header = parse_header(f.map->data(), f.map->size(), path);
-  // The header has been parsed; its pages are not needed any more.
-  f.map->release(0, f.header.data_start);
-  return f;
-}
-
 namespace {
 
-std::string dirname_of(const std::string& p) {
-  size_t slash = p.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return p.substr(0, slash);
+bool claims_safetensors(const std::string& path) {
+  static const std::string kSuffix = ".safetensors";
+  return path.size() >= kSuffix.size() && path.compare(path.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
 }
 
-bool safe_relative(const std::string& p) {
-  if (p.empty() || p[0] == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t slash = p.find('/', start);
-    std::string part = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (part == ".." || part.empty()) return false;
-    if (slash == std::string::npos) break;
-    start = slash + 1;
+void open_safetensors(const std::string& path, Model& into) {
+  auto map = std::make_shared<MappedFile>(path);
+  Header h = parse_header(map->data(), map->size(), path);
+  // The header has been parsed; its pages are not needed any more.
+  map->release(0, h.data_start);
+  const uint32_t file = static_cast<uint32_t>(into.files.size());
+  for (TensorInfo& t : h.tensors) {
+    TensorView v;
+    v.name = std::move(t.name);
+    v.set_plain(t.dtype);
+    v.shape = std::move(t.shape);
+    v.count = t.count;
+    v.file = file;
+    v.map = map.get();
+    v.offset = h.data_start + t.begin;
+    v.bytes = t.end - t.begin;
+    into.tensors.push_back(std::move(v));
   }
-  return true;
-}
-
-std::string read_small_file(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    int e = errno;
-    throw Error(ErrorCode::FileOpen, path, "", path + ": cannot open: " + std::strerror(e));
-  }
-  if (static_cast<uint64_t>(st.st_size) > kMaxHeaderBytes)
-    fail(ErrorCode::IndexInvalid, path, "", "index file is larger than 100,000,000 bytes");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::FileOpen, path, "", path + ": cannot open");
-  std::string s(static_cast<size_t>(st.st_size), '\0');
-  in.read(&s[0], static_cast<std::streamsize>(s.size()));
-  if (static_cast<size_t>(in.gcount()) != s.size()) throw Error(ErrorCode::FileOpen, path, "", path + ": short read");
-  return s;
+  into.files.push_back(ModelFile{std::move(map), "safetensors", h.header_len, std::move(h.metadata)});
 }
 
 }  // namespace
 
-Model open_model(const std::vector<std::string>& files, const std::string& index_path) {
-  Model m;
-  if (index_path.empty()) {
-    for (const auto& f : files) m.files.push_back(open_safetensors(f));
-  } else {
-    std::string text = read_small_file(index_path);
-    size_t bad = 0;
-    if (!json::valid_utf8(text.data(), text.size(), &bad))
-      fail(ErrorCode::IndexInvalid, index_path, "", "index is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
-    json::Value root;
-    try {
-      root = json::parse(text.data(), text.size());
-    } catch (const json::ParseError& e) {
-      if (e.duplicate_key) {
-        // Only a key repeated directly in "weight_map" is a tensor name.
-        const std::vector<std::string>& outer = e.path;
-        const bool tensor = outer.size() == 1 && outer[0] == "weight_map";
-        fail(ErrorCode::DuplicateKey, index_path, tensor ? e.key : "",
-             "duplicate key " + quoted(e.key) + (tensor ? " in weight_map" : " in index") + " at offset " +
-                 std::to_string(e.offset));
-      }
-      fail(ErrorCode::IndexInvalid, index_path, "", "index is not valid JSON: " + e.message + " at offset " + std::to_string(e.offset));
-    }
-    const json::Value* wm = root.is_object() ? root.find("weight_map") : nullptr;
-    if (!wm || !wm->is_object())
-      fail(ErrorCode::IndexInvalid, index_path, "", "index has no \"weight_map\" object");
-    // shard name -> tensors the index says it holds, in first-mention order
-    std::vector<std::string> shard_order;
-    std::map<std::string, std::vector<std::string>> by_shard;
-    for (const auto& kv : wm->members) {
-      if (!kv.second.is_string())
-        fail(ErrorCode::IndexInvalid, index_path, kv.first, "weight_map value must be a shard file name");
-      if (!safe_relative(kv.second.text))
-        fail(ErrorCode::IndexInvalid, index_path, kv.first,
-             "shard name " + quoted(kv.second.text) + " must be a relative path inside the model directory");
-      auto it = by_shard.find(kv.second.text);
-      if (it == by_shard.end()) {
-        shard_order.push_back(kv.second.text);
-        it = by_shard.emplace(kv.second.text, std::vector<std::string>{}).first;
-      }
-      it->second.push_back(kv.first);
-    }
-    if (shard_order.empty()) fail(ErrorCode::IndexInvalid, index_path, "", "weight_map is empty");
-    const std::string dir = dirname_of(index_path);
-    for (const auto& shard : shard_order) {
-      const std::string shard_path = dir + "/" + shard;
-      struct stat st;
-      if (::stat(shard_path.c_str(), &st) != 0) {
-        const std::string& first = by_shard[shard].front();
-        fail(ErrorCode::MissingShard, index_path, first,
-             "shard " + quoted(shard) + " named in the weight_map is missing (" + shard_path + ")");
-      }
-      m.files.push_back(open_safetensors(shard_path));
-      const SafetensorsFile& f = m.files.back();
-      std::vector<std::string> names;
-      names.reserve(f.header.tensors.size());
-      for (const auto& t : f.header.tensors) names.push_back(t.name);
-      std::sort(names.begin(), names.end());
-      for (const auto& want : by_shard[shard])
-        if (!std::binary_search(names.begin(), names.end(), want))
-          fail(ErrorCode::IndexTensorMissing, index_path, want,
-               "weight_map puts this tensor in " + quoted(shard) + ", which does not contain it");
-    }
-  }
-  std::map<std::string, uint32_t> owner;
-  for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
-    const auto& tensors = m.files[fi].header.tensors;
-    for (uint32_t ti = 0; ti < tensors.size(); ++ti) {
-      auto ins = owner.emplace(tensors[ti].name, fi);
-      if (!ins.second)
-        fail(ErrorCode::DuplicateTensor, m.files[fi].path(), tensors[ti].name,
-             "tensor also present in " + m.files[ins.first->second].path());
-      m.tensors.push_back(TensorRef{fi, ti});
-    }
-  }
-  return m;
-}
+extern const Reader kSafetensorsReader = {"safetensors", claims_safetensors, open_safetensors};
 
 }  // namespace mother

@@ -1,0 +1,29 @@
+// What the addon exports (init.cc registers them). One file per operation (op_*.cc), the
+// test- and benchmark-only functions (testing.cc), the SIMD paths (simd.cc) and the lists the
+// TypeScript side reads instead of copying them (layouts.cc).
+#pragma once
+#include <napi.h>
+
+namespace mother_addon {
+
+Napi::Value Scan(const Napi::CallbackInfo& info);
+Napi::Value Inspect(const Napi::CallbackInfo& info);
+Napi::Value Pairwise(const Napi::CallbackInfo& info);
+Napi::Value GpuOpen(const Napi::CallbackInfo& info);
+
+Napi::Value SimdPaths(const Napi::CallbackInfo& info);
+Napi::Value SimdDefault(const Napi::CallbackInfo& info);
+
+// { moments, pairDiff, pairDiff4, sumU64, plainRead }
+Napi::Object Testing(Napi::Env env);
+
+// Float64 slots per summary (scan's stats per tensor, pairwise moments per model, moments()).
+Napi::Value StatFields(Napi::Env env);
+// [{ code: 'ERR_FILE_OPEN', kind: 'input' | 'usage' | 'runtime' | 'internal', what }]
+Napi::Value ErrorCodes(Napi::Env env);
+// { summary: ['count', 'mean', ...] }: the names of those slots, in order
+Napi::Value Layouts(Napi::Env env);
+// The rank sketch's seed when the caller gives none, a BigInt
+Napi::Value DefaultSketchSeed(Napi::Env env);
+
+}  // namespace mother_addon

@@ -1,0 +1,29 @@
+// The addon's exports. Each is defined in its own file (exports.h).
+#include <napi.h>
+
+#include "exports.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace mother_addon;
+  exports.Set("scan", Napi::Function::New(env, Scan, "scan"));
+  exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
+  exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
+  exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
+  exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));
+  exports.Set("simdDefault", Napi::Function::New(env, SimdDefault, "simdDefault"));
+  exports.Set("statFields", StatFields(env));
+  exports.Set("errorCodes", ErrorCodes(env));
+  exports.Set("layouts", Layouts(env));
+  exports.Set("defaultSketchSeed", DefaultSketchSeed(env));
+  const Napi::Object testing = Testing(env);
+  exports.Set("testing", testing);
+  // The same functions at the top level, as before `testing` (until lib/ calls testing.*).
+  for (const char* name : {"moments", "pairDiff", "pairDiff4", "sumU64", "plainRead"}) exports.Set(name, testing.Get(name));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mother, Init)

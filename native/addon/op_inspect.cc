@@ -1,0 +1,66 @@
+// inspect(files: string[], index: string) => Promise<RawInspect>: the headers only.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../formats/reader.h"
+#include "args.h"
+#include "exports.h"
+#include "promise_worker.h"
+
+namespace mother_addon {
+
+namespace {
+
+struct InspectOp {
+  std::vector<std::string> files;
+  std::string index;
+  mother::Model model;
+
+  void run(ProgressChannel&) { model = mother::open_model(files, index); }
+
+  Napi::Value toJs(Napi::Env env) const {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array fs = Napi::Array::New(env, model.files.size());
+    for (size_t i = 0; i < model.files.size(); ++i) {
+      const auto& f = model.files[i];
+      Napi::Object fo = Napi::Object::New(env);
+      fo.Set("path", f.path());
+      fo.Set("size", Napi::Number::New(env, static_cast<double>(f.map->size())));
+      fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header_bytes)));
+      Napi::Object meta = Napi::Object::New(env);
+      // napi strings keep embedded NULs; DefineProperty keeps "__proto__" an own data property
+      for (const auto& kv : f.metadata)
+        meta.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, kv.first), Napi::String::New(env, kv.second),
+                                                            napi_default_jsproperty));
+      fo.Set("metadata", meta);
+      fs.Set(i, fo);
+    }
+    out.Set("files", fs);
+    Napi::Array tensors = Napi::Array::New(env, model.tensors.size());
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const auto& t = model.tensors[i];
+      Napi::Object to = Napi::Object::New(env);
+      to.Set("name", t.name);
+      to.Set("dtype", mother::dtype_name(t.dtype));
+      to.Set("shape", number_array(env, t.shape));
+      to.Set("file", Napi::Number::New(env, t.file));
+      to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
+      to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.bytes)));
+      tensors.Set(i, to);
+    }
+    out.Set("tensors", tensors);
+    return out;
+  }
+};
+
+}  // namespace
+
+Napi::Value Inspect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto files = string_array(info[0], "files");
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "index must be a string");
+  return PromiseWorker<InspectOp>::start(env, "mother.inspect", InspectOp{std::move(files), info[1].As<Napi::String>().Utf8Value()});
+}
+
+}  // namespace mother_addon

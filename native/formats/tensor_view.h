@@ -1,0 +1,86 @@
+// What every weight format is read into, and all the engines see of it: a model is its files
+// and one view per tensor; a view says where a tensor's elements lie in a memory-mapped file
+// and how they are stored. Only the readers (native/formats/) know a format's layout.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../core/dtype.h"
+#include "../core/mapped_file.h"
+
+namespace mother {
+
+// How kernels decode a view's bytes. Plain: element i is one value of `dtype`, stored at its
+// natural size in file order; that is every safetensors dtype. Block-quantised formats
+// (GGUF's Q8_0, Q4_K, ...) will add kinds of their own.
+enum class DecodeKind : uint8_t { Plain };
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;          // storage type
+  std::vector<uint64_t> shape;
+  uint64_t count = 0;                // elements (the product of shape)
+  uint32_t file = 0;                 // index into Model::files (the path, for errors)
+  const MappedFile* map = nullptr;   // owned by Model::files[file]
+  uint64_t offset = 0;               // byte offset of element 0 in the file
+  uint64_t bytes = 0;                // byte span of the whole tensor
+  // Elements come in blocks of block_elems stored in block_bytes bytes: one element for the
+  // whole-byte dtypes, several for the sub-byte ones (set_plain). Every element range a pass
+  // hands to a kernel, maps or releases starts on a block boundary.
+  uint32_t block_elems = 1;
+  uint32_t block_bytes = 0;
+  DecodeKind decode = DecodeKind::Plain;
+
+  // Sets dtype and its plain block layout: 8 / gcd(bits, 8) elements in a whole number of
+  // bytes (F4: 2 in 1 byte, F6: 4 in 3 bytes, F32: 1 in 4 bytes).
+  void set_plain(DType d) {
+    const unsigned bits = dtype_bits(d);
+    dtype = d;
+    decode = DecodeKind::Plain;
+    block_elems = 8 / std::gcd(bits, 8u);
+    block_bytes = bits * block_elems / 8;
+  }
+  // Float values the statistics and pairwise passes reduce.
+  bool has_stats() const { return dtype_has_stats(dtype); }
+  uint64_t byte_offset(uint64_t first) const { return offset + first / block_elems * block_bytes; }
+  uint64_t byte_len(uint64_t elems) const { return (elems + block_elems - 1) / block_elems * block_bytes; }
+  const uint8_t* data(uint64_t first) const { return map->data() + byte_offset(first); }
+  // Elements of a range of at most max_bytes: whole blocks, at least one.
+  uint64_t elems_within(uint64_t max_bytes) const {
+    const uint64_t blocks = max_bytes / block_bytes;
+    return (blocks > 0 ? blocks : 1) * block_elems;
+  }
+  // Maps the pages of elements [first, first + n) in one call / drops them from the resident
+  // set (MappedFile::populate, MappedFile::release).
+  void populate(uint64_t first, uint64_t n) const { map->populate(byte_offset(first), byte_len(n)); }
+  void release(uint64_t first, uint64_t n) const { map->release(byte_offset(first), byte_len(n)); }
+};
+
+struct ModelFile {
+  std::shared_ptr<MappedFile> map;
+  std::string format;         // the reader's name: "safetensors"
+  uint64_t header_bytes = 0;  // the format's header (safetensors: the JSON after the length)
+  std::vector<std::pair<std::string, std::string>> metadata;
+  const std::string& path() const { return map->path(); }
+};
+
+struct Model {
+  std::vector<ModelFile> files;
+  std::vector<TensorView> tensors;  // file order, then data offset
+
+  // The tensor named `name`, or nullptr.
+  const TensorView* find(const std::string& name) const;
+  // Builds the name index that find() uses; throws Error(DuplicateTensor) for a name that two
+  // files hold. open_model calls it once every file is read.
+  void index_names();
+
+ private:
+  std::unordered_map<std::string, uint32_t> by_name_;
+};
+
+}  // namespace mother

@@ -1,0 +1,275 @@
+#include "pair_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../core/error.h"
+#include "../core/parallel.h"
+#include "svd.h"
+
+namespace mother {
+
+namespace {
+
+// Unit roundoff of a storage dtype (half the gap between 1 and the next representable value).
+double unit_roundoff(DType d) {
+  switch (d) {
+    case DType::F64: return std::ldexp(1.0, -53);
+    case DType::F32: return std::ldexp(1.0, -24);
+    case DType::F16: return std::ldexp(1.0, -11);
+    case DType::BF16: return std::ldexp(1.0, -8);
+    case DType::F8_E4M3: case DType::F8_E4M3FNUZ: return std::ldexp(1.0, -4);
+    case DType::F8_E5M2: case DType::F8_E5M2FNUZ: return std::ldexp(1.0, -3);
+    case DType::F8_E8M0: return 0.5;
+    default: return 0;
+  }
+}
+
+// Deterministic standard Gaussians (splitmix64 + Box-Muller), the same on every platform.
+struct Gaussian {
+  uint64_t state;
+  double spare = 0;
+  bool has_spare = false;
+  explicit Gaussian(uint64_t seed) : state(seed) {}
+  uint64_t next_u64() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (static_cast<double>(next_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+  double operator()() {
+    if (has_spare) { has_spare = false; return spare; }
+    const double r = std::sqrt(-2.0 * std::log(uniform())), t = 6.283185307179586 * uniform();
+    spare = r * std::sin(t);
+    has_spare = true;
+    return r * std::cos(t);
+  }
+};
+
+}  // namespace
+
+ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan) {
+  const size_t n_models = models.size();
+  ResolvedPlan r;
+  r.refs.assign(plan.size(), std::vector<const TensorView*>(n_models, nullptr));
+  r.max_elems.assign(plan.size(), 0);
+  for (uint32_t t = 0; t < plan.size(); ++t) {
+    const PairPlanTensor& pt = plan[t];
+    if (pt.rows.size() != n_models)
+      throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
+    for (size_t m = 0; m < n_models; ++m) {
+      if (pt.rows[m] < 0) continue;
+      const TensorView* v = models[m].find(pt.name);
+      const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
+      if (!v) throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
+      uint64_t rows = v->shape.empty() ? 1 : v->shape[0];
+      if (!v->has_stats() || static_cast<uint64_t>(pt.rows[m]) != rows ||
+          (rows > 0 && v->count / rows != pt.row_elems))
+        throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan does not match the tensor's dtype or shape");
+      if (pt.sketch && rows != pt.row_elems)
+        throw Error(ErrorCode::InvalidArgument, "", pt.name, "rank sketch needs a square 2-D tensor in every compared model");
+      r.refs[t][m] = v;
+      const uint64_t elems = rows * pt.row_elems;
+      r.max_elems[t] = elems > r.max_elems[t] ? elems : r.max_elems[t];
+      r.bytes_total += v->bytes;
+    }
+  }
+  return r;
+}
+
+PairJobs plan_pair_jobs(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, uint64_t job_elems,
+                        uint64_t sub_elems) {
+  PairJobs p;
+  p.first_job.assign(plan.size() + 1, 0);
+  p.sub.assign(plan.size(), sub_elems);
+  for (uint32_t t = 0; t < plan.size(); ++t) {
+    const PairPlanTensor& pt = plan[t];
+    p.first_job[t] = p.jobs.size();
+    uint64_t per_job = job_elems;
+    if (pt.sketch && pt.row_elems > 0) {  // an empty (0 x 0) tensor has no elements, hence no jobs
+      const uint64_t n = pt.row_elems;
+      const uint64_t sub = (sub_elems / n > 0 ? sub_elems / n : 1) * n;
+      per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
+      p.sub[t] = sub;
+    }
+    const uint64_t max_elems = resolved.max_elems[t];
+    for (uint64_t e = 0; e < max_elems; e += per_job)
+      p.jobs.push_back(PairJob{t, e, max_elems - e < per_job ? max_elems - e : per_job});
+  }
+  p.first_job[plan.size()] = p.jobs.size();
+  return p;
+}
+
+uint64_t elems_in_job(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, const PairJob& job,
+                      size_t m) {
+  if (!resolved.refs[job.tensor][m]) return 0;
+  const uint64_t elems = static_cast<uint64_t>(plan[job.tensor].rows[m]) * plan[job.tensor].row_elems;
+  if (elems <= job.first) return 0;
+  return elems - job.first < job.count ? elems - job.first : job.count;
+}
+
+SketchBasis make_basis(uint64_t seed, uint64_t n, unsigned k) {
+  SketchBasis b;
+  b.psi.resize(n * k);
+  b.omega.resize(n * k);
+  Gaussian g1(seed ^ (n * 0x100000001b3ull) ^ 0x1111), g2(seed ^ (n * 0x100000001b3ull) ^ 0x2222);
+  for (auto& x : b.psi) x = g1();
+  for (auto& x : b.omega) x = g2();
+  return b;
+}
+
+std::map<uint64_t, SketchBasis> make_bases(const std::vector<PairPlanTensor>& plan, uint64_t seed, unsigned k) {
+  std::map<uint64_t, SketchBasis> bases;
+  for (const PairPlanTensor& pt : plan)
+    if (pt.sketch && bases.find(pt.row_elems) == bases.end()) bases.emplace(pt.row_elems, make_basis(seed, pt.row_elems, k));
+  return bases;
+}
+
+void init_pairs(double* pairs, size_t n_pairs) {
+  for (size_t p = 0; p < n_pairs; ++p) {
+    double* q = pairs + kPairFields * p;
+    q[kSumSq] = 0;
+    q[kSumAbs] = 0;
+    q[kMaxDiff] = -std::numeric_limits<double>::infinity();
+    q[kMinDiff] = std::numeric_limits<double>::infinity();
+    q[kSkipped] = 0;
+  }
+}
+
+PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank)
+    : sketches(plan.size()), norms(plan.size()), whole(plan.size()), moments(plan.size()) {
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (plan[t].sketch) {
+      norms[t].assign(n_models, 0);
+      if (exact_rank) whole[t].resize(n_models);
+      else sketches[t].assign(n_models * k * k, 0);
+    }
+    if (plan[t].moments) moments[t].assign(n_models, Moments{});
+  }
+}
+
+void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, const PairJob& job,
+                  const PairPartial& q, unsigned k, PassTotals& totals, PairwiseResult& result) {
+  const uint32_t t = job.tensor;
+  const PairPlanTensor& pt = plan[t];
+  const size_t n_models = resolved.refs[t].size();
+  PairTensorResult& r = result.tensors[t];
+  for (size_t p = 0; p < r.sum_sq.size(); ++p) {
+    const double* x = q.pairs + kPairFields * p;
+    r.sum_sq[p] += x[kSumSq];
+    r.sum_abs[p] += x[kSumAbs];
+    r.max_diff[p] = x[kMaxDiff] > r.max_diff[p] ? x[kMaxDiff] : r.max_diff[p];
+    r.min_diff[p] = x[kMinDiff] < r.min_diff[p] ? x[kMinDiff] : r.min_diff[p];
+    r.skipped[p] += x[kSkipped];
+  }
+  for (size_t m = 0; m < n_models; ++m) {
+    if (!elems_in_job(plan, resolved, job, m)) continue;
+    if (pt.sketch) {
+      totals.norms[t][m] += q.norm2[m];
+      if (q.sketch) {
+        double* dst = &totals.sketches[t][m * k * k];
+        const double* src = q.sketch + m * k * k;
+        for (size_t x = 0; x < static_cast<size_t>(k) * k; ++x) dst[x] += src[x];
+      }
+    }
+    if (pt.moments) merge(totals.moments[t][m], q.moments[m]);
+  }
+}
+
+PairwiseResult empty_result(size_t n_tensors, size_t n_models) {
+  const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
+  PairwiseResult result;
+  result.tensors.resize(n_tensors);
+  for (auto& r : result.tensors) {
+    r.sum_sq.assign(n_pairs, 0);
+    r.sum_abs.assign(n_pairs, 0);
+    r.max_diff.assign(n_pairs, -std::numeric_limits<double>::infinity());
+    r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
+    r.count.assign(n_pairs, 0);
+    r.skipped.assign(n_pairs, 0);
+  }
+  result.bytes_read.assign(n_models, 0);
+  return result;
+}
+
+void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
+                     const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
+                     PairwiseResult& result) {
+  const size_t n_models = models.size();
+  const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
+  const unsigned k = sketch_size(options);
+  const auto& refs = resolved.refs;
+  auto& norms = totals.norms;
+  auto& sketches = totals.sketches;
+  auto& whole = totals.whole;
+  auto& moments = totals.moments;
+  // Positions compared: the rows both models have, less the skipped ones.
+  for (size_t t = 0; t < plan.size(); ++t)
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t k = i + 1; k < n_models; ++k) {
+        if (!refs[t][i] || !refs[t][k]) continue;
+        const size_t p = pair_index(i, k, n_models);
+        const uint64_t rows = static_cast<uint64_t>(plan[t].rows[i] < plan[t].rows[k] ? plan[t].rows[i] : plan[t].rows[k]);
+        result.tensors[t].count[p] = static_cast<double>(rows * plan[t].row_elems) - result.tensors[t].skipped[p];
+      }
+  // Ranks of differences, per sketch tensor and pair.
+  struct RankJob { size_t t, i, j; };
+  std::vector<RankJob> rank_jobs;
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].sketch) continue;
+    auto& r = result.tensors[t];
+    r.rank.assign(n_pairs, std::nan(""));
+    r.rank_tol.assign(n_pairs, std::nan(""));
+    r.sigma_max.assign(n_pairs, std::nan(""));
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t j = i + 1; j < n_models; ++j)
+        if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
+  }
+  parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
+    const RankJob& rj = rank_jobs[x];
+    const uint64_t n = plan[rj.t].row_elems;
+    const DType di = refs[rj.t][rj.i]->dtype, dj = refs[rj.t][rj.j]->dtype;
+    const double ui = unit_roundoff(di), uj = unit_roundoff(dj);
+    // Storage noise: each stored value is off by up to u|w| (uniform: rms u|w|/sqrt 3).
+    const double noise_f = std::sqrt((ui * ui * norms[rj.t][rj.i] + uj * uj * norms[rj.t][rj.j]) / 3.0);
+    // numpy.linalg.matrix_rank's own tolerance: sigma_max x max(M, N) x eps of the computation
+    // dtype (float32 unless both operands are F64).
+    const double eps = di == DType::F64 && dj == DType::F64 ? std::ldexp(1.0, -52) : std::ldexp(1.0, -23);
+    std::vector<double> sv, d;
+    double noise_sigma;
+    if (options.exact_rank) {
+      const auto& wi = whole[rj.t][rj.i];
+      const auto& wj = whole[rj.t][rj.j];
+      d.resize(n * n);
+      for (size_t e = 0; e < n * n; ++e) d[e] = (std::isfinite(wi[e]) && std::isfinite(wj[e])) ? wi[e] - wj[e] : 0.0;
+      sv = singular_values(d.data(), n, n);
+      noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
+    } else {
+      const double* si = &sketches[rj.t][rj.i * k * k];
+      const double* sj = &sketches[rj.t][rj.j * k * k];
+      d.resize(static_cast<size_t>(k) * k);
+      for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
+      sv = singular_values(d.data(), k, k);
+      noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
+    }
+    const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
+    double rank = 0;
+    for (double s : sv) rank += s > tol ? 1 : 0;
+    const size_t p = pair_index(rj.i, rj.j, n_models);
+    result.tensors[rj.t].rank[p] = rank;
+    result.tensors[rj.t].rank_tol[p] = tol;
+    result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
+  });
+
+  for (size_t t = 0; t < plan.size(); ++t) {
+    if (!plan[t].moments) continue;
+    result.tensors[t].moments.resize(n_models);
+    // models without the tensor: the default summary (has_stats 0)
+    for (size_t m = 0; m < n_models; ++m)
+      if (refs[t][m]) result.tensors[t].moments[m] = summarize(moments[t][m]);
+  }
+}
+
+}  // namespace mother
