@@ -4,7 +4,7 @@
 // method computed independently (benchmarks/reference_mother.py) on the same files.
 import * as path from 'node:path';
 
-import { packageRoot } from '../lib/native';
+import { packageRoot } from '../lib/core/binding';
 import { machine, table } from './common';
 import { PROTOCOL, readTruth, runSplit } from './protocol';
 

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { evaluate, recover } from '../lib';
-import type { Evaluation } from '../lib/evaluation';
-import { packageRoot } from '../lib/native';
+import type { Evaluation } from '../lib/method/evaluation';
+import { packageRoot } from '../lib/core/binding';
 
 export interface SplitProtocol {
   metric: 'rms' | 'rank';

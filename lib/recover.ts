@@ -1,15 +1,15 @@
 // Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
 // pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
 // the kurtosis direction and the minimum arborescence per family: the model graph.
-import { LayerFilter } from './alignment';
-import { BackendName, BackendUsed } from './backend';
-import { clusterFamilies } from './clustering';
-import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './direction';
-import { ModelFiles, resolveModel } from './discovery';
-import { MotherError } from './errors';
-import { evaluate as evaluateGraph, Evaluation } from './evaluation';
-import { inspectResolved, ModelHeader } from './inspect';
-import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './pairwise';
+import { LayerFilter } from './io/alignment';
+import { BackendName, BackendUsed } from './core/backend';
+import { clusterFamilies } from './method/clustering';
+import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { ModelFiles, resolveModel } from './io/discovery';
+import { MotherError } from './core/errors';
+import { evaluate as evaluateGraph, Evaluation } from './method/evaluation';
+import { inspectResolved, ModelHeader } from './io/inspect';
+import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './io/pairwise';
 
 export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
 

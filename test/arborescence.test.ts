@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import {
   Arborescence, minimumArborescence, minimumArborescenceMatrix, toFlatSquare, WeightedEdge,
-} from '../lib/arborescence';
+} from '../lib/method/arborescence';
 import { Rng } from './helpers/reference';
 import { expectInvalid } from './helpers/errors';
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { inspectModel, MotherError, scanModel } from '../lib';
-import { INPUT_ERROR_CODES } from '../lib/errors';
+import { INPUT_ERROR_CODES } from '../lib/core/errors';
 import { encode, safetensorsBytes } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
 

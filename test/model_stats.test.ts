@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { MotherError, scanModel } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { close, refStats, Rng } from './helpers/reference';
 import { decode, encode, FloatDtype, TensorSpec, writeLargeSafetensors, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { alignTensors, inspectModel, pairwiseStats } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { close, Rng } from './helpers/reference';
 import { decode, encode, FloatDtype, TensorSpec, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';

@@ -3,18 +3,18 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 
-import { INPUT_ERROR_CODES, MotherError } from '../errors';
-import { packageRoot } from '../native';
-import { scanModel } from '../model_stats';
-import { pairwiseStats, PairwiseStats } from '../pairwise';
-import { defaultHfCache, discoverHfCache, discoverModels } from '../discovery';
+import { INPUT_ERROR_CODES, MotherError } from '../core/errors';
+import { packageRoot } from '../core/binding';
+import { scanModel } from '../io/model_stats';
+import { pairwiseStats, PairwiseStats } from '../io/pairwise';
+import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
 import { evaluate, ModelGraph, recover } from '../recover';
-import { renderTree } from './render';
-import { GraphFormat, renderGraph } from '../render';
+import { renderTree } from '../output/tree';
+import { GraphFormat, renderGraph } from '../output/render';
 import { promises as fsp } from 'node:fs';
-import { simdPaths } from '../simd';
-import { BackendName, BackendUsed } from '../backend';
-import { num, table } from './format';
+import { simdPaths } from '../core/simd';
+import { BackendName, BackendUsed } from '../core/backend';
+import { num, table } from '../output/format';
 import { formatBytes, progressBar } from './progress';
 
 export const EXIT_OK = 0;

@@ -1,7 +1,7 @@
 // Headers only: the tensor table of a model without reading tensor data.
 import { ModelFiles, resolveModel } from './discovery';
-import { fromNative } from './errors';
-import { native } from './native';
+import { fromNative } from '../core/errors';
+import { native } from '../core/binding';
 
 export interface ModelHeader {
   model: string;

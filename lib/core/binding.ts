@@ -43,6 +43,19 @@ export interface RawPairwise {
   device?: string;
 }
 
+/** What the addon's gpuOpen reports about a GPU backend library and its device. */
+export interface GpuInfo {
+  library: string;
+  /** 'cuda', or 'emulator' for the CPU emulation of the kernels used by the tests. */
+  backend: string;
+  device: string;
+  computeCapability: string;
+  multiprocessors: number;
+  memoryBytes: number;
+  runtimeVersion: number;
+  driverVersion: number;
+}
+
 export interface RawNativeOptions {
   threads?: number;
   simd?: string;
@@ -68,7 +81,7 @@ export interface NativeAddon {
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
-  gpuOpen(library: string): Promise<import('./backend').GpuInfo>;
+  gpuOpen(library: string): Promise<GpuInfo>;
   pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
   pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
   plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
@@ -96,9 +109,8 @@ export function native(): NativeAddon {
   return cached;
 }
 
-/** The package root (the folder holding package.json), from src (lib/) or compiled (dist/lib/). */
+/** The package root (the folder holding package.json), from src (lib/core/) or compiled (dist/lib/core/). */
 export function packageRoot(): string {
-  const here = __dirname;
-  const up = path.basename(path.dirname(here)) === 'dist' ? '../..' : '..';
-  return path.resolve(here, up);
+  const lib = path.dirname(__dirname);
+  return path.basename(path.dirname(lib)) === 'dist' ? path.resolve(lib, '..', '..') : path.resolve(lib, '..');
 }

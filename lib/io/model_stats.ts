@@ -1,9 +1,9 @@
 // Stage 2 of the pipeline: per-model statistics. One streaming pass of the native engine over
 // every tensor of a model, off the event loop, with throttled progress and cancellation.
-import { BackendName, BackendUsed, resolveBackend } from './backend';
+import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';
-import { fromNative, MotherError } from './errors';
-import { native, RawScan } from './native';
+import { fromNative, MotherError } from '../core/errors';
+import { native, RawScan } from '../core/binding';
 
 export interface TensorStats {
   name: string;

@@ -1,6 +1,6 @@
 // Output formats of a model graph: DOT, Newick, Mermaid, SVG (Graphviz compiled to wasm, no
 // network, no native dependency) and a self-contained HTML report.
-import type { ModelGraph } from './recover';
+import type { ModelGraph } from '../recover';
 
 export type GraphFormat = 'json' | 'dot' | 'newick' | 'mermaid' | 'svg' | 'html';
 

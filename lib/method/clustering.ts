@@ -24,7 +24,7 @@
 // groups of mutually comparable models (same architecture), so incomparable models never share
 // a family. Labels are always 0-based and numbered by smallest member index (the family
 // containing model 0 is family 0, the family of the smallest model not in family 0 is 1, ...).
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
 import { FlatSquare, SquareMatrix, toFlatSquare } from './arborescence';
 
 /**

@@ -2,11 +2,11 @@
 // native engine streams all N models' tensors in cache-sized chunks and accumulates, per
 // tensor and per pair, sums of squared and absolute differences and the extreme differences.
 import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
-import { BackendName, BackendUsed, resolveBackend } from './backend';
+import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { ModelFiles, resolveModel } from './discovery';
-import { fromNative, MotherError } from './errors';
+import { fromNative, MotherError } from '../core/errors';
 import { inspectResolved, ModelHeader } from './inspect';
-import { native } from './native';
+import { native } from '../core/binding';
 
 export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
 

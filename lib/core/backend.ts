@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { fromNative, MotherError } from './errors';
-import { native, packageRoot } from './native';
+import { GpuInfo, native, packageRoot } from './binding';
+
+export type { GpuInfo };
 
 export type BackendName = 'auto' | 'cpu' | 'cuda';
 
@@ -20,18 +22,6 @@ export interface BackendUsed {
   library?: string;
   /** Why the CPU was used for 'auto' (no library, no driver, no device, ...). */
   reason?: string;
-}
-
-export interface GpuInfo {
-  library: string;
-  /** 'cuda', or 'emulator' for the CPU emulation of the kernels used by the tests. */
-  backend: string;
-  device: string;
-  computeCapability: string;
-  multiprocessors: number;
-  memoryBytes: number;
-  runtimeVersion: number;
-  driverVersion: number;
 }
 
 const BACKENDS: readonly BackendName[] = ['auto', 'cpu', 'cuda'];

@@ -32,7 +32,7 @@
 // of the input (including the input order of the edges). Reduced costs are floating-point
 // differences, so two alternatives whose true reduced costs are equal can differ by an ulp;
 // only exactly representable ties (e.g. integer weights) are guaranteed to follow the rule.
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
 
 /**
  * A square matrix: an array of rows (number[][], Float64Array[], ...) or a flat row-major

@@ -8,7 +8,7 @@
 //     table, maximising the number of models matched).
 // Families of the ground truth are the connected components of its forest (every model in the
 // node set, isolated ones as singleton families).
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
 
 /** A model identifier: a name or an index. 1 and '1' are different ids. */
 export type NodeId = string | number;

@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
 
 export interface ModelFiles {
   /** The path as given, resolved to an absolute path. */

@@ -6,7 +6,7 @@
 //     M[i][j] = D[i][j] + lambda * mean(off-diagonal D) * [i -> j goes against the trend]
 // with lambda = 0.3 by default and M[i][i] = +Infinity; the family's tree is the minimum
 // spanning arborescence of M, and its root is the recovered base model.
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
 import { FlatSquare, minimumArborescenceMatrix, SquareMatrix, toFlatSquare } from './arborescence';
 
 /** Direction of the kurtosis trend: 'finetune' (decreases parent -> child) or 'pretrain' (increases). */
