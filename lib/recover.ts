@@ -7,7 +7,7 @@ import { clusterFamilies } from './method/clustering';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
-import { evaluate as evaluateGraph, Evaluation } from './method/evaluation';
+import { Evaluation, scoreGraph } from './method/evaluation';
 import { inspectResolved, ModelHeader } from './io/inspect';
 import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './io/pairwise';
 
@@ -255,6 +255,6 @@ export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }
   if (truth.edges.length > 0 && edges.length === 0) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${truth.edges[0].join(', ')}, ...)`);
   }
-  const ev = evaluateGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
+  const ev = scoreGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
   return { ...ev, ignoredTruthEdges: truth.edges.length - edges.length };
 }

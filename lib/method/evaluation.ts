@@ -239,9 +239,10 @@ function components(n: number, pairs: [number, number][]): number[][] {
  * Scores a predicted Model Graph against the ground truth. The node set is `ids` when given
  * (every edge and family must use those ids; models absent from all edges count as singleton
  * families), otherwise every id that appears in the truth, the prediction's edges or its
- * families, in order of first appearance.
+ * families, in order of first appearance. (The public `evaluate` of lib/recover.ts scores a
+ * recovered ModelGraph with it.)
  */
-export function evaluate(predicted: PredictedGraph, truth: TruthGraph, ids?: readonly NodeId[]): Evaluation {
+export function scoreGraph(predicted: PredictedGraph, truth: TruthGraph, ids?: readonly NodeId[]): Evaluation {
   if (predicted === null || typeof predicted !== 'object') {
     throw new MotherError('ERR_INVALID_ARGUMENT', 'predicted must be an object { edges, families? }');
   }
