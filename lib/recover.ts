@@ -1,9 +1,9 @@
 // Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
 // pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
 // the kurtosis direction and the minimum arborescence per family: the model graph.
-import { LayerFilter } from './io/alignment';
 import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamilies } from './method/clustering';
+import { isSquare, LayerFilter, layerMatcher, TensorPredicate, UnionFind } from './method/matrix';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
@@ -88,14 +88,6 @@ export interface ModelGraph {
   backend: BackendUsed;
 }
 
-type Predicate = (name: string, shape: readonly number[]) => boolean;
-
-function matcher(f: LayerFilter | undefined): Predicate | undefined {
-  if (!f) return undefined;
-  if (f instanceof RegExp) return (name) => ((f.lastIndex = 0), f.test(name));
-  return (name, shape) => f(name, [...shape]);
-}
-
 function architectureOf(r: ModelFiles): string {
   const c = r.config ?? {};
   const archs = c['architectures'];
@@ -103,8 +95,6 @@ function architectureOf(r: ModelFiles): string {
   if (typeof c['model_type'] === 'string') return c['model_type'] as string;
   return 'unknown';
 }
-
-const isSquare = (shape: readonly number[]) => shape.length === 2 && shape[0] === shape[1] && shape[0] > 0;
 
 /** Recovers the model graph (a directed forest, parent -> child) of `models`. */
 export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
@@ -128,17 +118,17 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const archs = resolved.map(architectureOf);
-  const userKurtosis = matcher(options.kurtosisLayers);
-  const kuPredicates: Predicate[] = archs.map((a) =>
+  const userKurtosis = layerMatcher(options.kurtosisLayers);
+  const kuPredicates: TensorPredicate[] = archs.map((a) =>
     userKurtosis ? (name, shape) => isSquare(shape) && userKurtosis(name, shape) : defaultKurtosisLayers(a),
   );
   // default distance layers: the square 2-D tensors, or every tensor when no two models share one
   const squareCount = new Map<string, number>();
   for (const h of headers) for (const t of h.tensors) if (isSquare(t.shape)) squareCount.set(t.name, (squareCount.get(t.name) ?? 0) + 1);
   const sharedSquare = [...squareCount.values()].some((c) => c >= 2);
-  const userLayers = matcher(options.layers) ?? (() => true);
-  const distanceFilter: Predicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
-  const kurtosisAny: Predicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
+  const userLayers = layerMatcher(options.layers) ?? (() => true);
+  const distanceFilter: TensorPredicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
+  const kurtosisAny: TensorPredicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
 
   const n = inputs.length;
   const stats: PairwiseStats = await pairwiseResolved(resolved, headers, {
@@ -173,22 +163,12 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const C = metric === 'rank' ? D : agg.sumMeanAbs; // clustering distance (the paper's)
 
   // comparability groups: same architecture and a finite distance (components)
-  const group = new Array<number>(n).fill(-1);
-  let groups = 0;
-  for (let s = 0; s < n; s++) {
-    if (group[s] >= 0) continue;
-    const stack = [s];
-    group[s] = groups;
-    while (stack.length) {
-      const i = stack.pop()!;
-      for (let j = 0; j < n; j++)
-        if (group[j] < 0 && archs[j] === archs[i] && Number.isFinite(C[i * n + j]) && Number.isFinite(D[i * n + j])) {
-          group[j] = groups;
-          stack.push(j);
-        }
-    }
-    groups++;
-  }
+  const comparable = new UnionFind(n);
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++)
+      if (archs[j] === archs[i] && Number.isFinite(C[i * n + j]) && Number.isFinite(D[i * n + j])) comparable.union(i, j);
+  const group = comparable.labels();
+  const groups = group.reduce((a, b) => Math.max(a, b + 1), 0);
   let families: number[][];
   if (n === 0) families = [];
   else if (familiesOpt !== 'auto' && groups === 1) {

@@ -7,6 +7,7 @@ import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
 import { inspectResolved, ModelHeader } from './inspect';
 import { native } from '../core/binding';
+import { isSquare, layerMatcher, pairIndex, squareFromPairs } from '../method/matrix';
 
 export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
 
@@ -104,22 +105,13 @@ export interface PairwiseStats {
   backend: BackendUsed;
 }
 
-function upperIndex(i: number, j: number, n: number): number {
-  return (i * (2 * n - i - 1)) / 2 + (j - i - 1);
-}
-
 type RawLayer = {
   sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
   rank?: Float64Array; rankTol?: Float64Array; moments?: Float64Array;
 };
 
 function symmetric(upper: Float64Array, n: number, diagonal: number): Float64Array {
-  const out = new Float64Array(n * n).fill(NaN);
-  for (let i = 0; i < n; i++) {
-    out[i * n + i] = diagonal;
-    for (let j = i + 1; j < n; j++) out[i * n + j] = out[j * n + i] = upper[upperIndex(i, j, n)];
-  }
-  return out;
+  return squareFromPairs(n, diagonal, (i, j) => upper[pairIndex(n, i, j)]);
 }
 
 function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistances {
@@ -130,7 +122,7 @@ function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistance
     meanAbs[i * n + i] = 0;
     maxDiff[i * n + i] = 0;
     for (let j = i + 1; j < n; j++) {
-      const p = upperIndex(i, j, n);
+      const p = pairIndex(n, i, j);
       const c = raw.count[p];
       count[i * n + j] = count[j * n + i] = c;
       skipped[i * n + j] = skipped[j * n + i] = raw.skipped[p];
@@ -234,20 +226,14 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
   const k = rankOpts.k ?? 64;
   if (!Number.isInteger(k) || k < 1 || k > 1024) throw new MotherError('ERR_INVALID_ARGUMENT', `rank.k must be an integer from 1 to 1024, got ${k}`);
   const wantRank = metrics.includes('rank');
+  const rankLayers = layerMatcher(rankOpts.layers) ?? (() => true);
   const sketch = tensors.map((t) => {
     if (!wantRank) return false;
     const shapes = t.shapes.filter((s, m) => s && t.rows[m] >= 0) as number[][];
-    const square = shapes.every((s) => s.length === 2 && s[0] === s[1]);
-    if (!square) return false;
-    const f = rankOpts.layers;
-    return !f || (f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shapes[0]));
+    return shapes.every(isSquare) && rankLayers(t.name, shapes[0]);
   });
-  const momentsOf = tensors.map((t) => {
-    const f = options.moments;
-    if (!f) return false;
-    const shape = t.shapes.find((s) => s) ?? [];
-    return f instanceof RegExp ? ((f.lastIndex = 0), f.test(t.name)) : f(t.name, shape);
-  });
+  const momentsLayers = layerMatcher(options.moments);
+  const momentsOf = tensors.map((t) => momentsLayers !== undefined && momentsLayers(t.name, t.shapes.find((s) => s) ?? []));
   const device = rankOpts.exact === true && wantRank
     ? { native: { backend: 'cpu' as const }, used: { requested: options.backend ?? 'auto', used: 'cpu' as const, reason: 'exact rank runs on the CPU' } }
     : await resolveBackend(options.backend);

@@ -25,7 +25,7 @@
 // a family. Labels are always 0-based and numbered by smallest member index (the family
 // containing model 0 is family 0, the family of the smallest model not in family 0 is 1, ...).
 import { MotherError } from '../core/errors';
-import { FlatSquare, SquareMatrix, toFlatSquare } from './arborescence';
+import { FlatSquare, pairIndex, pairRowOffset, relabel, SquareMatrix, toFlatSquare, UnionFind } from './matrix';
 
 /**
  * A hierarchical clustering in scipy's linkage-matrix format: n - 1 rows
@@ -40,10 +40,7 @@ export interface Linkage {
 }
 
 /** Index of pair (i, j), i != j, in a condensed (upper-triangle, row-major) distance vector. */
-export function condensedIndex(n: number, i: number, j: number): number {
-  if (i > j) { const t = i; i = j; j = t; }
-  return n * i - (i * (i + 1)) / 2 + (j - i - 1);
-}
+export const condensedIndex = pairIndex;
 
 /**
  * The condensed distance vector of a square distance matrix (upper triangle, row-major, as
@@ -127,7 +124,7 @@ export function wardLinkage(condensed: ArrayLike<number>, n: number): Linkage {
   const { sqrt } = Math;
   // Row i of the upper triangle starts at rowStart[i] (entry (i, i + 1)).
   const rowStart = new Float64Array(n);
-  for (let i = 0; i < n; i++) rowStart[i] = n * i - (i * (i + 1)) / 2 - i - 1;
+  for (let i = 0; i < n; i++) rowStart[i] = pairRowOffset(n, i);
   const at = (i: number, j: number): number => (i < j ? rowStart[i] + j : rowStart[j] + i);
 
   let y = 0;
@@ -186,23 +183,16 @@ export function wardLinkage(condensed: ArrayLike<number>, n: number): Linkage {
   order.sort((a, b) => (mh[a] < mh[b] ? -1 : mh[a] > mh[b] ? 1 : a - b));
 
   // Relabel with a union-find over the 2n - 1 cluster ids, exactly as scipy's label().
-  const parent = new Int32Array(2 * n - 1);
-  for (let i = 0; i < parent.length; i++) parent[i] = i;
+  const uf = new UnionFind(2 * n - 1);
   const csize = new Int32Array(2 * n - 1).fill(1);
-  const find = (v: number): number => {
-    let root = v;
-    while (parent[root] !== root) root = parent[root];
-    while (parent[v] !== root) { const p = parent[v]; parent[v] = root; v = p; }
-    return root;
-  };
   const Z = new Float64Array(rows * 4);
   for (let r = 0; r < rows; r++) {
     const o = order[r];
-    const a = find(mx[o]);
-    const b = find(my[o]);
+    const a = uf.find(mx[o]);
+    const b = uf.find(my[o]);
     const label = n + r;
-    parent[a] = label;
-    parent[b] = label;
+    uf.attach(a, label);
+    uf.attach(b, label);
     csize[label] = csize[a] + csize[b];
     Z[4 * r] = a < b ? a : b;
     Z[4 * r + 1] = a < b ? b : a;
@@ -253,32 +243,13 @@ function checkLinkage(linkage: Linkage): void {
  */
 function labelsFromRows(linkage: Linkage, keep: (row: number) => boolean): number[] {
   const { n, Z } = linkage;
-  const parent = new Int32Array(2 * n - 1);
-  for (let i = 0; i < parent.length; i++) parent[i] = i;
-  const find = (v: number): number => {
-    let root = v;
-    while (parent[root] !== root) root = parent[root];
-    while (parent[v] !== root) { const p = parent[v]; parent[v] = root; v = p; }
-    return root;
-  };
+  const uf = new UnionFind(2 * n - 1);
   for (let r = 0; r < n - 1; r++) {
     if (!keep(r)) continue;
-    parent[find(Z[4 * r])] = n + r;
-    parent[find(Z[4 * r + 1])] = n + r;
+    uf.attach(uf.find(Z[4 * r]), n + r);
+    uf.attach(uf.find(Z[4 * r + 1]), n + r);
   }
-  return relabel(Array.from({ length: n }, (_, i) => find(i)));
-}
-
-/** Renumbers arbitrary cluster keys 0, 1, ... in order of first appearance. */
-function relabel(keys: ArrayLike<number>): number[] {
-  const map = new Map<number, number>();
-  const out = new Array<number>(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    let l = map.get(keys[i]);
-    if (l === undefined) { l = map.size; map.set(keys[i], l); }
-    out[i] = l;
-  }
-  return out;
+  return uf.labels(n);
 }
 
 /** For each row, the largest height in its subtree (scipy's get_max_dist_for_each_cluster). */

@@ -7,7 +7,8 @@
 // with lambda = 0.3 by default and M[i][i] = +Infinity; the family's tree is the minimum
 // spanning arborescence of M, and its root is the recovered base model.
 import { MotherError } from '../core/errors';
-import { FlatSquare, minimumArborescenceMatrix, SquareMatrix, toFlatSquare } from './arborescence';
+import { minimumArborescenceMatrix } from './arborescence';
+import { FlatSquare, isSquare, SquareMatrix, toFlatSquare } from './matrix';
 
 /** Direction of the kurtosis trend: 'finetune' (decreases parent -> child) or 'pretrain' (increases). */
 export type KurtosisMode = 'finetune' | 'pretrain';
@@ -302,13 +303,9 @@ export const VIT_KURTOSIS_PATTERN = 'attention.output.dense';
 /** Name substring of the Llama attention output projection. */
 export const LLAMA_KURTOSIS_PATTERN = 'self_attn.o_proj';
 
-function isSquareMatrix(shape: readonly number[]): boolean {
-  return Array.isArray(shape) && shape.length === 2 && shape[0] === shape[1] && shape[0] > 0;
-}
-
 function makePredicate(pattern: string | null, description: string): LayerPredicate {
   const fn = (name: string, shape: readonly number[]): boolean =>
-    isSquareMatrix(shape) && (pattern === null || (typeof name === 'string' && name.includes(pattern)));
+    isSquare(shape) && (pattern === null || (typeof name === 'string' && name.includes(pattern)));
   return Object.assign(fn, { description, pattern });
 }
 

@@ -9,6 +9,7 @@
 // Families of the ground truth are the connected components of its forest (every model in the
 // node set, isolated ones as singleton families).
 import { MotherError } from '../core/errors';
+import { UnionFind } from './matrix';
 
 /** A model identifier: a name or an index. 1 and '1' are different ids. */
 export type NodeId = string | number;
@@ -213,26 +214,9 @@ function readEdges(edges: readonly Edge[], what: string, index: Map<NodeId, numb
 
 /** Connected components (as index lists in node order) of an undirected view of the edges. */
 function components(n: number, pairs: [number, number][]): number[][] {
-  const uf = new Int32Array(n);
-  for (let i = 0; i < n; i++) uf[i] = i;
-  const find = (x: number): number => {
-    while (uf[x] !== x) { uf[x] = uf[uf[x]]; x = uf[x]; }
-    return x;
-  };
-  for (const [a, b] of pairs) {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra !== rb) uf[ra < rb ? rb : ra] = ra < rb ? ra : rb;
-  }
-  const byRoot = new Map<number, number[]>();
-  const out: number[][] = [];
-  for (let i = 0; i < n; i++) {
-    const r = find(i);
-    let list = byRoot.get(r);
-    if (!list) { list = []; byRoot.set(r, list); out.push(list); }
-    list.push(i);
-  }
-  return out;
+  const uf = new UnionFind(n);
+  for (const [a, b] of pairs) uf.union(a, b);
+  return uf.sets();
 }
 
 /**
