@@ -2,6 +2,8 @@
 // goes through the typed wrappers built on top of this file.
 import * as path from 'node:path';
 
+import { MotherError } from './errors';
+
 export interface RawProgress {
   bytesDone: number;
   bytesTotal: number;
@@ -15,7 +17,7 @@ export interface RawScan {
   dtypes: string[];
   shapes: number[][];
   fileIndex: Uint32Array;
-  /** statFields float64 values per tensor, in the order of STAT_FIELDS */
+  /** per tensor, the float64 slots of summaryLayout() (read them with packedRecords) */
   stats: Float64Array;
   bytes: number;
   seconds: number;
@@ -33,7 +35,9 @@ export interface RawInspect {
 export interface RawPairwise {
   tensors: {
     sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
-    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array; moments?: Float64Array;
+    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
+    /** per model, the float64 slots of summaryLayout() (read them with packedRecords) */
+    moments?: Float64Array;
   }[];
   bytesRead: number[];
   seconds: number;
@@ -92,10 +96,61 @@ export interface NativeAddon {
   statFields: number;
 }
 
-/** Order of the per-tensor float64 slots in RawScan.stats and moments(). */
-export const STAT_FIELDS = [
+/**
+ * Names of the float64 summary slots of a tensor, in the addon's order: RawScan.stats (per
+ * tensor), RawPairwise moments (per model) and moments(). This is our own copy of the list
+ * until the addon exports it (`layouts.summary`); summaryLayout() is the one place that reads it.
+ */
+export const SUMMARY_FIELDS = [
   'count', 'mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats',
 ] as const;
+export type SummaryField = (typeof SUMMARY_FIELDS)[number];
+/** The same list under its older name. */
+export const STAT_FIELDS = SUMMARY_FIELDS;
+
+/** A named layout of packed float64 slots: the slot of each field, and how many there are. */
+export interface SlotLayout<F extends string> {
+  readonly fields: readonly F[];
+  readonly width: number;
+  readonly index: Readonly<Record<F, number>>;
+}
+
+export function slotLayout<F extends string>(fields: readonly F[]): SlotLayout<F> {
+  const index = Object.fromEntries(fields.map((f, i) => [f, i])) as Record<F, number>;
+  return { fields, width: fields.length, index };
+}
+
+let summary: SlotLayout<SummaryField> | undefined;
+
+/** The layout of the summary slots (built once from SUMMARY_FIELDS). */
+export function summaryLayout(): SlotLayout<SummaryField> {
+  return (summary ??= slotLayout(SUMMARY_FIELDS));
+}
+
+/**
+ * Reads records packed one after another in `raw`: field f of record r. The stride is taken
+ * from the array (raw.length / records): it is the layout's width once the addon packs exactly
+ * the layout (house plan); until then the scan packs one reserved slot more and the pairwise
+ * moments stop before hasStats. Every field in `reads` must lie inside the stride.
+ */
+export function packedRecords<F extends string>(
+  raw: Float64Array,
+  records: number,
+  layout: SlotLayout<F>,
+  reads: readonly F[],
+  what: string,
+): (record: number, field: F) => number {
+  const stride = records > 0 ? raw.length / records : layout.width;
+  if (!Number.isInteger(stride)) {
+    throw new MotherError('ERR_INTERNAL', `${what}: ${raw.length} slots do not split into ${records} records`);
+  }
+  for (const f of reads) {
+    if (!(layout.index[f] < stride)) {
+      throw new MotherError('ERR_INTERNAL', `${what}: field ${f} is slot ${layout.index[f]} but the addon packs ${stride} slots per record`);
+    }
+  }
+  return (record, field) => raw[record * stride + layout.index[field]];
+}
 
 let cached: NativeAddon | undefined;
 

@@ -3,7 +3,7 @@
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
-import { native, RawScan } from '../core/binding';
+import { native, packedRecords, RawScan, summaryLayout } from '../core/binding';
 
 export interface TensorStats {
   name: string;
@@ -86,11 +86,14 @@ function validateOptions(o: ScanOptions): void {
   }
 }
 
+/** The summary slots a TensorStats reads. */
+const SCAN_READS = ['mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats'] as const;
+
 export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed): ModelStats {
-  const F = native().statFields;
+  const slot = packedRecords(raw.stats, raw.names.length, summaryLayout(), SCAN_READS, 'scan statistics');
   const tensors: TensorStats[] = raw.names.map((name, i) => {
-    const s = raw.stats.subarray(i * F, (i + 1) * F);
-    const has = s[11] === 1;
+    const has = slot(i, 'hasStats') === 1;
+    const stat = (f: (typeof SCAN_READS)[number]) => (has ? orNull(slot(i, f)) : null);
     const count = raw.shapes[i].reduce((a, b) => a * b, 1);
     return {
       name,
@@ -98,16 +101,16 @@ export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed)
       shape: raw.shapes[i],
       file: raw.files[raw.fileIndex[i]],
       count,
-      mean: has ? orNull(s[1]) : null,
-      std: has ? orNull(s[2]) : null,
-      skewness: has ? orNull(s[3]) : null,
-      kurtosis: has ? orNull(s[4]) : null,
-      min: has ? orNull(s[5]) : null,
-      max: has ? orNull(s[6]) : null,
-      l2: has ? orNull(s[7]) : null,
-      absMean: has ? orNull(s[8]) : null,
-      nan: has ? s[9] : null,
-      inf: has ? s[10] : null,
+      mean: stat('mean'),
+      std: stat('std'),
+      skewness: stat('skewness'),
+      kurtosis: stat('kurtosis'),
+      min: stat('min'),
+      max: stat('max'),
+      l2: stat('l2'),
+      absMean: stat('absMean'),
+      nan: has ? slot(i, 'nan') : null,
+      inf: has ? slot(i, 'inf') : null,
     };
   });
   return {

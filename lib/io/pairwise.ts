@@ -6,7 +6,7 @@ import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
 import { inspectResolved, ModelHeader } from './inspect';
-import { native } from '../core/binding';
+import { native, packedRecords, summaryLayout } from '../core/binding';
 import { isSquare, layerMatcher, pairIndex, squareFromPairs } from '../method/matrix';
 
 export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
@@ -69,6 +69,9 @@ export interface LayerDistances {
   /** per model (null where the model was left out): moments of its whole tensor, when asked */
   moments?: (TensorMoments | null)[];
 }
+
+/** The summary slots a TensorMoments reads. */
+const MOMENT_FIELDS = ['count', 'mean', 'std', 'skewness', 'kurtosis', 'nan', 'inf'] as const;
 
 export interface TensorMoments {
   count: number;
@@ -140,9 +143,9 @@ function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistance
     layer.rankTol = symmetric(raw.rankTol!, n, 0);
   }
   if (raw.moments) {
-    const mv = raw.moments;
+    const slot = packedRecords(raw.moments, n, summaryLayout(), MOMENT_FIELDS, `pairwise moments of ${t.name}`);
     layer.moments = t.rows.map((r, m) =>
-      r < 0 ? null : { count: mv[11 * m], mean: mv[11 * m + 1], std: mv[11 * m + 2], skewness: mv[11 * m + 3], kurtosis: mv[11 * m + 4], nan: mv[11 * m + 9], inf: mv[11 * m + 10] },
+      r < 0 ? null : { count: slot(m, 'count'), mean: slot(m, 'mean'), std: slot(m, 'std'), skewness: slot(m, 'skewness'), kurtosis: slot(m, 'kurtosis'), nan: slot(m, 'nan'), inf: slot(m, 'inf') },
     );
   }
   return layer;
