@@ -2,14 +2,14 @@
 // pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
 // the kurtosis direction and the minimum arborescence per family: the model graph.
 import { BackendName, BackendUsed } from './core/backend';
-import { clusterFamilies } from './method/clustering';
-import { isSquare, LayerFilter, layerMatcher, TensorPredicate, UnionFind } from './method/matrix';
+import { clusterFamiliesOfPairs } from './method/clustering';
+import { isSquare, LayerFilter, layerMatcher, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
 import { Evaluation, scoreGraph } from './method/evaluation';
 import { inspectResolved, ModelHeader } from './io/inspect';
-import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './io/pairwise';
+import { AGGREGATE_OF, aggregatePairs, PairMetric, pairwisePass, RankOptions } from './io/pairwise';
 
 export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
 
@@ -131,10 +131,12 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const kurtosisAny: TensorPredicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
 
   const n = inputs.length;
-  const stats: PairwiseStats = await pairwiseResolved(resolved, headers, {
+  // the distance within families and the clustering distance (the paper's: l1, or the rank)
+  const clusterMetric: PairMetric = metric === 'rank' ? 'rank' : 'l1';
+  const stats = await pairwisePass(resolved, headers, {
     layers: (name, shape) => distanceFilter(name, shape) || kurtosisAny(name, shape),
     moments: kurtosisAny,
-    metrics: metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : ['rms', 'l1', 'maxdiff'],
+    metrics: [metric, clusterMetric],
     rank: { ...options.rank, layers: (name, shape) => distanceFilter(name, shape) && isSquare(shape) },
     threads: options.threads,
     simd: options.simd,
@@ -146,38 +148,37 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   // per-model kurtosis from the same read
   const kurtosis = inputs.map((_, m) =>
     summedKurtosis(
-      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: headers[m].tensors.find((t) => t.name === l.name)!.shape, kurtosis: l.moments![m]!.kurtosis })),
+      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: l.shapes[m]!, kurtosis: l.moments![m]!.kurtosis })),
       kuPredicates[m],
     ),
   );
   const ku = kurtosis.map((k) => (k.layers.length ? k.value : 0));
 
-  // distances over the distance layers only
-  const distLayers = stats.layers.filter((l) => {
-    const shape = headers.find((_, m) => l.rows[m] >= 0)!.tensors.find((t) => t.name === l.name)!.shape;
-    return distanceFilter(l.name, shape);
-  });
-  const agg = aggregate(distLayers, n);
-  const D = metric === 'rms' ? agg.meanRms : metric === 'l1' ? agg.sumMeanAbs : metric === 'maxdiff' ? agg.maxNormMaxDiff : agg.sumRank;
+  // distances over the distance layers only, one per pair
+  const distLayers = stats.layers.filter((l) => distanceFilter(l.name, l.shapes[l.rows.findIndex((r) => r >= 0)]!));
+  const agg = aggregatePairs(distLayers, n, [metric, clusterMetric]);
+  const D = agg[AGGREGATE_OF[metric]];
   if (!D) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
-  const C = metric === 'rank' ? D : agg.sumMeanAbs; // clustering distance (the paper's)
+  const C = agg[AGGREGATE_OF[clusterMetric]]!;
 
   // comparability groups: same architecture and a finite distance (components)
   const comparable = new UnionFind(n);
   for (let i = 0; i < n; i++)
-    for (let j = i + 1; j < n; j++)
-      if (archs[j] === archs[i] && Number.isFinite(C[i * n + j]) && Number.isFinite(D[i * n + j])) comparable.union(i, j);
+    for (let j = i + 1; j < n; j++) {
+      const p = pairIndex(n, i, j);
+      if (archs[j] === archs[i] && Number.isFinite(C[p]) && Number.isFinite(D[p])) comparable.union(i, j);
+    }
   const group = comparable.labels();
   const groups = group.reduce((a, b) => Math.max(a, b + 1), 0);
   let families: number[][];
   if (n === 0) families = [];
   else if (familiesOpt !== 'auto' && groups === 1) {
-    families = clusterFamilies({ n, data: C }, { k: familiesOpt }).families;
+    families = clusterFamiliesOfPairs(C, n, { k: familiesOpt }).families;
   } else {
     if (familiesOpt !== 'auto' && groups !== 1) {
       throw new MotherError('ERR_INVALID_ARGUMENT', `families = ${familiesOpt} needs comparable models; these form ${groups} architecture groups (use 'auto')`);
     }
-    families = clusterFamilies({ n, data: C }, { groups: group }).families;
+    families = clusterFamiliesOfPairs(C, n, { groups: group }).families;
   }
 
   const edges: GraphEdge[] = [];
@@ -185,8 +186,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const familyReports: FamilyReport[] = [];
   for (const fam of families) {
     const m = fam.length;
-    const sub = new Float64Array(m * m);
-    for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) sub[a * m + b] = a === b ? 0 : D[fam[a] * n + fam[b]];
+    const sub = squareFromPairs(m, 0, (a, b) => D[pairIndex(n, fam[a], fam[b])]);
     const fr = recoverFamily({ n: m, data: sub }, fam.map((i) => ku[i]), { mode: direction, lambda });
     roots.push(inputs[fam[fr.root]].id);
     for (const e of fr.edges) {

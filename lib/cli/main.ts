@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { INPUT_ERROR_CODES, MotherError } from '../core/errors';
 import { packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
-import { pairwiseStats, PairwiseStats } from '../io/pairwise';
+import { AGGREGATE_OF, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
 import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
 import { evaluate, ModelGraph, recover } from '../recover';
 import { renderTree } from '../output/tree';
@@ -97,13 +97,6 @@ interface DistancesOpts {
   quiet?: boolean;
 }
 
-const METRIC_FIELD: Record<DistancesOpts['metric'], keyof PairwiseStats['aggregates']> = {
-  rms: 'meanRms',
-  l1: 'sumMeanAbs',
-  maxdiff: 'maxNormMaxDiff',
-  rank: 'sumRank',
-};
-
 /** Validates a --layers pattern (kept as the source string). */
 function parseRegex(v: string): string {
   try {
@@ -116,9 +109,9 @@ function parseRegex(v: string): string {
 
 async function distancesCommand(models: string[], opts: DistancesOpts, out: NodeJS.WritableStream): Promise<void> {
   const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
-  let r: PairwiseStats;
+  let r: PairwiseStats<PairMetric>;
   try {
-    r = await pairwiseStats(models, {
+    r = await pairwiseStats<PairMetric>(models, {
       layers: opts.layers ? new RegExp(opts.layers) : undefined,
       metrics: opts.metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : undefined,
       rank: { k: opts.rankK, exact: opts.exactRank },
@@ -130,7 +123,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
     bar.finish();
   }
   const n = r.n;
-  const m = r.aggregates[METRIC_FIELD[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
+  const m = r.aggregates[AGGREGATE_OF[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   if (opts.json) {
     const doc = {

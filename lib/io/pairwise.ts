@@ -1,15 +1,26 @@
 // Stage 3 of the pipeline: pairwise distances between models. Every model is read once; the
 // native engine streams all N models' tensors in cache-sized chunks and accumulates, per
 // tensor and per pair, sums of squared and absolute differences and the extreme differences.
-import { alignTensors, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
+//
+// Results stay in the addon's compact form, one value per unordered pair (pairIndex order,
+// method/matrix.ts), through the pass and the aggregation; only the public pairwiseStats result
+// is N x N (its per-layer matrices are filled in when first read).
+import { AlignedTensor, alignTensors, LayerFilter, SkippedTensor } from './alignment';
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
 import { inspectResolved, ModelHeader } from './inspect';
-import { native, packedRecords, summaryLayout } from '../core/binding';
-import { isSquare, layerMatcher, pairIndex, squareFromPairs } from '../method/matrix';
+import { native, packedRecords, RawPairwise, summaryLayout } from '../core/binding';
+import { isSquare, layerMatcher, pairCount, pairIndex, pairsFromSquare, squareFromPairs } from '../method/matrix';
 
 export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+
+/** The metrics whose aggregates pairwiseStats computes when none are named. */
+export const DEFAULT_METRICS = ['rms', 'l1', 'maxdiff'] as const;
+export type DefaultMetric = (typeof DEFAULT_METRICS)[number];
+
+/** The aggregate each metric gives. */
+export const AGGREGATE_OF = { rms: 'meanRms', l1: 'sumMeanAbs', maxdiff: 'maxNormMaxDiff', rank: 'sumRank' } as const;
 
 export interface RankOptions {
   /** Sketch size k (default 64): ranks up to about k - 8 are exact; ask for more for higher ranks. */
@@ -22,11 +33,12 @@ export interface RankOptions {
   layers?: LayerFilter;
 }
 
-export interface PairwiseOptions {
+export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   /** Which tensors to compare: a RegExp on the name, or a predicate on (name, shape). Default: all float tensors. */
   layers?: LayerFilter;
-  /** Distances are always computed; include 'rank' for the rank of differences (LoRA families). */
-  metrics?: PairMetric[];
+  /** The aggregates to compute (default rms, l1 and maxdiff). The per-layer distances are always
+   *  computed; 'rank' adds the rank of differences (LoRA families). */
+  metrics?: readonly M[];
   rank?: RankOptions;
   /** Tensors whose per-model moments (mean, std, skewness, kurtosis, ...) are computed in the
    *  same read (e.g. the kurtosis layers of the recovery). Default: none. */
@@ -84,22 +96,26 @@ export interface TensorMoments {
   inf: number;
 }
 
-export interface PairwiseStats {
+/** Aggregates over layers, N x N, 0 on the diagonal (each present when its metric was asked). */
+export interface Aggregates {
+  /** mean over layers of the per-layer RMS (full fine-tuning distance of the paper) */
+  meanRms: Float64Array;
+  /** sum over layers of mean |diff| (the paper's clustering distance) */
+  sumMeanAbs: Float64Array;
+  /** max over layers of the min-max-normalised max |diff| (the paper's first release) */
+  maxNormMaxDiff: Float64Array;
+  /** sum over ranked layers of rank(Wi - Wj) (LoRA distance); absent unless 'rank' was asked
+   *  and some compared tensor is square 2-D */
+  sumRank?: Float64Array;
+}
+
+export interface PairwiseStats<M extends PairMetric = DefaultMetric> {
   models: string[];
   n: number;
   layers: LayerDistances[];
   skipped: SkippedTensor[];
-  /** Aggregates over layers, N x N, 0 on the diagonal. */
-  aggregates: {
-    /** mean over layers of the per-layer RMS (full fine-tuning distance of the paper) */
-    meanRms: Float64Array;
-    /** sum over layers of mean |diff| (the paper's clustering distance) */
-    sumMeanAbs: Float64Array;
-    /** max over layers of the min-max-normalised max |diff| (the paper's first release) */
-    maxNormMaxDiff: Float64Array;
-    /** sum over ranked layers of rank(Wi - Wj) (LoRA distance); absent unless 'rank' was asked */
-    sumRank?: Float64Array;
-  };
+  /** Aggregates over layers, N x N, 0 on the diagonal: those of the metrics asked. */
+  aggregates: Pick<Aggregates, (typeof AGGREGATE_OF)[M]>;
   bytesRead: number[];
   seconds: number;
   simd: string;
@@ -108,39 +124,62 @@ export interface PairwiseStats {
   backend: BackendUsed;
 }
 
-type RawLayer = {
-  sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
-  rank?: Float64Array; rankTol?: Float64Array; moments?: Float64Array;
-};
-
-function symmetric(upper: Float64Array, n: number, diagonal: number): Float64Array {
-  return squareFromPairs(n, diagonal, (i, j) => upper[pairIndex(n, i, j)]);
+/** One compared tensor, one value per unordered pair i < j (pairIndex order). */
+export interface PairLayer {
+  name: string;
+  rows: number[];
+  rowElems: number;
+  resized: boolean;
+  /** Per model: the tensor's shape, or null when the model lacks it. */
+  shapes: (number[] | null)[];
+  count: Float64Array;
+  skipped: Float64Array;
+  /** NaN where the pair was not compared (count 0), as are meanAbs, maxDiff and minDiff. */
+  rms: Float64Array;
+  meanAbs: Float64Array;
+  /** max (Wi - Wj) */
+  maxDiff: Float64Array;
+  /** min (Wi - Wj) */
+  minDiff: Float64Array;
+  rank?: Float64Array;
+  rankTol?: Float64Array;
+  moments?: (TensorMoments | null)[];
 }
 
-function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistances {
-  const mk = (fill: number) => new Float64Array(n * n).fill(fill);
-  const rms = mk(NaN), meanAbs = mk(NaN), maxDiff = mk(NaN), count = mk(0), skipped = mk(0);
-  for (let i = 0; i < n; i++) {
-    rms[i * n + i] = 0;
-    meanAbs[i * n + i] = 0;
-    maxDiff[i * n + i] = 0;
-    for (let j = i + 1; j < n; j++) {
-      const p = pairIndex(n, i, j);
-      const c = raw.count[p];
-      count[i * n + j] = count[j * n + i] = c;
-      skipped[i * n + j] = skipped[j * n + i] = raw.skipped[p];
-      if (c > 0) {
-        rms[i * n + j] = rms[j * n + i] = Math.sqrt(raw.sumSq[p] / c);
-        meanAbs[i * n + j] = meanAbs[j * n + i] = raw.sumAbs[p] / c;
-        maxDiff[i * n + j] = raw.maxDiff[p];
-        maxDiff[j * n + i] = -raw.minDiff[p];
-      }
-    }
+/** The pass over N models, compact. */
+export interface PairPass {
+  models: string[];
+  n: number;
+  layers: PairLayer[];
+  skipped: SkippedTensor[];
+  bytesRead: number[];
+  seconds: number;
+  simd: string;
+  threads: number;
+  backend: BackendUsed;
+}
+
+/** Aggregates in pair form (one value per unordered pair), those asked. */
+export type PairAggregates = Partial<Record<(typeof AGGREGATE_OF)[PairMetric], Float64Array>>;
+
+function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: number): PairLayer {
+  const P = pairCount(n);
+  const rms = new Float64Array(P), meanAbs = new Float64Array(P), maxDiff = new Float64Array(P), minDiff = new Float64Array(P);
+  for (let p = 0; p < P; p++) {
+    const c = raw.count[p];
+    const compared = c > 0;
+    rms[p] = compared ? Math.sqrt(raw.sumSq[p] / c) : NaN;
+    meanAbs[p] = compared ? raw.sumAbs[p] / c : NaN;
+    maxDiff[p] = compared ? raw.maxDiff[p] : NaN;
+    minDiff[p] = compared ? raw.minDiff[p] : NaN;
   }
-  const layer: LayerDistances = { name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, rms, meanAbs, maxDiff, count, skipped };
+  const layer: PairLayer = {
+    name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, shapes: t.shapes,
+    count: raw.count, skipped: raw.skipped, rms, meanAbs, maxDiff, minDiff,
+  };
   if (raw.rank) {
-    layer.rank = symmetric(raw.rank, n, 0);
-    layer.rankTol = symmetric(raw.rankTol!, n, 0);
+    layer.rank = raw.rank;
+    layer.rankTol = raw.rankTol!;
   }
   if (raw.moments) {
     const slot = packedRecords(raw.moments, n, summaryLayout(), MOMENT_FIELDS, `pairwise moments of ${t.name}`);
@@ -151,68 +190,165 @@ function layerFromRaw(t: AlignedTensor, raw: RawLayer, n: number): LayerDistance
   return layer;
 }
 
-/** The aggregate distances the recovery uses, from per-layer distances. */
-export function aggregate(layers: LayerDistances[], n: number): PairwiseStats['aggregates'] {
-  const meanRms = new Float64Array(n * n);
-  const sumMeanAbs = new Float64Array(n * n);
-  const maxNormMaxDiff = new Float64Array(n * n);
-  const layersUsed = new Float64Array(n * n);
-  for (const l of layers) {
-    // per-layer max |diff|, min-max normalised over the compared off-diagonal pairs
-    let lo = Infinity, hi = -Infinity;
-    const maxAbs = new Float64Array(n * n).fill(NaN);
-    for (let i = 0; i < n; i++)
-      for (let j = i + 1; j < n; j++) {
-        if (!(l.count[i * n + j] > 0)) continue;
-        const v = Math.max(l.maxDiff[i * n + j], l.maxDiff[j * n + i]);
-        maxAbs[i * n + j] = maxAbs[j * n + i] = v;
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
-    for (let i = 0; i < n; i++)
-      for (let j = 0; j < n; j++) {
-        if (i === j || !(l.count[i * n + j] > 0)) continue;
-        const k = i * n + j;
-        meanRms[k] += l.rms[k];
-        layersUsed[k] += 1;
-        sumMeanAbs[k] += l.meanAbs[k];
-        const norm = hi > lo ? (maxAbs[k] - lo) / (hi - lo) : 0;
-        maxNormMaxDiff[k] = Math.max(maxNormMaxDiff[k], norm);
-      }
-  }
-  for (let k = 0; k < n * n; k++) {
-    const i = Math.floor(k / n);
-    if (i === k % n) continue;
-    if (layersUsed[k] > 0) meanRms[k] /= layersUsed[k];
-    else meanRms[k] = sumMeanAbs[k] = maxNormMaxDiff[k] = NaN; // nothing comparable
-  }
-  const ranked = layers.filter((l) => l.rank);
-  if (ranked.length === 0) return { meanRms, sumMeanAbs, maxNormMaxDiff };
-  const sumRank = new Float64Array(n * n);
-  const rankedPairs = new Float64Array(n * n);
-  for (const l of ranked)
-    for (let k = 0; k < n * n; k++) {
-      if (Number.isNaN(l.rank![k])) continue;
-      sumRank[k] += l.rank![k];
-      rankedPairs[k] += 1;
+/**
+ * The aggregates of `metrics` over `layers`, one value per unordered pair; NaN for pairs no
+ * layer compared (no layer ranked, for 'rank'). sumRank is left out when no layer is ranked.
+ */
+export function aggregatePairs(layers: readonly PairLayer[], n: number, metrics: readonly PairMetric[]): PairAggregates {
+  const P = pairCount(n);
+  const out: PairAggregates = {};
+  const want = (m: PairMetric) => metrics.includes(m);
+  if (want('rms') || want('l1') || want('maxdiff')) {
+    const layersUsed = new Float64Array(P);
+    for (const l of layers) for (let p = 0; p < P; p++) if (l.count[p] > 0) layersUsed[p] += 1;
+    const unused = (a: Float64Array) => {
+      for (let p = 0; p < P; p++) if (layersUsed[p] === 0) a[p] = NaN; // nothing comparable
+      return a;
+    };
+    if (want('rms')) {
+      const meanRms = new Float64Array(P);
+      for (const l of layers) for (let p = 0; p < P; p++) if (l.count[p] > 0) meanRms[p] += l.rms[p];
+      for (let p = 0; p < P; p++) if (layersUsed[p] > 0) meanRms[p] /= layersUsed[p];
+      out.meanRms = unused(meanRms);
     }
-  for (let k = 0; k < n * n; k++) if (Math.floor(k / n) !== k % n && rankedPairs[k] === 0) sumRank[k] = NaN;
-  return { meanRms, sumMeanAbs, maxNormMaxDiff, sumRank };
+    if (want('l1')) {
+      const sumMeanAbs = new Float64Array(P);
+      for (const l of layers) for (let p = 0; p < P; p++) if (l.count[p] > 0) sumMeanAbs[p] += l.meanAbs[p];
+      out.sumMeanAbs = unused(sumMeanAbs);
+    }
+    if (want('maxdiff')) {
+      // per layer max |diff|, min-max normalised over the compared pairs, then the max over layers
+      const maxNormMaxDiff = new Float64Array(P);
+      const maxAbs = new Float64Array(P);
+      for (const l of layers) {
+        let lo = Infinity, hi = -Infinity;
+        for (let p = 0; p < P; p++) {
+          if (!(l.count[p] > 0)) continue;
+          const v = Math.max(l.maxDiff[p], -l.minDiff[p]);
+          maxAbs[p] = v;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+        for (let p = 0; p < P; p++) {
+          if (!(l.count[p] > 0)) continue;
+          const norm = hi > lo ? (maxAbs[p] - lo) / (hi - lo) : 0;
+          maxNormMaxDiff[p] = Math.max(maxNormMaxDiff[p], norm);
+        }
+      }
+      out.maxNormMaxDiff = unused(maxNormMaxDiff);
+    }
+  }
+  if (want('rank')) {
+    const ranked = layers.filter((l) => l.rank);
+    if (ranked.length > 0) {
+      const sumRank = new Float64Array(P);
+      const rankedPairs = new Float64Array(P);
+      for (const l of ranked)
+        for (let p = 0; p < P; p++) {
+          if (Number.isNaN(l.rank![p])) continue;
+          sumRank[p] += l.rank![p];
+          rankedPairs[p] += 1;
+        }
+      for (let p = 0; p < P; p++) if (rankedPairs[p] === 0) sumRank[p] = NaN;
+      out.sumRank = sumRank;
+    }
+  }
+  return out;
+}
+
+/** An N x N matrix (0 on the diagonal) of one value per pair. */
+function square(values: Float64Array, n: number): Float64Array {
+  return squareFromPairs(n, 0, (i, j) => values[pairIndex(n, i, j)]);
+}
+
+/** The N x N aggregates of the public result. */
+function squareAggregates(agg: PairAggregates, n: number): Partial<Aggregates> {
+  const out: Partial<Aggregates> = {};
+  for (const name of Object.values(AGGREGATE_OF)) {
+    const v = agg[name];
+    if (v) out[name] = square(v, n);
+  }
+  return out;
+}
+
+/**
+ * The N x N form of a compact layer. Its matrices are made when first read (then kept): a
+ * caller that reads the aggregates only never pays for them. They are own enumerable
+ * properties, so the object compares, spreads and serialises like a plain one.
+ */
+function squareLayer(l: PairLayer, n: number): LayerDistances {
+  const at = (v: Float64Array) => (i: number, j: number) => v[pairIndex(n, i, j)];
+  const layer = { name: l.name, rows: l.rows, rowElems: l.rowElems, resized: l.resized } as LayerDistances;
+  const lazy: Partial<Record<keyof LayerDistances, () => unknown>> = {
+    rms: () => square(l.rms, n),
+    meanAbs: () => square(l.meanAbs, n),
+    maxDiff: () => squareFromPairs(n, 0, at(l.maxDiff), (i, j) => -l.minDiff[pairIndex(n, i, j)]),
+    count: () => square(l.count, n),
+    skipped: () => square(l.skipped, n),
+  };
+  if (l.rank) {
+    lazy.rank = () => square(l.rank!, n);
+    lazy.rankTol = () => square(l.rankTol!, n);
+  }
+  for (const [key, make] of Object.entries(lazy)) {
+    const settle = (value: unknown) => Object.defineProperty(layer, key, { value, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(layer, key, {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const value = make!();
+        settle(value);
+        return value;
+      },
+      set: settle,
+    });
+  }
+  if (l.moments) layer.moments = l.moments;
+  return layer;
+}
+
+/**
+ * The aggregates of every metric from N x N per-layer distances as pairwiseStats returns them
+ * (symmetric; the upper triangle is read, maxDiff[j][i] as minus the minimum difference).
+ */
+export function aggregate(layers: LayerDistances[], n: number): Aggregates {
+  const upper = (m: Float64Array) => pairsFromSquare(m, n);
+  const pairs = layers.map((l): PairLayer => ({
+    name: l.name, rows: l.rows, rowElems: l.rowElems, resized: l.resized, shapes: [],
+    count: upper(l.count), skipped: upper(l.skipped), rms: upper(l.rms), meanAbs: upper(l.meanAbs),
+    maxDiff: upper(l.maxDiff), minDiff: pairsFromSquare(l.maxDiff, n, true).map((v) => -v),
+    ...(l.rank ? { rank: upper(l.rank) } : {}),
+  }));
+  return squareAggregates(aggregatePairs(pairs, n, ['rms', 'l1', 'maxdiff', 'rank']), n) as Aggregates;
 }
 
 /**
  * Distances between every pair of `models` (paths, as accepted by scanModel), reading each
  * model's bytes once.
  */
-export async function pairwiseStats(models: string[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
+export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models: string[], options: PairwiseOptions<M> = {}): Promise<PairwiseStats<M>> {
   if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array of paths');
   const resolved = await Promise.all(models.map((m) => resolveModel(m)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
-  return pairwiseResolved(resolved, headers, options);
+  const pass = await pairwisePass(resolved, headers, options);
+  const { n } = pass;
+  const metrics: readonly PairMetric[] = options.metrics ?? DEFAULT_METRICS;
+  return {
+    models: pass.models,
+    n,
+    layers: pass.layers.map((l) => squareLayer(l, n)),
+    skipped: pass.skipped,
+    aggregates: squareAggregates(aggregatePairs(pass.layers, n, metrics), n) as PairwiseStats<M>['aggregates'],
+    bytesRead: pass.bytesRead,
+    seconds: pass.seconds,
+    simd: pass.simd,
+    threads: pass.threads,
+    backend: pass.backend,
+  };
 }
 
-/** pairwiseStats for models already resolved and inspected (the recovery reuses them). */
-export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHeader[], options: PairwiseOptions = {}): Promise<PairwiseStats> {
+/** The pass for models already resolved and inspected (the recovery reuses them): compact results, no aggregates. */
+export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[], options: PairwiseOptions = {}): Promise<PairPass> {
   if (options.chunkElems !== undefined && (!Number.isInteger(options.chunkElems) || options.chunkElems < 64 || options.chunkElems > 1 << 24)) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `chunkElems must be an integer between 64 and 2^24, got ${options.chunkElems}`);
   }
@@ -221,7 +357,7 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
   }
   const n = resolved.length;
   const { tensors, skipped } = alignTensors(headers, options.layers);
-  const metrics = options.metrics ?? ['rms', 'l1', 'maxdiff'];
+  const metrics = options.metrics ?? DEFAULT_METRICS;
   for (const m of metrics) {
     if (!['rms', 'l1', 'maxdiff', 'rank'].includes(m)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${m} (expected rms, l1, maxdiff or rank)`);
   }
@@ -260,13 +396,11 @@ export async function pairwiseResolved(resolved: ModelFiles[], headers: ModelHea
       const total = raw.bytesRead.reduce((a, b) => a + b, 0);
       options.onProgress({ bytesDone: total, bytesTotal: total });
     }
-    const layers = tensors.map((t, i) => layerFromRaw(t, raw.tensors[i], n));
     return {
       models: resolved.map((r) => r.path),
       n,
-      layers,
+      layers: tensors.map((t, i) => pairLayer(t, raw.tensors[i], n)),
       skipped,
-      aggregates: aggregate(layers, n),
       bytesRead: raw.bytesRead,
       seconds: raw.seconds,
       simd: raw.simd,

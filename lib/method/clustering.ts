@@ -25,7 +25,7 @@
 // a family. Labels are always 0-based and numbered by smallest member index (the family
 // containing model 0 is family 0, the family of the smallest model not in family 0 is 1, ...).
 import { MotherError } from '../core/errors';
-import { FlatSquare, pairIndex, pairRowOffset, relabel, SquareMatrix, toFlatSquare, UnionFind } from './matrix';
+import { FlatSquare, pairCount, pairIndex, pairRowOffset, relabel, SquareMatrix, toFlatSquare, UnionFind } from './matrix';
 
 /**
  * A hierarchical clustering in scipy's linkage-matrix format: n - 1 rows
@@ -82,18 +82,23 @@ function condensedFromFlat(flat: FlatSquare, indices?: ArrayLike<number>): Float
   return out;
 }
 
-function checkCondensed(condensed: ArrayLike<number>, n: number): void {
+function checkCondensedLength(condensed: ArrayLike<number>, n: number): void {
   if (!Number.isInteger(n) || n < 1) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `number of observations must be a positive integer, got ${n}`);
   }
   if (condensed === null || typeof condensed !== 'object' || typeof condensed.length !== 'number') {
     throw new MotherError('ERR_INVALID_ARGUMENT', 'condensed distances must be an array');
   }
-  const expected = (n * (n - 1)) / 2;
+  const expected = pairCount(n);
   if (condensed.length !== expected) {
     throw new MotherError('ERR_INVALID_ARGUMENT',
       `condensed distances for n = ${n} must have ${expected} entries, got ${condensed.length}`);
   }
+}
+
+function checkCondensed(condensed: ArrayLike<number>, n: number): void {
+  checkCondensedLength(condensed, n);
+  const expected = pairCount(n);
   for (let k = 0; k < expected; k++) {
     const x = condensed[k];
     if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
@@ -412,8 +417,31 @@ export interface FamilyClustering {
  */
 export function clusterFamilies(D: SquareMatrix, opts: ClusterFamiliesOptions = {}): FamilyClustering {
   const flat = toFlatSquare(D, 'distance matrix');
-  const { n } = flat;
-  if (n < 1) throw new MotherError('ERR_INVALID_ARGUMENT', 'distance matrix is empty');
+  if (flat.n < 1) throw new MotherError('ERR_INVALID_ARGUMENT', 'distance matrix is empty');
+  return clusterGroups(flat.n, opts, (members) => condensedFromFlat(flat, members));
+}
+
+/**
+ * clusterFamilies from one distance per unordered pair (the condensed order of pairIndex, as
+ * pairwise results and scipy's pdist give them). Pairs of different groups are not read.
+ */
+export function clusterFamiliesOfPairs(condensed: ArrayLike<number>, n: number, opts: ClusterFamiliesOptions = {}): FamilyClustering {
+  checkCondensedLength(condensed, n);
+  return clusterGroups(n, opts, (members) => {
+    const out = new Float64Array(pairCount(members.length));
+    let k = 0;
+    for (let a = 0; a < members.length; a++)
+      for (let b = a + 1; b < members.length; b++) {
+        const x = condensed[pairIndex(n, members[a], members[b])];
+        if (Number.isNaN(x)) throw new MotherError('ERR_INVALID_ARGUMENT', `distance of pair (${members[a]}, ${members[b]}) is NaN`);
+        out[k++] = x;
+      }
+    return out;
+  });
+}
+
+/** Ward within each comparability group, then the cut; condensedOf gives a group's distances. */
+function clusterGroups(n: number, opts: ClusterFamiliesOptions, condensedOf: (members: number[]) => Float64Array): FamilyClustering {
   const groupKeys = opts.groups;
   if (groupKeys !== undefined && groupKeys.length !== n) {
     throw new MotherError('ERR_INVALID_ARGUMENT',
@@ -437,7 +465,7 @@ export function clusterFamilies(D: SquareMatrix, opts: ClusterFamiliesOptions = 
   const groups: FamilyClustering['groups'] = [];
   let offset = 0;
   for (const [key, members] of byKey) {
-    const linkage = wardLinkage(condensedFromFlat(flat, members), members.length);
+    const linkage = wardLinkage(condensedOf(members), members.length);
     let labels: number[];
     let cut: FamilyCut | null = null;
     if (opts.k !== undefined) {

@@ -97,6 +97,14 @@ export function squareFromPairs(
   return out;
 }
 
+/** The values of an n x n row-major matrix, one per pair: [i][j] for i < j, or [j][i] with `lower`. */
+export function pairsFromSquare(data: ArrayLike<number>, n: number, lower = false): Float64Array {
+  const out = new Float64Array(pairCount(n));
+  let p = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out[p++] = lower ? data[j * n + i] : data[i * n + j];
+  return out;
+}
+
 // ---- union-find ---------------------------------------------------------------------------------
 
 /**
