@@ -4,14 +4,15 @@
 import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamiliesOfPairs } from './method/clustering';
 import { isSquare, LayerFilter, layerMatcher, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
-import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
+import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
 import { Evaluation, scoreGraph } from './method/evaluation';
 import { inspectResolved, ModelHeader } from './io/inspect';
-import { AGGREGATE_OF, aggregatePairs, PairMetric, pairwisePass, RankOptions } from './io/pairwise';
+import { AGGREGATE_OF, aggregatePairs, PAIR_METRICS, PairMetric, pairwisePass, RANK_OPTIONS, RankOptions } from './io/pairwise';
 
-export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+export type DistanceMetric = PairMetric;
 
 export interface RecoverOptions {
   /** Distance within families (default 'rms': full fine-tuning; 'rank' for LoRA families). */
@@ -96,24 +97,42 @@ function architectureOf(r: ModelFiles): string {
   return 'unknown';
 }
 
+/** The checks of RecoverOptions. */
+const RECOVER_OPTIONS = {
+  ...commonOptions,
+  metric: check.oneOf(PAIR_METRICS),
+  lambda: check.nonNegative,
+  direction: check.oneOf([...KURTOSIS_MODES, 'auto']),
+  families: (v: unknown, what: string) => {
+    if (v !== 'auto' && !(Number.isInteger(v) && (v as number) >= 1)) throw invalid("a positive integer or 'auto'", what, v);
+  },
+  layers: check.filter,
+  kurtosisLayers: check.filter,
+  rank: RANK_OPTIONS,
+};
+
+/** A model given to recover: a path, or an id and a path. */
+const modelInput = (v: unknown, what: string) => {
+  if (typeof v === 'string') return;
+  const m = v as ModelInput | null;
+  if (typeof m !== 'object' || m === null || typeof m.id !== 'string' || typeof m.path !== 'string') throw invalid('a path or { id, path }', what, v);
+};
+
 /** Recovers the model graph (a directed forest, parent -> child) of `models`. */
 export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
   const t0 = Date.now();
-  if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array');
+  check.list('an array of models (paths or { id, path })', modelInput)(models, 'models');
+  checkOptions(options, RECOVER_OPTIONS);
   const inputs: ModelInput[] = models.map((m) => (typeof m === 'string' ? { id: m, path: m } : m));
   const ids = new Set<string>();
   for (const m of inputs) {
-    if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `model id ${m.id} given twice`);
+    if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `expected distinct model ids for models, got ${shown(m.id)} twice`);
     ids.add(m.id);
   }
   const metric = options.metric ?? 'rms';
-  if (!['rms', 'l1', 'maxdiff', 'rank'].includes(metric)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${metric}`);
   const lambda = options.lambda ?? DEFAULT_LAMBDA;
   const direction = options.direction ?? 'finetune';
   const familiesOpt = options.families ?? 'auto';
-  if (familiesOpt !== 'auto' && (!Number.isInteger(familiesOpt) || familiesOpt < 1)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `families must be a positive integer or 'auto', got ${familiesOpt}`);
-  }
 
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));

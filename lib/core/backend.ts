@@ -24,7 +24,8 @@ export interface BackendUsed {
   reason?: string;
 }
 
-const BACKENDS: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
+/** The backend names an option, the CLI or MOTHER_BACKEND may give. */
+export const BACKENDS: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
 
 /** Checks a backend name (from an option, the CLI or MOTHER_BACKEND). */
 export function parseBackend(value: unknown, source = 'backend'): BackendName {

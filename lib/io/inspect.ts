@@ -1,6 +1,7 @@
 // Headers only: the tensor table of a model without reading tensor data.
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative } from '../core/errors';
+import { check } from '../core/validate';
 import { native } from '../core/binding';
 
 export interface ModelHeader {
@@ -11,6 +12,7 @@ export interface ModelHeader {
 
 /** Parses and validates the headers of the model at `modelPath`. */
 export async function inspectModel(modelPath: string): Promise<ModelHeader> {
+  check.path(modelPath, 'modelPath');
   return inspectResolved(await resolveModel(modelPath));
 }
 

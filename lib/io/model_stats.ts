@@ -3,6 +3,7 @@
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
+import { check, checkOptions, commonOptions } from '../core/validate';
 import { native, packedRecords, RawScan, summaryLayout } from '../core/binding';
 
 export interface TensorStats {
@@ -74,17 +75,8 @@ function orNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
-function validateOptions(o: ScanOptions): void {
-  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 0 || o.threads > 4096)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${o.threads}`);
-  }
-  if (o.chunkBytes !== undefined && (!Number.isInteger(o.chunkBytes) || o.chunkBytes < 4096 || o.chunkBytes > 2 ** 31)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `chunkBytes must be an integer between 4096 and 2^31, got ${o.chunkBytes}`);
-  }
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-    throw new MotherError('ERR_INVALID_ARGUMENT', 'onProgress must be a function');
-  }
-}
+/** The checks of ScanOptions. */
+const SCAN_OPTIONS = { ...commonOptions, chunkBytes: check.integer(4096, 2 ** 31, '2^31') };
 
 /** The summary slots a TensorStats reads. */
 const SCAN_READS = ['mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats'] as const;
@@ -124,7 +116,8 @@ export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed)
  * Runs on native threads; the event loop stays free.
  */
 export async function scanModel(modelPath: string, options: ScanOptions = {}): Promise<ModelStats> {
-  validateOptions(options);
+  check.path(modelPath, 'modelPath');
+  checkOptions(options, SCAN_OPTIONS);
   const resolved = await resolveModel(modelPath);
   const device = await resolveBackend(options.backend);
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'scan cancelled');

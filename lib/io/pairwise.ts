@@ -9,11 +9,14 @@ import { AlignedTensor, alignTensors, LayerFilter, SkippedTensor } from './align
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
+import { check, checkOptions, commonOptions } from '../core/validate';
 import { inspectResolved, ModelHeader } from './inspect';
 import { native, packedRecords, RawPairwise, summaryLayout } from '../core/binding';
 import { isSquare, layerMatcher, pairCount, pairIndex, pairsFromSquare, squareFromPairs } from '../method/matrix';
 
-export type PairMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+/** The distances between two models' tensors: their aggregates, and the rank of differences. */
+export const PAIR_METRICS = ['rms', 'l1', 'maxdiff', 'rank'] as const;
+export type PairMetric = (typeof PAIR_METRICS)[number];
 
 /** The metrics whose aggregates pairwiseStats computes when none are named. */
 export const DEFAULT_METRICS = ['rms', 'l1', 'maxdiff'] as const;
@@ -55,6 +58,25 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
   signal?: AbortSignal;
 }
+
+/** The checks of RankOptions (recover takes them too). */
+export const RANK_OPTIONS = check.object({
+  k: check.integer(1, 1024),
+  seed: check.integer(0, 2 ** 32 - 1, '2^32 - 1'),
+  exact: check.boolean,
+  layers: check.filter,
+});
+
+/** The checks of PairwiseOptions. */
+const PAIRWISE_OPTIONS = {
+  ...commonOptions,
+  layers: check.filter,
+  metrics: check.list(`an array of metrics (${PAIR_METRICS.join(', ')})`, check.oneOf(PAIR_METRICS)),
+  rank: RANK_OPTIONS,
+  moments: check.filter,
+  chunkElems: check.integer(64, 2 ** 24, '2^24'),
+  jobElems: check.integer(0, 2 ** 32 - 1, '2^32 - 1'),
+};
 
 /** N x N matrices are row-major Float64Arrays; entry [i * n + j]. */
 export interface LayerDistances {
@@ -327,7 +349,8 @@ export function aggregate(layers: LayerDistances[], n: number): Aggregates {
  * model's bytes once.
  */
 export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models: string[], options: PairwiseOptions<M> = {}): Promise<PairwiseStats<M>> {
-  if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array of paths');
+  check.list('an array of model paths', check.path)(models, 'models');
+  checkOptions(options, PAIRWISE_OPTIONS);
   const resolved = await Promise.all(models.map((m) => resolveModel(m)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const pass = await pairwisePass(resolved, headers, options);
@@ -347,23 +370,16 @@ export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models
   };
 }
 
-/** The pass for models already resolved and inspected (the recovery reuses them): compact results, no aggregates. */
+/**
+ * The pass for models already resolved and inspected (the recovery reuses them): compact
+ * results, no aggregates. The options are those pairwiseStats or recover checked.
+ */
 export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[], options: PairwiseOptions = {}): Promise<PairPass> {
-  if (options.chunkElems !== undefined && (!Number.isInteger(options.chunkElems) || options.chunkElems < 64 || options.chunkElems > 1 << 24)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `chunkElems must be an integer between 64 and 2^24, got ${options.chunkElems}`);
-  }
-  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 0 || options.threads > 4096)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${options.threads}`);
-  }
   const n = resolved.length;
   const { tensors, skipped } = alignTensors(headers, options.layers);
   const metrics = options.metrics ?? DEFAULT_METRICS;
-  for (const m of metrics) {
-    if (!['rms', 'l1', 'maxdiff', 'rank'].includes(m)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${m} (expected rms, l1, maxdiff or rank)`);
-  }
   const rankOpts = options.rank ?? {};
   const k = rankOpts.k ?? 64;
-  if (!Number.isInteger(k) || k < 1 || k > 1024) throw new MotherError('ERR_INVALID_ARGUMENT', `rank.k must be an integer from 1 to 1024, got ${k}`);
   const wantRank = metrics.includes('rank');
   const rankLayers = layerMatcher(rankOpts.layers) ?? (() => true);
   const sketch = tensors.map((t) => {

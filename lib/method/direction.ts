@@ -11,7 +11,8 @@ import { minimumArborescenceMatrix } from './arborescence';
 import { FlatSquare, isSquare, SquareMatrix, toFlatSquare } from './matrix';
 
 /** Direction of the kurtosis trend: 'finetune' (decreases parent -> child) or 'pretrain' (increases). */
-export type KurtosisMode = 'finetune' | 'pretrain';
+export const KURTOSIS_MODES = ['finetune', 'pretrain'] as const;
+export type KurtosisMode = (typeof KURTOSIS_MODES)[number];
 
 /** The paper's weight of the kurtosis penalty. */
 export const DEFAULT_LAMBDA = 0.3;

@@ -1,8 +1,10 @@
 // Output formats of a model graph: DOT, Newick, Mermaid, SVG (Graphviz compiled to wasm, no
 // network, no native dependency) and a self-contained HTML report.
+import { check } from '../core/validate';
 import type { ModelGraph } from '../recover';
 
-export type GraphFormat = 'json' | 'dot' | 'newick' | 'mermaid' | 'svg' | 'html';
+export const GRAPH_FORMATS = ['json', 'dot', 'newick', 'mermaid', 'svg', 'html'] as const;
+export type GraphFormat = (typeof GRAPH_FORMATS)[number];
 
 const fmt = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3));
 
@@ -104,6 +106,7 @@ ${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, fmt(f.co
 
 /** Renders the graph in `format` (JSON: the versioned model graph document). */
 export async function renderGraph(g: ModelGraph, format: GraphFormat): Promise<string> {
+  check.oneOf(GRAPH_FORMATS)(format, 'format');
   switch (format) {
     case 'json': return JSON.stringify(g, null, 2) + '\n';
     case 'dot': return toDot(g);
