@@ -1,4 +1,14 @@
-// Public library API.
+// Public library API. The pipeline, numbered the same way in every file header:
+//   stage 1, read: discovery (io/discovery.ts) and headers (io/inspect.ts);
+//   stage 2, per-model statistics (io/model_stats.ts; recover takes the kurtosis from the
+//            stage 3 read);
+//   stage 3, pairwise evidence: alignment (io/alignment.ts), distances and ranks (io/pairwise.ts);
+//   stage 4, families (method/clustering.ts);
+//   stage 5, direction and tree: edge costs (method/direction.ts), arborescence
+//            (method/arborescence.ts);
+// then evaluation (method/evaluation.ts, recover's evaluate) and output (output/, cli/).
+// recover.ts runs stages 1 to 5; core/ is under every stage; method/matrix.ts holds the
+// helpers of stages 3 to 5.
 export { resolveModel, discoverModels, discoverHfCache, defaultHfCache, ModelFiles, DiscoveredModel } from './io/discovery';
 export { MotherError, MotherErrorCode } from './core/errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './io/model_stats';

@@ -1,6 +1,7 @@
-// Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
-// pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
-// the kurtosis direction and the minimum arborescence per family: the model graph.
+// Stages 1 to 5 of the pipeline in one call: the headers (1), one read of every model that
+// gives the pairwise distances (3) and, from the same bytes, the per-model kurtosis (2); then
+// families (4: Ward, automatic cut or K) and, per family, the kurtosis direction and the
+// minimum arborescence (5): the model graph. `evaluate` scores it against a ground truth.
 import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamiliesOfPairs } from './method/clustering';
 import { isSquare, LayerFilter, layerMatcher, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';

@@ -1,5 +1,6 @@
-// The `mother` command line. Exit codes: 0 success, 2 usage error, 3 unreadable or invalid
-// input (the message names the file and the reason), 1 anything else.
+// The `mother` command line: stages 1 to 5 of the pipeline, evaluation and output. Exit codes:
+// 0 success, 2 usage error, 3 unreadable or invalid input (the message names the file and the
+// reason), 1 anything else.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 

@@ -1,6 +1,7 @@
-// Where the statistics run: the CPU (always there) or the optional CUDA backend, a separate
-// shared library (`npm run build:cuda`) that the addon opens with dlopen. CPU-only hosts never
-// need CUDA: with the library or the driver absent, 'auto' runs on the CPU and says why.
+// Under every stage of the pipeline (core): where the statistics and the pairwise pass run: the
+// CPU (always there) or the optional CUDA backend, a separate shared library
+// (`npm run build:cuda`) that the addon opens with dlopen. CPU-only hosts never need CUDA: with
+// the library or the driver absent, 'auto' runs on the CPU and says why.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

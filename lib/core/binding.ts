@@ -1,5 +1,6 @@
-// The compiled addon and its raw, untyped-at-the-boundary interface. Everything else in lib/
-// goes through the typed wrappers built on top of this file.
+// Under every stage of the pipeline (core): the compiled addon and its raw,
+// untyped-at-the-boundary interface. Everything else in lib/ goes through the typed wrappers
+// built on top of this file.
 import * as path from 'node:path';
 
 import { MotherError } from './errors';

@@ -1,3 +1,4 @@
+// Under every stage of the pipeline (core): the SIMD paths of the kernels.
 import { native } from './binding';
 
 /** The SIMD paths an option may name ('auto': the best this CPU runs); the addon knows which exist here. */

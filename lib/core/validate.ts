@@ -1,9 +1,10 @@
-// The checks of the public calls' arguments and options, written once, with one message shape:
-// "expected X for Y, got Z" (a MotherError with code ERR_INVALID_ARGUMENT). Each public call
-// checks what it is given at its entry, before any file is read; what it calls below trusts
-// it (the addon keeps only type guards). Each call's table of options lives next to its
-// options interface and is built from the checks here; the options several calls share
-// (threads, simd, backend, onProgress, signal) are defined here once.
+// Under every stage of the pipeline (core): the checks of the public calls' arguments and
+// options, written once, with one message shape: "expected X for Y, got Z" (a MotherError with
+// code ERR_INVALID_ARGUMENT). Each public call checks what it is given at its entry, before any
+// file is read; what it calls below trusts it (the addon keeps only type guards). Each call's
+// table of options lives next to its options interface and is built from the checks here; the
+// options several calls share (threads, simd, backend, onProgress, signal) are defined here
+// once.
 import { BACKENDS } from './backend';
 import { MotherError } from './errors';
 import { SIMD_NAMES } from './simd';

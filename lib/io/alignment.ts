@@ -1,7 +1,8 @@
-// Alignment of tensors across models, by name: which tensors can be compared between which
-// models, and on which rows. Equal shapes are compared fully; shapes that differ only in the
-// leading dimension (a resized vocabulary: 32000 vs 32016 rows) are compared on the rows both
-// have; any other mismatch is skipped and reported.
+// Stage 3 of the pipeline (pairwise evidence): alignment of tensors across models, by name:
+// which tensors can be compared between which models, and on which rows. Equal shapes are
+// compared fully; shapes that differ only in the leading dimension (a resized vocabulary: 32000
+// vs 32016 rows) are compared on the rows both have; any other mismatch is skipped and
+// reported.
 import { LayerFilter, layerMatcher } from '../method/matrix';
 import type { ModelHeader } from './inspect';
 

@@ -1,4 +1,5 @@
-// Model discovery: from a path the user gives to the weight files of one model.
+// Stage 1 of the pipeline (read): model discovery, from a path the user gives to the weight
+// files of one model.
 // Accepted: a Hugging Face model directory (config.json + model.safetensors, or shards with
 // model.safetensors.index.json), a diffusers component directory (diffusion_pytorch_model.*),
 // a bare .safetensors file, or a *.safetensors.index.json file.

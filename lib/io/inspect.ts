@@ -1,4 +1,5 @@
-// Headers only: the tensor table of a model without reading tensor data.
+// Stage 1 of the pipeline (read): the headers only, the tensor table of a model without
+// reading tensor data.
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative } from '../core/errors';
 import { check } from '../core/validate';

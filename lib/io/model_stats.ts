@@ -1,4 +1,4 @@
-// Stage 2 of the pipeline: per-model statistics. One streaming pass of the native engine over
+// Stage 2 of the pipeline (per-model statistics): one streaming pass of the native engine over
 // every tensor of a model, off the event loop, with throttled progress and cancellation.
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';

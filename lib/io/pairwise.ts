@@ -1,6 +1,7 @@
-// Stage 3 of the pipeline: pairwise distances between models. Every model is read once; the
-// native engine streams all N models' tensors in cache-sized chunks and accumulates, per
-// tensor and per pair, sums of squared and absolute differences and the extreme differences.
+// Stage 3 of the pipeline (pairwise evidence): distances and ranks of differences between
+// models. Every model is read once; the native engine streams all N models' tensors in
+// cache-sized chunks and accumulates, per tensor and per pair, sums of squared and absolute
+// differences and the extreme differences.
 //
 // Results stay in the addon's compact form, one value per unordered pair (pairIndex order,
 // method/matrix.ts), through the pass and the aggregation; only the public pairwiseStats result

@@ -1,3 +1,5 @@
+// Stage 5 of the pipeline (direction and tree): the tree of a family.
+//
 // Minimum spanning arborescence (directed minimum spanning tree): Chu-Liu/Edmonds in
 // O(E log V) with Tarjan's contraction scheme (Tarjan 1977, as corrected by Camerini, Fratta &
 // Maffioli 1979): one mergeable heap of incoming edges per (contracted) node, with lazy cost

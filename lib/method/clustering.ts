@@ -1,4 +1,5 @@
-// Stage 1 of recovery: clustering models into families (one family = one pre-training run).
+// Stage 4 of the pipeline (families): clustering models into families (one family = one
+// pre-training run).
 //
 // wardLinkage reproduces scipy.cluster.hierarchy.linkage(condensed, method='ward') exactly:
 // scipy (1.x) runs the nearest-neighbour-chain algorithm (`nn_chain` in _hierarchy.pyx) with

@@ -1,4 +1,5 @@
-// Stage 3 of recovery: edge directions from weight kurtosis, and the tree of one family.
+// Stage 5 of the pipeline (direction and tree): edge directions from weight kurtosis, and the
+// tree of one family.
 //
 // The method (MoTHer, Horwitz et al. 2024): fine-tuning ("specialisation") lowers the summed
 // excess kurtosis of the weights from parent to child, continued pre-training

@@ -1,4 +1,5 @@
-// Evaluation of a recovered Model Graph against a ground truth, with the paper's metrics:
+// After the pipeline (evaluation): a recovered Model Graph against a ground truth, with the
+// paper's metrics:
 //   - directed edge accuracy: correct directed edges / ground-truth edges (an edge counts only
 //     when both endpoints and the direction are right);
 //   - undirected edge accuracy: ground-truth edges recovered in either direction / ground-truth

@@ -1,8 +1,8 @@
-// Small shared pieces of the method and of the pairwise pass, each written once: square
-// matrices (validated, flat row-major), the one order of unordered pairs (the upper triangle,
-// row-major, as the addon returns pairwise results and scipy's condensed vectors hold them),
-// a union-find, the layer filter (RegExp or predicate) and the square 2-D shape test.
-// Depends on core/ only, so that io/ and method/ can both use it.
+// Helpers of stages 3 to 5 of the pipeline (the pairwise pass and the method), each written
+// once: square matrices (validated, flat row-major), the one order of unordered pairs (the
+// upper triangle, row-major, as the addon returns pairwise results and scipy's condensed
+// vectors hold them), a union-find, the layer filter (RegExp or predicate) and the square 2-D
+// shape test. Depends on core/ only, so that io/ and method/ can both use it.
 import { MotherError } from '../core/errors';
 
 /**

@@ -1,4 +1,4 @@
-// Plain-text tables for the terminal.
+// After the pipeline (output): numbers and plain-text tables for the terminal.
 
 /** Formats a statistic compactly: fixed for moderate magnitudes, exponent otherwise. */
 export function num(v: number | null, digits = 4): string {

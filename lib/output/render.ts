@@ -1,5 +1,6 @@
-// Output formats of a model graph: DOT, Newick, Mermaid, SVG (Graphviz compiled to wasm, no
-// network, no native dependency) and a self-contained HTML report.
+// After the pipeline (output): the formats of a model graph: DOT, Newick, Mermaid, SVG
+// (Graphviz compiled to wasm, no network, no native dependency) and a self-contained HTML
+// report.
 import { check } from '../core/validate';
 import type { ModelGraph } from '../recover';
 
