@@ -10,6 +10,11 @@ export function num(v: number | null, digits = 4): string {
   return v.toExponential(digits - 1);
 }
 
+/** A distance, confidence or kurtosis in the graph formats: 4 significant digits, '-' when absent or not finite. */
+export function graphNum(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3);
+}
+
 export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>

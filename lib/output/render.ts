@@ -3,11 +3,10 @@
 // report.
 import { check } from '../core/validate';
 import type { ModelGraph } from '../recover';
+import { graphNum as fmt } from './format';
 
 export const GRAPH_FORMATS = ['json', 'dot', 'newick', 'mermaid', 'svg', 'html'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
-
-const fmt = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3));
 
 function dotString(s: string): string {
   return '"' + s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') + '"';
