@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { packageRoot } from '../lib/core/binding';
 import { machine, table } from './common';
-import { PROTOCOL, readTruth, runSplit } from './protocol';
+import { PROTOCOL, readTruth, runSplit } from '../test/helpers/protocol';
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}`);
 
