@@ -111,7 +111,7 @@ function parseRegex(v: string): string {
 
 async function distancesCommand(models: string[], opts: DistancesOpts, out: NodeJS.WritableStream): Promise<void> {
   const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
-  let r: PairwiseStats<PairMetric>;
+  let r: PairwiseStats;
   try {
     r = await pairwiseStats<PairMetric>(models, {
       layers: opts.layers ? new RegExp(opts.layers) : undefined,

@@ -132,7 +132,8 @@ export interface Aggregates {
   sumRank?: Float64Array;
 }
 
-export interface PairwiseStats<M extends PairMetric = DefaultMetric> {
+/** The result of pairwiseStats for the metrics M (the bare name: any metrics). */
+export interface PairwiseStats<M extends PairMetric = PairMetric> {
   models: string[];
   n: number;
   layers: LayerDistances[];
