@@ -8,55 +8,39 @@ function header(tensors: T[]): ModelHeader {
   return { model: 'x', files: [], tensors: tensors.map((t) => ({ dtype: 'F32', ...t, file: 'f', offset: 0, bytes: 0 })) };
 }
 
+/** One tensor, 'w', with these shapes (and dtypes, default F32) in models 0, 1, ... */
+function alignOne(shapes: number[][], dtypes: string[] = []) {
+  return alignTensors(shapes.map((shape, m) => header([{ name: 'w', dtype: dtypes[m] ?? 'F32', shape }])));
+}
+
 describe('alignTensors', () => {
   test('equal shapes: compared fully on every model', () => {
-    const a = alignTensors([
-      header([{ name: 'w', shape: [4, 8] }]),
-      header([{ name: 'w', dtype: 'BF16', shape: [4, 8] }]),
-      header([{ name: 'w', dtype: 'F16', shape: [4, 8] }]),
-    ]);
+    const a = alignOne([[4, 8], [4, 8], [4, 8]], ['F32', 'BF16', 'F16']);
     expect(a.tensors).toEqual([{ name: 'w', rows: [4, 4, 4], rowElems: 8, shapes: [[4, 8], [4, 8], [4, 8]], resized: false }]);
     expect(a.skipped).toEqual([]);
   });
 
   test('a resized leading dimension (32000 vs 32016 rows) is compared on the rows each model has', () => {
-    const a = alignTensors([
-      header([{ name: 'embed', shape: [32000, 16] }]),
-      header([{ name: 'embed', shape: [32016, 16] }]),
-      header([{ name: 'embed', shape: [32000, 16] }]),
-    ]);
-    expect(a.tensors).toEqual([{ name: 'embed', rows: [32000, 32016, 32000], rowElems: 16, shapes: [[32000, 16], [32016, 16], [32000, 16]], resized: true }]);
+    const a = alignOne([[32000, 16], [32016, 16], [32000, 16]]);
+    expect(a.tensors).toEqual([{ name: 'w', rows: [32000, 32016, 32000], rowElems: 16, shapes: [[32000, 16], [32016, 16], [32000, 16]], resized: true }]);
     expect(a.skipped).toEqual([]);
   });
 
   test('a trailing-shape mismatch is skipped for that model, with the reason', () => {
-    const a = alignTensors([
-      header([{ name: 'w', shape: [4, 8] }]),
-      header([{ name: 'w', shape: [4, 8] }]),
-      header([{ name: 'w', shape: [4, 6] }]),
-    ]);
+    const a = alignOne([[4, 8], [4, 8], [4, 6]]);
     expect(a.tensors).toEqual([{ name: 'w', rows: [4, 4, -1], rowElems: 8, shapes: [[4, 8], [4, 8], [4, 6]], resized: false }]);
     expect(a.skipped).toEqual([{ name: 'w', model: 2, reason: 'shape [4,6] is not comparable (differs beyond the leading dimension)' }]);
   });
 
   test('the trailing shape most models share is the reference, not the first model\'s; ties go to the earliest model', () => {
-    const majority = alignTensors([
-      header([{ name: 'w', shape: [4, 6] }]),
-      header([{ name: 'w', shape: [5, 8] }]),
-      header([{ name: 'w', shape: [4, 8] }]),
-    ]);
+    const majority = alignOne([[4, 6], [5, 8], [4, 8]]);
     expect(majority.tensors[0]).toMatchObject({ rows: [-1, 5, 4], rowElems: 8, resized: true });
     expect(majority.skipped).toEqual([{ name: 'w', model: 0, reason: expect.stringMatching(/^shape \[4,6\] is not comparable/) }]);
-    const tie = alignTensors([
-      header([{ name: 'w', shape: [2, 3] }]),
-      header([{ name: 'w', shape: [2, 3] }]),
-      header([{ name: 'w', shape: [2, 5] }]),
-      header([{ name: 'w', shape: [2, 5] }]),
-    ]);
+    const tie = alignOne([[2, 3], [2, 3], [2, 5], [2, 5]]);
     expect(tie.tensors[0]).toMatchObject({ rows: [2, 2, -1, -1], rowElems: 3 });
     expect(tie.skipped.map((s) => s.model)).toEqual([2, 3]);
     // a different rank never matches, even with the same trailing elements
-    const rank = alignTensors([header([{ name: 'w', shape: [4, 8] }]), header([{ name: 'w', shape: [4, 8] }]), header([{ name: 'w', shape: [4, 8, 1] }])]);
+    const rank = alignOne([[4, 8], [4, 8], [4, 8, 1]]);
     expect(rank.tensors[0].rows).toEqual([4, 4, -1]);
   });
 
@@ -78,13 +62,13 @@ describe('alignTensors', () => {
     expect(a.tensors.map((t) => t.name)).toEqual(['w']);
     expect(a.skipped).toEqual([{ name: 'head', model: -1, reason: 'present in only one model' }]);
     // present in two models but comparable in one only: the model and the tensor are reported
-    const b = alignTensors([header([{ name: 'w', shape: [2, 2] }]), header([{ name: 'w', shape: [2, 3] }])]);
+    const b = alignOne([[2, 2], [2, 3]]);
     expect(b.tensors).toEqual([]);
     expect(b.skipped).toEqual([
       { name: 'w', model: 1, reason: expect.stringMatching(/not comparable/) },
       { name: 'w', model: -1, reason: 'present in only one model' },
     ]);
-    expect(alignTensors([header([{ name: 'w', shape: [2, 2] }])])).toEqual({ tensors: [], skipped: [] });
+    expect(alignOne([[2, 2]])).toEqual({ tensors: [], skipped: [] });
     expect(alignTensors([])).toEqual({ tensors: [], skipped: [] });
   });
 
