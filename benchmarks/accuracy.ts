@@ -4,9 +4,9 @@
 // method computed independently (benchmarks/reference_mother.py) on the same files.
 import * as path from 'node:path';
 
-import { packageRoot } from '../lib/native';
+import { packageRoot } from '../lib/core/binding';
 import { machine, table } from './common';
-import { PROTOCOL, readTruth, runSplit } from './protocol';
+import { PROTOCOL, readTruth, runSplit } from '../test/helpers/protocol';
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}`);
 

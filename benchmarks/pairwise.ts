@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 
 import { inspectModel, pairwiseStats } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { ensureWeightsFile, gbps, table } from './common';
 
 /** The benchmark family: n BF16 models of modelMiB each (written once under the data folder). */

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { native, packageRoot } from '../lib/native';
+import { native, packageRoot } from '../lib/core/binding';
 import { dataDir, table } from './common';
 
 interface Spec { name: string; shape: number[] }

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 import { pairwiseStats, resolveBackend, scanModel } from '../lib';
-import { native, packageRoot } from '../lib/native';
+import { native, packageRoot } from '../lib/core/binding';
 import { ensureWeightsFile, gbps, machine, median, table } from './common';
 import { benchPairwise, pairwiseModels } from './pairwise';
 import { benchPipeline } from './pipeline';

@@ -1,15 +1,25 @@
-// Public library API.
-export { resolveModel, discoverModels, discoverHfCache, defaultHfCache, ModelFiles, DiscoveredModel } from './discovery';
-export { MotherError, MotherErrorCode } from './errors';
-export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './model_stats';
-export { inspectModel, ModelHeader } from './inspect';
-export { simdPaths } from './simd';
-export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './backend';
-export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './alignment';
-export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './pairwise';
+// Public library API. The pipeline, numbered the same way in every file header:
+//   stage 1, read: discovery (io/discovery.ts) and headers (io/inspect.ts);
+//   stage 2, per-model statistics (io/model_stats.ts; recover takes the kurtosis from the
+//            stage 3 read);
+//   stage 3, pairwise evidence: alignment (io/alignment.ts), distances and ranks (io/pairwise.ts);
+//   stage 4, families (method/clustering.ts);
+//   stage 5, direction and tree: edge costs (method/direction.ts), arborescence
+//            (method/arborescence.ts);
+// then evaluation (method/evaluation.ts, recover's evaluate) and output (output/, cli/).
+// recover.ts runs stages 1 to 5; core/ is under every stage; method/matrix.ts holds the
+// helpers of stages 3 to 5.
+export { resolveModel, discoverModels, discoverHfCache, defaultHfCache, ModelFiles, DiscoveredModel } from './io/discovery';
+export { MotherError, MotherErrorCode } from './core/errors';
+export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './io/model_stats';
+export { inspectModel, ModelHeader } from './io/inspect';
+export { simdPaths } from './core/simd';
+export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './core/backend';
+export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './io/alignment';
+export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './io/pairwise';
 export { recover, evaluate, RecoverOptions, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric } from './recover';
-export { wardLinkage, cutTree, autoFamilies, clusterFamilies, Linkage } from './clustering';
-export { minimumArborescence, minimumArborescenceMatrix, Arborescence } from './arborescence';
-export { edgeCosts, recoverFamily, defaultKurtosisLayers, summedKurtosis, KurtosisMode } from './direction';
-export { Evaluation } from './evaluation';
-export { renderGraph, toDot, toNewick, toMermaid, toSvg, toHtml, GraphFormat } from './render';
+export { wardLinkage, cutTree, autoFamilies, clusterFamilies, Linkage } from './method/clustering';
+export { minimumArborescence, minimumArborescenceMatrix, Arborescence } from './method/arborescence';
+export { edgeCosts, recoverFamily, defaultKurtosisLayers, summedKurtosis, KurtosisMode } from './method/direction';
+export { Evaluation } from './method/evaluation';
+export { renderGraph, toDot, toNewick, toMermaid, toSvg, toHtml, GraphFormat } from './output/render';

@@ -1,17 +1,19 @@
-// Stages 4-5 of the pipeline, tied to the native engine: one read of every model gives the
-// pairwise distances and the per-model kurtosis; then families (Ward, automatic cut or K),
-// the kurtosis direction and the minimum arborescence per family: the model graph.
-import { LayerFilter } from './alignment';
-import { BackendName, BackendUsed } from './backend';
-import { clusterFamilies } from './clustering';
-import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KurtosisMode, recoverFamily, summedKurtosis } from './direction';
-import { ModelFiles, resolveModel } from './discovery';
-import { MotherError } from './errors';
-import { evaluate as evaluateGraph, Evaluation } from './evaluation';
-import { inspectResolved, ModelHeader } from './inspect';
-import { aggregate, pairwiseResolved, PairwiseStats, RankOptions } from './pairwise';
+// Stages 1 to 5 of the pipeline in one call: the headers (1), one read of every model that
+// gives the pairwise distances (3) and, from the same bytes, the per-model kurtosis (2); then
+// families (4: Ward, automatic cut or K) and, per family, the kurtosis direction and the
+// minimum arborescence (5): the model graph. `evaluate` scores it against a ground truth.
+import { BackendName, BackendUsed } from './core/backend';
+import { clusterFamiliesOfPairs } from './method/clustering';
+import { isSquare, LayerFilter, layerMatcher, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
+import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { ModelFiles, resolveModel } from './io/discovery';
+import { MotherError } from './core/errors';
+import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
+import { Evaluation, scoreGraph } from './method/evaluation';
+import { inspectResolved, ModelHeader } from './io/inspect';
+import { AGGREGATE_OF, aggregatePairs, PAIR_METRICS, PairMetric, pairwisePass, RANK_OPTIONS, RankOptions } from './io/pairwise';
 
-export type DistanceMetric = 'rms' | 'l1' | 'maxdiff' | 'rank';
+export type DistanceMetric = PairMetric;
 
 export interface RecoverOptions {
   /** Distance within families (default 'rms': full fine-tuning; 'rank' for LoRA families). */
@@ -88,14 +90,6 @@ export interface ModelGraph {
   backend: BackendUsed;
 }
 
-type Predicate = (name: string, shape: readonly number[]) => boolean;
-
-function matcher(f: LayerFilter | undefined): Predicate | undefined {
-  if (!f) return undefined;
-  if (f instanceof RegExp) return (name) => ((f.lastIndex = 0), f.test(name));
-  return (name, shape) => f(name, [...shape]);
-}
-
 function architectureOf(r: ModelFiles): string {
   const c = r.config ?? {};
   const archs = c['architectures'];
@@ -104,47 +98,65 @@ function architectureOf(r: ModelFiles): string {
   return 'unknown';
 }
 
-const isSquare = (shape: readonly number[]) => shape.length === 2 && shape[0] === shape[1] && shape[0] > 0;
+/** The checks of RecoverOptions. */
+const RECOVER_OPTIONS = {
+  ...commonOptions,
+  metric: check.oneOf(PAIR_METRICS),
+  lambda: check.nonNegative,
+  direction: check.oneOf([...KURTOSIS_MODES, 'auto']),
+  families: (v: unknown, what: string) => {
+    if (v !== 'auto' && !(Number.isInteger(v) && (v as number) >= 1)) throw invalid("a positive integer or 'auto'", what, v);
+  },
+  layers: check.filter,
+  kurtosisLayers: check.filter,
+  rank: RANK_OPTIONS,
+};
+
+/** A model given to recover: a path, or an id and a path. */
+const modelInput = (v: unknown, what: string) => {
+  if (typeof v === 'string') return;
+  const m = v as ModelInput | null;
+  if (typeof m !== 'object' || m === null || typeof m.id !== 'string' || typeof m.path !== 'string') throw invalid('a path or { id, path }', what, v);
+};
 
 /** Recovers the model graph (a directed forest, parent -> child) of `models`. */
 export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
   const t0 = Date.now();
-  if (!Array.isArray(models)) throw new MotherError('ERR_INVALID_ARGUMENT', 'models must be an array');
+  check.list('an array of models (paths or { id, path })', modelInput)(models, 'models');
+  checkOptions(options, RECOVER_OPTIONS);
   const inputs: ModelInput[] = models.map((m) => (typeof m === 'string' ? { id: m, path: m } : m));
   const ids = new Set<string>();
   for (const m of inputs) {
-    if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `model id ${m.id} given twice`);
+    if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `expected distinct model ids for models, got ${shown(m.id)} twice`);
     ids.add(m.id);
   }
   const metric = options.metric ?? 'rms';
-  if (!['rms', 'l1', 'maxdiff', 'rank'].includes(metric)) throw new MotherError('ERR_INVALID_ARGUMENT', `unknown metric ${metric}`);
   const lambda = options.lambda ?? DEFAULT_LAMBDA;
   const direction = options.direction ?? 'finetune';
   const familiesOpt = options.families ?? 'auto';
-  if (familiesOpt !== 'auto' && (!Number.isInteger(familiesOpt) || familiesOpt < 1)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `families must be a positive integer or 'auto', got ${familiesOpt}`);
-  }
 
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const archs = resolved.map(architectureOf);
-  const userKurtosis = matcher(options.kurtosisLayers);
-  const kuPredicates: Predicate[] = archs.map((a) =>
+  const userKurtosis = layerMatcher(options.kurtosisLayers);
+  const kuPredicates: TensorPredicate[] = archs.map((a) =>
     userKurtosis ? (name, shape) => isSquare(shape) && userKurtosis(name, shape) : defaultKurtosisLayers(a),
   );
   // default distance layers: the square 2-D tensors, or every tensor when no two models share one
   const squareCount = new Map<string, number>();
   for (const h of headers) for (const t of h.tensors) if (isSquare(t.shape)) squareCount.set(t.name, (squareCount.get(t.name) ?? 0) + 1);
   const sharedSquare = [...squareCount.values()].some((c) => c >= 2);
-  const userLayers = matcher(options.layers) ?? (() => true);
-  const distanceFilter: Predicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
-  const kurtosisAny: Predicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
+  const userLayers = layerMatcher(options.layers) ?? (() => true);
+  const distanceFilter: TensorPredicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
+  const kurtosisAny: TensorPredicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
 
   const n = inputs.length;
-  const stats: PairwiseStats = await pairwiseResolved(resolved, headers, {
+  // the distance within families and the clustering distance (the paper's: l1, or the rank)
+  const clusterMetric: PairMetric = metric === 'rank' ? 'rank' : 'l1';
+  const stats = await pairwisePass(resolved, headers, {
     layers: (name, shape) => distanceFilter(name, shape) || kurtosisAny(name, shape),
     moments: kurtosisAny,
-    metrics: metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : ['rms', 'l1', 'maxdiff'],
+    metrics: [metric, clusterMetric],
     rank: { ...options.rank, layers: (name, shape) => distanceFilter(name, shape) && isSquare(shape) },
     threads: options.threads,
     simd: options.simd,
@@ -156,48 +168,37 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   // per-model kurtosis from the same read
   const kurtosis = inputs.map((_, m) =>
     summedKurtosis(
-      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: headers[m].tensors.find((t) => t.name === l.name)!.shape, kurtosis: l.moments![m]!.kurtosis })),
+      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: l.shapes[m]!, kurtosis: l.moments![m]!.kurtosis })),
       kuPredicates[m],
     ),
   );
   const ku = kurtosis.map((k) => (k.layers.length ? k.value : 0));
 
-  // distances over the distance layers only
-  const distLayers = stats.layers.filter((l) => {
-    const shape = headers.find((_, m) => l.rows[m] >= 0)!.tensors.find((t) => t.name === l.name)!.shape;
-    return distanceFilter(l.name, shape);
-  });
-  const agg = aggregate(distLayers, n);
-  const D = metric === 'rms' ? agg.meanRms : metric === 'l1' ? agg.sumMeanAbs : metric === 'maxdiff' ? agg.maxNormMaxDiff : agg.sumRank;
+  // distances over the distance layers only, one per pair
+  const distLayers = stats.layers.filter((l) => distanceFilter(l.name, l.shapes[l.rows.findIndex((r) => r >= 0)]!));
+  const agg = aggregatePairs(distLayers, n, [metric, clusterMetric]);
+  const D = agg[AGGREGATE_OF[metric]];
   if (!D) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
-  const C = metric === 'rank' ? D : agg.sumMeanAbs; // clustering distance (the paper's)
+  const C = agg[AGGREGATE_OF[clusterMetric]]!;
 
   // comparability groups: same architecture and a finite distance (components)
-  const group = new Array<number>(n).fill(-1);
-  let groups = 0;
-  for (let s = 0; s < n; s++) {
-    if (group[s] >= 0) continue;
-    const stack = [s];
-    group[s] = groups;
-    while (stack.length) {
-      const i = stack.pop()!;
-      for (let j = 0; j < n; j++)
-        if (group[j] < 0 && archs[j] === archs[i] && Number.isFinite(C[i * n + j]) && Number.isFinite(D[i * n + j])) {
-          group[j] = groups;
-          stack.push(j);
-        }
+  const comparable = new UnionFind(n);
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) {
+      const p = pairIndex(n, i, j);
+      if (archs[j] === archs[i] && Number.isFinite(C[p]) && Number.isFinite(D[p])) comparable.union(i, j);
     }
-    groups++;
-  }
+  const group = comparable.labels();
+  const groups = group.reduce((a, b) => Math.max(a, b + 1), 0);
   let families: number[][];
   if (n === 0) families = [];
   else if (familiesOpt !== 'auto' && groups === 1) {
-    families = clusterFamilies({ n, data: C }, { k: familiesOpt }).families;
+    families = clusterFamiliesOfPairs(C, n, { k: familiesOpt }).families;
   } else {
     if (familiesOpt !== 'auto' && groups !== 1) {
       throw new MotherError('ERR_INVALID_ARGUMENT', `families = ${familiesOpt} needs comparable models; these form ${groups} architecture groups (use 'auto')`);
     }
-    families = clusterFamilies({ n, data: C }, { groups: group }).families;
+    families = clusterFamiliesOfPairs(C, n, { groups: group }).families;
   }
 
   const edges: GraphEdge[] = [];
@@ -205,8 +206,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const familyReports: FamilyReport[] = [];
   for (const fam of families) {
     const m = fam.length;
-    const sub = new Float64Array(m * m);
-    for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) sub[a * m + b] = a === b ? 0 : D[fam[a] * n + fam[b]];
+    const sub = squareFromPairs(m, 0, (a, b) => D[pairIndex(n, fam[a], fam[b])]);
     const fr = recoverFamily({ n: m, data: sub }, fam.map((i) => ku[i]), { mode: direction, lambda });
     roots.push(inputs[fam[fr.root]].id);
     for (const e of fr.edges) {
@@ -255,6 +255,6 @@ export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }
   if (truth.edges.length > 0 && edges.length === 0) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${truth.edges[0].join(', ')}, ...)`);
   }
-  const ev = evaluateGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
+  const ev = scoreGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
   return { ...ev, ignoredTruthEdges: truth.edges.length - edges.length };
 }

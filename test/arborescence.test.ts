@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Arborescence, minimumArborescence, minimumArborescenceMatrix, toFlatSquare, WeightedEdge,
-} from '../lib/arborescence';
+  Arborescence, minimumArborescence, minimumArborescenceMatrix, WeightedEdge,
+} from '../lib/method/arborescence';
+import { toFlatSquare } from '../lib/method/matrix';
 import { Rng } from './helpers/reference';
 import { expectInvalid } from './helpers/errors';
 

@@ -3,7 +3,7 @@ import * as path from 'path';
 import {
   autoFamilies, clusterFamilies, condensedFromSquare, condensedIndex, cutTree, familiesFromLabels,
   Linkage, linkageRows, wardLinkage,
-} from '../lib/clustering';
+} from '../lib/method/clustering';
 import { Rng } from './helpers/reference';
 import { expectInvalid } from './helpers/errors';
 

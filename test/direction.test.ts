@@ -1,8 +1,8 @@
-import { minimumArborescenceMatrix } from '../lib/arborescence';
+import { minimumArborescenceMatrix } from '../lib/method/arborescence';
 import {
   againstTrend, defaultKurtosisLayers, edgeCosts, KurtosisMode, LLAMA_KURTOSIS_PATTERN, meanOffDiagonal,
   recoverFamily, summedKurtosis, VIT_KURTOSIS_PATTERN,
-} from '../lib/direction';
+} from '../lib/method/direction';
 import { Rng } from './helpers/reference';
 import { expectInvalid } from './helpers/errors';
 

@@ -1,4 +1,4 @@
-import { Edge, edgesFromParents, evaluate, maxWeightAssignment, NodeId } from '../lib/evaluation';
+import { Edge, edgesFromParents, maxWeightAssignment, NodeId, scoreGraph as evaluate } from '../lib/method/evaluation';
 import { Rng } from './helpers/reference';
 import { expectInvalid } from './helpers/errors';
 

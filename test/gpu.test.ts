@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { gpuLibraryCandidates, MotherError, pairwiseStats, recover, resolveBackend, scanModel } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { close, refStats, Rng } from './helpers/reference';
 import { decode, encode, FLOAT_DTYPES, FloatDtype, TensorSpec, writeLargeSafetensors, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
@@ -39,7 +39,7 @@ function probeCuda(): { ok: boolean; library?: string; reason: string } {
   delete env.MOTHER_CUDA_LIBRARY;
   const library = gpuLibraryCandidates().find((c) => !c.includes('emulator') && fs.existsSync(c));
   if (!library) return { ok: false, reason: 'the CUDA backend is not built (npm run build:cuda)' };
-  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist/lib/native.js'))}).native().gpuOpen(${JSON.stringify(library)}).then(i => console.log(JSON.stringify(i)), e => { console.log(JSON.stringify({ error: e.message })); })`], { env, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist/lib/core/binding.js'))}).native().gpuOpen(${JSON.stringify(library)}).then(i => console.log(JSON.stringify(i)), e => { console.log(JSON.stringify({ error: e.message })); })`], { env, encoding: 'utf8' });
   try {
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     return out.error ? { ok: false, library, reason: out.error } : { ok: out.backend === 'cuda', library, reason: `${out.backend} ${out.device}` };

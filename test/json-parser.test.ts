@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { inspectModel, MotherError } from '../lib';
+import { rng } from './helpers/reference';
 import { tmpDir } from './helpers/tmp';
 
 function file(headerText: string, dataBytes = 0): Buffer {
@@ -14,17 +15,6 @@ function file(headerText: string, dataBytes = 0): Buffer {
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(h.length));
   return Buffer.concat([len, h, Buffer.alloc(dataBytes)]);
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A JSON string literal for `s`, with each character written one of several legal ways. */

@@ -1,6 +1,6 @@
 // The statistics kernels against an independent float64 reference (test/helpers/reference.ts),
 // for every dtype, every SIMD path this CPU has, and adversarial inputs.
-import { native, STAT_FIELDS } from '../lib/native';
+import { native, STAT_FIELDS } from '../lib/core/binding';
 import { decode, encode, FLOAT_DTYPES, FloatDtype } from './helpers/safetensors';
 import { close, refStats, RefStats, Rng } from './helpers/reference';
 

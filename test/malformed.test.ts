@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { inspectModel, MotherError, scanModel } from '../lib';
-import { INPUT_ERROR_CODES } from '../lib/errors';
+import { INPUT_ERROR_CODES } from '../lib/core/errors';
+import { rng } from './helpers/reference';
 import { encode, safetensorsBytes } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
 
@@ -258,18 +259,6 @@ describe('mother stats (the compiled CLI)', () => {
 });
 
 // ---- mutation run: nothing may crash or hang --------------------------------------------
-
-/** mulberry32: a small seeded PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('mutated inputs never crash or hang the reader', () => {
   const HANG_MS = 10000;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { MotherError, scanModel } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { close, refStats, Rng } from './helpers/reference';
 import { decode, encode, FloatDtype, TensorSpec, writeLargeSafetensors, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
@@ -196,8 +196,8 @@ describe('scanModel', () => {
   });
 
   test('invalid options are rejected with a message naming the option', async () => {
-    await expect(scanModel(tmp.dir, { threads: -1 })).rejects.toThrow(/threads must be/);
-    await expect(scanModel(tmp.dir, { chunkBytes: 10 })).rejects.toThrow(/chunkBytes must be/);
+    await expect(scanModel(tmp.dir, { threads: -1 })).rejects.toThrow(/for threads, got -1/);
+    await expect(scanModel(tmp.dir, { chunkBytes: 10 })).rejects.toThrow(/for chunkBytes, got 10/);
   });
 
   test('discovery: missing path, a folder without weights, an ambiguous folder', async () => {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { alignTensors, inspectModel, pairwiseStats } from '../lib';
-import { native } from '../lib/native';
+import { native } from '../lib/core/binding';
 import { close, Rng } from './helpers/reference';
 import { decode, encode, FloatDtype, TensorSpec, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
@@ -324,5 +324,60 @@ describe('pairwiseStats on trained models', () => {
           if (layer.maxDiff[k] !== r.mx || layer.maxDiff[j * n + i] !== -r.mn) failures.push(`${layer.name} (${i},${j}) max/min`);
         }
     expect(failures).toEqual([]);
+  });
+});
+
+describe('pairwiseStats metrics and result form', () => {
+  test('only the aggregates of the metrics asked are computed, equal to those of the default', async () => {
+    const paths = makeFamily(new Rng(19), 4).map((specs, m) => writeModel(path.join(tmp.dir, 'metrics', `m${m}`), specs).path);
+    const all = await pairwiseStats(paths);
+    expect(Object.keys(all.aggregates).sort()).toEqual(['maxNormMaxDiff', 'meanRms', 'sumMeanAbs']);
+    const rms = await pairwiseStats(paths, { metrics: ['rms'] });
+    expect(Object.keys(rms.aggregates)).toEqual(['meanRms']);
+    // @ts-expect-error: an aggregate not asked for is not in the result's type either
+    expect(rms.aggregates.sumMeanAbs).toBeUndefined();
+    expect(Array.from(rms.aggregates.meanRms)).toEqual(Array.from(all.aggregates.meanRms));
+    const l1 = await pairwiseStats(paths, { metrics: ['l1', 'maxdiff'] });
+    expect(Object.keys(l1.aggregates).sort()).toEqual(['maxNormMaxDiff', 'sumMeanAbs']);
+    expect(Array.from(l1.aggregates.maxNormMaxDiff)).toEqual(Array.from(all.aggregates.maxNormMaxDiff));
+    // the per-layer distances do not depend on the metrics asked
+    expect(rms.layers).toEqual(all.layers);
+  });
+
+  test('per-layer N x N matrices: symmetric where they should be, a plain object to spread and serialise', async () => {
+    const n = 3;
+    const paths = makeFamily(new Rng(20), n).map((specs, m) => writeModel(path.join(tmp.dir, 'form', `m${m}`), specs).path);
+    const got = await pairwiseStats(paths);
+    const layer = got.layers[0];
+    expect(Object.keys(layer)).toEqual(['name', 'rows', 'rowElems', 'resized', 'rms', 'meanAbs', 'maxDiff', 'count', 'skipped']);
+    for (let i = 0; i < n; i++) {
+      expect([layer.rms[i * n + i], layer.meanAbs[i * n + i], layer.maxDiff[i * n + i], layer.count[i * n + i]]).toEqual([0, 0, 0, 0]);
+      for (let j = 0; j < n; j++) {
+        expect(layer.rms[i * n + j]).toBe(layer.rms[j * n + i]);
+        expect(layer.count[i * n + j]).toBe(layer.count[j * n + i]);
+      }
+    }
+    const copy = { ...got.layers[1] };
+    expect(copy.rms).toBeInstanceOf(Float64Array);
+    expect(copy).toEqual(got.layers[1]);
+    const json = JSON.parse(JSON.stringify(got.layers[2]));
+    expect(json.rms['1']).toBe(got.layers[2].rms[1]);
+    got.layers[2].rms = new Float64Array(9); // writable like a plain property
+    expect(got.layers[2].rms[1]).toBe(0);
+  });
+
+  test('a 0 x 0 tensor gets no rank (it is not a square matrix to sketch)', async () => {
+    const dirs = [0, 1, 2].map((m) => {
+      const dir = path.join(tmp.dir, 'empty-square', `m${m}`);
+      fs.mkdirSync(dir, { recursive: true });
+      writeSafetensors(path.join(dir, 'model.safetensors'), [
+        { name: 'empty', dtype: 'F32', shape: [0, 0], data: new Uint8Array(0) },
+        { name: 'w', dtype: 'F32', shape: [2, 2], data: encode('F32', [m, 1, 2, 3]) },
+      ]);
+      return dir;
+    });
+    const got = await pairwiseStats(dirs, { metrics: ['rank'] });
+    expect(got.layers.map((l) => [l.name, l.rank !== undefined])).toEqual([['empty', false], ['w', true]]);
+    expect(got.aggregates.sumRank![0 * 3 + 1]).toBe(1);
   });
 });

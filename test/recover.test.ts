@@ -3,7 +3,7 @@
 // in an independent numpy/scipy/networkx computation on the same files.
 import * as path from 'node:path';
 
-import { PROTOCOL, readTruth, runSplit } from '../benchmarks/protocol';
+import { PROTOCOL, readTruth, runSplit } from './helpers/protocol';
 
 const ZOO = path.resolve(__dirname, '..', 'samples', 'zoo-small');
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { ModelGraph, recover, renderGraph, toDot, toMermaid, toNewick } from '../lib';
-import { newickLabel } from '../lib/render';
+import { newickLabel } from '../lib/output/render';
 import { tmpDir } from './helpers/tmp';
 
 const ZOO = path.resolve(__dirname, '..', 'samples', 'zoo-small');

@@ -1,20 +1,22 @@
-// The `mother` command line. Exit codes: 0 success, 2 usage error, 3 unreadable or invalid
-// input (the message names the file and the reason), 1 anything else.
+// The `mother` command line: stages 1 to 5 of the pipeline, evaluation and output. Exit codes:
+// 0 success, 2 usage error, 3 unreadable or invalid input (the message names the file and the
+// reason), 1 anything else.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 
-import { INPUT_ERROR_CODES, MotherError } from '../errors';
-import { packageRoot } from '../native';
-import { scanModel } from '../model_stats';
-import { pairwiseStats, PairwiseStats } from '../pairwise';
-import { defaultHfCache, discoverHfCache, discoverModels } from '../discovery';
+import { INPUT_ERROR_CODES, MotherError } from '../core/errors';
+import { packageRoot } from '../core/binding';
+import { scanModel } from '../io/model_stats';
+import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
+import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
 import { evaluate, ModelGraph, recover } from '../recover';
-import { renderTree } from './render';
-import { GraphFormat, renderGraph } from '../render';
+import { renderTree } from '../output/tree';
+import { GRAPH_FORMATS, GraphFormat, renderGraph } from '../output/render';
 import { promises as fsp } from 'node:fs';
-import { simdPaths } from '../simd';
-import { BackendName, BackendUsed } from '../backend';
-import { num, table } from './format';
+import { SIMD_NAMES, simdPaths } from '../core/simd';
+import { BACKENDS, BackendName, BackendUsed } from '../core/backend';
+import { KURTOSIS_MODES, KurtosisMode } from '../method/direction';
+import { num, table } from '../output/format';
 import { formatBytes, progressBar } from './progress';
 
 export const EXIT_OK = 0;
@@ -28,7 +30,7 @@ function deviceLabel(b: BackendUsed, simd?: string): string {
 }
 
 const backendOption = () =>
-  new Option('--backend <name>', 'where the kernels run: auto (the CUDA backend when it is built and finds a GPU, else the CPU), cpu or cuda (default: $MOTHER_BACKEND or auto)').choices(['auto', 'cpu', 'cuda']);
+  new Option('--backend <name>', 'where the kernels run: auto (the CUDA backend when it is built and finds a GPU, else the CPU), cpu or cuda (default: $MOTHER_BACKEND or auto)').choices(BACKENDS);
 
 function parseThreads(v: string): number {
   const n = Number(v);
@@ -87,7 +89,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
 }
 
 interface DistancesOpts {
-  metric: 'rms' | 'l1' | 'maxdiff' | 'rank';
+  metric: PairMetric;
   rankK?: number;
   exactRank?: boolean;
   backend?: BackendName;
@@ -96,13 +98,6 @@ interface DistancesOpts {
   threads?: number;
   quiet?: boolean;
 }
-
-const METRIC_FIELD: Record<DistancesOpts['metric'], keyof PairwiseStats['aggregates']> = {
-  rms: 'meanRms',
-  l1: 'sumMeanAbs',
-  maxdiff: 'maxNormMaxDiff',
-  rank: 'sumRank',
-};
 
 /** Validates a --layers pattern (kept as the source string). */
 function parseRegex(v: string): string {
@@ -118,7 +113,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
   const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
   let r: PairwiseStats;
   try {
-    r = await pairwiseStats(models, {
+    r = await pairwiseStats<PairMetric>(models, {
       layers: opts.layers ? new RegExp(opts.layers) : undefined,
       metrics: opts.metric === 'rank' ? ['rms', 'l1', 'maxdiff', 'rank'] : undefined,
       rank: { k: opts.rankK, exact: opts.exactRank },
@@ -130,7 +125,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
     bar.finish();
   }
   const n = r.n;
-  const m = r.aggregates[METRIC_FIELD[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
+  const m = r.aggregates[AGGREGATE_OF[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   if (opts.json) {
     const doc = {
@@ -162,9 +157,9 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
 }
 
 interface RecoverCliOpts {
-  metric: 'rms' | 'l1' | 'maxdiff' | 'rank';
+  metric: PairMetric;
   lambda: number;
-  direction: 'finetune' | 'pretrain' | 'auto';
+  direction: KurtosisMode | 'auto';
   families: string;
   layers?: string;
   kurtosisLayers?: string;
@@ -263,7 +258,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--json', 'print JSON instead of a table')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .addOption(backendOption())
-    .addOption(new Option('--simd <path>', 'force a SIMD path (default: best available, or $MOTHER_SIMD)').choices(['auto', 'scalar', 'avx2', 'avx512', 'neon']))
+    .addOption(new Option('--simd <path>', 'force a SIMD path (default: best available, or $MOTHER_SIMD)').choices(SIMD_NAMES))
     .option('-q, --quiet', 'no progress bar')
     .addHelpText(
       'after',
@@ -282,13 +277,13 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .description('recover the family tree (parent -> child) of the models found under the given paths')
     .argument('[paths...]', 'model directories, .safetensors files, diffusers pipelines, or folders holding several models')
     .option('--hf-cache [dir]', 'also the models in a Hugging Face hub cache (default $HF_HUB_CACHE or ~/.cache/huggingface/hub); ids are ORG/NAME')
-    .addOption(new Option('--metric <m>', 'distance within families: rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(['rms', 'l1', 'maxdiff', 'rank']).default('rms'))
+    .addOption(new Option('--metric <m>', 'distance within families: rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(PAIR_METRICS).default('rms'))
     .option('--lambda <x>', 'weight of the kurtosis penalty', (v: string) => {
       const x = Number(v);
       if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a non-negative number.');
       return x;
     }, 0.3)
-    .addOption(new Option('--direction <d>', 'kurtosis trend: finetune (falls parent -> child), pretrain (rises), auto (per family)').choices(['finetune', 'pretrain', 'auto']).default('finetune'))
+    .addOption(new Option('--direction <d>', 'kurtosis trend: finetune (falls parent -> child), pretrain (rises), auto (per family)').choices([...KURTOSIS_MODES, 'auto']).default('finetune'))
     .option('--families <k>', "number of families, or 'auto' (cut at the largest gap of the Ward merge heights)", (v: string) => {
       if (v === 'auto') return v;
       const k = Number(v);
@@ -298,7 +293,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per architecture)', parseRegex)
     .option('--json', 'print the model graph as JSON (version 1; same as --format json)')
-    .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', 'json', 'dot', 'newick', 'mermaid', 'svg', 'html']).default('text'))
+    .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]).default('text'))
     .option('--out <file>', 'write the output to a file')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
@@ -312,7 +307,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .command('distances')
     .description('pairwise distances between models, every model read once (per-layer RMS / L1 / max of weight differences)')
     .argument('<models...>', 'two or more models (directories, .safetensors files or shard indexes)')
-    .addOption(new Option('--metric <m>', 'aggregate to print: rms = mean over layers of RMS(Wi - Wj); l1 = sum over layers of mean |Wi - Wj|; maxdiff = max over layers of the min-max normalised max |Wi - Wj|; rank = sum over square 2-D layers of rank(Wi - Wj) (LoRA families)').choices(['rms', 'l1', 'maxdiff', 'rank']).default('rms'))
+    .addOption(new Option('--metric <m>', 'aggregate to print: rms = mean over layers of RMS(Wi - Wj); l1 = sum over layers of mean |Wi - Wj|; maxdiff = max over layers of the min-max normalised max |Wi - Wj|; rank = sum over square 2-D layers of rank(Wi - Wj) (LoRA families)').choices(PAIR_METRICS).default('rms'))
     .option('--rank-k <k>', 'sketch size for --metric rank (default 64; ranks up to about k - 8 are exact)', (v: string) => {
       const k = Number(v);
       if (!Number.isInteger(k) || k < 1 || k > 1024) throw new InvalidArgumentError('expected an integer from 1 to 1024.');

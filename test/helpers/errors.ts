@@ -1,4 +1,4 @@
-import { MotherError } from '../../lib/errors';
+import { MotherError } from '../../lib/core/errors';
 
 /** Asserts that fn throws a MotherError with code ERR_INVALID_ARGUMENT (and a matching message). */
 export function expectInvalid(fn: () => unknown, pattern?: RegExp): void {

@@ -7,6 +7,12 @@
 const { abs, sqrt, log, cos, imul, PI } = Math;
 const { isNaN: isNaNum, isFinite: isFin } = Number;
 
+/** Uniform numbers in [0, 1) as a function: the sequence of new Rng(seed).next(). */
+export function rng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
+
 export class Rng {
   private s: number;
   constructor(seed: number) {

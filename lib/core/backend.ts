@@ -1,11 +1,14 @@
-// Where the statistics run: the CPU (always there) or the optional CUDA backend, a separate
-// shared library (`npm run build:cuda`) that the addon opens with dlopen. CPU-only hosts never
-// need CUDA: with the library or the driver absent, 'auto' runs on the CPU and says why.
+// Under every stage of the pipeline (core): where the statistics and the pairwise pass run: the
+// CPU (always there) or the optional CUDA backend, a separate shared library
+// (`npm run build:cuda`) that the addon opens with dlopen. CPU-only hosts never need CUDA: with
+// the library or the driver absent, 'auto' runs on the CPU and says why.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { fromNative, MotherError } from './errors';
-import { native, packageRoot } from './native';
+import { GpuInfo, native, packageRoot } from './binding';
+
+export type { GpuInfo };
 
 export type BackendName = 'auto' | 'cpu' | 'cuda';
 
@@ -22,19 +25,8 @@ export interface BackendUsed {
   reason?: string;
 }
 
-export interface GpuInfo {
-  library: string;
-  /** 'cuda', or 'emulator' for the CPU emulation of the kernels used by the tests. */
-  backend: string;
-  device: string;
-  computeCapability: string;
-  multiprocessors: number;
-  memoryBytes: number;
-  runtimeVersion: number;
-  driverVersion: number;
-}
-
-const BACKENDS: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
+/** The backend names an option, the CLI or MOTHER_BACKEND may give. */
+export const BACKENDS: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
 
 /** Checks a backend name (from an option, the CLI or MOTHER_BACKEND). */
 export function parseBackend(value: unknown, source = 'backend'): BackendName {

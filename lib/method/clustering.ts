@@ -1,4 +1,5 @@
-// Stage 1 of recovery: clustering models into families (one family = one pre-training run).
+// Stage 4 of the pipeline (families): clustering models into families (one family = one
+// pre-training run).
 //
 // wardLinkage reproduces scipy.cluster.hierarchy.linkage(condensed, method='ward') exactly:
 // scipy (1.x) runs the nearest-neighbour-chain algorithm (`nn_chain` in _hierarchy.pyx) with
@@ -24,8 +25,8 @@
 // groups of mutually comparable models (same architecture), so incomparable models never share
 // a family. Labels are always 0-based and numbered by smallest member index (the family
 // containing model 0 is family 0, the family of the smallest model not in family 0 is 1, ...).
-import { MotherError } from './errors';
-import { FlatSquare, SquareMatrix, toFlatSquare } from './arborescence';
+import { MotherError } from '../core/errors';
+import { FlatSquare, pairCount, pairIndex, pairRowOffset, relabel, SquareMatrix, toFlatSquare, UnionFind } from './matrix';
 
 /**
  * A hierarchical clustering in scipy's linkage-matrix format: n - 1 rows
@@ -40,10 +41,7 @@ export interface Linkage {
 }
 
 /** Index of pair (i, j), i != j, in a condensed (upper-triangle, row-major) distance vector. */
-export function condensedIndex(n: number, i: number, j: number): number {
-  if (i > j) { const t = i; i = j; j = t; }
-  return n * i - (i * (i + 1)) / 2 + (j - i - 1);
-}
+export const condensedIndex = pairIndex;
 
 /**
  * The condensed distance vector of a square distance matrix (upper triangle, row-major, as
@@ -85,18 +83,23 @@ function condensedFromFlat(flat: FlatSquare, indices?: ArrayLike<number>): Float
   return out;
 }
 
-function checkCondensed(condensed: ArrayLike<number>, n: number): void {
+function checkCondensedLength(condensed: ArrayLike<number>, n: number): void {
   if (!Number.isInteger(n) || n < 1) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `number of observations must be a positive integer, got ${n}`);
   }
   if (condensed === null || typeof condensed !== 'object' || typeof condensed.length !== 'number') {
     throw new MotherError('ERR_INVALID_ARGUMENT', 'condensed distances must be an array');
   }
-  const expected = (n * (n - 1)) / 2;
+  const expected = pairCount(n);
   if (condensed.length !== expected) {
     throw new MotherError('ERR_INVALID_ARGUMENT',
       `condensed distances for n = ${n} must have ${expected} entries, got ${condensed.length}`);
   }
+}
+
+function checkCondensed(condensed: ArrayLike<number>, n: number): void {
+  checkCondensedLength(condensed, n);
+  const expected = pairCount(n);
   for (let k = 0; k < expected; k++) {
     const x = condensed[k];
     if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
@@ -127,7 +130,7 @@ export function wardLinkage(condensed: ArrayLike<number>, n: number): Linkage {
   const { sqrt } = Math;
   // Row i of the upper triangle starts at rowStart[i] (entry (i, i + 1)).
   const rowStart = new Float64Array(n);
-  for (let i = 0; i < n; i++) rowStart[i] = n * i - (i * (i + 1)) / 2 - i - 1;
+  for (let i = 0; i < n; i++) rowStart[i] = pairRowOffset(n, i);
   const at = (i: number, j: number): number => (i < j ? rowStart[i] + j : rowStart[j] + i);
 
   let y = 0;
@@ -186,23 +189,16 @@ export function wardLinkage(condensed: ArrayLike<number>, n: number): Linkage {
   order.sort((a, b) => (mh[a] < mh[b] ? -1 : mh[a] > mh[b] ? 1 : a - b));
 
   // Relabel with a union-find over the 2n - 1 cluster ids, exactly as scipy's label().
-  const parent = new Int32Array(2 * n - 1);
-  for (let i = 0; i < parent.length; i++) parent[i] = i;
+  const uf = new UnionFind(2 * n - 1);
   const csize = new Int32Array(2 * n - 1).fill(1);
-  const find = (v: number): number => {
-    let root = v;
-    while (parent[root] !== root) root = parent[root];
-    while (parent[v] !== root) { const p = parent[v]; parent[v] = root; v = p; }
-    return root;
-  };
   const Z = new Float64Array(rows * 4);
   for (let r = 0; r < rows; r++) {
     const o = order[r];
-    const a = find(mx[o]);
-    const b = find(my[o]);
+    const a = uf.find(mx[o]);
+    const b = uf.find(my[o]);
     const label = n + r;
-    parent[a] = label;
-    parent[b] = label;
+    uf.attach(a, label);
+    uf.attach(b, label);
     csize[label] = csize[a] + csize[b];
     Z[4 * r] = a < b ? a : b;
     Z[4 * r + 1] = a < b ? b : a;
@@ -253,32 +249,13 @@ function checkLinkage(linkage: Linkage): void {
  */
 function labelsFromRows(linkage: Linkage, keep: (row: number) => boolean): number[] {
   const { n, Z } = linkage;
-  const parent = new Int32Array(2 * n - 1);
-  for (let i = 0; i < parent.length; i++) parent[i] = i;
-  const find = (v: number): number => {
-    let root = v;
-    while (parent[root] !== root) root = parent[root];
-    while (parent[v] !== root) { const p = parent[v]; parent[v] = root; v = p; }
-    return root;
-  };
+  const uf = new UnionFind(2 * n - 1);
   for (let r = 0; r < n - 1; r++) {
     if (!keep(r)) continue;
-    parent[find(Z[4 * r])] = n + r;
-    parent[find(Z[4 * r + 1])] = n + r;
+    uf.attach(uf.find(Z[4 * r]), n + r);
+    uf.attach(uf.find(Z[4 * r + 1]), n + r);
   }
-  return relabel(Array.from({ length: n }, (_, i) => find(i)));
-}
-
-/** Renumbers arbitrary cluster keys 0, 1, ... in order of first appearance. */
-function relabel(keys: ArrayLike<number>): number[] {
-  const map = new Map<number, number>();
-  const out = new Array<number>(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    let l = map.get(keys[i]);
-    if (l === undefined) { l = map.size; map.set(keys[i], l); }
-    out[i] = l;
-  }
-  return out;
+  return uf.labels(n);
 }
 
 /** For each row, the largest height in its subtree (scipy's get_max_dist_for_each_cluster). */
@@ -441,8 +418,31 @@ export interface FamilyClustering {
  */
 export function clusterFamilies(D: SquareMatrix, opts: ClusterFamiliesOptions = {}): FamilyClustering {
   const flat = toFlatSquare(D, 'distance matrix');
-  const { n } = flat;
-  if (n < 1) throw new MotherError('ERR_INVALID_ARGUMENT', 'distance matrix is empty');
+  if (flat.n < 1) throw new MotherError('ERR_INVALID_ARGUMENT', 'distance matrix is empty');
+  return clusterGroups(flat.n, opts, (members) => condensedFromFlat(flat, members));
+}
+
+/**
+ * clusterFamilies from one distance per unordered pair (the condensed order of pairIndex, as
+ * pairwise results and scipy's pdist give them). Pairs of different groups are not read.
+ */
+export function clusterFamiliesOfPairs(condensed: ArrayLike<number>, n: number, opts: ClusterFamiliesOptions = {}): FamilyClustering {
+  checkCondensedLength(condensed, n);
+  return clusterGroups(n, opts, (members) => {
+    const out = new Float64Array(pairCount(members.length));
+    let k = 0;
+    for (let a = 0; a < members.length; a++)
+      for (let b = a + 1; b < members.length; b++) {
+        const x = condensed[pairIndex(n, members[a], members[b])];
+        if (Number.isNaN(x)) throw new MotherError('ERR_INVALID_ARGUMENT', `distance of pair (${members[a]}, ${members[b]}) is NaN`);
+        out[k++] = x;
+      }
+    return out;
+  });
+}
+
+/** Ward within each comparability group, then the cut; condensedOf gives a group's distances. */
+function clusterGroups(n: number, opts: ClusterFamiliesOptions, condensedOf: (members: number[]) => Float64Array): FamilyClustering {
   const groupKeys = opts.groups;
   if (groupKeys !== undefined && groupKeys.length !== n) {
     throw new MotherError('ERR_INVALID_ARGUMENT',
@@ -466,7 +466,7 @@ export function clusterFamilies(D: SquareMatrix, opts: ClusterFamiliesOptions = 
   const groups: FamilyClustering['groups'] = [];
   let offset = 0;
   for (const [key, members] of byKey) {
-    const linkage = wardLinkage(condensedFromFlat(flat, members), members.length);
+    const linkage = wardLinkage(condensedOf(members), members.length);
     let labels: number[];
     let cut: FamilyCut | null = null;
     if (opts.k !== undefined) {

@@ -1,10 +1,12 @@
-// Output formats of a model graph: DOT, Newick, Mermaid, SVG (Graphviz compiled to wasm, no
-// network, no native dependency) and a self-contained HTML report.
-import type { ModelGraph } from './recover';
+// After the pipeline (output): the formats of a model graph: DOT, Newick, Mermaid, SVG
+// (Graphviz compiled to wasm, no network, no native dependency) and a self-contained HTML
+// report.
+import { check } from '../core/validate';
+import type { ModelGraph } from '../recover';
+import { graphNum as fmt } from './format';
 
-export type GraphFormat = 'json' | 'dot' | 'newick' | 'mermaid' | 'svg' | 'html';
-
-const fmt = (x: number | null) => (x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3));
+export const GRAPH_FORMATS = ['json', 'dot', 'newick', 'mermaid', 'svg', 'html'] as const;
+export type GraphFormat = (typeof GRAPH_FORMATS)[number];
 
 function dotString(s: string): string {
   return '"' + s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') + '"';
@@ -104,6 +106,7 @@ ${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, fmt(f.co
 
 /** Renders the graph in `format` (JSON: the versioned model graph document). */
 export async function renderGraph(g: ModelGraph, format: GraphFormat): Promise<string> {
+  check.oneOf(GRAPH_FORMATS)(format, 'format');
   switch (format) {
     case 'json': return JSON.stringify(g, null, 2) + '\n';
     case 'dot': return toDot(g);

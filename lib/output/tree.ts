@@ -1,4 +1,4 @@
-// Renderers of a model graph for the terminal.
+// After the pipeline (output): the model graph as an indented text tree for the terminal.
 import type { ModelGraph } from '../recover';
 import { num } from './format';
 

@@ -1,11 +1,13 @@
-// Model discovery: from a path the user gives to the weight files of one model.
+// Stage 1 of the pipeline (read): model discovery, from a path the user gives to the weight
+// files of one model.
 // Accepted: a Hugging Face model directory (config.json + model.safetensors, or shards with
 // model.safetensors.index.json), a diffusers component directory (diffusion_pytorch_model.*),
 // a bare .safetensors file, or a *.safetensors.index.json file.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
+import { check, invalid } from '../core/validate';
 
 export interface ModelFiles {
   /** The path as given, resolved to an absolute path. */
@@ -47,6 +49,7 @@ async function readConfig(dir: string): Promise<Record<string, unknown> | undefi
 
 /** Finds the weight files of the model at `input`. Throws MotherError(ERR_NOT_FOUND | ERR_NOT_A_MODEL). */
 export async function resolveModel(input: string): Promise<ModelFiles> {
+  check.path(input, 'path');
   const abs = path.resolve(input);
   const st = await statOrNull(abs);
   if (!st) throw new MotherError('ERR_NOT_FOUND', `${input}: no such file or directory`, { file: abs });
@@ -101,6 +104,8 @@ const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
  * .safetensors files in folders that are not model directories themselves. Sorted by id.
  */
 export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
+  check.path(root, 'root');
+  if (!(Number.isInteger(maxDepth) && maxDepth >= 0) && maxDepth !== Infinity) throw invalid('an integer >= 0 or Infinity', 'maxDepth', maxDepth);
   const absRoot = path.resolve(root);
   const st = await statOrNull(absRoot);
   if (!st) throw new MotherError('ERR_NOT_FOUND', `${root}: no such file or directory`, { file: absRoot });
@@ -152,6 +157,7 @@ export function defaultHfCache(): string {
  * (ORG/NAME/component for the components of a diffusers pipeline).
  */
 export async function discoverHfCache(cacheDir: string = defaultHfCache()): Promise<DiscoveredModel[]> {
+  check.path(cacheDir, 'cacheDir');
   const abs = path.resolve(cacheDir);
   const st = await statOrNull(abs);
   if (!st?.isDirectory()) throw new MotherError('ERR_NOT_FOUND', `${cacheDir}: no Hugging Face cache folder here`, { file: abs });

@@ -1,13 +1,16 @@
 // The evaluation protocol on generated model zoos (benchmarks/generate_zoo.py): per split, the
 // settings the paper uses for that kind of family, applied identically to mother and to the
-// independent reference pipeline (benchmarks/reference_mother.py).
+// independent reference pipeline (benchmarks/reference_mother.py). Shared by the tests
+// (test/recover.test.ts) and the accuracy benchmark (benchmarks/accuracy.ts), so it lives with
+// the test helpers: benchmarks may import test/helpers, tests never import benchmarks/. No
+// jest in here: the benchmark build (tsconfig.build.json) compiles it.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { evaluate, recover } from '../lib';
-import type { Evaluation } from '../lib/evaluation';
-import { packageRoot } from '../lib/native';
+import { evaluate, recover } from '../../lib';
+import type { Evaluation } from '../../lib/method/evaluation';
+import { packageRoot } from '../../lib/core/binding';
 
 export interface SplitProtocol {
   metric: 'rms' | 'rank';

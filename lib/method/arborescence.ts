@@ -1,3 +1,5 @@
+// Stage 5 of the pipeline (direction and tree): the tree of a family.
+//
 // Minimum spanning arborescence (directed minimum spanning tree): Chu-Liu/Edmonds in
 // O(E log V) with Tarjan's contraction scheme (Tarjan 1977, as corrected by Camerini, Fratta &
 // Maffioli 1979): one mergeable heap of incoming edges per (contracted) node, with lazy cost
@@ -32,57 +34,8 @@
 // of the input (including the input order of the edges). Reduced costs are floating-point
 // differences, so two alternatives whose true reduced costs are equal can differ by an ulp;
 // only exactly representable ties (e.g. integer weights) are guaranteed to follow the rule.
-import { MotherError } from './errors';
-
-/**
- * A square matrix: an array of rows (number[][], Float64Array[], ...) or a flat row-major
- * buffer with its order n.
- */
-export type SquareMatrix =
-  | readonly ArrayLike<number>[]
-  | { readonly n: number; readonly data: ArrayLike<number> };
-
-/** A validated square matrix, copied to a flat row-major Float64Array. */
-export interface FlatSquare {
-  readonly n: number;
-  readonly data: Float64Array;
-}
-
-/**
- * Copies a SquareMatrix into a flat row-major Float64Array, checking that it is square.
- * Values are not checked (callers have their own rules for NaN and infinities).
- */
-export function toFlatSquare(m: SquareMatrix, what = 'matrix'): FlatSquare {
-  if (m === null || typeof m !== 'object') {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `${what} must be an array of rows or { n, data }`);
-  }
-  if (Array.isArray(m)) {
-    const rows = m as readonly ArrayLike<number>[];
-    const n = rows.length;
-    const data = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      const row = rows[i];
-      if (row === null || typeof row !== 'object' || typeof row.length !== 'number') {
-        throw new MotherError('ERR_INVALID_ARGUMENT', `${what}: row ${i} is not an array`);
-      }
-      if (row.length !== n) {
-        throw new MotherError('ERR_INVALID_ARGUMENT',
-          `${what} must be square: row ${i} has ${row.length} entries, expected ${n}`);
-      }
-      for (let j = 0; j < n; j++) data[i * n + j] = row[j];
-    }
-    return { n, data };
-  }
-  const { n, data } = m as { n: number; data: ArrayLike<number> };
-  if (!Number.isInteger(n) || n < 0) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `${what}: n must be a non-negative integer, got ${n}`);
-  }
-  if (data === null || typeof data !== 'object' || data.length !== n * n) {
-    throw new MotherError('ERR_INVALID_ARGUMENT',
-      `${what} must be square: expected ${n * n} entries for n = ${n}, got ${data?.length}`);
-  }
-  return { n, data: Float64Array.from(data) };
-}
+import { MotherError } from '../core/errors';
+import { SquareMatrix, toFlatSquare } from './matrix';
 
 /** A weighted directed edge from -> to. */
 export interface WeightedEdge {

@@ -1,9 +1,10 @@
-// Stage 2 of the pipeline: per-model statistics. One streaming pass of the native engine over
+// Stage 2 of the pipeline (per-model statistics): one streaming pass of the native engine over
 // every tensor of a model, off the event loop, with throttled progress and cancellation.
-import { BackendName, BackendUsed, resolveBackend } from './backend';
+import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';
-import { fromNative, MotherError } from './errors';
-import { native, RawScan } from './native';
+import { fromNative, MotherError } from '../core/errors';
+import { check, checkOptions, commonOptions } from '../core/validate';
+import { native, packedRecords, RawScan, summaryLayout } from '../core/binding';
 
 export interface TensorStats {
   name: string;
@@ -74,23 +75,17 @@ function orNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
-function validateOptions(o: ScanOptions): void {
-  if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 0 || o.threads > 4096)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `threads must be an integer between 0 and 4096, got ${o.threads}`);
-  }
-  if (o.chunkBytes !== undefined && (!Number.isInteger(o.chunkBytes) || o.chunkBytes < 4096 || o.chunkBytes > 2 ** 31)) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `chunkBytes must be an integer between 4096 and 2^31, got ${o.chunkBytes}`);
-  }
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-    throw new MotherError('ERR_INVALID_ARGUMENT', 'onProgress must be a function');
-  }
-}
+/** The checks of ScanOptions. */
+const SCAN_OPTIONS = { ...commonOptions, chunkBytes: check.integer(4096, 2 ** 31, '2^31') };
+
+/** The summary slots a TensorStats reads. */
+const SCAN_READS = ['mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats'] as const;
 
 export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed): ModelStats {
-  const F = native().statFields;
+  const slot = packedRecords(raw.stats, raw.names.length, summaryLayout(), SCAN_READS, 'scan statistics');
   const tensors: TensorStats[] = raw.names.map((name, i) => {
-    const s = raw.stats.subarray(i * F, (i + 1) * F);
-    const has = s[11] === 1;
+    const has = slot(i, 'hasStats') === 1;
+    const stat = (f: (typeof SCAN_READS)[number]) => (has ? orNull(slot(i, f)) : null);
     const count = raw.shapes[i].reduce((a, b) => a * b, 1);
     return {
       name,
@@ -98,16 +93,16 @@ export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed)
       shape: raw.shapes[i],
       file: raw.files[raw.fileIndex[i]],
       count,
-      mean: has ? orNull(s[1]) : null,
-      std: has ? orNull(s[2]) : null,
-      skewness: has ? orNull(s[3]) : null,
-      kurtosis: has ? orNull(s[4]) : null,
-      min: has ? orNull(s[5]) : null,
-      max: has ? orNull(s[6]) : null,
-      l2: has ? orNull(s[7]) : null,
-      absMean: has ? orNull(s[8]) : null,
-      nan: has ? s[9] : null,
-      inf: has ? s[10] : null,
+      mean: stat('mean'),
+      std: stat('std'),
+      skewness: stat('skewness'),
+      kurtosis: stat('kurtosis'),
+      min: stat('min'),
+      max: stat('max'),
+      l2: stat('l2'),
+      absMean: stat('absMean'),
+      nan: has ? slot(i, 'nan') : null,
+      inf: has ? slot(i, 'inf') : null,
     };
   });
   return {
@@ -121,7 +116,8 @@ export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed)
  * Runs on native threads; the event loop stays free.
  */
 export async function scanModel(modelPath: string, options: ScanOptions = {}): Promise<ModelStats> {
-  validateOptions(options);
+  check.path(modelPath, 'modelPath');
+  checkOptions(options, SCAN_OPTIONS);
   const resolved = await resolveModel(modelPath);
   const device = await resolveBackend(options.backend);
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'scan cancelled');

@@ -1,4 +1,5 @@
-// Evaluation of a recovered Model Graph against a ground truth, with the paper's metrics:
+// After the pipeline (evaluation): a recovered Model Graph against a ground truth, with the
+// paper's metrics:
 //   - directed edge accuracy: correct directed edges / ground-truth edges (an edge counts only
 //     when both endpoints and the direction are right);
 //   - undirected edge accuracy: ground-truth edges recovered in either direction / ground-truth
@@ -8,7 +9,8 @@
 //     table, maximising the number of models matched).
 // Families of the ground truth are the connected components of its forest (every model in the
 // node set, isolated ones as singleton families).
-import { MotherError } from './errors';
+import { MotherError } from '../core/errors';
+import { UnionFind } from './matrix';
 
 /** A model identifier: a name or an index. 1 and '1' are different ids. */
 export type NodeId = string | number;
@@ -213,35 +215,19 @@ function readEdges(edges: readonly Edge[], what: string, index: Map<NodeId, numb
 
 /** Connected components (as index lists in node order) of an undirected view of the edges. */
 function components(n: number, pairs: [number, number][]): number[][] {
-  const uf = new Int32Array(n);
-  for (let i = 0; i < n; i++) uf[i] = i;
-  const find = (x: number): number => {
-    while (uf[x] !== x) { uf[x] = uf[uf[x]]; x = uf[x]; }
-    return x;
-  };
-  for (const [a, b] of pairs) {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra !== rb) uf[ra < rb ? rb : ra] = ra < rb ? ra : rb;
-  }
-  const byRoot = new Map<number, number[]>();
-  const out: number[][] = [];
-  for (let i = 0; i < n; i++) {
-    const r = find(i);
-    let list = byRoot.get(r);
-    if (!list) { list = []; byRoot.set(r, list); out.push(list); }
-    list.push(i);
-  }
-  return out;
+  const uf = new UnionFind(n);
+  for (const [a, b] of pairs) uf.union(a, b);
+  return uf.sets();
 }
 
 /**
  * Scores a predicted Model Graph against the ground truth. The node set is `ids` when given
  * (every edge and family must use those ids; models absent from all edges count as singleton
  * families), otherwise every id that appears in the truth, the prediction's edges or its
- * families, in order of first appearance.
+ * families, in order of first appearance. (The public `evaluate` of lib/recover.ts scores a
+ * recovered ModelGraph with it.)
  */
-export function evaluate(predicted: PredictedGraph, truth: TruthGraph, ids?: readonly NodeId[]): Evaluation {
+export function scoreGraph(predicted: PredictedGraph, truth: TruthGraph, ids?: readonly NodeId[]): Evaluation {
   if (predicted === null || typeof predicted !== 'object') {
     throw new MotherError('ERR_INVALID_ARGUMENT', 'predicted must be an object { edges, families? }');
   }

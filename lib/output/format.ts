@@ -1,4 +1,4 @@
-// Plain-text tables for the terminal.
+// After the pipeline (output): numbers and plain-text tables for the terminal.
 
 /** Formats a statistic compactly: fixed for moderate magnitudes, exponent otherwise. */
 export function num(v: number | null, digits = 4): string {
@@ -8,6 +8,11 @@ export function num(v: number | null, digits = 4): string {
   if (Number.isInteger(v) && a < 1e9) return String(v);
   if (a >= 1e-3 && a < 1e5) return v.toPrecision(digits);
   return v.toExponential(digits - 1);
+}
+
+/** A distance, confidence or kurtosis in the graph formats: 4 significant digits, '-' when absent or not finite. */
+export function graphNum(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3);
 }
 
 export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {

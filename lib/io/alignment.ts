@@ -1,12 +1,14 @@
-// Alignment of tensors across models, by name: which tensors can be compared between which
-// models, and on which rows. Equal shapes are compared fully; shapes that differ only in the
-// leading dimension (a resized vocabulary: 32000 vs 32016 rows) are compared on the rows both
-// have; any other mismatch is skipped and reported.
+// Stage 3 of the pipeline (pairwise evidence): alignment of tensors across models, by name:
+// which tensors can be compared between which models, and on which rows. Equal shapes are
+// compared fully; shapes that differ only in the leading dimension (a resized vocabulary: 32000
+// vs 32016 rows) are compared on the rows both have; any other mismatch is skipped and
+// reported.
+import { LayerFilter, layerMatcher } from '../method/matrix';
 import type { ModelHeader } from './inspect';
 
-const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
+export type { LayerFilter };
 
-export type LayerFilter = RegExp | ((name: string, shape: number[]) => boolean);
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
 
 export interface AlignedTensor {
   name: string;
@@ -32,18 +34,10 @@ export interface Alignment {
   skipped: SkippedTensor[];
 }
 
-function matches(filter: LayerFilter | undefined, name: string, shape: number[]): boolean {
-  if (!filter) return true;
-  if (filter instanceof RegExp) {
-    filter.lastIndex = 0;
-    return filter.test(name);
-  }
-  return filter(name, shape);
-}
-
 /** Plans the comparison of N models' tensors. Tensors are returned in first-model order. */
 export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alignment {
   const n = headers.length;
+  const matches = layerMatcher(filter) ?? (() => true);
   const order: string[] = [];
   const byName = new Map<string, ({ dtype: string; shape: number[] } | null)[]>();
   headers.forEach((h, m) => {
@@ -63,7 +57,7 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
     const entry = byName.get(name)!;
     const present = entry.map((e, m) => (e ? m : -1)).filter((m) => m >= 0);
     const firstShape = entry[present[0]]!.shape;
-    if (!matches(filter, name, firstShape)) continue;
+    if (!matches(name, firstShape)) continue;
     const floats = present.filter((m) => FLOAT_DTYPES.has(entry[m]!.dtype));
     if (floats.length === 0) continue; // integer/bool buffers: nothing to compare
     for (const m of present) {

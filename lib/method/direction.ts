@@ -1,4 +1,5 @@
-// Stage 3 of recovery: edge directions from weight kurtosis, and the tree of one family.
+// Stage 5 of the pipeline (direction and tree): edge directions from weight kurtosis, and the
+// tree of one family.
 //
 // The method (MoTHer, Horwitz et al. 2024): fine-tuning ("specialisation") lowers the summed
 // excess kurtosis of the weights from parent to child, continued pre-training
@@ -6,11 +7,13 @@
 //     M[i][j] = D[i][j] + lambda * mean(off-diagonal D) * [i -> j goes against the trend]
 // with lambda = 0.3 by default and M[i][i] = +Infinity; the family's tree is the minimum
 // spanning arborescence of M, and its root is the recovered base model.
-import { MotherError } from './errors';
-import { FlatSquare, minimumArborescenceMatrix, SquareMatrix, toFlatSquare } from './arborescence';
+import { MotherError } from '../core/errors';
+import { minimumArborescenceMatrix } from './arborescence';
+import { FlatSquare, isSquare, SquareMatrix, toFlatSquare } from './matrix';
 
 /** Direction of the kurtosis trend: 'finetune' (decreases parent -> child) or 'pretrain' (increases). */
-export type KurtosisMode = 'finetune' | 'pretrain';
+export const KURTOSIS_MODES = ['finetune', 'pretrain'] as const;
+export type KurtosisMode = (typeof KURTOSIS_MODES)[number];
 
 /** The paper's weight of the kurtosis penalty. */
 export const DEFAULT_LAMBDA = 0.3;
@@ -302,13 +305,9 @@ export const VIT_KURTOSIS_PATTERN = 'attention.output.dense';
 /** Name substring of the Llama attention output projection. */
 export const LLAMA_KURTOSIS_PATTERN = 'self_attn.o_proj';
 
-function isSquareMatrix(shape: readonly number[]): boolean {
-  return Array.isArray(shape) && shape.length === 2 && shape[0] === shape[1] && shape[0] > 0;
-}
-
 function makePredicate(pattern: string | null, description: string): LayerPredicate {
   const fn = (name: string, shape: readonly number[]): boolean =>
-    isSquareMatrix(shape) && (pattern === null || (typeof name === 'string' && name.includes(pattern)));
+    isSquare(shape) && (pattern === null || (typeof name === 'string' && name.includes(pattern)));
   return Object.assign(fn, { description, pattern });
 }
 

@@ -1,7 +1,9 @@
-// Headers only: the tensor table of a model without reading tensor data.
+// Stage 1 of the pipeline (read): the headers only, the tensor table of a model without
+// reading tensor data.
 import { ModelFiles, resolveModel } from './discovery';
-import { fromNative } from './errors';
-import { native } from './native';
+import { fromNative } from '../core/errors';
+import { check } from '../core/validate';
+import { native } from '../core/binding';
 
 export interface ModelHeader {
   model: string;
@@ -11,6 +13,7 @@ export interface ModelHeader {
 
 /** Parses and validates the headers of the model at `modelPath`. */
 export async function inspectModel(modelPath: string): Promise<ModelHeader> {
+  check.path(modelPath, 'modelPath');
   return inspectResolved(await resolveModel(modelPath));
 }
 

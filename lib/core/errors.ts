@@ -1,5 +1,6 @@
-// One error type for everything the library rejects: a stable `code`, and the file and
-// tensor concerned where there is one. Native errors arrive with the same fields.
+// Under every stage of the pipeline (core): one error type for everything the library rejects:
+// a stable `code`, and the file and tensor concerned where there is one. Native errors arrive
+// with the same fields.
 
 export type MotherErrorCode =
   | 'ERR_NOT_FOUND'

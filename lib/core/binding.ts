@@ -1,0 +1,172 @@
+// Under every stage of the pipeline (core): the compiled addon and its raw,
+// untyped-at-the-boundary interface. Everything else in lib/ goes through the typed wrappers
+// built on top of this file.
+import * as path from 'node:path';
+
+import { MotherError } from './errors';
+
+export interface RawProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface RawScan {
+  files: string[];
+  names: string[];
+  dtypes: string[];
+  shapes: number[][];
+  fileIndex: Uint32Array;
+  /** per tensor, the float64 slots of summaryLayout() (read them with packedRecords) */
+  stats: Float64Array;
+  bytes: number;
+  seconds: number;
+  simd: string;
+  threads: number;
+  backend: 'cpu' | 'cuda';
+  device?: string;
+}
+
+export interface RawInspect {
+  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number }[];
+}
+
+export interface RawPairwise {
+  tensors: {
+    sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
+    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
+    /** per model, the float64 slots of summaryLayout() (read them with packedRecords) */
+    moments?: Float64Array;
+  }[];
+  bytesRead: number[];
+  seconds: number;
+  simd: string;
+  threads: number;
+  backend: 'cpu' | 'cuda';
+  device?: string;
+}
+
+/** What the addon's gpuOpen reports about a GPU backend library and its device. */
+export interface GpuInfo {
+  library: string;
+  /** 'cuda', or 'emulator' for the CPU emulation of the kernels used by the tests. */
+  backend: string;
+  device: string;
+  computeCapability: string;
+  multiprocessors: number;
+  memoryBytes: number;
+  runtimeVersion: number;
+  driverVersion: number;
+}
+
+export interface RawNativeOptions {
+  threads?: number;
+  simd?: string;
+  chunkBytes?: number;
+  /** 'cuda': run on the GPU backend library gpuLibrary (lib/backend.ts resolves 'auto'). */
+  backend?: 'cpu' | 'cuda';
+  gpuLibrary?: string;
+}
+
+export interface NativeAddon {
+  scan(
+    files: string[],
+    index: string,
+    options: RawNativeOptions,
+    onProgress?: (p: RawProgress) => void,
+    cancel?: Int32Array,
+  ): Promise<RawScan>;
+  inspect(files: string[], index: string): Promise<RawInspect>;
+  pairwise(
+    models: { files: string[]; index: string }[],
+    plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }[],
+    options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
+    onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
+    cancel?: Int32Array,
+  ): Promise<RawPairwise>;
+  gpuOpen(library: string): Promise<GpuInfo>;
+  pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
+  pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
+  plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
+  moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
+  sumU64(bytes: Uint8Array, simd?: string): bigint;
+  simdPaths(): string[];
+  simdDefault(): string;
+  statFields: number;
+}
+
+/**
+ * Names of the float64 summary slots of a tensor, in the addon's order: RawScan.stats (per
+ * tensor), RawPairwise moments (per model) and moments(). This is our own copy of the list
+ * until the addon exports it (`layouts.summary`); summaryLayout() is the one place that reads it.
+ */
+export const SUMMARY_FIELDS = [
+  'count', 'mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats',
+] as const;
+export type SummaryField = (typeof SUMMARY_FIELDS)[number];
+/** The same list under its older name. */
+export const STAT_FIELDS = SUMMARY_FIELDS;
+
+/** A named layout of packed float64 slots: the slot of each field, and how many there are. */
+export interface SlotLayout<F extends string> {
+  readonly fields: readonly F[];
+  readonly width: number;
+  readonly index: Readonly<Record<F, number>>;
+}
+
+export function slotLayout<F extends string>(fields: readonly F[]): SlotLayout<F> {
+  const index = Object.fromEntries(fields.map((f, i) => [f, i])) as Record<F, number>;
+  return { fields, width: fields.length, index };
+}
+
+let summary: SlotLayout<SummaryField> | undefined;
+
+/** The layout of the summary slots (built once from SUMMARY_FIELDS). */
+export function summaryLayout(): SlotLayout<SummaryField> {
+  return (summary ??= slotLayout(SUMMARY_FIELDS));
+}
+
+/**
+ * Reads records packed one after another in `raw`: field f of record r. The stride is taken
+ * from the array (raw.length / records): it is the layout's width once the addon packs exactly
+ * the layout (house plan); until then the scan packs one reserved slot more and the pairwise
+ * moments stop before hasStats. Every field in `reads` must lie inside the stride.
+ */
+export function packedRecords<F extends string>(
+  raw: Float64Array,
+  records: number,
+  layout: SlotLayout<F>,
+  reads: readonly F[],
+  what: string,
+): (record: number, field: F) => number {
+  const stride = records > 0 ? raw.length / records : layout.width;
+  if (!Number.isInteger(stride)) {
+    throw new MotherError('ERR_INTERNAL', `${what}: ${raw.length} slots do not split into ${records} records`);
+  }
+  for (const f of reads) {
+    if (!(layout.index[f] < stride)) {
+      throw new MotherError('ERR_INTERNAL', `${what}: field ${f} is slot ${layout.index[f]} but the addon packs ${stride} slots per record`);
+    }
+  }
+  return (record, field) => raw[record * stride + layout.index[field]];
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon: a local build (build/Release) first, else a prebuild for this platform. */
+export function native(): NativeAddon {
+  if (!cached) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    cached = load(packageRoot());
+  }
+  return cached;
+}
+
+/** The package root (the folder holding package.json), from src (lib/core/) or compiled (dist/lib/core/). */
+export function packageRoot(): string {
+  const lib = path.dirname(__dirname);
+  return path.basename(path.dirname(lib)) === 'dist' ? path.resolve(lib, '..', '..') : path.resolve(lib, '..');
+}

@@ -1,6 +1,0 @@
-import { native } from './native';
-
-/** SIMD paths this CPU can run (scalar first, best last) and the one used by default. */
-export function simdPaths(): { available: string[]; default: string } {
-  return { available: native().simdPaths(), default: native().simdDefault() };
-}
