@@ -24,8 +24,8 @@ export async function benchPairwise(opts: { sizes: number[]; modelMiB: number; n
   const rows: (string | number)[][] = [];
   for (const n of opts.sizes) {
     const set = files.slice(0, n);
-    await addon.plainRead(set, {}); // warm
-    const plain = await addon.plainRead(set, {});
+    await addon.testing.plainRead(set, {}); // warm
+    const plain = await addon.testing.plainRead(set, {});
     const plainGBps = gbps(plain.bytes, plain.seconds);
     const r = await pairwiseStats(set, { backend: 'cpu' });
     const total = r.bytesRead.reduce((a, b) => a + b, 0);

@@ -102,7 +102,7 @@ export async function benchPipeline(): Promise<string> {
   });
   const dirs = names.map((n) => path.join(root, n));
   const files = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(d, f)));
-  await native().plainRead(files, {}); // page cache warm
+  await native().testing.plainRead(files, {}); // page cache warm
   const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
   const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
   const script = `require(${JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'))}).recover(${JSON.stringify(dirs)}, { layers: /self_attn/, kurtosisLayers: /self_attn\\.o_proj/, families: 1, backend: 'cpu' }).then(g => console.log(JSON.stringify({ rss: ${hwm}, edges: g.edges.map(e => [e.parent, e.child]), bytes: g.bytesRead })))`;

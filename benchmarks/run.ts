@@ -34,14 +34,14 @@ async function benchStats(): Promise<void> {
   for (const dtype of ['F32', 'F16', 'BF16']) {
     process.stderr.write(`preparing ${dtype} file...\n`);
     const file = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
-    await addon.plainRead([file], {}); // warm the page cache
+    await addon.testing.plainRead([file], {}); // warm the page cache
     const best = paths.at(-1)!;
     const plain: number[] = [];
     const stats: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
     let bytes = 0;
     for (let r = 0; r < reps; r++) {
       // interleave the runs so drift hits every variant alike
-      const pr = await addon.plainRead([file], { simd: best });
+      const pr = await addon.testing.plainRead([file], { simd: best });
       plain.push(gbps(pr.bytes, pr.seconds));
       for (const simd of paths) {
         const s = await scanModel(file, { simd, backend: 'cpu' });
@@ -94,7 +94,7 @@ async function benchGpu(): Promise<void> {
   const rows: (string | number)[][] = [];
   for (const dtype of ['F32', 'BF16']) {
     const file = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
-    await native().plainRead([file], {});
+    await native().testing.plainRead([file], {});
     const run = async (backend: 'cpu' | 'cuda') => {
       const r: number[] = [];
       for (let i = 0; i < reps; i++) {
@@ -109,7 +109,7 @@ async function benchGpu(): Promise<void> {
   const modelMiB = Number(process.env.MOTHER_BENCH_MODEL_MIB || 64);
   for (const n of [8, 32]) {
     const set = pairwiseModels(n, modelMiB);
-    await native().plainRead(set, {});
+    await native().testing.plainRead(set, {});
     const run = async (backend: 'cpu' | 'cuda') => {
       const r: number[] = [];
       for (let i = 0; i < reps; i++) {

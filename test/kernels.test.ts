@@ -34,7 +34,7 @@ const GENERATORS: Record<string, Gen> = {
 const SIZES = [0, 1, 2, 3, 15, 16, 17, 1000, 2047, 2048, 2049, 6151, 10241];
 
 function nativeStats(bytes: Uint8Array, dtype: FloatDtype, simd: string) {
-  return addon.moments(bytes, dtype, simd);
+  return addon.testing.moments(bytes, dtype, simd);
 }
 
 /** Compares native output with the reference; returns a description of the first mismatch. */
@@ -101,14 +101,14 @@ describe('moment kernels vs float64 reference', () => {
         const one = all.subarray(2 * i, 2 * i + 2);
         const v = decode(dtype, one)[0];
         for (const simd of PATHS) {
-          const got = addon.moments(one, dtype, simd);
+          const got = addon.testing.moments(one, dtype, simd);
           const ok = Number.isFinite(v) ? got[F.min] === v && got[F.count] === 1 : got[F.count] === 0 && got[F.nan] + got[F.inf] === 1;
           if (!ok) failures.push(`${dtype} 0x${i.toString(16)} ${simd}: got min ${got[F.min]} expected ${v}`);
         }
       }
       const truth = refStats(decode(dtype, all));
       for (const simd of PATHS) {
-        const why = mismatch(addon.moments(all, dtype, simd), truth);
+        const why = mismatch(addon.testing.moments(all, dtype, simd), truth);
         if (why) failures.push(`${dtype} all patterns ${simd}: ${why}`);
       }
     }
@@ -116,7 +116,7 @@ describe('moment kernels vs float64 reference', () => {
       for (let b = 0; b < 256; b++) {
         const one = new Uint8Array([b]);
         const v = decode(dtype, one)[0];
-        const got = addon.moments(one, dtype, 'scalar');
+        const got = addon.testing.moments(one, dtype, 'scalar');
         const ok = Number.isFinite(v) ? got[F.min] === v : got[F.count] === 0;
         if (!ok) failures.push(`${dtype} 0x${b.toString(16)}: got ${got[F.min]} expected ${v}`);
       }
@@ -125,7 +125,7 @@ describe('moment kernels vs float64 reference', () => {
   });
 
   test('known values of the 8-bit formats (spec examples)', () => {
-    const one = (dtype: FloatDtype, b: number) => addon.moments(new Uint8Array([b]), dtype, 'scalar')[F.min];
+    const one = (dtype: FloatDtype, b: number) => addon.testing.moments(new Uint8Array([b]), dtype, 'scalar')[F.min];
     expect(one('F8_E4M3', 0x7e)).toBe(448); // max normal
     expect(one('F8_E4M3', 0x01)).toBe(2 ** -9); // min subnormal
     expect(one('F8_E5M2', 0x7b)).toBe(57344);
@@ -134,13 +134,13 @@ describe('moment kernels vs float64 reference', () => {
     expect(one('F8_E5M2FNUZ', 0x7f)).toBe(57344);
     expect(one('F8_E8M0', 127)).toBe(1);
     expect(one('F8_E8M0', 0)).toBe(2 ** -127);
-    expect(addon.moments(new Uint8Array([0x7c]), 'F8_E5M2', 'scalar')[F.inf]).toBe(1);
-    expect(addon.moments(new Uint8Array([0x80]), 'F8_E4M3FNUZ', 'scalar')[F.nan]).toBe(1);
+    expect(addon.testing.moments(new Uint8Array([0x7c]), 'F8_E5M2', 'scalar')[F.inf]).toBe(1);
+    expect(addon.testing.moments(new Uint8Array([0x80]), 'F8_E4M3FNUZ', 'scalar')[F.nan]).toBe(1);
   });
 
   test('two elements: kurtosis is exactly -2, skewness 0 (scipy)', () => {
     for (const simd of PATHS) {
-      const got = addon.moments(new Uint8Array(new Float32Array([1, 3]).buffer), 'F32', simd);
+      const got = addon.testing.moments(new Uint8Array(new Float32Array([1, 3]).buffer), 'F32', simd);
       expect(got[F.kurtosis]).toBe(-2);
       expect(got[F.skewness]).toBe(0);
       expect(got[F.std]).toBe(1);
@@ -149,12 +149,12 @@ describe('moment kernels vs float64 reference', () => {
 
   test('one element and empty input: undefined moments are NaN, counts exact', () => {
     for (const simd of PATHS) {
-      const one = addon.moments(new Uint8Array(new Float32Array([7]).buffer), 'F32', simd);
+      const one = addon.testing.moments(new Uint8Array(new Float32Array([7]).buffer), 'F32', simd);
       expect(one[F.count]).toBe(1);
       expect(one[F.mean]).toBe(7);
       expect(one[F.std]).toBe(0);
       expect(one[F.kurtosis]).toBeNaN();
-      const none = addon.moments(new Uint8Array(0), 'F32', simd);
+      const none = addon.testing.moments(new Uint8Array(0), 'F32', simd);
       expect(none[F.count]).toBe(0);
       expect(none[F.mean]).toBeNaN();
     }
@@ -165,9 +165,9 @@ describe('moment kernels vs float64 reference', () => {
     const values = Array.from({ length: 300_001 }, () => rng.studentT(3) * 0.02 + 0.001);
     for (const dtype of ['F32', 'F16', 'BF16', 'F64'] as FloatDtype[]) {
       const bytes = encode(dtype, values);
-      const scalar = addon.moments(bytes, dtype, 'scalar');
+      const scalar = addon.testing.moments(bytes, dtype, 'scalar');
       for (const simd of PATHS) {
-        const got = addon.moments(bytes, dtype, simd);
+        const got = addon.testing.moments(bytes, dtype, simd);
         // relative 1e-12; the mean near 0 relative to the spread, skewness and excess
         // kurtosis (dimensionless, O(1)) near 0 absolutely
         const floors: number[] = STAT_FIELDS.map(() => 0);
@@ -192,12 +192,12 @@ describe('moment kernels vs float64 reference', () => {
     for (; i + 8 <= view.length; i += 8) want += dv.getBigUint64(i, true);
     for (; i < view.length; i++) want += BigInt(view[i]);
     want &= (1n << 64n) - 1n;
-    for (const simd of PATHS) expect(addon.sumU64(view, simd)).toBe(want);
+    for (const simd of PATHS) expect(addon.testing.sumU64(view, simd)).toBe(want);
   });
 
   test('forcing a path the CPU lacks, or an unknown one, is a clear error', () => {
-    expect(() => addon.moments(new Uint8Array(4), 'F32', 'sse9')).toThrow(/unknown SIMD path/);
+    expect(() => addon.testing.moments(new Uint8Array(4), 'F32', 'sse9')).toThrow(/unknown SIMD path/);
     const missing = ['avx2', 'avx512', 'neon'].find((p) => !PATHS.includes(p));
-    if (missing) expect(() => addon.moments(new Uint8Array(4), 'F32', missing)).toThrow(/does not support/);
+    if (missing) expect(() => addon.testing.moments(new Uint8Array(4), 'F32', missing)).toThrow(/does not support/);
   });
 });

@@ -8,9 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { inspectModel, MotherError, scanModel } from '../lib';
-import { INPUT_ERROR_CODES } from '../lib/core/errors';
+import { inputErrorCodes } from '../lib/core/binding';
 import { rng } from './helpers/reference';
 import { encode, safetensorsBytes } from './helpers/safetensors';
+
+const INPUT_ERROR_CODES = inputErrorCodes();
 import { tmpDir } from './helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '..');

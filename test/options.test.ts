@@ -38,7 +38,7 @@ describe('option checks: one message shape, before any file is read', () => {
     await rejects(pairwiseStats([NOPE], { metrics: 'rms' as never }), 'expected an array of metrics (rms, l1, maxdiff, rank) for metrics, got "rms"');
     await rejects(pairwiseStats([NOPE], { metrics: ['rms', 'cosine' as never] }), 'expected rms, l1, maxdiff or rank for metrics[1], got "cosine"');
     await rejects(pairwiseStats([NOPE], { rank: { k: 0 } }), 'expected an integer from 1 to 1024 for rank.k, got 0');
-    await rejects(pairwiseStats([NOPE], { rank: { seed: -1 } }), 'expected an integer from 0 to 2^32 - 1 for rank.seed, got -1');
+    await rejects(pairwiseStats([NOPE], { rank: { seed: -1 } }), 'expected a BigInt from 0 to 2^64 - 1 or a safe integer >= 0 for rank.seed, got -1');
     await rejects(pairwiseStats([NOPE], { rank: { exact: 1 as never } }), 'expected a boolean for rank.exact, got 1');
     await rejects(pairwiseStats([NOPE], { rank: 3 as never }), 'expected an object for rank, got 3');
     await rejects(pairwiseStats([NOPE], { layers: 'attn' as never }), 'expected a RegExp or a function (name, shape) => boolean for layers, got "attn"');

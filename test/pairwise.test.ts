@@ -197,9 +197,9 @@ describe('pairwiseStats', () => {
     for (const len of [0, 1, 7, 8, 15, 16, 17, 1000, 4099]) {
       const a = Float64Array.from({ length: len }, () => rng.normal());
       const b = Float64Array.from({ length: len }, () => rng.normal());
-      const want = native().pairDiff(a, b, 'scalar');
+      const want = native().testing.pairDiff(a, b, 'scalar');
       for (const simd of native().simdPaths()) {
-        const got = native().pairDiff(a, b, simd);
+        const got = native().testing.pairDiff(a, b, simd);
         for (let k = 0; k < 4; k++) expect(close(got[k], want[k], 1e-13)).toBe(true);
       }
     }
@@ -246,9 +246,9 @@ describe('pair_diff4', () => {
     for (const len of [0, 3, 8, 17, 1024, 1031]) {
       const rows = Array.from({ length: 5 }, () => Float64Array.from({ length: len }, () => rng.normal()));
       for (const simd of native().simdPaths()) {
-        const four = native().pairDiff4(rows.slice(0, 4), rows[4], simd);
+        const four = native().testing.pairDiff4(rows.slice(0, 4), rows[4], simd);
         for (let k = 0; k < 4; k++) {
-          const want = native().pairDiff(rows[k], rows[4], 'scalar');
+          const want = native().testing.pairDiff(rows[k], rows[4], 'scalar');
           for (let q = 0; q < 4; q++) expect(close(four[4 * k + q], want[q], 1e-13)).toBe(true);
         }
       }

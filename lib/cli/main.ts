@@ -4,8 +4,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 
-import { INPUT_ERROR_CODES, MotherError } from '../core/errors';
-import { packageRoot } from '../core/binding';
+import { MotherError } from '../core/errors';
+import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
 import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
@@ -338,8 +338,9 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     }
     if (e instanceof MotherError) {
       err.write(`mother: ${e.message}\n`);
-      if (INPUT_ERROR_CODES.has(e.code)) return EXIT_INPUT;
-      if (e.code === 'ERR_INVALID_ARGUMENT' || e.code === 'ERR_UNSUPPORTED') return EXIT_USAGE;
+      const kind = errorKinds().get(e.code);
+      if (kind === 'input') return EXIT_INPUT;
+      if (kind === 'usage') return EXIT_USAGE;
       return EXIT_FAILURE;
     }
     throw e;

@@ -82,25 +82,39 @@ export interface NativeAddon {
   pairwise(
     models: { files: string[]; index: string }[],
     plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }[],
-    options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number; exactRank?: boolean },
+    options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number | bigint; exactRank?: boolean },
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
   gpuOpen(library: string): Promise<GpuInfo>;
-  pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
-  pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
-  plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
-  moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
-  sumU64(bytes: Uint8Array, simd?: string): bigint;
   simdPaths(): string[];
   simdDefault(): string;
-  statFields: number;
+  /** Every error code, from the core's one list (native/core/error.h). */
+  errorCodes: readonly { code: string; kind: ErrorKind; what: string }[];
+  /** Named layouts of the packed float64 slots (native/stats/summary.h). */
+  layouts: { summary: readonly string[] };
+  /** The seed of the rank sketch's test matrices when none is given. */
+  defaultSketchSeed: bigint;
+  /** For tests and benchmarks only: the kernels on raw buffers, and the plain-read baseline. */
+  testing: {
+    pairDiff(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
+    pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
+    plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
+    moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
+    sumU64(bytes: Uint8Array, simd?: string): bigint;
+  };
 }
 
+/** What an error code means for a caller: bad input files (CLI exit 3), a usage mistake
+ *  (exit 2), a run-time failure such as a cancellation or a missing GPU (exit 1), or a bug. */
+export type ErrorKind = 'input' | 'usage' | 'runtime' | 'internal';
+
 /**
- * Names of the float64 summary slots of a tensor, in the addon's order: RawScan.stats (per
- * tensor), RawPairwise moments (per model) and moments(). This is our own copy of the list
- * until the addon exports it (`layouts.summary`); summaryLayout() is the one place that reads it.
+ * The names of the float64 summary slots that TypeScript reads (RawScan.stats per tensor,
+ * RawPairwise moments per model, testing.moments()). The slots' order comes from the addon
+ * (`layouts.summary`, one X-macro list in native/stats/summary.h): summaryLayout() maps each
+ * name to its slot there, so nothing reads a slot by position. The test of the layouts checks
+ * that this list names exactly the addon's fields.
  */
 export const SUMMARY_FIELDS = [
   'count', 'mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats',
@@ -123,34 +137,44 @@ export function slotLayout<F extends string>(fields: readonly F[]): SlotLayout<F
 
 let summary: SlotLayout<SummaryField> | undefined;
 
-/** The layout of the summary slots (built once from SUMMARY_FIELDS). */
+/** The layout of the summary slots, in the addon's order (layouts.summary). */
 export function summaryLayout(): SlotLayout<SummaryField> {
-  return (summary ??= slotLayout(SUMMARY_FIELDS));
+  if (!summary) {
+    const fields = native().layouts.summary;
+    const missing = SUMMARY_FIELDS.filter((f) => !fields.includes(f));
+    if (missing.length) throw new MotherError('ERR_INTERNAL', `the addon's summary layout lacks ${missing.join(', ')}: rebuild it (npm rebuild mother)`);
+    summary = slotLayout(fields as readonly SummaryField[]);
+  }
+  return summary;
 }
 
 /**
- * Reads records packed one after another in `raw`: field f of record r. The stride is taken
- * from the array (raw.length / records): it is the layout's width once the addon packs exactly
- * the layout (house plan); until then the scan packs one reserved slot more and the pairwise
- * moments stop before hasStats. Every field in `reads` must lie inside the stride.
+ * Reads records packed one after another in `raw`, `layout.width` slots each: field f of
+ * record r.
  */
 export function packedRecords<F extends string>(
   raw: Float64Array,
   records: number,
   layout: SlotLayout<F>,
-  reads: readonly F[],
   what: string,
 ): (record: number, field: F) => number {
-  const stride = records > 0 ? raw.length / records : layout.width;
-  if (!Number.isInteger(stride)) {
-    throw new MotherError('ERR_INTERNAL', `${what}: ${raw.length} slots do not split into ${records} records`);
+  if (raw.length !== records * layout.width) {
+    throw new MotherError('ERR_INTERNAL', `${what}: ${raw.length} slots are not ${records} records of ${layout.width}`);
   }
-  for (const f of reads) {
-    if (!(layout.index[f] < stride)) {
-      throw new MotherError('ERR_INTERNAL', `${what}: field ${f} is slot ${layout.index[f]} but the addon packs ${stride} slots per record`);
-    }
-  }
-  return (record, field) => raw[record * stride + layout.index[field]];
+  const { width, index } = layout;
+  return (record, field) => raw[record * width + index[field]];
+}
+
+let kinds: ReadonlyMap<string, ErrorKind> | undefined;
+
+/** The kind of every error code, from the addon's list. */
+export function errorKinds(): ReadonlyMap<string, ErrorKind> {
+  return (kinds ??= new Map(native().errorCodes.map((c) => [c.code, c.kind])));
+}
+
+/** The codes that mean "the input files are unreadable or invalid" (CLI exit code 3). */
+export function inputErrorCodes(): ReadonlySet<string> {
+  return new Set([...errorKinds()].filter(([, k]) => k === 'input').map(([c]) => c));
 }
 
 let cached: NativeAddon | undefined;

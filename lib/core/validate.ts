@@ -45,6 +45,9 @@ export const check = {
     const expected = hi === Infinity ? `an integer >= ${lo}` : `an integer from ${lo} to ${hiText}`;
     return is(expected, (v) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi);
   },
+  /** A 64-bit seed: a BigInt from 0 to 2^64 - 1, or a safe integer >= 0. */
+  seed: is('a BigInt from 0 to 2^64 - 1 or a safe integer >= 0', (v) =>
+    (typeof v === 'bigint' && v >= 0n && v < 1n << 64n) || (Number.isSafeInteger(v) && (v as number) >= 0)),
   /** A finite number >= 0. */
   nonNegative: is('a finite number >= 0', (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0),
   boolean: is('a boolean', (v) => typeof v === 'boolean'),

@@ -4,7 +4,7 @@ import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
 import { check, checkOptions, commonOptions } from '../core/validate';
-import { native, packedRecords, RawScan, summaryLayout } from '../core/binding';
+import { native, packedRecords, RawScan, SummaryField, summaryLayout } from '../core/binding';
 
 export interface TensorStats {
   name: string;
@@ -78,14 +78,11 @@ function orNull(v: number): number | null {
 /** The checks of ScanOptions. */
 const SCAN_OPTIONS = { ...commonOptions, chunkBytes: check.integer(4096, 2 ** 31, '2^31') };
 
-/** The summary slots a TensorStats reads. */
-const SCAN_READS = ['mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf', 'hasStats'] as const;
-
 export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed): ModelStats {
-  const slot = packedRecords(raw.stats, raw.names.length, summaryLayout(), SCAN_READS, 'scan statistics');
+  const slot = packedRecords(raw.stats, raw.names.length, summaryLayout(), 'scan statistics');
   const tensors: TensorStats[] = raw.names.map((name, i) => {
     const has = slot(i, 'hasStats') === 1;
-    const stat = (f: (typeof SCAN_READS)[number]) => (has ? orNull(slot(i, f)) : null);
+    const stat = (f: SummaryField) => (has ? orNull(slot(i, f)) : null);
     const count = raw.shapes[i].reduce((a, b) => a * b, 1);
     return {
       name,

@@ -29,8 +29,9 @@ export const AGGREGATE_OF = { rms: 'meanRms', l1: 'sumMeanAbs', maxdiff: 'maxNor
 export interface RankOptions {
   /** Sketch size k (default 64): ranks up to about k - 8 are exact; ask for more for higher ranks. */
   k?: number;
-  /** Seed of the Gaussian sketch matrices (default fixed): results are deterministic. */
-  seed?: number;
+  /** Seed of the Gaussian sketch matrices, 64 bits (a BigInt, or a safe integer); default: the
+   *  addon's one fixed seed (defaultSketchSeed). Results are deterministic. */
+  seed?: number | bigint;
   /** Exact singular values of Wi - Wj instead of the sketch (holds whole tensors in memory: verification). */
   exact?: boolean;
   /** Which square 2-D tensors get a rank (default: every square 2-D tensor that `layers` selects). */
@@ -63,7 +64,7 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
 /** The checks of RankOptions (recover takes them too). */
 export const RANK_OPTIONS = check.object({
   k: check.integer(1, 1024),
-  seed: check.integer(0, 2 ** 32 - 1, '2^32 - 1'),
+  seed: check.seed,
   exact: check.boolean,
   layers: check.filter,
 });
@@ -104,9 +105,6 @@ export interface LayerDistances {
   /** per model (null where the model was left out): moments of its whole tensor, when asked */
   moments?: (TensorMoments | null)[];
 }
-
-/** The summary slots a TensorMoments reads. */
-const MOMENT_FIELDS = ['count', 'mean', 'std', 'skewness', 'kurtosis', 'nan', 'inf'] as const;
 
 export interface TensorMoments {
   count: number;
@@ -206,7 +204,7 @@ function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: num
     layer.rankTol = raw.rankTol!;
   }
   if (raw.moments) {
-    const slot = packedRecords(raw.moments, n, summaryLayout(), MOMENT_FIELDS, `pairwise moments of ${t.name}`);
+    const slot = packedRecords(raw.moments, n, summaryLayout(), `pairwise moments of ${t.name}`);
     layer.moments = t.rows.map((r, m) =>
       r < 0 ? null : { count: slot(m, 'count'), mean: slot(m, 'mean'), std: slot(m, 'std'), skewness: slot(m, 'skewness'), kurtosis: slot(m, 'kurtosis'), nan: slot(m, 'nan'), inf: slot(m, 'inf') },
     );

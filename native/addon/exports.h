@@ -18,7 +18,6 @@ Napi::Value SimdDefault(const Napi::CallbackInfo& info);
 Napi::Object Testing(Napi::Env env);
 
 // Float64 slots per summary (scan's stats per tensor, pairwise moments per model, moments()).
-Napi::Value StatFields(Napi::Env env);
 // [{ code: 'ERR_FILE_OPEN', kind: 'input' | 'usage' | 'runtime' | 'internal', what }]
 Napi::Value ErrorCodes(Napi::Env env);
 // { summary: ['count', 'mean', ...] }: the names of those slots, in order

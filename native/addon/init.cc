@@ -13,14 +13,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
   exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));
   exports.Set("simdDefault", Napi::Function::New(env, SimdDefault, "simdDefault"));
-  exports.Set("statFields", StatFields(env));
   exports.Set("errorCodes", ErrorCodes(env));
   exports.Set("layouts", Layouts(env));
   exports.Set("defaultSketchSeed", DefaultSketchSeed(env));
-  const Napi::Object testing = Testing(env);
-  exports.Set("testing", testing);
-  // The same functions at the top level, as before `testing` (until lib/ calls testing.*).
-  for (const char* name : {"moments", "pairDiff", "pairDiff4", "sumU64", "plainRead"}) exports.Set(name, testing.Get(name));
+  exports.Set("testing", Testing(env));
   return exports;
 }
 

@@ -1,14 +1,12 @@
 // The lists the TypeScript side reads from the addon instead of keeping copies of them:
-// errorCodes (core/error.h), layouts.summary (stats/summary.h), statFields (its length) and
-// defaultSketchSeed (pairwise/pairwise.h). Frozen: they are constants.
+// errorCodes (core/error.h), layouts.summary (stats/summary.h) and defaultSketchSeed
+// (pairwise/pairwise.h). Frozen: they are constants.
 #include "../core/error.h"
 #include "../pairwise/pairwise.h"
 #include "../stats/summary.h"
 #include "exports.h"
 
 namespace mother_addon {
-
-Napi::Value StatFields(Napi::Env env) { return Napi::Number::New(env, static_cast<double>(mother::kSummaryFields)); }
 
 Napi::Value ErrorCodes(Napi::Env env) {
   size_t n = 0;

@@ -15,7 +15,7 @@ namespace mother_addon {
 
 namespace {
 
-// moments(bytes: Uint8Array, dtype: string, simd?: string) => Float64Array(statFields)
+// moments(bytes: Uint8Array, dtype: string, simd?: string) => Float64Array(layouts.summary.length)
 Napi::Value Moments(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
