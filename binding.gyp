@@ -31,6 +31,7 @@
         "native/addon/progress.cc",
         "native/addon/layouts.cc",
         "native/addon/simd.cc",
+        "native/addon/formats.cc",
         "native/addon/op_scan.cc",
         "native/addon/op_inspect.cc",
         "native/addon/op_pairwise.cc",

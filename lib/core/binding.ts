@@ -87,6 +87,8 @@ export interface NativeAddon {
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
   gpuOpen(library: string): Promise<GpuInfo>;
+  /** The format whose reader claims the file at `path` (by name or magic), or null. */
+  formatOf(path: string): string | null;
   simdPaths(): string[];
   simdDefault(): string;
   /** Every error code, from the core's one list (native/core/error.h). */

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
+import { native } from '../core/binding';
 import { MotherError } from '../core/errors';
 import { check, invalid } from '../core/validate';
 
@@ -57,8 +58,8 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
     if (abs.endsWith('.safetensors.index.json')) {
       return { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)) };
     }
-    if (abs.endsWith('.safetensors')) return { path: abs, files: [abs], index: '' };
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a .safetensors file or shard index`, { file: abs });
+    if (native().formatOf(abs) !== null) return { path: abs, files: [abs], index: '' };
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors) or a shard index`, { file: abs });
   }
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
 
@@ -119,7 +120,7 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   };
   if (st.isFile() || (await asModel(absRoot))) {
     if (st.isFile() && !(await asModel(absRoot))) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a .safetensors file or shard index`, { file: absRoot });
+      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors) or a shard index`, { file: absRoot });
     }
     return [{ id: path.basename(absRoot), path: absRoot }];
   }

@@ -11,13 +11,16 @@ Napi::Value Inspect(const Napi::CallbackInfo& info);
 Napi::Value Pairwise(const Napi::CallbackInfo& info);
 Napi::Value GpuOpen(const Napi::CallbackInfo& info);
 
+// formatOf(path) => string | null: the format whose reader claims the file (by name or
+// magic), so that discovery asks the core instead of keeping its own list of extensions.
+Napi::Value FormatOf(const Napi::CallbackInfo& info);
+
 Napi::Value SimdPaths(const Napi::CallbackInfo& info);
 Napi::Value SimdDefault(const Napi::CallbackInfo& info);
 
 // { moments, pairDiff, pairDiff4, sumU64, plainRead }
 Napi::Object Testing(Napi::Env env);
 
-// Float64 slots per summary (scan's stats per tensor, pairwise moments per model, moments()).
 // [{ code: 'ERR_FILE_OPEN', kind: 'input' | 'usage' | 'runtime' | 'internal', what }]
 Napi::Value ErrorCodes(Napi::Env env);
 // { summary: ['count', 'mean', ...] }: the names of those slots, in order

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
   exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
   exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
+  exports.Set("formatOf", Napi::Function::New(env, FormatOf, "formatOf"));
   exports.Set("simdPaths", Napi::Function::New(env, SimdPaths, "simdPaths"));
   exports.Set("simdDefault", Napi::Function::New(env, SimdDefault, "simdDefault"));
   exports.Set("errorCodes", ErrorCodes(env));

@@ -17,7 +17,9 @@ struct Reader {
   void (*open)(const std::string& path, Model& into);  // validates; throws Error
 };
 
-// The reader of the file at `path` (registry.cc) and its open().
+// The reader that claims the file at `path` by its name (or magic), or nullptr (registry.cc).
+const Reader* claiming_reader(const std::string& path);
+// The reader of the file at `path`: the claiming one, else safetensors (registry.cc).
 const Reader& reader_for(const std::string& path);
 void open_file(const std::string& path, Model& into);
 

@@ -17,9 +17,14 @@ const Reader* const kReaders[] = {MOTHER_READERS(MOTHER_READER_ENTRY)};
 #undef MOTHER_READER_ENTRY
 }  // namespace
 
-const Reader& reader_for(const std::string& path) {
+const Reader* claiming_reader(const std::string& path) {
   for (const Reader* r : kReaders)
-    if (r->claims(path)) return *r;
+    if (r->claims(path)) return r;
+  return nullptr;
+}
+
+const Reader& reader_for(const std::string& path) {
+  if (const Reader* r = claiming_reader(path)) return *r;
   // safetensors has no magic number to claim a file by, and mother read every file given to it
   // as safetensors before there were other formats: a name no reader claims still is.
   return kSafetensorsReader;
