@@ -267,6 +267,9 @@ def build_copy(m, out_root, device):
         elif m["op"] in quant.QUANTIZERS:
             state, done = quant.quantize_state(state, m["op"])
             extra["quantized_tensors"] = len(done)
+        for s in states:  # a copy or merge keeps the architecture and tensor names of its parents
+            if sorted(s) != sorted(state) or any(s[k].shape != state[k].shape for k in s):
+                raise ValueError("%s: tensor names or shapes differ from a parent's" % m["id"])
         with open(os.path.join(srcs[0], "config.json")) as f:
             hf = json.load(f)
         hf["torch_dtype"] = _DTYPE_TORCH_NAME[m["dtype"]]
