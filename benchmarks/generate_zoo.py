@@ -228,6 +228,8 @@ def generate(args):
     if args.report:
         print(zstats.report(truth, st))
         print()
+        print(zstats.composition_report(out, truth))
+        print()
         print(zstats.signals_report(sig))
 
 
@@ -253,6 +255,8 @@ def main():
     if args.signals_only:
         with open(os.path.join(args.signals_only, "truth.json")) as f:
             truth = json.load(f)
+        print(zstats.composition_report(args.signals_only, truth))
+        print()
         print(zstats.signals_report(zstats.signals(args.signals_only, truth)))
         return
     if args.report_only:

@@ -253,3 +253,34 @@ def signals_report(sig):
                          arch, d["pairs"], d["max_abs_r"], d["between"][0], d["between"][1],
                          w["min_r"], w["between"][0], w["between"][1]))
     return "\n".join(lines)
+
+
+def composition_report(out, truth):
+    """Markdown: per split, models, families with descendants, singletons, edges per regime
+    and per relation, and the bytes on disk (files only)."""
+    models = truth["models"]
+    info = truth.get("edge_info") or []
+    lines = ["| split | models | families with descendants | singletons | edges per regime | edges per relation | MB |",
+             "|---|---:|---:|---:|---|---|---:|"]
+    tot = [0, 0, 0, 0]
+    for split in sorted({m["split"] for m in models},
+                        key=lambda x: (list(SPLIT_FILTER).index(x) if x in SPLIT_FILTER else 99, x)):
+        ms = [m for m in models if m["split"] == split]
+        roots = [m for m in ms if not m.get("parents", [m["parent"]] if m["parent"] else [])]
+        single = [m for m in roots if m.get("singleton")]
+        es = [e for e in info if e["child"].split("/")[0] == split]
+        reg, rel = {}, {}
+        for e in es:
+            reg[e["regime"]] = reg.get(e["regime"], 0) + 1
+            rel[e["relation"]] = rel.get(e["relation"], 0) + 1
+        size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(out, split)) for f in fs)
+        tot[0] += len(ms)
+        tot[1] += len(roots) - len(single)
+        tot[2] += len(single)
+        tot[3] += size
+        lines.append("| %s | %d | %d | %d | %s | %s | %.2f |" % (
+            split, len(ms), len(roots) - len(single), len(single),
+            ", ".join("%s %d" % kv for kv in sorted(reg.items())), ", ".join("%s %d" % kv for kv in sorted(rel.items())),
+            size / 1e6))
+    lines.append("| all | %d | %d | %d | %d edges | | %.2f |" % (tot[0], tot[1], tot[2], len(info), tot[3] / 1e6))
+    return "\n".join(lines)
