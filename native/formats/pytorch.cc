@@ -482,7 +482,7 @@ class Walker {
 std::vector<Found> named_tensors(const Machine& m, Ref root) {
   const Kind k = m.at(root).kind;
   if (k != Kind::Dict && k != Kind::List && k != Kind::Tuple && !(k == Kind::Ext && m.at(root).tag == kExtTensor))
-    m.fail(ErrorCode::TorchFormat, std::string("the checkpoint holds a ") + pickle::kind_name(k) + ", not a dict of tensors");
+    m.fail(ErrorCode::TorchFormat, std::string("the checkpoint holds a value of type ") + pickle::kind_name(k) + ", not a dict of tensors");
   std::vector<Found> out;
   Walker(m, out).walk(root, "", 0, "");
   return out;

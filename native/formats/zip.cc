@@ -184,7 +184,10 @@ uint64_t descriptor_length(const uint8_t* p, uint64_t room, uint32_t crc, uint64
 
 }  // namespace
 
-bool looks_like_zip(const uint8_t* data, uint64_t size) { return size >= 4 && u32(data) == kLocalSig; }
+bool looks_like_zip(const uint8_t* data, uint64_t size) {
+  // a local file header, or the end record of an archive with no entries
+  return size >= 4 && (u32(data) == kLocalSig || (size >= kEndBytes && u32(data) == kEndSig));
+}
 
 const ZipEntry* ZipArchive::find(const std::string& name) const {
   auto it = std::lower_bound(by_name.begin(), by_name.end(), name,

@@ -40,7 +40,8 @@ struct ZipArchive {
   std::vector<uint32_t> by_name;  // entry indices sorted by name
 };
 
-// True if the bytes start like a ZIP archive (a local file header signature).
+// True if the bytes start like a ZIP archive (a local file header, or the end record of an
+// empty archive).
 bool looks_like_zip(const uint8_t* data, uint64_t size);
 
 // Parses and validates the archive [data, data + size). `path` is used in error messages only.
