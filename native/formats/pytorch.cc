@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "../core/error.h"
+#include "../core/json.h"
 #include "../core/mapped_file.h"
 #include "pickle.h"
 #include "reader.h"
@@ -461,7 +462,9 @@ class Walker {
       for (size_t i = 0; i + 1 < items.size(); i += 2) {
         const pickle::Object& k = m_.at(items[i]);
         std::string part, bad = bad_key;
-        if (k.kind == Kind::Str || k.kind == Kind::Bytes) part = m_.str(items[i]);
+        size_t bad_at = 0;
+        if (k.kind == Kind::Str) part = m_.str(items[i]);
+        else if (k.kind == Kind::Bytes && json::valid_utf8(m_.str(items[i]).data(), m_.str(items[i]).size(), &bad_at)) part = m_.str(items[i]);
         else if (k.kind == Kind::Int) part = std::to_string(k.i);
         else if (bad.empty()) bad = "a dict key of type " + std::string(pickle::kind_name(k.kind)) + (name.empty() ? "" : " in " + quoted(name));
         walk(items[i + 1], bad.empty() ? join(part) : name, depth + 1, bad);
@@ -739,7 +742,7 @@ bool torch_name(const std::string& path) {
 bool claims_pytorch(const std::string& path) {
   if (torch_name(path)) return true;
   // Other names by content: the legacy magic, or a ZIP whose first entry is <folder>/data.pkl
-  // or another torch.save record (data.pkl is written first).
+  // (torch.save writes it first) or another record torch.save writes at the top of its folder.
   uint8_t head[512];
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -753,7 +756,9 @@ bool claims_pytorch(const std::string& path) {
   if (30 + name_len > len) return false;
   const std::string first(reinterpret_cast<const char*>(head + 30), static_cast<size_t>(name_len));
   const size_t slash = first.find('/');
-  return slash != std::string::npos && first.compare(slash, std::string::npos, "/data.pkl") == 0;
+  if (slash == std::string::npos) return false;
+  const std::string rest = first.substr(slash + 1);
+  return rest == "data.pkl" || rest == ".format_version" || rest == ".storage_alignment" || rest == "byteorder" || rest == "version";
 }
 
 void open_pytorch(const std::string& path, Model& into) {
@@ -786,7 +791,7 @@ TorchCheckpoint parse_pytorch(const uint8_t* data, uint64_t size, const std::str
   if (looks_like_zip(data, size)) return parse_zip_layout(data, size, path);
   if (legacy_magic(data, size)) return parse_legacy_layout(data, size, path);
   if (tar_magic(data, size))
-    fail(ErrorCode::TorchUnsupported, path, "", "a tar archive (the checkpoint format of PyTorch before 0.4) is not read");
+    fail(ErrorCode::TorchUnsupported, path, "", "a tar archive (the checkpoint format of the first PyTorch versions) is not read");
   fail(ErrorCode::TorchFormat, path, "",
        "not a PyTorch checkpoint: neither a ZIP archive (torch.save since 1.6) nor the legacy format (magic number 0x1950a86a20f9469cfc6c)");
 }
