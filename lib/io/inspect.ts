@@ -8,7 +8,9 @@ import { native } from '../core/binding';
 export interface ModelHeader {
   model: string;
   files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
-  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number }[];
+  /** `unreadable`: why the tensor's values cannot be read in order (a non-contiguous view in a
+   *  PyTorch checkpoint); such a tensor has no statistics and is not compared. */
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string }[];
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

@@ -47,6 +47,7 @@ struct InspectOp {
       to.Set("file", Napi::Number::New(env, t.file));
       to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
       to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.bytes)));
+      if (!t.unreadable.empty()) to.Set("unreadable", t.unreadable);
       tensors.Set(i, to);
     }
     out.Set("tensors", tensors);

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for the safetensors header reader and runs it for a bounded time.
+# Builds a libFuzzer target and runs it for a bounded time: the safetensors header reader
+# (FUZZ_TARGET=header, the default: fuzz_header.cc) or the PyTorch checkpoint reader, its ZIP
+# reader and restricted unpickler (FUZZ_TARGET=pytorch: fuzz_pytorch.cc).
 #
 #   npm run fuzz                          # 60 s
 #   FUZZ_SECONDS=600 npm run fuzz         # longer
+#   FUZZ_TARGET=pytorch npm run fuzz      # the PyTorch reader
 #   bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
 #
 # Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
 # processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards, print
-# the line coverage of native/core/json.cc and native/formats/safetensors.cc reached by the
-# corpus; needs llvm-cov).
+# the line coverage of the target's reader files reached by the corpus; needs llvm-cov).
 # Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
-# artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed.
+# artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed (for
+# pytorch: test/fixtures/pytorch-malformed and test/fixtures/pytorch, and their data.pkl).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,7 +22,12 @@ cd "$ROOT"
 
 CXX="${CXX:-clang++}"
 OUT="$ROOT/build-fuzz"
-BIN="$OUT/fuzz_header"
+TARGET="${FUZZ_TARGET:-header}"
+case "$TARGET" in
+  header|pytorch) ;;
+  *) echo "run.sh: FUZZ_TARGET must be header or pytorch, got '$TARGET'" >&2; exit 2 ;;
+esac
+BIN="$OUT/fuzz_$TARGET"
 SECONDS_TO_RUN="${FUZZ_SECONDS:-60}"
 JOBS="${FUZZ_JOBS:-1}"
 
@@ -33,7 +41,19 @@ esac
 
 SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/formats/safetensors.cc
          native/core/mapped_file.cc native/fuzz/fuzz_header.cc)
-mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
+DICT=native/fuzz/header.dict
+COVERED=(native/core/json.cc native/formats/safetensors.cc)
+CORPUS="$OUT/corpus"
+SEEDS="$OUT/seeds"
+if [ "$TARGET" = pytorch ]; then
+  SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/core/mapped_file.cc
+           native/formats/zip.cc native/formats/pickle.cc native/formats/pytorch.cc native/fuzz/fuzz_pytorch.cc)
+  DICT=native/fuzz/pytorch.dict
+  COVERED=(native/formats/zip.cc native/formats/pickle.cc native/formats/pytorch.cc)
+  CORPUS="$OUT/corpus-pytorch"
+  SEEDS="$OUT/seeds-pytorch"
+fi
+mkdir -p "$CORPUS" "$SEEDS" "$OUT/artifacts"
 
 # Rebuild when the binary is missing or older than any source or header.
 need_build=0
@@ -58,9 +78,10 @@ if [ "$#" -gt 0 ]; then
   exec "$BIN" -runs=1 "$@"
 fi
 
+rm -f "$SEEDS/"*
+if [ "$TARGET" = header ]; then
 # Seeds: every safetensors file of the malformed/valid fixture set, plus a few valid files
 # written here (so the seed set does not depend on the fixtures having been generated).
-rm -f "$OUT/seeds/"*
 if [ -d test/fixtures/malformed ]; then
   i=0
   while IFS= read -r -d '' f; do
@@ -84,14 +105,36 @@ const seeds = {
 };
 for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "valid-" + k + ".safetensors"), v);
 ' "$OUT/seeds"
+else
+# Seeds: every file of the PyTorch fixture sets (malformed, malicious, valid, written by torch),
+# and the data.pkl of each archive among them as a bare pickle.
+  i=0
+  while IFS= read -r -d '' f; do
+    cp "$f" "$SEEDS/fixture-$i-$(basename "$f")"
+    i=$((i + 1))
+  done < <(find test/fixtures/pytorch-malformed test/fixtures/pytorch -type f ! -name '*.json' ! -name '*.md' -size -65536c -print0 2>/dev/null | sort -z)
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c '
+import sys, zipfile, pathlib
+out = pathlib.Path(sys.argv[1])
+for i, p in enumerate(sorted(out.iterdir())):
+    try:
+        z = zipfile.ZipFile(p)
+        names = [n for n in z.namelist() if n.endswith("data.pkl")]
+        if names: (out / f"pickle-{i}.pkl").write_bytes(z.read(names[0]))
+    except Exception:
+        pass
+' "$SEEDS"
+  fi
+fi
 
-echo "run.sh: fuzzing for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds" | wc -l) seeds, corpus $(ls "$OUT/corpus" | wc -l) files)"
+echo "run.sh: fuzzing $TARGET for ${SECONDS_TO_RUN}s ($(ls "$SEEDS" | wc -l) seeds, corpus $(ls "$CORPUS" | wc -l) files)"
 JOB_ARGS=()
 if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
 status=0
 # shellcheck disable=SC2086
-"$BIN" "$OUT/corpus" "$OUT/seeds" \
-  -dict=native/fuzz/header.dict \
+"$BIN" "$CORPUS" "$SEEDS" \
+  -dict="$DICT" \
   -max_len=65536 \
   -max_total_time="$SECONDS_TO_RUN" \
   -timeout=10 \
@@ -107,11 +150,11 @@ if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
     echo "run.sh: FUZZ_COVERAGE needs llvm-profdata and llvm-cov" >&2
   else
     "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
-      "${SOURCES[@]}" -o "$OUT/fuzz_header_cov"
+      "${SOURCES[@]}" -o "$OUT/fuzz_${TARGET}_cov"
     rm -f "$OUT"/cov-*.profraw
-    LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "$OUT/fuzz_header_cov" -runs=0 "$OUT/corpus" "$OUT/seeds" >/dev/null 2>&1 || true
+    LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "$OUT/fuzz_${TARGET}_cov" -runs=0 "$CORPUS" "$SEEDS" >/dev/null 2>&1 || true
     "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
-    "$COV" report "$OUT/fuzz_header_cov" -instr-profile="$OUT/cov.profdata" native/core/json.cc native/formats/safetensors.cc
+    "$COV" report "$OUT/fuzz_${TARGET}_cov" -instr-profile="$OUT/cov.profdata" "${COVERED[@]}"
   fi
 fi
 exit "$status"
