@@ -20,6 +20,7 @@ import { pairwiseStats, resolveBackend, scanModel } from '../lib';
 import { native, packageRoot } from '../lib/core/binding';
 import { ensureTorchFile, ensureWeightsFile, gbps, machine, median, table } from './common';
 import { benchPairwise, pairwiseModels } from './pairwise';
+import { benchMethod } from './method';
 import { benchPipeline } from './pipeline';
 
 const GiB = 2 ** 30;
@@ -199,6 +200,10 @@ async function main(): Promise<void> {
     console.log(`\n## pairwise engine (BF16 models of ${modelMiB} MiB, page cache warm)\n`);
     console.log(await benchPairwise({ sizes: [2, 8, 32, 64], modelMiB, naiveMaxPairs: Number(process.env.MOTHER_BENCH_NAIVE_PAIRS || 64) }));
     console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);
+  }
+  if (want('method')) {
+    console.log(`\n## graph algorithms (median of ${Number(process.env.MOTHER_BENCH_REPS || 3)} runs)\n`);
+    console.log(benchMethod());
   }
   if (want('gpu')) await benchGpu();
   if (want('pytorch')) await benchPytorch();

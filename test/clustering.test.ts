@@ -213,15 +213,13 @@ describe('wardLinkage: independent checks', () => {
     expect(L.Z[4 * (n - 2) + 3]).toBe(n);
   });
 
-  test('n = 1500 runs in O(n^2) time', () => {
+  // Its wall time (O(n^2)) is measured by `npm run bench -- method`, not here.
+  test('n = 1500: the last merge holds every observation', () => {
     const rng = new Rng(3);
     const n = 1500;
     const y = Float64Array.from({ length: (n * (n - 1)) / 2 }, () => rng.next());
-    const t0 = Date.now();
     const L = wardLinkage(y, n);
-    const ms = Date.now() - t0;
     expect(L.Z[4 * (n - 2) + 3]).toBe(n);
-    expect(ms).toBeLessThan(5000);
   });
 
   test('condensedFromSquare and condensedIndex agree with squareform layout', () => {

@@ -85,13 +85,12 @@ describe('maxWeightAssignment (Hungarian)', () => {
     expectInvalid(() => maxWeightAssignment([[1, NaN]]), /finite/);
   });
 
-  test('a 120 x 120 problem is fast and beats random permutations', () => {
+  // Its wall time is measured by `npm run bench -- method`, not here.
+  test('a 120 x 120 problem beats random permutations', () => {
     const rng = new Rng(8);
     const n = 120;
     const W = Array.from({ length: n }, () => Array.from({ length: n }, () => floor(rng.next() * 1000)));
-    const t0 = Date.now();
     const { assignment, total } = maxWeightAssignment(W);
-    expect(Date.now() - t0).toBeLessThan(2000);
     expect(new Set(assignment).size).toBe(n);
     let diag = 0;
     for (let i = 0; i < n; i++) diag += W[i][i];
