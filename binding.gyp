@@ -1,3 +1,5 @@
+# The addon only: what `npm install` builds from source when no prebuild fits. The test-only
+# GPU emulator (native/gpu/emulator_backend.cc) is built by `npm run build:emulator`.
 {
   "targets": [
     {
@@ -77,35 +79,6 @@
       "libraries": [
         "-ldl"
       ]
-    },
-    {
-      "target_name": "mother_gpu_emulator",
-      "type": "shared_library",
-      "product_prefix": "lib",
-      "sources": [
-        "native/gpu/emulator_backend.cc"
-      ],
-      "cflags": [
-        "-O2",
-        "-Wall",
-        "-Wextra",
-        "-ffp-contract=off",
-        "-fvisibility=hidden"
-      ],
-      "cflags_cc": [
-        "-std=c++17",
-        "-O2",
-        "-Wall",
-        "-Wextra",
-        "-ffp-contract=off",
-        "-fvisibility=hidden"
-      ],
-      "xcode_settings": {
-        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
-        "OTHER_CFLAGS": [
-          "-ffp-contract=off"
-        ]
-      }
     }
   ]
 }

@@ -83,7 +83,7 @@ export async function resolveBackend(option?: string): Promise<ResolvedBackend> 
   if (!library) {
     const why = process.env.MOTHER_CUDA_LIBRARY
       ? `MOTHER_CUDA_LIBRARY names ${candidates[0]}, which does not exist`
-      : 'the CUDA backend is not built (run `npm run build:cuda` on a machine with nvcc, or set MOTHER_CUDA_LIBRARY)';
+      : `the CUDA backend is not built: run \`npm run build:cuda\` in ${packageRoot()} (needs CMake and nvcc), or set MOTHER_CUDA_LIBRARY`;
     if (requested === 'cuda') throw new MotherError('ERR_BACKEND', why);
     return cpu(why);
   }

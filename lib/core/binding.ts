@@ -171,9 +171,22 @@ export function packedRecords<F extends string>(
 
 let kinds: ReadonlyMap<string, ErrorKind> | undefined;
 
-/** The kind of every error code, from the addon's list. */
+/** The one code the loader raises itself, with its kind (as in native/core/error.h): when no
+ *  addon loads there is no list to read it from. */
+const LOADER_KINDS: ReadonlyMap<string, ErrorKind> = new Map([['ERR_NO_ADDON', 'runtime']]);
+
+/** The kind of every error code, from the addon's list; without an addon, only the loader's
+ *  own code (so that a caller reporting ERR_NO_ADDON does not fail again on the lookup). */
 export function errorKinds(): ReadonlyMap<string, ErrorKind> {
-  return (kinds ??= new Map(native().errorCodes.map((c) => [c.code, c.kind])));
+  if (kinds) return kinds;
+  let list: NativeAddon['errorCodes'];
+  try {
+    list = native().errorCodes;
+  } catch (e) {
+    if (e instanceof MotherError && e.code === 'ERR_NO_ADDON') return LOADER_KINDS;
+    throw e;
+  }
+  return (kinds = new Map(list.map((c) => [c.code, c.kind])));
 }
 
 /** The codes that mean "the input files are unreadable or invalid" (CLI exit code 3). */
@@ -182,15 +195,76 @@ export function inputErrorCodes(): ReadonlySet<string> {
 }
 
 let cached: NativeAddon | undefined;
+let cachedFrom: string | undefined;
 
-/** Loads the addon: a local build (build/Release) first, else a prebuild for this platform. */
+/** Loads the addon: a local build (build/Release) first, else a prebuild for this platform
+ *  (prebuilds/<platform>-<arch>/, shipped in the npm package). Throws ERR_NO_ADDON, a one-line
+ *  message saying what to run, when none is there or none loads. */
 export function native(): NativeAddon {
   if (!cached) {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    cached = load(packageRoot());
+    const loaded = loadAddon(packageRoot());
+    cached = loaded.addon;
+    cachedFrom = loaded.file;
   }
   return cached;
+}
+
+/** The file native() loaded the addon from (loading it if not yet done). */
+export function addonFile(): string {
+  native();
+  return cachedFrom!;
+}
+
+/**
+ * Finds and loads the addon of the package at `root` as node-gyp-build does (build/Release,
+ * build/Debug, then prebuilds/ by platform, arch, libc and N-API version). Everything here runs
+ * without the addon, its error included: the failure is a MotherError with a code this file
+ * knows (ERR_NO_ADDON) and the command that fixes it; the cause is kept as `cause`.
+ */
+export function loadAddon(root: string): { addon: NativeAddon; file: string } {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const gypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  let file: string;
+  try {
+    file = gypBuild.resolve(root);
+  } catch (e) {
+    throw noAddon(root, `the native addon is missing for ${platformTag()}: neither build/Release nor prebuilds/ in ${root} has one`, e);
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return { addon: require(file) as NativeAddon, file };
+  } catch (e) {
+    throw noAddon(root, `the native addon ${file} does not load on ${platformTag()} (${firstLine(e)})`, e);
+  }
+}
+
+/** linux-x64 glibc (Node 20.20.2, N-API 9): what node-gyp-build matches a prebuild on. */
+function platformTag(): string {
+  let libc = '';
+  if (process.platform === 'linux') {
+    const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
+    libc = report?.header?.glibcVersionRuntime ? ' glibc' : ' musl';
+  }
+  return `${process.platform}-${process.arch}${libc} (Node ${process.versions.node}, N-API ${process.versions.napi})`;
+}
+
+function firstLine(e: unknown): string {
+  const msg = typeof e === 'object' && e !== null && 'message' in e ? String((e as { message: unknown }).message) : String(e);
+  return msg.split('\n')[0].trim();
+}
+
+/** The ERR_NO_ADDON error, one line: what is missing, then what to run. In an installed package
+ *  that is `npm rebuild mother` (a build from source: a C++17 compiler, make and Python 3); in
+ *  a checkout of mother itself, `npm run build:addon`. The loader's error keeps its cause. */
+function noAddon(root: string, what: string, cause: unknown): MotherError {
+  const parent = path.dirname(root);
+  const installed = path.basename(parent) === 'node_modules' || path.basename(path.dirname(parent)) === 'node_modules';
+  const fix = installed
+    ? 'run `npm rebuild mother` (it builds from source: needs a C++17 compiler, make and Python 3)'
+    : `run \`npm run build:addon\` in ${root}`;
+  const err = new MotherError('ERR_NO_ADDON', `${what}; ${fix}`, { file: root });
+  Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });
+  return err;
 }
 
 /** The package root (the folder holding package.json), from src (lib/core/) or compiled (dist/lib/core/). */

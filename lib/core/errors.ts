@@ -40,6 +40,7 @@ export const ERROR_CODES = [
   'ERR_UNSUPPORTED',
   'ERR_CANCELLED',
   'ERR_BACKEND',
+  'ERR_NO_ADDON',
   'ERR_INTERNAL',
 ] as const;
 export type MotherErrorCode = (typeof ERROR_CODES)[number];

@@ -14,7 +14,8 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
 
 // Every error code, once: X(enumerator, "ERR_NAME", kind, "what it means"). The enum, the
 // names, the addon's `errorCodes` export and TypeScript's list of codes all come from here;
-// a few codes are only ever raised by the TypeScript side (NotFound, NotAModel) or for
+// a few codes are only ever raised by the TypeScript side (NotFound, NotAModel, NoAddon: the
+// loader cannot ask an addon it could not load, so it knows that code without it) or for
 // exceptions that are not mother::Error (Internal), but are listed so that the list is whole.
 #define MOTHER_ERROR_CODES(X)                                                                          \
   X(NotFound, "ERR_NOT_FOUND", Input, "the path does not exist")                                       \
@@ -51,6 +52,7 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \
   X(Backend, "ERR_BACKEND", Runtime, "the GPU backend is unavailable or a device call failed")         \
+  X(NoAddon, "ERR_NO_ADDON", Runtime, "no native addon for this platform loads (npm rebuild mother)")  \
   X(Internal, "ERR_INTERNAL", Internal, "a bug: an unexpected exception inside mother")
 
 enum class ErrorCode {
