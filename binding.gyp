@@ -11,6 +11,7 @@
         "native/formats/registry.cc",
         "native/formats/shard_index.cc",
         "native/formats/safetensors.cc",
+        "native/stats/decode.cc",
         "native/stats/kernels_scalar.cc",
         "native/stats/kernels_avx2.cc",
         "native/stats/kernels_avx512.cc",
