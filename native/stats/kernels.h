@@ -43,6 +43,25 @@ struct Kernels {
   bool (*decode_f64)(DType d, const uint8_t* p, size_t n, double* out);
   // y (rows x k) = w (rows x n) * omega (n x k), row-major float64 (the rank sketch).
   void (*sketch_rows)(const double* w, size_t rows, size_t n, const double* omega, size_t k, double* y);
+
+  // ---- the pairwise pass's row kernels (gram.inc; inputs finite) ----
+  // Gram products of m rows of n elements: g[i * m + j] = sum_e rows[i][e] rows[j][e] for
+  // i <= j (the upper triangle of the m x m matrix g; the rest is left as it is). Float64,
+  // register-blocked; see gram.inc for the summation order.
+  void (*gram)(const double* const* rows, size_t m, size_t n, double* g);
+  // c[i * m + j] = sum_e a[i][e] b[j][e] for every i <= j (and some i > j; the rest of c is left
+  // as it is): the shifted cross products of the relatedness null.
+  void (*cross_upper)(const double* const* a, const double* const* b, size_t m, size_t n, double* c);
+  // y = x - r elementwise (y may be x); returns sum y.
+  double (*center)(const double* x, const double* r, size_t n, double* y);
+  // y = x - c (y may be x); returns sum y.
+  double (*shift)(const double* x, double c, size_t n, double* y);
+  // sum x.
+  double (*sum)(const double* x, size_t n);
+  // out = {mean, sum (x - mean)^2} (corrected two-pass).
+  void (*moments2)(const double* x, size_t n, double out[2]);
+  // d = a - b: out = {sum d^2, sum d, sum (d - mean d)^2} (the last corrected two-pass).
+  void (*pair_dd)(const double* a, const double* b, size_t n, double out[3]);
 };
 
 // The scalar decode_f64 (every dtype), used by the SIMD ones for tails and 8-bit formats.

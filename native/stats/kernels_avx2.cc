@@ -375,7 +375,25 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
 
 #include "sketch_rows.inc"
 
-const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
+// 4 lanes, 3 x 3 register tiles (9 accumulators + 6 rows in the 16 ymm registers).
+struct V {
+  using vec = __m256d;
+  static constexpr size_t W = 4;
+  static constexpr int MR = 3;
+  ISA_FN static vec zero() { return _mm256_setzero_pd(); }
+  ISA_FN static vec set1(double x) { return _mm256_set1_pd(x); }
+  ISA_FN static vec load(const double* p) { return _mm256_loadu_pd(p); }
+  ISA_FN static void store(double* p, vec v) { _mm256_storeu_pd(p, v); }
+  ISA_FN static vec add(vec a, vec b) { return _mm256_add_pd(a, b); }
+  ISA_FN static vec sub(vec a, vec b) { return _mm256_sub_pd(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm256_mul_pd(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_pd(a, b, c); }
+  ISA_FN static double sfma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+  ISA_FN static double hsum(vec v) { return mother::hsum(v); }
+};
+#include "gram.inc"
+
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows, MOTHER_ROW_KERNELS};
 
 }  // namespace
 }  // namespace mother

@@ -352,7 +352,30 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
 
 #include "sketch_rows.inc"
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
+// 8 lanes, 4 x 4 register tiles (16 accumulators + 8 rows in the 32 zmm registers).
+struct V {
+  using vec = __m512d;
+  static constexpr size_t W = 8;
+  static constexpr int MR = 4;
+  ISA_FN static vec zero() { return _mm512_setzero_pd(); }
+  ISA_FN static vec set1(double x) { return _mm512_set1_pd(x); }
+  ISA_FN static vec load(const double* p) { return _mm512_loadu_pd(p); }
+  ISA_FN static void store(double* p, vec v) { _mm512_storeu_pd(p, v); }
+  ISA_FN static vec add(vec a, vec b) { return _mm512_add_pd(a, b); }
+  ISA_FN static vec sub(vec a, vec b) { return _mm512_sub_pd(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm512_mul_pd(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_pd(a, b, c); }
+  ISA_FN static double sfma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+  ISA_FN static double hsum(vec v) {
+    // (lanes 0-3 + lanes 4-7), then as the AVX2 hsum: a fixed order
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+#include "gram.inc"
+
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows, MOTHER_ROW_KERNELS};
 
 }  // namespace
 }  // namespace mother
