@@ -22,6 +22,7 @@
         "native/pairwise/pair_plan.cc",
         "native/pairwise/pairwise.cc",
         "native/pairwise/pairwise_gpu.cc",
+        "native/pairwise/shift_null.cc",
         "native/pairwise/svd.cc",
         "native/gpu/gpu_backend.cc",
         "native/gpu/staging.cc",

@@ -60,8 +60,9 @@ struct Kernels {
   double (*sum)(const double* x, size_t n);
   // out = {mean, sum (x - mean)^2} (corrected two-pass).
   void (*moments2)(const double* x, size_t n, double out[2]);
-  // d = a - b: out = {sum d^2, sum d, sum (d - mean d)^2} (the last corrected two-pass).
-  void (*pair_dd)(const double* a, const double* b, size_t n, double out[3]);
+  // d = a - b, s = a + b: out = {sum d^2, sum d, sum (d - mean d)^2, sum (d - mean d)(s - mean s)}
+  // (the last two corrected two-pass; the last is sum (a - mean a)^2 - sum (b - mean b)^2).
+  void (*pair_dd)(const double* a, const double* b, size_t n, double out[4]);
 };
 
 // The scalar decode_f64 (every dtype), used by the SIMD ones for tails and 8-bit formats.
