@@ -69,7 +69,7 @@ async function runCase({ models, opts = {} }: Case): Promise<{ layers: PairLayer
   });
   const resolved = await Promise.all(paths.map((p) => resolveModel(p)));
   const headers = await Promise.all(resolved.map((r) => inspectResolved(r)));
-  const pass = await pairwisePass(resolved, headers, { relatedness: true, ...opts });
+  const pass = await pairwisePass(resolved, headers, { relatedness: true, differences: false, ...opts });
   const n = models.length;
   // the reference reads the decoded values of the compared tensors
   const tensors = pass.layers.map((l, t) => ({
@@ -176,6 +176,7 @@ describe('the Gram path against the exact reference', () => {
     for (const simd of native().simdPaths()) {
       const rng = new Rng(77);
       await check(`N = 9, every dtype, ${simd}`, family(rng, 9, (m, t) => FLOAT_DTYPES[(m + t) % FLOAT_DTYPES.length]), { simd });
+      await check(`N = 9, every dtype, ${simd}, with differences`, family(new Rng(77), 9, (m, t) => FLOAT_DTYPES[(m + t) % FLOAT_DTYPES.length]), { simd, differences: true });
     }
   });
 
@@ -227,6 +228,7 @@ describe('the Gram path against the exact reference', () => {
     }
     await check('NaN/Inf positions', models, { chunkElems: 64, jobElems: 256 });
     await check('NaN/Inf positions, default chunks', models);
+    await check('NaN/Inf positions, with differences', models, { differences: true });
   });
 
   test('resized vocabularies: compared on the shared rows, the shifted null inside them', async () => {

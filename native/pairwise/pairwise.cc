@@ -178,18 +178,38 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     }
     // Sub-chunks of every model stay in cache while all pairs run over them.
     const uint64_t sub = planned.sub[job.tensor];
+    size_t last_ref = SIZE_MAX;
+    double last_mean = NAN;
     for (uint64_t s = 0; s < job.count; s += sub) {
       const uint64_t first = job.first + s;
       const uint64_t L = std::min(sub, job.count - s);
       auto Y = [&](size_t m) { return ybuf.data() + m * buf_elems; };
+      // The plain values are needed first where something else reads them; otherwise the rows
+      // after the reference (the first clean row) are centred on it as they are decoded.
+      const bool fuse = !pt.moments && !pt.sketch && !options.differences;
+      size_t ref = SIZE_MAX;
       for (size_t m = 0; m < n_models; ++m) {
         len[m] = 0;
         centred[m] = 0;
         xready[m] = 0;
         if (avail[m] <= s) continue;
         const uint64_t n = std::min(L, avail[m] - s);
-        bad[m] = decode_f64(kernels, *views[m], first, n, Y(m));
+        if (fuse && ref != SIZE_MAX && n == L) {
+          bad[m] = decode_f64_center(kernels, *views[m], first, n, Y(ref), Y(m), &ysum[m]);
+          centred[m] = 2;  // centred on the fly
+        } else {
+          bad[m] = decode_f64(kernels, *views[m], first, n, Y(m));
+          if (fuse && ref == SIZE_MAX && n == L && !bad[m]) ref = m;
+        }
         len[m] = n;
+        // The next sub-chunk of this model into cache while the rest of this one is worked:
+        // N short streams, one sub-chunk each, are too short for the hardware prefetchers.
+        if (avail[m] > s + sub && !views[m]->row_map) {
+          const TensorView& v = *views[m];
+          const uint8_t* p = v.data(first + sub);
+          const uint64_t nb = v.byte_len(std::min(sub, avail[m] - s - sub));
+          for (uint64_t b = 0; b < nb; b += 64) __builtin_prefetch(p + b, 0, 3);
+        }
         if (pt.sketch && options.exact_rank) {
           std::lock_guard<std::mutex> lock(state[job.tensor].mu);
           std::vector<double>& wm = whole[job.tensor][m];
@@ -285,9 +305,11 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       if (M >= 2) {
         const double nl = static_cast<double>(L);
         const size_t r = idx[0];
-        const double c = kernels->sum(Y(r), L) / nl;
+        // The reference's centre: its mean in the previous sub-chunk of this job if it was the
+        // reference there too (the moments' guard below catches a poor one), else its mean here.
+        const double c = r == last_ref && std::isfinite(last_mean) ? last_mean : kernels->sum(Y(r), L) / nl;
         for (size_t a = 1; a < M; ++a) {
-          ysum[idx[a]] = kernels->center(Y(idx[a]), Y(r), L, Y(idx[a]));
+          if (centred[idx[a]] != 2) ysum[idx[a]] = kernels->center(Y(idx[a]), Y(r), L, Y(idx[a]));
           centred[idx[a]] = 1;
         }
         const double Z = kernels->shift(Y(r), c, L, Y(r));
@@ -313,6 +335,8 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
             kernels->moments2(X(m), L, &mom[2 * m]);
           }
         }
+        last_ref = r;
+        last_mean = mom[2 * r];
         for (size_t a = 0; a < M; ++a)
           for (size_t b = a + 1; b < M; ++b) {
             const size_t i = idx[a], j2 = idx[b];

@@ -71,6 +71,16 @@ bool decode_f64(const Kernels* k, const TensorView& v, uint64_t first, uint64_t 
   return bad;
 }
 
+bool decode_f64_center(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, const double* ref, double* out,
+                       double* sum) {
+  *sum = 0;
+  if (n == 0) return false;
+  if (!v.row_map || view_row_elems(v) == 0) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
+  const bool bad = decode_f64(k, v, first, n, out);
+  *sum = k->center(out, ref, static_cast<size_t>(n), out);
+  return bad;
+}
+
 void accumulate_view(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, Moments* acc) {
   if (n == 0) return;
   accumulate_any(k, v.dtype, v.data(first), n, acc);

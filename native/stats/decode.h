@@ -30,6 +30,11 @@ uint64_t view_align(const TensorView& v);
 // row map entry out of range.
 bool decode_f64(const Kernels* k, const TensorView& view, uint64_t first, uint64_t n, double* out);
 
+// decode_f64 fused with the Gram path's centring: out = x - ref for the decoded values x,
+// *sum = sum out; true if any x is NaN or +-Inf (out and *sum are then of no use).
+bool decode_f64_center(const Kernels* k, const TensorView& view, uint64_t first, uint64_t n, const double* ref, double* out,
+                       double* sum);
+
 // Folds the stored elements [first, first + n) of `view` (first on a block boundary) into *acc.
 void accumulate_view(const Kernels* k, const TensorView& view, uint64_t first, uint64_t n, Moments* acc);
 

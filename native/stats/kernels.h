@@ -41,6 +41,9 @@ struct Kernels {
   // Decodes n elements of a float dtype at p (any alignment) to float64; returns true if any
   // is NaN or +-Inf. The pairwise engine's first step.
   bool (*decode_f64)(DType d, const uint8_t* p, size_t n, double* out);
+  // decode_f64 fused with the centring of the Gram path: out = x - ref (x the decoded values),
+  // *sum = sum out; true if any x is NaN or +-Inf (out and *sum are then of no use).
+  bool (*decode_center)(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum);
   // y (rows x k) = w (rows x n) * omega (n x k), row-major float64 (the rank sketch).
   void (*sketch_rows)(const double* w, size_t rows, size_t n, const double* omega, size_t k, double* y);
 
@@ -67,6 +70,9 @@ struct Kernels {
 
 // The scalar decode_f64 (every dtype), used by the SIMD ones for tails and 8-bit formats.
 bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out);
+// decode_center as decode_f64 then out -= ref (every dtype), for the formats a kernel set does
+// not fuse.
+bool scalar_decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum);
 
 // The scalar pair_diff, also used for the tails and by callers that need it directly.
 void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);

@@ -221,7 +221,8 @@ struct V {
 #include "gram.inc"
 #undef ISA_FN
 
-const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, pair_diff4, scalar_decode_f64, sketch_rows, MOTHER_ROW_KERNELS};
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, pair_diff4, scalar_decode_f64, scalar_decode_center, sketch_rows,
+                       MOTHER_ROW_KERNELS};
 
 }  // namespace
 

@@ -108,8 +108,8 @@ struct V {
 #include "gram.inc"
 #undef ISA_FN
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_pair_diff4, scalar_decode_f64, sketch_rows,
-                         MOTHER_ROW_KERNELS};
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_pair_diff4, scalar_decode_f64,
+                         scalar_decode_center, sketch_rows, MOTHER_ROW_KERNELS};
 
 }  // namespace
 
@@ -166,6 +166,17 @@ bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
   for (; i < n; ++i) q0 += out[i] - out[i];
   const double q = q0 + q1 + q2 + q3;
   return q != 0 || std::isnan(q);
+}
+
+bool scalar_decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  const bool bad = scalar_decode_f64(d, p, n, out);
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] -= ref[i];
+    s += out[i];
+  }
+  *sum = s;
+  return bad;
 }
 
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
