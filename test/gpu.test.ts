@@ -335,6 +335,34 @@ describe('pairwise on the GPU path (device emulator) against the CPU path', () =
     }
   });
 
+  test.each([2, 5, 9])('N = %i: the relatedness outputs (means, variances, 1 - r, the shifted null) equal the CPU pass', async (n) => {
+    process.env.MOTHER_CUDA_LIBRARY = EMULATOR;
+    const models = family(400 + n, n);
+    const opts = { relatedness: true, metrics: ['rms'] as 'rms'[] };
+    const cpu = await pairwiseStats(models, { ...opts, backend: 'cpu' });
+    const gpu = await pairwiseStats(models, { ...opts, backend: 'cuda', jobElems: n === 5 ? 3000 : undefined });
+    const lean = await pairwiseStats(models, { ...opts, backend: 'cuda', differences: false, jobElems: n === 5 ? 3000 : undefined });
+    expect(gpu.backend.used).toBe('cuda');
+    const bad: string[] = [];
+    cpu.layers.forEach((c, l) => {
+      const g = gpu.layers[l];
+      for (let k = 0; k < n * n; k++) {
+        const i = Math.floor(k / n), j = k % n;
+        if (i === j) continue;
+        const sd = Math.sqrt(Math.abs(c.variance![k]));
+        if (!close(g.mean![k], c.mean![k], 1e-12, sd + abs(c.mean![k]))) bad.push(`${c.name}.mean[${k}]: ${g.mean![k]} vs ${c.mean![k]}`);
+        if (!close(g.variance![k], c.variance![k], 1e-11)) bad.push(`${c.name}.variance[${k}]: ${g.variance![k]} vs ${c.variance![k]}`);
+        if (!close(g.oneMinusR![k], c.oneMinusR![k], 1e-9, 1e-12)) bad.push(`${c.name}.oneMinusR[${k}]: ${g.oneMinusR![k]} vs ${c.oneMinusR![k]}`);
+        for (const f of ['rShift1', 'rShift2'] as const)
+          if (!(Object.is(g[f]![k], c[f]![k]) || abs(g[f]![k] - c[f]![k]) <= 1e-12)) bad.push(`${c.name}.${f}[${k}]: ${g[f]![k]} vs ${c[f]![k]}`);
+        if (g.nShift![k] !== c.nShift![k]) bad.push(`${c.name}.nShift[${k}]: ${g.nShift![k]} vs ${c.nShift![k]}`);
+        if (!Number.isNaN(lean.layers[l].meanAbs[k])) bad.push(`${c.name}.meanAbs[${k}] computed without differences`);
+        if (lean.layers[l].rms[k] !== g.rms[k]) bad.push(`${c.name}.rms[${k}] depends on differences`);
+      }
+    });
+    expect(bad).toEqual([]);
+  });
+
   test('exact rank stays on the CPU and says so', async () => {
     process.env.MOTHER_CUDA_LIBRARY = EMULATOR;
     const models = family(300, 3);

@@ -902,7 +902,10 @@ void pairwise_bits(Check& c, const PairwiseResult& a, const PairwiseResult& b, c
         {"max_diff", &PairTensorResult::max_diff}, {"min_diff", &PairTensorResult::min_diff},
         {"count", &PairTensorResult::count}, {"skipped", &PairTensorResult::skipped},
         {"rank", &PairTensorResult::rank}, {"rank_tol", &PairTensorResult::rank_tol},
-        {"sigma_max", &PairTensorResult::sigma_max}};
+        {"sigma_max", &PairTensorResult::sigma_max}, {"mean_a", &PairTensorResult::mean_a},
+        {"mean_b", &PairTensorResult::mean_b}, {"var_a", &PairTensorResult::var_a}, {"var_b", &PairTensorResult::var_b},
+        {"one_minus_r", &PairTensorResult::one_minus_r}, {"r_shift1", &PairTensorResult::r_shift1},
+        {"r_shift2", &PairTensorResult::r_shift2}, {"n_shift", &PairTensorResult::n_shift}};
     for (const auto& f : vecs) {
       const auto &vx = x.*f.second, &vy = y.*f.second;
       if (vx.size() != vy.size()) {
@@ -958,7 +961,8 @@ void pairwise_tolerance(Check& c, const PairwiseResult& a, const PairwiseResult&
       }
     const std::pair<const char*, std::vector<double> PairTensorResult::*> exact[] = {
         {"max_diff", &PairTensorResult::max_diff}, {"min_diff", &PairTensorResult::min_diff},
-        {"count", &PairTensorResult::count}, {"skipped", &PairTensorResult::skipped}, {"rank", &PairTensorResult::rank}};
+        {"count", &PairTensorResult::count}, {"skipped", &PairTensorResult::skipped}, {"rank", &PairTensorResult::rank},
+        {"n_shift", &PairTensorResult::n_shift}};
     for (const auto& f : exact)
       if (sized(x.*f.second, y.*f.second, f.first))
         for (size_t p = 0; p < (y.*f.second).size(); ++p)
@@ -971,6 +975,22 @@ void pairwise_tolerance(Check& c, const PairwiseResult& a, const PairwiseResult&
         for (size_t p = 0; p < (y.*f.second).size(); ++p)
           rel_compare(c, (x.*f.second)[p], (y.*f.second)[p], std::fabs((y.*f.second)[p]), 1e-9,
                       pair_where(plan[t], n, p, f.first));
+    // the relatedness statistics (README "Distances between models": the CPU takes them from
+    // Gram products, the GPU from two direct passes): means relative to |mean| + sd, variances
+    // relative, 1 - r relative to itself (1e-9 with a floor), the shifted null absolutely
+    if (sized(x.mean_a, y.mean_a, "mean_a") && sized(x.var_a, y.var_a, "var_a") && sized(x.one_minus_r, y.one_minus_r, "one_minus_r"))
+      for (size_t p = 0; p < y.mean_a.size(); ++p) {
+        rel_compare(c, x.mean_a[p], y.mean_a[p], std::fabs(y.mean_a[p]) + std::sqrt(std::fabs(y.var_a[p])), kRelTol, pair_where(plan[t], n, p, "mean_a"));
+        rel_compare(c, x.mean_b[p], y.mean_b[p], std::fabs(y.mean_b[p]) + std::sqrt(std::fabs(y.var_b[p])), kRelTol, pair_where(plan[t], n, p, "mean_b"));
+        rel_compare(c, x.var_a[p], y.var_a[p], std::fabs(y.var_a[p]), 1e-11, pair_where(plan[t], n, p, "var_a"));
+        rel_compare(c, x.var_b[p], y.var_b[p], std::fabs(y.var_b[p]), 1e-11, pair_where(plan[t], n, p, "var_b"));
+        rel_compare(c, x.one_minus_r[p], y.one_minus_r[p], std::max(std::fabs(y.one_minus_r[p]), 1e-12), 1e-9, pair_where(plan[t], n, p, "one_minus_r"));
+      }
+    if (sized(x.r_shift1, y.r_shift1, "r_shift1") && sized(x.r_shift2, y.r_shift2, "r_shift2"))
+      for (size_t p = 0; p < y.r_shift1.size(); ++p) {
+        rel_compare(c, x.r_shift1[p], y.r_shift1[p], 1.0, 1e-12, pair_where(plan[t], n, p, "r_shift1"));
+        rel_compare(c, x.r_shift2[p], y.r_shift2[p], 1.0, 1e-12, pair_where(plan[t], n, p, "r_shift2"));
+      }
     if (x.moments.size() != y.moments.size()) {
       c.fail_all(plan[t].name + " moments: sizes differ");
       continue;
@@ -1051,6 +1071,7 @@ void pairwise_parity(const std::string& dir, Backends& b) {
     const auto models = open_n(5);
     const auto plan = make_plan(models, sketch, moments);
     PairwiseOptions o;
+    o.relatedness = true;  // the shifted null too (the host computes it on the GPU path)
     pairwise_case("pairwise/N=5 default", models, plan, o, b);
     o.job_elems = 3000;
     o.chunk_elems = 512;
@@ -1060,6 +1081,7 @@ void pairwise_parity(const std::string& dir, Backends& b) {
     const auto models = open_n(9);
     const auto plan = make_plan(models, sketch, moments);
     PairwiseOptions o;
+    o.relatedness = true;
     pairwise_case("pairwise/N=9 default", models, plan, o, b);
     o.sketch_k = 40;
     o.job_elems = 50000;

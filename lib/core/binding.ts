@@ -35,13 +35,30 @@ export interface RawInspect {
   tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string }[];
 }
 
+/**
+ * One value per unordered pair i < j (pairIndex order) and compared tensor; a = model i's
+ * tensor, b = model j's, over the positions the pair compared (the rows both have, both values
+ * finite). README "Distances between models" defines each field and its accuracy.
+ */
+export interface RawPairTensor {
+  /** sum (a - b)^2; exactly 0 when the values are equal */
+  sumSq: Float64Array;
+  /** sum |a - b|, max (a - b), min (a - b): only when the pass was asked for `differences` */
+  sumAbs?: Float64Array; maxDiff?: Float64Array; minDiff?: Float64Array;
+  count: Float64Array; skipped: Float64Array;
+  /** means and population variances of a and of b over the compared positions */
+  meanA: Float64Array; meanB: Float64Array; varA: Float64Array; varB: Float64Array;
+  /** 1 - Pearson r(a, b), from the moments of a - b; NaN when a variance is 0 */
+  oneMinusR: Float64Array;
+  /** with `relatedness`: Pearson r of a[p] with b[p + R] and b[p + 2R] over nShift sampled positions */
+  rShift1?: Float64Array; rShift2?: Float64Array; nShift?: Float64Array;
+  rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
+  /** per model, the float64 slots of summaryLayout() (read them with packedRecords) */
+  moments?: Float64Array;
+}
+
 export interface RawPairwise {
-  tensors: {
-    sumSq: Float64Array; sumAbs: Float64Array; maxDiff: Float64Array; minDiff: Float64Array; count: Float64Array; skipped: Float64Array;
-    rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
-    /** per model, the float64 slots of summaryLayout() (read them with packedRecords) */
-    moments?: Float64Array;
-  }[];
+  tensors: RawPairTensor[];
   bytesRead: number[];
   seconds: number;
   simd: string;
@@ -49,6 +66,20 @@ export interface RawPairwise {
   backend: 'cpu' | 'cuda';
   device?: string;
 }
+
+export interface RawPairwiseOptions extends RawNativeOptions {
+  chunkElems?: number;
+  jobElems?: number;
+  sketchK?: number;
+  sketchSeed?: number | bigint;
+  exactRank?: boolean;
+  /** sum |d|, max d, min d (default true) */
+  differences?: boolean;
+  /** the shifted null rShift1, rShift2, nShift (default false) */
+  relatedness?: boolean;
+}
+
+export interface RawPlanTensor { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }
 
 /** What the addon's gpuOpen reports about a GPU backend library and its device. */
 export interface GpuInfo {
@@ -83,8 +114,8 @@ export interface NativeAddon {
   inspect(files: string[], index: string): Promise<RawInspect>;
   pairwise(
     models: { files: string[]; index: string }[],
-    plan: { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }[],
-    options: RawNativeOptions & { chunkElems?: number; jobElems?: number; sketchK?: number; sketchSeed?: number | bigint; exactRank?: boolean },
+    plan: RawPlanTensor[],
+    options: RawPairwiseOptions,
     onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
@@ -106,6 +137,19 @@ export interface NativeAddon {
     plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
     moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
     sumU64(bytes: Uint8Array, simd?: string): bigint;
+    /** The kernels of the Gram path on raw rows: gram (upper triangle of the m x m products),
+     *  pairDd ([sum d^2, sum d, sum (d - mean d)^2]), moments2 ([mean, sum (x - mean)^2]). */
+    gram(rows: Float64Array[], simd?: string): Float64Array;
+    pairDd(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
+    moments2(x: Float64Array, simd?: string): Float64Array;
+    /** pairwise with row maps set on some views (no format sets one yet): tensor `tensor` of
+     *  model `model` reads logical row r from stored row map[r]. */
+    pairwiseRowMaps(
+      models: { files: string[]; index: string }[],
+      plan: RawPlanTensor[],
+      options: RawPairwiseOptions,
+      rowMaps: { model: number; tensor: string; map: Uint32Array }[],
+    ): Promise<RawPairwise>;
   };
 }
 

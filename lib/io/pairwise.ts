@@ -54,6 +54,13 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   chunkElems?: number;
   /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
   jobElems?: number;
+  /** Compute sum |d|, max d and min d of every pair (meanAbs, maxDiff, minDiff; the l1 and
+   *  maxdiff metrics). Default true. false: those are NaN, and the CPU pass takes sums of
+   *  squares from Gram products only (faster, see README "Memory and speed"). */
+  differences?: boolean;
+  /** Also the shifted null of the relatedness statistic per layer and pair (rShift1, rShift2,
+   *  nShift), and the N x N relatedness matrices of LayerDistances. Default false. */
+  relatedness?: boolean;
   /** Where the pass runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda' (see ScanOptions).
    *  rank.exact always runs on the CPU. */
   backend?: BackendName;
@@ -78,6 +85,8 @@ const PAIRWISE_OPTIONS = {
   moments: check.filter,
   chunkElems: check.integer(64, 2 ** 24, '2^24'),
   jobElems: check.integer(0, 2 ** 32 - 1, '2^32 - 1'),
+  differences: check.boolean,
+  relatedness: check.boolean,
 };
 
 /** N x N matrices are row-major Float64Arrays; entry [i * n + j]. */
@@ -104,6 +113,18 @@ export interface LayerDistances {
   rankTol?: Float64Array;
   /** per model (null where the model was left out): moments of its whole tensor, when asked */
   moments?: (TensorMoments | null)[];
+  /** With `relatedness` only: [i * n + j] = the mean of model i's tensor over the positions it
+   *  was compared on with model j (NaN on the diagonal and where not compared) */
+  mean?: Float64Array;
+  /** With `relatedness` only: the population variance of model i's tensor over those positions */
+  variance?: Float64Array;
+  /** With `relatedness` only: 1 - Pearson r of the two tensors (symmetric; 0 on the diagonal) */
+  oneMinusR?: Float64Array;
+  /** With `relatedness` only: the shifted null of the pair min(i, j), max(i, j) (symmetric):
+   *  r(a[p], b[p + R]), r(a[p], b[p + 2R]) over nShift sampled positions */
+  rShift1?: Float64Array;
+  rShift2?: Float64Array;
+  nShift?: Float64Array;
 }
 
 export interface TensorMoments {
@@ -163,6 +184,20 @@ export interface PairLayer {
   maxDiff: Float64Array;
   /** min (Wi - Wj) */
   minDiff: Float64Array;
+  /** sum (Wi - Wj)^2 over the compared positions (exactly 0 for equal values) */
+  sumSq: Float64Array;
+  /** Relatedness, over the compared positions (a = model i's tensor, b = model j's, i < j):
+   *  means and population variances of a and b, 1 - Pearson r(a, b) (NaN when a variance is 0) */
+  meanA: Float64Array;
+  meanB: Float64Array;
+  varA: Float64Array;
+  varB: Float64Array;
+  oneMinusR: Float64Array;
+  /** With `relatedness`: Pearson r of a[p] with b[p + R] and with b[p + 2R] (R elements per
+   *  row) over the nShift positions sampled for it (README "Distances between models") */
+  rShift1?: Float64Array;
+  rShift2?: Float64Array;
+  nShift?: Float64Array;
   rank?: Float64Array;
   rankTol?: Float64Array;
   moments?: (TensorMoments | null)[];
@@ -191,14 +226,20 @@ function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: num
     const c = raw.count[p];
     const compared = c > 0;
     rms[p] = compared ? Math.sqrt(raw.sumSq[p] / c) : NaN;
-    meanAbs[p] = compared ? raw.sumAbs[p] / c : NaN;
-    maxDiff[p] = compared ? raw.maxDiff[p] : NaN;
-    minDiff[p] = compared ? raw.minDiff[p] : NaN;
+    meanAbs[p] = compared && raw.sumAbs ? raw.sumAbs[p] / c : NaN;
+    maxDiff[p] = compared && raw.maxDiff ? raw.maxDiff[p] : NaN;
+    minDiff[p] = compared && raw.minDiff ? raw.minDiff[p] : NaN;
   }
   const layer: PairLayer = {
     name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, shapes: t.shapes,
     count: raw.count, skipped: raw.skipped, rms, meanAbs, maxDiff, minDiff,
+    sumSq: raw.sumSq, meanA: raw.meanA, meanB: raw.meanB, varA: raw.varA, varB: raw.varB, oneMinusR: raw.oneMinusR,
   };
+  if (raw.rShift1) {
+    layer.rShift1 = raw.rShift1;
+    layer.rShift2 = raw.rShift2!;
+    layer.nShift = raw.nShift!;
+  }
   if (raw.rank) {
     layer.rank = raw.rank;
     layer.rankTol = raw.rankTol!;
@@ -216,7 +257,11 @@ function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: num
  * The aggregates of `metrics` over `layers`, one value per unordered pair; NaN for pairs no
  * layer compared (no layer ranked, for 'rank'). sumRank is left out when no layer is ranked.
  */
-export function aggregatePairs(layers: readonly PairLayer[], n: number, metrics: readonly PairMetric[]): PairAggregates {
+export function aggregatePairs(
+  layers: readonly Pick<PairLayer, 'count' | 'rms' | 'meanAbs' | 'maxDiff' | 'minDiff' | 'rank'>[],
+  n: number,
+  metrics: readonly PairMetric[],
+): PairAggregates {
   const P = pairCount(n);
   const out: PairAggregates = {};
   const want = (m: PairMetric) => metrics.includes(m);
@@ -298,7 +343,7 @@ function squareAggregates(agg: PairAggregates, n: number): Partial<Aggregates> {
  * caller that reads the aggregates only never pays for them. They are own enumerable
  * properties, so the object compares, spreads and serialises like a plain one.
  */
-function squareLayer(l: PairLayer, n: number): LayerDistances {
+function squareLayer(l: PairLayer, n: number, relatedness = false): LayerDistances {
   const at = (v: Float64Array) => (i: number, j: number) => v[pairIndex(n, i, j)];
   const layer = { name: l.name, rows: l.rows, rowElems: l.rowElems, resized: l.resized } as LayerDistances;
   const lazy: Partial<Record<keyof LayerDistances, () => unknown>> = {
@@ -311,6 +356,19 @@ function squareLayer(l: PairLayer, n: number): LayerDistances {
   if (l.rank) {
     lazy.rank = () => square(l.rank!, n);
     lazy.rankTol = () => square(l.rankTol!, n);
+  }
+  if (relatedness) {
+    // model i's side of the pair: meanA / varA where i < j, meanB / varB where i > j
+    const side = (lo: Float64Array, hi: Float64Array) => () =>
+      squareFromPairs(n, NaN, (i, j) => lo[pairIndex(n, i, j)], (i, j) => hi[pairIndex(n, i, j)]);
+    lazy.mean = side(l.meanA, l.meanB);
+    lazy.variance = side(l.varA, l.varB);
+    lazy.oneMinusR = () => square(l.oneMinusR, n);
+    if (l.rShift1) {
+      lazy.rShift1 = () => squareFromPairs(n, NaN, at(l.rShift1!));
+      lazy.rShift2 = () => squareFromPairs(n, NaN, at(l.rShift2!));
+      lazy.nShift = () => square(l.nShift!, n);
+    }
   }
   for (const [key, make] of Object.entries(lazy)) {
     const settle = (value: unknown) => Object.defineProperty(layer, key, { value, enumerable: true, writable: true, configurable: true });
@@ -335,9 +393,8 @@ function squareLayer(l: PairLayer, n: number): LayerDistances {
  */
 export function aggregate(layers: LayerDistances[], n: number): Aggregates {
   const upper = (m: Float64Array) => pairsFromSquare(m, n);
-  const pairs = layers.map((l): PairLayer => ({
-    name: l.name, rows: l.rows, rowElems: l.rowElems, resized: l.resized, shapes: [],
-    count: upper(l.count), skipped: upper(l.skipped), rms: upper(l.rms), meanAbs: upper(l.meanAbs),
+  const pairs = layers.map((l) => ({
+    count: upper(l.count), rms: upper(l.rms), meanAbs: upper(l.meanAbs),
     maxDiff: upper(l.maxDiff), minDiff: pairsFromSquare(l.maxDiff, n, true).map((v) => -v),
     ...(l.rank ? { rank: upper(l.rank) } : {}),
   }));
@@ -359,7 +416,7 @@ export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models
   return {
     models: pass.models,
     n,
-    layers: pass.layers.map((l) => squareLayer(l, n)),
+    layers: pass.layers.map((l) => squareLayer(l, n, options.relatedness === true)),
     skipped: pass.skipped,
     aggregates: squareAggregates(aggregatePairs(pass.layers, n, metrics), n) as PairwiseStats<M>['aggregates'],
     bytesRead: pass.bytesRead,
@@ -402,7 +459,10 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
       tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
-      { threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed, exactRank: rankOpts.exact === true, ...device.native },
+      {
+        threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed,
+        exactRank: rankOpts.exact === true, differences: options.differences ?? true, relatedness: options.relatedness === true, ...device.native,
+      },
       options.onProgress ? (p) => { if (!settled) { last = p; options.onProgress!(p); } } : undefined,
       cancel,
     );

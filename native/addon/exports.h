@@ -18,8 +18,11 @@ Napi::Value FormatOf(const Napi::CallbackInfo& info);
 Napi::Value SimdPaths(const Napi::CallbackInfo& info);
 Napi::Value SimdDefault(const Napi::CallbackInfo& info);
 
-// { moments, pairDiff, pairDiff4, sumU64, plainRead }
+// { moments, pairDiff, pairDiff4, sumU64, plainRead, gram, pairDd, moments2, pairwiseRowMaps }
 Napi::Object Testing(Napi::Env env);
+// testing.pairwiseRowMaps(models, plan, options, [{model, tensor, map: Uint32Array}]): the
+// pairwise operation with row maps set on the named views (no reader sets one yet).
+Napi::Value PairwiseRowMaps(const Napi::CallbackInfo& info);
 
 // [{ code: 'ERR_FILE_OPEN', kind: 'input' | 'usage' | 'runtime' | 'internal', what }]
 Napi::Value ErrorCodes(Napi::Env env);

@@ -1,5 +1,8 @@
 // pairwise(models: {files: string[], index: string}[], plan: {name, rows: number[], rowElems, sketch?, moments?}[],
 //          options, onProgress?, cancel?) => Promise<RawPairwise>
+// options.differences (default true): sumAbs, maxDiff, minDiff; options.relatedness (default
+// false): rShift1, rShift2, nShift.
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,11 +23,18 @@ struct ModelSpec {
   std::string index;
 };
 
+struct RowMapSpec {
+  uint32_t model;
+  std::string tensor;
+  std::shared_ptr<std::vector<uint32_t>> map;
+};
+
 struct PairwiseOp {
   std::vector<ModelSpec> specs;
   std::vector<mother::PairPlanTensor> plan;
   mother::PairwiseOptions options;  // run() adds the cancel flag, progress and the device
   DeviceChoice device;
+  std::vector<RowMapSpec> row_maps;  // tests only (testing.pairwiseRowMaps)
 
   mother::PairwiseResult result;
   mother::GpuBackend* gpu = nullptr;
@@ -34,6 +44,18 @@ struct PairwiseOp {
     std::vector<mother::Model> models;
     models.reserve(specs.size());
     for (const auto& s : specs) models.push_back(mother::open_model(s.files, s.index));
+    for (const RowMapSpec& r : row_maps) {
+      if (r.model >= models.size()) throw mother::Error(mother::ErrorCode::InvalidArgument, "", r.tensor, "row map for a model not given");
+      bool found = false;
+      for (auto& v : models[r.model].tensors)
+        if (v.name == r.tensor) {
+          const uint64_t rows = v.shape.empty() ? 1 : v.shape[0];
+          if (r.map->size() != rows) throw mother::Error(mother::ErrorCode::InvalidArgument, "", r.tensor, "row map length is not the row count");
+          v.row_map = r.map.get();
+          found = true;
+        }
+      if (!found) throw mother::Error(mother::ErrorCode::InvalidArgument, "", r.tensor, "row map for a tensor the model does not have");
+    }
     mother::PairwiseOptions opt = options;
     opt.threads = threads_used = mother::resolve_threads(options.threads);
     opt.cancel = progress.cancel();
@@ -54,11 +76,23 @@ struct PairwiseOp {
       const auto& r = result.tensors[t];
       Napi::Object o = Napi::Object::New(env);
       o.Set("sumSq", f64_array(env, r.sum_sq));
-      o.Set("sumAbs", f64_array(env, r.sum_abs));
-      o.Set("maxDiff", f64_array(env, r.max_diff));
-      o.Set("minDiff", f64_array(env, r.min_diff));
+      if (options.differences) {
+        o.Set("sumAbs", f64_array(env, r.sum_abs));
+        o.Set("maxDiff", f64_array(env, r.max_diff));
+        o.Set("minDiff", f64_array(env, r.min_diff));
+      }
       o.Set("count", f64_array(env, r.count));
       o.Set("skipped", f64_array(env, r.skipped));
+      o.Set("meanA", f64_array(env, r.mean_a));
+      o.Set("meanB", f64_array(env, r.mean_b));
+      o.Set("varA", f64_array(env, r.var_a));
+      o.Set("varB", f64_array(env, r.var_b));
+      o.Set("oneMinusR", f64_array(env, r.one_minus_r));
+      if (options.relatedness) {
+        o.Set("rShift1", f64_array(env, r.r_shift1));
+        o.Set("rShift2", f64_array(env, r.r_shift2));
+        o.Set("nShift", f64_array(env, r.n_shift));
+      }
       if (!r.moments.empty()) {
         std::vector<double> mv(r.moments.size() * width);
         for (size_t m = 0; m < r.moments.size(); ++m) mother::pack(r.moments[m], &mv[m * width]);
@@ -82,9 +116,7 @@ struct PairwiseOp {
   }
 };
 
-}  // namespace
-
-Napi::Value Pairwise(const Napi::CallbackInfo& info) {
+PairwiseOp pairwise_op(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "models must be an array");
   if (!info[1].IsArray()) throw Napi::TypeError::New(env, "plan must be an array");
@@ -126,8 +158,35 @@ Napi::Value Pairwise(const Napi::CallbackInfo& info) {
   o.sketch_seed = opt_u64(opts, "sketchSeed", mother::kDefaultSketchSeed);
   o.exact_rank = opts.Get("exactRank").ToBoolean().Value();
   o.job_elems = opt_u32(opts, "jobElems", 0);
-  return PromiseWorker<PairwiseOp>::start(env, "mother.pairwise", PairwiseOp{std::move(specs), std::move(plan), o, device_choice(opts)},
-                                          info[3], info[4]);
+  const Napi::Value diffs = opts.Get("differences");
+  o.differences = diffs.IsUndefined() || diffs.IsNull() ? true : diffs.ToBoolean().Value();
+  o.relatedness = opts.Get("relatedness").ToBoolean().Value();
+  return PairwiseOp{std::move(specs), std::move(plan), o, device_choice(opts), {}};
 }
+
+}  // namespace
+
+Napi::Value Pairwise(const Napi::CallbackInfo& info) {
+  return PromiseWorker<PairwiseOp>::start(info.Env(), "mother.pairwise", pairwise_op(info), info[3], info[4]);
+}
+
+Napi::Value PairwiseRowMaps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PairwiseOp op = pairwise_op(info);
+  if (!info[3].IsArray()) throw Napi::TypeError::New(env, "rowMaps must be an array");
+  Napi::Array ra = info[3].As<Napi::Array>();
+  for (uint32_t i = 0; i < ra.Length(); ++i) {
+    Napi::Object o = ra.Get(i).As<Napi::Object>();
+    Napi::Value mv = o.Get("map");
+    if (!mv.IsTypedArray() || mv.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      throw Napi::TypeError::New(env, "rowMaps[].map must be a Uint32Array");
+    Napi::Uint32Array m = mv.As<Napi::Uint32Array>();
+    auto map = std::make_shared<std::vector<uint32_t>>(m.Data(), m.Data() + m.ElementLength());
+    op.row_maps.push_back(RowMapSpec{o.Get("model").As<Napi::Number>().Uint32Value(), opt_str(o, "tensor"), map});
+  }
+  return PromiseWorker<PairwiseOp>::start(env, "mother.pairwiseRowMaps", std::move(op));
+}
+
+
 
 }  // namespace mother_addon

@@ -73,6 +73,61 @@ Napi::Value PairDiff4(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Float64Array f64_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Float64Array");
+  return info[i].As<Napi::Float64Array>();
+}
+
+// gram(rows: Float64Array[], simd?) => Float64Array(m * m): the upper triangle of the products
+// (the rest NaN)
+Napi::Value Gram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "rows must be an array of Float64Arrays");
+  Napi::Array ra = info[0].As<Napi::Array>();
+  const size_t m = ra.Length();
+  std::vector<const double*> rows(m);
+  size_t n = 0;
+  for (uint32_t i = 0; i < m; ++i) {
+    Napi::Value v = ra.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw Napi::TypeError::New(env, "rows must be an array of Float64Arrays");
+    Napi::Float64Array r = v.As<Napi::Float64Array>();
+    if (i == 0) n = r.ElementLength();
+    if (r.ElementLength() != n) throw Napi::RangeError::New(env, "rows differ in length");
+    rows[i] = r.Data();
+  }
+  std::vector<double> g(m * m, NAN);
+  kernels_or_throw(env, str_or_empty(info[1]))->gram(rows.data(), m, n, g.data());
+  Napi::Float64Array out = Napi::Float64Array::New(env, m * m);
+  for (size_t i = 0; i < m * m; ++i) out[i] = g[i];
+  return out;
+}
+
+// pairDd(a, b, simd?) => Float64Array [sum d^2, sum d, sum (d - mean d)^2, sum (d - mean d)(s - mean s)]
+Napi::Value PairDd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Float64Array a = f64_arg(info, 0, "a"), b = f64_arg(info, 1, "b");
+  if (a.ElementLength() != b.ElementLength()) throw Napi::RangeError::New(env, "a and b differ in length");
+  double o[4];
+  kernels_or_throw(env, str_or_empty(info[2]))->pair_dd(a.Data(), b.Data(), a.ElementLength(), o);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 4);
+  for (int i = 0; i < 4; ++i) out[i] = o[i];
+  return out;
+}
+
+// moments2(x, simd?) => Float64Array [mean, sum (x - mean)^2]
+Napi::Value Moments2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Float64Array x = f64_arg(info, 0, "x");
+  double o[2];
+  kernels_or_throw(env, str_or_empty(info[1]))->moments2(x.Data(), x.ElementLength(), o);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 2);
+  out[0] = o[0];
+  out[1] = o[1];
+  return out;
+}
+
 // sumU64(bytes: Uint8Array, simd?) => bigint: the plain-read kernel
 Napi::Value SumU64(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -120,6 +175,10 @@ Napi::Object Testing(Napi::Env env) {
   t.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));
   t.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));
   t.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
+  t.Set("gram", Napi::Function::New(env, Gram, "gram"));
+  t.Set("pairDd", Napi::Function::New(env, PairDd, "pairDd"));
+  t.Set("moments2", Napi::Function::New(env, Moments2, "moments2"));
+  t.Set("pairwiseRowMaps", Napi::Function::New(env, PairwiseRowMaps, "pairwiseRowMaps"));
   return t;
 }
 

@@ -35,6 +35,12 @@ struct TensorView {
   uint32_t block_elems = 1;
   uint32_t block_bytes = 0;
   DecodeKind decode = DecodeKind::Plain;
+  // Row order of the stored data, or nullptr for file order: logical row r (of count / shape[0]
+  // elements) is stored as row (*row_map)[r] (a permutation of 0 .. shape[0] - 1, owned by the
+  // reader that set it; e.g. undoing llama.cpp's per-head Q/K permutation so that a GGUF copy
+  // lines up with its safetensors parent). Only the decode entry (stats/decode.h) reads it:
+  // pairwise decodes rows through it; moments do not depend on the order.
+  const std::vector<uint32_t>* row_map = nullptr;
 
   // Sets dtype and its plain block layout: 8 / gcd(bits, 8) elements in a whole number of
   // bytes (F4: 2 in 1 byte, F6: 4 in 3 bytes, F32: 1 in 4 bytes).

@@ -205,7 +205,7 @@ __global__ void sum_kernel(const double* partials, unsigned n, double* out) {
 
 // ---- pairs ----------------------------------------------------------------------------------
 
-constexpr unsigned kPairSlots = kPairTile * kPairTile * kPairFields;  // 80
+constexpr unsigned kPairSlots = kPairTile * kPairTile * kPairFields;  // 112
 
 __global__ void __launch_bounds__(kThreads) pairs_kernel(const double* rows, uint64_t stride, const uint64_t* len,
                                                          uint32_t n_models, uint64_t max_len, double* scratch) {
@@ -242,13 +242,16 @@ __global__ void __launch_bounds__(kThreads) pairs_kernel(const double* rows, uin
     for (unsigned c = 0; c < kPairTile; ++c) {
       const unsigned s = (r * kPairTile + c) * kPairFields;
       const double v0 = warp_sum(acc[r][c].sum_sq), v1 = warp_sum(acc[r][c].sum_abs), v2 = warp_max(acc[r][c].max),
-                   v3 = warp_min(acc[r][c].min), v4 = warp_sum(acc[r][c].skipped);
+                   v3 = warp_min(acc[r][c].min), v4 = warp_sum(acc[r][c].skipped), v5 = warp_sum(acc[r][c].sum_a),
+                   v6 = warp_sum(acc[r][c].sum_b);
       if (lane == 0) {
         warp_v[warp][s + 0] = v0;
         warp_v[warp][s + 1] = v1;
         warp_v[warp][s + 2] = v2;
         warp_v[warp][s + 3] = v3;
         warp_v[warp][s + 4] = v4;
+        warp_v[warp][s + 5] = v5;
+        warp_v[warp][s + 6] = v6;
       }
     }
   __syncthreads();
@@ -258,10 +261,7 @@ __global__ void __launch_bounds__(kThreads) pairs_kernel(const double* rows, uin
     const unsigned i = I * kPairTile + r, j = J * kPairTile + c;
     if (i < j && j < n_models) {
       double v = warp_v[0][slot];
-      for (unsigned w = 1; w < kWarps; ++w) {
-        const double o = warp_v[w][slot];
-        v = f == 2 ? (o > v ? o : v) : f == 3 ? (o < v ? o : v) : v + o;
-      }
+      for (unsigned w = 1; w < kWarps; ++w) v = pair_fold(f, v, warp_v[w][slot]);
       scratch[(pair_of(i, j, n_models) * kPairFields + f) * gridDim.x + blockIdx.x] = v;
     }
   }
@@ -273,10 +273,91 @@ __global__ void pairs_reduce_kernel(const double* scratch, uint64_t n_slots, uns
   const unsigned f = static_cast<unsigned>(slot % kPairFields);
   const double* p = scratch + slot * blocks_x;
   double v = p[0];
-  for (unsigned b = 1; b < blocks_x; ++b) {
-    const double o = p[b];
-    v = f == 2 ? (o > v ? o : v) : f == 3 ? (o < v ? o : v) : v + o;
+  for (unsigned b = 1; b < blocks_x; ++b) v = pair_fold(f, v, p[b]);
+  out[slot] = v;
+}
+
+// ---- pair_central ---------------------------------------------------------------------------
+
+constexpr unsigned kCentralT2 = kCentralTile * kCentralTile;
+constexpr unsigned kCentralSlots = kCentralT2 * kCentralFields;  // 28
+
+__global__ void __launch_bounds__(kThreads) pair_central_kernel(const double* rows, uint64_t stride, const uint64_t* len,
+                                                                uint32_t n_models, uint64_t max_len, const double* pairs,
+                                                                double* scratch) {
+  __shared__ double warp_v[kWarps][kCentralSlots];
+  const unsigned nb = static_cast<unsigned>(ceil_div(n_models, kCentralTile));
+  unsigned I, J;
+  pair_tile_coords(blockIdx.y, nb, &I, &J);
+  uint64_t la[kCentralTile], lb[kCentralTile];
+#pragma unroll
+  for (unsigned r = 0; r < kCentralTile; ++r) {
+    const unsigned i = I * kCentralTile + r, j = J * kCentralTile + r;
+    la[r] = i < n_models ? len[i] : 0;
+    lb[r] = j < n_models ? len[j] : 0;
   }
+  double cen[kCentralTile][kCentralTile][3];
+#pragma unroll
+  for (unsigned r = 0; r < kCentralTile; ++r)
+#pragma unroll
+    for (unsigned c = 0; c < kCentralTile; ++c) {
+      const unsigned i = I * kCentralTile + r, j = J * kCentralTile + c;
+      if (i < j && j < n_models) pair_centres(pairs + pair_of(i, j, n_models) * kPairFields, la[r], lb[c], cen[r][c]);
+      else cen[r][c][0] = cen[r][c][1] = cen[r][c][2] = 0;
+    }
+  CentralAcc acc[kCentralTile][kCentralTile];
+  const uint64_t step = static_cast<uint64_t>(gridDim.x) * kThreads;
+  for (uint64_t e = static_cast<uint64_t>(blockIdx.x) * kThreads + threadIdx.x; e < max_len; e += step) {
+    double a[kCentralTile], b[kCentralTile];
+#pragma unroll
+    for (unsigned r = 0; r < kCentralTile; ++r) {
+      a[r] = e < la[r] ? rows[(I * kCentralTile + r) * stride + e] : 0.0;
+      b[r] = e < lb[r] ? rows[(J * kCentralTile + r) * stride + e] : 0.0;
+    }
+#pragma unroll
+    for (unsigned r = 0; r < kCentralTile; ++r)
+#pragma unroll
+      for (unsigned c = 0; c < kCentralTile; ++c)
+        if (e < la[r] && e < lb[c] && (I < J || r < c)) central_step(acc[r][c], a[r], b[c], cen[r][c]);
+  }
+  const unsigned lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+#pragma unroll
+  for (unsigned r = 0; r < kCentralTile; ++r)
+#pragma unroll
+    for (unsigned c = 0; c < kCentralTile; ++c) {
+      const unsigned s = (r * kCentralTile + c) * kCentralFields;
+      const double v0 = warp_sum(acc[r][c].sa), v1 = warp_sum(acc[r][c].qa), v2 = warp_sum(acc[r][c].sb),
+                   v3 = warp_sum(acc[r][c].qb), v4 = warp_sum(acc[r][c].sd), v5 = warp_sum(acc[r][c].qd),
+                   v6 = warp_sum(acc[r][c].qds);
+      if (lane == 0) {
+        warp_v[warp][s + 0] = v0;
+        warp_v[warp][s + 1] = v1;
+        warp_v[warp][s + 2] = v2;
+        warp_v[warp][s + 3] = v3;
+        warp_v[warp][s + 4] = v4;
+        warp_v[warp][s + 5] = v5;
+        warp_v[warp][s + 6] = v6;
+      }
+    }
+  __syncthreads();
+  if (threadIdx.x < kCentralSlots) {
+    const unsigned slot = threadIdx.x, f = slot % kCentralFields, rc = slot / kCentralFields;
+    const unsigned r = rc / kCentralTile, c = rc % kCentralTile;
+    const unsigned i = I * kCentralTile + r, j = J * kCentralTile + c;
+    if (i < j && j < n_models) {
+      double v = warp_v[0][slot];
+      for (unsigned w = 1; w < kWarps; ++w) v = v + warp_v[w][slot];
+      scratch[(pair_of(i, j, n_models) * kCentralFields + f) * gridDim.x + blockIdx.x] = v;
+    }
+  }
+}
+
+__global__ void central_reduce_kernel(const double* scratch, uint64_t n_slots, unsigned blocks_x, double* out) {
+  const uint64_t slot = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot >= n_slots) return;
+  const double* p = scratch + slot * blocks_x;
+  double v = p[0];
+  for (unsigned b = 1; b < blocks_x; ++b) v = v + p[b];
   out[slot] = v;
 }
 
@@ -524,6 +605,27 @@ int api_pairs(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t
   return 0;
 }
 
+int api_central(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t stride, const uint64_t* len,
+                uint32_t n_models, uint64_t max_len, const double* pairs, double* out) {
+  if (enter(ctx, stream)) return 1;
+  if (n_models < 2) return 0;
+  const unsigned bx = pairs_blocks_x(max_len), tiles = pair_model_tiles(n_models, kCentralTile);
+  if (tiles > 65535) {
+    ctx->error = "too many models for one pair_central launch (" + std::to_string(n_models) + ")";
+    return 1;
+  }
+  const uint64_t slots = static_cast<uint64_t>(n_models) * (n_models - 1) / 2 * kCentralFields;
+  void* s = nullptr;
+  if (scratch(ctx, stream, slots * bx * sizeof(double), &s)) return 1;
+  double* sc = static_cast<double*>(s);
+  cudaStream_t st = ctx->streams[stream];
+  pair_central_kernel<<<dim3(bx, tiles), kThreads, 0, st>>>(rows, stride, len, n_models, max_len, pairs, sc);
+  CHECK(ctx, "pair_central kernel", cudaGetLastError());
+  central_reduce_kernel<<<static_cast<unsigned>(ceil_div(slots, kThreads)), kThreads, 0, st>>>(sc, slots, bx, out);
+  CHECK(ctx, "pair_central reduce kernel", cudaGetLastError());
+  return 0;
+}
+
 int api_sketch(mother_gpu_ctx* ctx, uint32_t stream, const double* w, uint64_t rows, uint64_t n, const double* omega,
                const double* psi, uint32_t k, double* out) {
   if (enter(ctx, stream)) return 1;
@@ -555,7 +657,7 @@ int api_sketch(mother_gpu_ctx* ctx, uint32_t stream, const double* w, uint64_t r
 const mother_gpu_api kApi = {
     MOTHER_GPU_ABI_VERSION, sizeof(mother_gpu_api), api_open, api_close, api_last_error, api_info,
     api_host_alloc, api_host_free, api_dev_alloc, api_dev_free, api_upload, api_download, api_sync,
-    api_moments, api_decode, api_pairs, api_sketch,
+    api_moments, api_decode, api_pairs, api_sketch, api_central,
 };
 
 }  // namespace

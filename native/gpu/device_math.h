@@ -33,6 +33,8 @@ constexpr unsigned kPairTile = 4;                    // pairs: a thread block co
 constexpr unsigned kPairFields = MOTHER_GPU_PAIR_FIELDS;  // pairs: doubles per pair out
 constexpr unsigned kPairMaxBlocksX = 256;            // pairs: element blocks per launch at most
 constexpr unsigned kPairElemsPerThread = 4;          // pairs: elements per thread at least
+constexpr unsigned kCentralTile = 2;                 // pair_central: a thread block covers 2 x 2 models
+constexpr unsigned kCentralFields = MOTHER_GPU_CENTRAL_FIELDS;  // pair_central: doubles per pair out
 constexpr unsigned kGemmTile = 32;                   // sketch: 32 x 32 output tiles
 constexpr unsigned kSketchSlab = 256;                // sketch: rows per partial of psi^T y
 
@@ -55,9 +57,10 @@ inline unsigned pairs_blocks_x(uint64_t max_len) {
   const uint64_t b = ceil_div(max_len, uint64_t{kThreads} * kPairElemsPerThread);
   return static_cast<unsigned>(b < 1 ? 1 : (b > kPairMaxBlocksX ? kPairMaxBlocksX : b));
 }
-// Model tiles (I, J), I <= J, of kPairTile models each, in row-major upper-triangle order.
-inline unsigned pair_model_tiles(uint32_t n_models) {
-  const unsigned nb = static_cast<unsigned>(ceil_div(n_models, kPairTile));
+// Model tiles (I, J), I <= J, of `tile` models each (kPairTile for pairs(), kCentralTile for
+// pair_central()), in row-major upper-triangle order.
+inline unsigned pair_model_tiles(uint32_t n_models, unsigned tile = kPairTile) {
+  const unsigned nb = static_cast<unsigned>(ceil_div(n_models, tile));
   return nb * (nb + 1) / 2;
 }
 MOTHER_HDI void pair_tile_coords(unsigned tile, unsigned nb, unsigned* I, unsigned* J) {
@@ -160,7 +163,7 @@ MOTHER_HDI void lane_central(LaneCentral& c, double x, double mean) {
 
 // Pair accumulators of one position: a, b decoded values.
 struct PairAcc {
-  double sum_sq = 0, sum_abs = 0, max = -infinity(), min = infinity(), skipped = 0;
+  double sum_sq = 0, sum_abs = 0, max = -infinity(), min = infinity(), skipped = 0, sum_a = 0, sum_b = 0;
 };
 MOTHER_HDI void pair_step(PairAcc& p, double a, double b) {
   if (!is_finite(a) || !is_finite(b)) {
@@ -172,6 +175,39 @@ MOTHER_HDI void pair_step(PairAcc& p, double a, double b) {
   p.sum_abs += d < 0 ? -d : d;
   p.max = d > p.max ? d : p.max;
   p.min = d < p.min ? d : p.min;
+  p.sum_a += a;
+  p.sum_b += b;
+}
+// How pairs() reduces field f (0 .. kPairFields - 1) across lanes, warps and blocks: max for
+// field 2, min for field 3, sums otherwise.
+MOTHER_HDI double pair_fold(unsigned f, double v, double o) { return f == 2 ? (o > v ? o : v) : f == 3 ? (o < v ? o : v) : v + o; }
+
+// pair_central(): the centres of a pair from its pairs() output p (kPairFields doubles) and the
+// two rows' lengths: c[0] = mean of a, c[1] = mean of b, c[2] = c[0] - c[1] (0 when nothing was
+// compared).
+MOTHER_HDI void pair_centres(const double* p, uint64_t la, uint64_t lb, double c[3]) {
+  const double n = static_cast<double>(la < lb ? la : lb) - p[4];
+  if (n > 0) {
+    c[0] = p[5] / n;
+    c[1] = p[6] / n;
+  } else {
+    c[0] = c[1] = 0;
+  }
+  c[2] = c[0] - c[1];
+}
+struct CentralAcc {
+  double sa = 0, qa = 0, sb = 0, qb = 0, sd = 0, qd = 0, qds = 0;
+};
+MOTHER_HDI void central_step(CentralAcc& q, double a, double b, const double c[3]) {
+  if (!is_finite(a) || !is_finite(b)) return;
+  const double da = a - c[0], db = b - c[1], dd = (a - b) - c[2];
+  q.sa += da;
+  q.qa += da * da;
+  q.sb += db;
+  q.qb += db * db;
+  q.sd += dd;
+  q.qd += dd * dd;
+  q.qds += dd * (da + db);
 }
 
 // ---- the warp butterfly, for the emulator: v[l] <- sum over the warp, every lane the same

@@ -164,9 +164,10 @@ void emulate_pairs(const double* rows, uint64_t stride, const uint64_t* len, uin
           for (unsigned l = 0; l < kWarp; ++l) {
             const PairAcc& a = acc[l * kPairTile * kPairTile + rc];
             f[0][l] = a.sum_sq, f[1][l] = a.sum_abs, f[2][l] = a.max, f[3][l] = a.min, f[4][l] = a.skipped;
+            f[5][l] = a.sum_a, f[6][l] = a.sum_b;
           }
           butterfly(f[0], sum_op), butterfly(f[1], sum_op), butterfly(f[2], max_op), butterfly(f[3], min_op);
-          butterfly(f[4], sum_op);
+          butterfly(f[4], sum_op), butterfly(f[5], sum_op), butterfly(f[6], sum_op);
           for (unsigned k = 0; k < kPairFields; ++k) warp_v[(w * kPairTile * kPairTile + rc) * kPairFields + k] = f[k][0];
         }
       }
@@ -175,10 +176,7 @@ void emulate_pairs(const double* rows, uint64_t stride, const uint64_t* len, uin
         const unsigned i = I * kPairTile + r, j = J * kPairTile + c;
         if (!(i < j && j < n_models)) continue;
         double v = warp_v[slot];
-        for (unsigned w = 1; w < kWarps; ++w) {
-          const double o = warp_v[w * kPairTile * kPairTile * kPairFields + slot];
-          v = f == 2 ? (o > v ? o : v) : f == 3 ? (o < v ? o : v) : v + o;
-        }
+        for (unsigned w = 1; w < kWarps; ++w) v = pair_fold(f, v, warp_v[w * kPairTile * kPairTile * kPairFields + slot]);
         scratch[(pair_of(i, j, n_models) * kPairFields + f) * bx_count + bx] = v;
       }
     }
@@ -187,10 +185,75 @@ void emulate_pairs(const double* rows, uint64_t stride, const uint64_t* len, uin
     const unsigned f = static_cast<unsigned>(slot % kPairFields);
     const double* p = &scratch[slot * bx_count];
     double v = p[0];
-    for (unsigned b = 1; b < bx_count; ++b) {
-      const double o = p[b];
-      v = f == 2 ? (o > v ? o : v) : f == 3 ? (o < v ? o : v) : v + o;
+    for (unsigned b = 1; b < bx_count; ++b) v = pair_fold(f, v, p[b]);
+    out[slot] = v;
+  }
+}
+
+// ---- pair_central, as pair_central_kernel + central_reduce_kernel -----------------------------
+
+void emulate_central(const double* rows, uint64_t stride, const uint64_t* len, uint32_t n_models, uint64_t max_len,
+                     const double* pairs, double* out) {
+  if (n_models < 2) return;
+  const unsigned bx_count = pairs_blocks_x(max_len), tiles = pair_model_tiles(n_models, kCentralTile);
+  const unsigned nb = static_cast<unsigned>(ceil_div(n_models, kCentralTile));
+  const uint64_t n_pairs = static_cast<uint64_t>(n_models) * (n_models - 1) / 2;
+  constexpr unsigned kT2 = kCentralTile * kCentralTile;
+  std::vector<double> scratch(n_pairs * kCentralFields * bx_count);
+  const uint64_t step = static_cast<uint64_t>(bx_count) * kThreads;
+  for (unsigned tile = 0; tile < tiles; ++tile) {
+    unsigned I, J;
+    pair_tile_coords(tile, nb, &I, &J);
+    uint64_t la[kCentralTile], lb[kCentralTile];
+    for (unsigned r = 0; r < kCentralTile; ++r) {
+      const unsigned i = I * kCentralTile + r, j = J * kCentralTile + r;
+      la[r] = i < n_models ? len[i] : 0;
+      lb[r] = j < n_models ? len[j] : 0;
     }
+    double cen[kT2][3];
+    for (unsigned r = 0; r < kCentralTile; ++r)
+      for (unsigned c = 0; c < kCentralTile; ++c) {
+        const unsigned i = I * kCentralTile + r, j = J * kCentralTile + c;
+        if (i < j && j < n_models) pair_centres(pairs + pair_of(i, j, n_models) * kPairFields, la[r], lb[c], cen[r * kCentralTile + c]);
+        else cen[r * kCentralTile + c][0] = cen[r * kCentralTile + c][1] = cen[r * kCentralTile + c][2] = 0;
+      }
+    for (unsigned bx = 0; bx < bx_count; ++bx) {
+      std::vector<double> warp_v(kWarps * kT2 * kCentralFields);
+      for (unsigned w = 0; w < kWarps; ++w) {
+        std::vector<CentralAcc> acc(kWarp * kT2);
+        for (unsigned l = 0; l < kWarp; ++l)
+          for (uint64_t e = static_cast<uint64_t>(bx) * kThreads + w * kWarp + l; e < max_len; e += step)
+            for (unsigned r = 0; r < kCentralTile; ++r)
+              for (unsigned c = 0; c < kCentralTile; ++c)
+                if (e < la[r] && e < lb[c] && (I < J || r < c))
+                  central_step(acc[l * kT2 + r * kCentralTile + c], rows[(I * kCentralTile + r) * stride + e],
+                               rows[(J * kCentralTile + c) * stride + e], cen[r * kCentralTile + c]);
+        for (unsigned rc = 0; rc < kT2; ++rc) {
+          double f[kCentralFields][kWarp];
+          for (unsigned l = 0; l < kWarp; ++l) {
+            const CentralAcc& a = acc[l * kT2 + rc];
+            f[0][l] = a.sa, f[1][l] = a.qa, f[2][l] = a.sb, f[3][l] = a.qb, f[4][l] = a.sd, f[5][l] = a.qd, f[6][l] = a.qds;
+          }
+          for (unsigned k = 0; k < kCentralFields; ++k) {
+            butterfly(f[k], sum_op);
+            warp_v[(w * kT2 + rc) * kCentralFields + k] = f[k][0];
+          }
+        }
+      }
+      for (unsigned slot = 0; slot < kT2 * kCentralFields; ++slot) {
+        const unsigned f = slot % kCentralFields, rc = slot / kCentralFields, r = rc / kCentralTile, c = rc % kCentralTile;
+        const unsigned i = I * kCentralTile + r, j = J * kCentralTile + c;
+        if (!(i < j && j < n_models)) continue;
+        double v = warp_v[slot];
+        for (unsigned w = 1; w < kWarps; ++w) v = v + warp_v[w * kT2 * kCentralFields + slot];
+        scratch[(pair_of(i, j, n_models) * kCentralFields + f) * bx_count + bx] = v;
+      }
+    }
+  }
+  for (uint64_t slot = 0; slot < n_pairs * kCentralFields; ++slot) {
+    const double* p = &scratch[slot * bx_count];
+    double v = p[0];
+    for (unsigned b = 1; b < bx_count; ++b) v = v + p[b];
     out[slot] = v;
   }
 }
@@ -285,10 +348,16 @@ int api_sketch(mother_gpu_ctx* ctx, uint32_t stream, const double* w, uint64_t r
   emulate_sketch(w, rows, n, omega, psi, k, out);
   return 0;
 }
+int api_central(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t stride, const uint64_t* len,
+                uint32_t n_models, uint64_t max_len, const double* pairs, double* out) {
+  if (check_stream(ctx, stream)) return 1;
+  emulate_central(rows, stride, len, n_models, max_len, pairs, out);
+  return 0;
+}
 
 const mother_gpu_api kApi = {
     MOTHER_GPU_ABI_VERSION, sizeof(mother_gpu_api), api_open, api_close, api_last_error, api_info, alloc, release,
-    alloc, release, api_copy, api_copy, api_sync, api_moments, api_decode, api_pairs, api_sketch,
+    alloc, release, api_copy, api_copy, api_sync, api_moments, api_decode, api_pairs, api_sketch, api_central,
 };
 
 }  // namespace

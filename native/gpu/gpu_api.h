@@ -27,8 +27,9 @@ extern "C" {
 
 #define MOTHER_GPU_ABI_VERSION 1u
 
-/* Doubles per pair in the output of pairs(), in the order given there. */
-#define MOTHER_GPU_PAIR_FIELDS 5u
+/* Doubles per pair in the output of pairs() and of pair_central(), in the order given there. */
+#define MOTHER_GPU_PAIR_FIELDS 7u
+#define MOTHER_GPU_CENTRAL_FIELDS 7u
 
 typedef struct mother_gpu_ctx mother_gpu_ctx;
 
@@ -81,12 +82,13 @@ typedef struct mother_gpu_api {
                 double* norm2);
 
   /* All pairs i < j of n_models float64 rows (row m at rows + m * stride, len[m] elements,
-   * len a device array): for pair p (row-major upper triangle order), over the positions
-   * e < min(len[i], len[j]):
-   *   out[5p + 0] = sum (a - b)^2, out[5p + 1] = sum |a - b|, out[5p + 2] = max (a - b),
-   *   out[5p + 3] = min (a - b), out[5p + 4] = positions skipped because a or b is not finite
-   * (5 = MOTHER_GPU_PAIR_FIELDS)
-   * (max -inf and min +inf when nothing was compared). max_len >= every len[m]. */
+   * len a device array): for pair p (row-major upper triangle order), a = row i, b = row j,
+   * over the positions e < min(len[i], len[j]) where a and b are finite:
+   *   out[7p + 0] = sum (a - b)^2, out[7p + 1] = sum |a - b|, out[7p + 2] = max (a - b),
+   *   out[7p + 3] = min (a - b), out[7p + 4] = positions skipped because a or b is not finite,
+   *   out[7p + 5] = sum a, out[7p + 6] = sum b
+   * (7 = MOTHER_GPU_PAIR_FIELDS; max -inf and min +inf when nothing was compared).
+   * max_len >= every len[m]. */
   int (*pairs)(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t stride, const uint64_t* len,
                uint32_t n_models, uint64_t max_len, double* out);
 
@@ -94,6 +96,17 @@ typedef struct mother_gpu_api {
    * row-major float64 (the rank sketch of a block of rows; the caller sums the blocks). */
   int (*sketch)(mother_gpu_ctx* ctx, uint32_t stream, const double* w, uint64_t rows, uint64_t n, const double* omega,
                 const double* psi, uint32_t k, double* out);
+
+  /* The second pass of the pairs' moments, after pairs() wrote `pairs` (its output, on the
+   * device) for the same rows: for pair p, with n = min(len[i], len[j]) - pairs[7p + 4] and the
+   * centres ca = pairs[7p + 5] / n, cb = pairs[7p + 6] / n, cd = ca - cb (all 0 when n = 0),
+   * over the positions pairs() compared:
+   *   out[7p + 0] = sum (a - ca), out[7p + 1] = sum (a - ca)^2, out[7p + 2] = sum (b - cb),
+   *   out[7p + 3] = sum (b - cb)^2, out[7p + 4] = sum (d - cd), out[7p + 5] = sum (d - cd)^2,
+   *   out[7p + 6] = sum (d - cd)((a - ca) + (b - cb))
+   * (d = a - b; 7 = MOTHER_GPU_CENTRAL_FIELDS): the corrected two-pass sums of the moments. */
+  int (*pair_central)(mother_gpu_ctx* ctx, uint32_t stream, const double* rows, uint64_t stride, const uint64_t* len,
+                      uint32_t n_models, uint64_t max_len, const double* pairs, double* out);
 } mother_gpu_api;
 
 typedef const mother_gpu_api* (*mother_gpu_get_api_fn)(void);

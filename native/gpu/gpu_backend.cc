@@ -29,6 +29,13 @@ GpuBackend& GpuBackend::open(const std::string& library) {
     throw fail("not a mother GPU backend (no symbol mother_gpu_get_api)");
   }
   const mother_gpu_api* api = get();
+  if (api && api->abi_version == MOTHER_GPU_ABI_VERSION && api->struct_size < sizeof(mother_gpu_api)) {
+    const unsigned have = api->struct_size;
+    dlclose(h);
+    throw fail("GPU backend built for an older revision of interface version " + std::to_string(MOTHER_GPU_ABI_VERSION) +
+               " (" + std::to_string(have) + " bytes of entry points, this addon needs " + std::to_string(sizeof(mother_gpu_api)) +
+               "): rebuild it with `npm run build:cuda`");
+  }
   if (!api || api->abi_version != MOTHER_GPU_ABI_VERSION || api->struct_size < sizeof(mother_gpu_api)) {
     const unsigned v = api ? api->abi_version : 0;
     dlclose(h);

@@ -44,12 +44,15 @@ struct DrainOnExit {
 };
 
 // Elements [first, first + count) of a tensor (first on a block boundary), to copy into a
-// staging buffer at dst.
+// staging buffer at dst. logical: in the view's logical row order (through its row map, when
+// it has one; first and count then whole rows but for the tensor's end), else as stored (the
+// statistics pass: moments do not depend on the order).
 struct StageRange {
   const TensorView* view;
   uint64_t first;
   uint64_t count;
   uint8_t* dst;
+  bool logical = false;
 };
 
 // Copies the ranges on `threads` threads, each cut into parts of about 4 MiB (whole blocks):

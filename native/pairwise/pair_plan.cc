@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "../core/error.h"
 #include "../core/parallel.h"
+#include "../stats/decode.h"
 #include "svd.h"
 
 namespace mother {
@@ -87,14 +89,17 @@ PairJobs plan_pair_jobs(const std::vector<PairPlanTensor>& plan, const ResolvedP
   for (uint32_t t = 0; t < plan.size(); ++t) {
     const PairPlanTensor& pt = plan[t];
     p.first_job[t] = p.jobs.size();
-    uint64_t per_job = job_elems;
-    if (pt.sketch && pt.row_elems > 0) {  // an empty (0 x 0) tensor has no elements, hence no jobs
-      const uint64_t n = pt.row_elems;
-      const uint64_t sub = (sub_elems / n > 0 ? sub_elems / n : 1) * n;
-      per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
-      p.sub[t] = sub;
-    }
     const uint64_t max_elems = resolved.max_elems[t];
+    if (max_elems == 0) continue;  // e.g. an empty (0 x 0) tensor: no elements, hence no jobs
+    // The unit every job and sub-chunk starts on: every view's block size (and rows, where a
+    // view has a row map), whole rows for the rank sketch.
+    uint64_t unit = 1;
+    for (const TensorView* v : resolved.refs[t])
+      if (v) unit = std::lcm(unit, view_align(*v));
+    if (pt.sketch && pt.row_elems > 0) unit = std::lcm(unit, pt.row_elems);
+    const uint64_t sub = (sub_elems / unit > 0 ? sub_elems / unit : 1) * unit;
+    const uint64_t per_job = (job_elems / sub > 0 ? job_elems / sub : 1) * sub;
+    p.sub[t] = sub;
     for (uint64_t e = 0; e < max_elems; e += per_job)
       p.jobs.push_back(PairJob{t, e, max_elems - e < per_job ? max_elems - e : per_job});
   }
@@ -130,17 +135,29 @@ std::map<uint64_t, SketchBasis> make_bases(const std::vector<PairPlanTensor>& pl
 void init_pairs(double* pairs, size_t n_pairs) {
   for (size_t p = 0; p < n_pairs; ++p) {
     double* q = pairs + kPairFields * p;
-    q[kSumSq] = 0;
-    q[kSumAbs] = 0;
+    for (size_t f = 0; f < kPairFields; ++f) q[f] = 0;
     q[kMaxDiff] = -std::numeric_limits<double>::infinity();
     q[kMinDiff] = std::numeric_limits<double>::infinity();
-    q[kSkipped] = 0;
   }
 }
 
+void merge_pair_fields(double* acc, const double* q) {
+  acc[kSumSq] += q[kSumSq];
+  acc[kSumAbs] += q[kSumAbs];
+  acc[kMaxDiff] = q[kMaxDiff] > acc[kMaxDiff] ? q[kMaxDiff] : acc[kMaxDiff];
+  acc[kMinDiff] = q[kMinDiff] < acc[kMinDiff] ? q[kMinDiff] : acc[kMinDiff];
+  acc[kSkipped] += q[kSkipped];
+  merge_pair_moments(acc, q[kN], q[kMeanA], q[kM2A], q[kMeanB], q[kM2B], q[kMeanD], q[kM2D], q[kDM2]);
+  merge_shift_moments(acc, q[kShN], q[kShMeanA], q[kShM2A], q[kShMeanB1], q[kShM2B1], q[kShC1], q[kShMeanB2], q[kShM2B2],
+                      q[kShC2]);
+}
+
 PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank)
-    : sketches(plan.size()), norms(plan.size()), whole(plan.size()), moments(plan.size()) {
+    : sketches(plan.size()), norms(plan.size()), whole(plan.size()), moments(plan.size()), pairs(plan.size()) {
+  const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   for (size_t t = 0; t < plan.size(); ++t) {
+    pairs[t].resize(n_pairs * kPairFields);
+    init_pairs(pairs[t].data(), n_pairs);
     if (plan[t].sketch) {
       norms[t].assign(n_models, 0);
       if (exact_rank) whole[t].resize(n_models);
@@ -155,15 +172,10 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
   const uint32_t t = job.tensor;
   const PairPlanTensor& pt = plan[t];
   const size_t n_models = resolved.refs[t].size();
-  PairTensorResult& r = result.tensors[t];
-  for (size_t p = 0; p < r.sum_sq.size(); ++p) {
-    const double* x = q.pairs + kPairFields * p;
-    r.sum_sq[p] += x[kSumSq];
-    r.sum_abs[p] += x[kSumAbs];
-    r.max_diff[p] = x[kMaxDiff] > r.max_diff[p] ? x[kMaxDiff] : r.max_diff[p];
-    r.min_diff[p] = x[kMinDiff] < r.min_diff[p] ? x[kMinDiff] : r.min_diff[p];
-    r.skipped[p] += x[kSkipped];
-  }
+  (void)result;
+  double* acc = totals.pairs[t].data();
+  const size_t n_pairs = totals.pairs[t].size() / kPairFields;
+  for (size_t p = 0; p < n_pairs; ++p) merge_pair_fields(acc + kPairFields * p, q.pairs + kPairFields * p);
   for (size_t m = 0; m < n_models; ++m) {
     if (!elems_in_job(plan, resolved, job, m)) continue;
     if (pt.sketch) {
@@ -205,15 +217,49 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   auto& sketches = totals.sketches;
   auto& whole = totals.whole;
   auto& moments = totals.moments;
-  // Positions compared: the rows both models have, less the skipped ones.
-  for (size_t t = 0; t < plan.size(); ++t)
+  // The pair results from the totals; positions compared: the rows both models have, less
+  // the skipped ones.
+  const double qnan = std::numeric_limits<double>::quiet_NaN();
+  for (size_t t = 0; t < plan.size(); ++t) {
+    PairTensorResult& r = result.tensors[t];
+    const double* acc = totals.pairs[t].data();
+    r.mean_a.assign(n_pairs, qnan), r.mean_b.assign(n_pairs, qnan), r.var_a.assign(n_pairs, qnan);
+    r.var_b.assign(n_pairs, qnan), r.one_minus_r.assign(n_pairs, qnan);
+    if (options.relatedness) r.r_shift1.assign(n_pairs, qnan), r.r_shift2.assign(n_pairs, qnan), r.n_shift.assign(n_pairs, 0);
+    if (!options.differences) r.sum_abs.clear(), r.max_diff.clear(), r.min_diff.clear();
+    for (size_t p = 0; p < n_pairs; ++p) {
+      const double* q = acc + kPairFields * p;
+      r.sum_sq[p] = q[kSumSq];
+      r.skipped[p] = q[kSkipped];
+      if (options.differences) r.sum_abs[p] = q[kSumAbs], r.max_diff[p] = q[kMaxDiff], r.min_diff[p] = q[kMinDiff];
+      const double n = q[kN];
+      if (n > 0) {
+        r.mean_a[p] = q[kMeanA], r.mean_b[p] = q[kMeanB];
+        const double va = q[kM2A] / n, vb = q[kM2B] / n, vd = q[kM2D] / n;
+        r.var_a[p] = va, r.var_b[p] = vb;
+        if (va > 0 && vb > 0) {
+          // sa - sb = (va - vb) / (sa + sb), va - vb from its own sums (kDM2)
+          const double sa = std::sqrt(va), sb = std::sqrt(vb), ds = (q[kDM2] / n) / (sa + sb);
+          r.one_minus_r[p] = (vd - ds * ds) / (2 * sa * sb);
+        }
+      }
+      if (options.relatedness) {
+        const double ns = q[kShN];
+        r.n_shift[p] = ns;
+        if (ns > 0 && q[kShM2A] > 0) {
+          if (q[kShM2B1] > 0) r.r_shift1[p] = q[kShC1] / std::sqrt(q[kShM2A] * q[kShM2B1]);
+          if (q[kShM2B2] > 0) r.r_shift2[p] = q[kShC2] / std::sqrt(q[kShM2A] * q[kShM2B2]);
+        }
+      }
+    }
     for (size_t i = 0; i < n_models; ++i)
       for (size_t k = i + 1; k < n_models; ++k) {
         if (!refs[t][i] || !refs[t][k]) continue;
         const size_t p = pair_index(i, k, n_models);
         const uint64_t rows = static_cast<uint64_t>(plan[t].rows[i] < plan[t].rows[k] ? plan[t].rows[i] : plan[t].rows[k]);
-        result.tensors[t].count[p] = static_cast<double>(rows * plan[t].row_elems) - result.tensors[t].skipped[p];
+        r.count[p] = static_cast<double>(rows * plan[t].row_elems) - r.skipped[p];
       }
+  }
   // Ranks of differences, per sketch tensor and pair.
   struct RankJob { size_t t, i, j; };
   std::vector<RankJob> rank_jobs;

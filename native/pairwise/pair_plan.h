@@ -37,9 +37,12 @@ struct PairJobs {
   std::vector<size_t> first_job;  // per tensor, + 1 at the end: jobs [first_job[t], first_job[t + 1])
   std::vector<uint64_t> sub;      // per tensor: elements of the sub-chunks a job is worked in
 };
-// Jobs of job_elems elements per model, worked in sub-chunks of sub_elems. The rank sketch
-// consumes whole rows: for sketch tensors a sub-chunk is whole rows (as many as fit sub_elems,
-// at least one; sub_elems 0: one row) and a job whole sub-chunks (at least one).
+// Jobs of job_elems elements per model, worked in sub-chunks of sub_elems. Every job and
+// sub-chunk of a tensor starts on a multiple of its unit: the lcm of view_align() over the
+// compared views (their block sizes, and whole rows where a view has a row map), and whole
+// rows for sketch tensors (the rank sketch consumes whole rows). A sub-chunk is as many units
+// as fit sub_elems (at least one; sub_elems 0: one unit) and a job whole sub-chunks (at least
+// one).
 PairJobs plan_pair_jobs(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, uint64_t job_elems,
                         uint64_t sub_elems);
 // Elements of model m in the job: 0 where the model lacks the tensor or has fewer rows.
@@ -60,12 +63,63 @@ std::map<uint64_t, SketchBasis> make_bases(const std::vector<PairPlanTensor>& pl
 
 // ---- a job's partial results and their fold -----------------------------------------------
 
-// Per pair, kPairFields doubles in this order; the CPU kernels' acc[4] is the first four. The
-// GPU backends produce the same layout (gpu_api.h).
-enum PairField : size_t { kSumSq, kSumAbs, kMaxDiff, kMinDiff, kSkipped, kPairFields };
-static_assert(kPairFields == MOTHER_GPU_PAIR_FIELDS, "the pair layout of gpu_api.h");
-// Sums 0, max -inf, min +inf, for n_pairs pairs.
+// Per pair, kPairFields doubles in this order: the sums of d = a - b (a: model i, b: model j,
+// i < j) over the positions the pair compared; the moments (count, mean, sum of squared
+// deviations) of a, b and d over those positions; and, with `relatedness`, the bivariate
+// moments of a[p] with b[p + R] and b[p + 2R] over the sampled positions (shift_null.h).
+// The GPU backends produce their own layouts (gpu_api.h), converted into this one per job.
+enum PairField : size_t {
+  kSumSq, kSumAbs, kMaxDiff, kMinDiff, kSkipped,
+  kN, kMeanA, kM2A, kMeanB, kM2B, kMeanD, kM2D, kDM2,
+  kShN, kShMeanA, kShM2A, kShMeanB1, kShM2B1, kShC1, kShMeanB2, kShM2B2, kShC2,
+  kPairFields
+};
+// Sums 0, max -inf, min +inf, moments empty, for n_pairs pairs.
 void init_pairs(double* pairs, size_t n_pairs);
+
+// acc (kPairFields) <- acc (+) the moments of a segment of n positions (Chan et al.: exact
+// formulas for the union of two disjoint sets): means ma, mb, md and sums of squared
+// deviations m2a, m2b, m2d of a, b and d = a - b, and dm2 = m2a - m2b computed on its own
+// (as the co-moment of d and a + b: for near-identical tensors m2a - m2b is far smaller than
+// either, and 1 - r needs its digits). The sums (kSumSq, ...) are the caller's.
+inline void merge_pair_moments(double* acc, double n, double ma, double m2a, double mb, double m2b, double md,
+                               double m2d, double dm2) {
+  if (n == 0) return;
+  const double n1 = acc[kN];
+  if (n1 == 0) {
+    acc[kN] = n, acc[kMeanA] = ma, acc[kM2A] = m2a, acc[kMeanB] = mb, acc[kM2B] = m2b, acc[kMeanD] = md, acc[kM2D] = m2d;
+    acc[kDM2] = dm2;
+    return;
+  }
+  const double nt = n1 + n, f = n / nt, w = n1 * f;
+  const double da = ma - acc[kMeanA], db = mb - acc[kMeanB], dd = md - acc[kMeanD];
+  acc[kN] = nt;
+  acc[kMeanA] += da * f, acc[kM2A] += m2a + da * da * w;
+  acc[kMeanB] += db * f, acc[kM2B] += m2b + db * db * w;
+  acc[kMeanD] += dd * f, acc[kM2D] += m2d + dd * dd * w;
+  acc[kDM2] += dm2 + dd * (da + db) * w;  // da^2 - db^2 = (da - db)(da + db), da - db = dd
+}
+// acc <- acc (+) a segment of the shifted null: n positions p, a[p] with mean ma and sum of
+// squared deviations m2a; b[p + s R] (s = 1, 2) with means mb1, mb2, m2b1, m2b2, and the sums
+// of products of deviations c1, c2.
+inline void merge_shift_moments(double* acc, double n, double ma, double m2a, double mb1, double m2b1, double c1,
+                                double mb2, double m2b2, double c2) {
+  if (n == 0) return;
+  const double n1 = acc[kShN];
+  if (n1 == 0) {
+    acc[kShN] = n, acc[kShMeanA] = ma, acc[kShM2A] = m2a, acc[kShMeanB1] = mb1, acc[kShM2B1] = m2b1, acc[kShC1] = c1;
+    acc[kShMeanB2] = mb2, acc[kShM2B2] = m2b2, acc[kShC2] = c2;
+    return;
+  }
+  const double nt = n1 + n, f = n / nt, w = n1 * f;
+  const double da = ma - acc[kShMeanA], d1 = mb1 - acc[kShMeanB1], d2 = mb2 - acc[kShMeanB2];
+  acc[kShN] = nt;
+  acc[kShMeanA] += da * f, acc[kShM2A] += m2a + da * da * w;
+  acc[kShMeanB1] += d1 * f, acc[kShM2B1] += m2b1 + d1 * d1 * w, acc[kShC1] += c1 + da * d1 * w;
+  acc[kShMeanB2] += d2 * f, acc[kShM2B2] += m2b2 + d2 * d2 * w, acc[kShC2] += c2 + da * d2 * w;
+}
+// acc <- acc (+) q: both kPairFields (sums added, extremes kept, moments merged).
+void merge_pair_fields(double* acc, const double* q);
 
 // One job's results: pointers into the pass's buffers (nullptr where the tensor has none).
 struct PairPartial {
@@ -83,10 +137,11 @@ struct PassTotals {
   std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
   std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
   std::vector<std::vector<Moments>> moments;           // moments tensors: per model
+  std::vector<std::vector<double>> pairs;              // per tensor: kPairFields per pair
 };
 
-// Folds the partial of `job` into its tensor's totals and pair sums: the pairs, and for the
-// models with elements in the job, norms, sketches and moments. Touches that tensor only.
+// Folds the partial of `job` into its tensor's totals: the pairs, and for the models with
+// elements in the job, norms, sketches and moments. Touches that tensor only.
 void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, const PairJob& job,
                   const PairPartial& q, unsigned k, PassTotals& totals, PairwiseResult& result);
 
@@ -94,7 +149,9 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
 
 // Zero sums, -inf / +inf extremes, per tensor and pair; bytes read 0 per model.
 PairwiseResult empty_result(size_t n_tensors, size_t n_models);
-// After a pass: positions compared, ranks of differences, per-model moment summaries.
+// After a pass: the pair results from the totals (sums, positions compared, the relatedness
+// statistics; sum_abs, max_diff, min_diff only with options.differences, the shifted null only
+// with options.relatedness), ranks of differences, per-model moment summaries.
 void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPlanTensor>& plan,
                      const PairwiseOptions& options, const ResolvedPlan& resolved, PassTotals& totals,
                      PairwiseResult& result);

@@ -55,16 +55,32 @@ struct PairwiseOptions {
   // Run the pass on this device (native/gpu/); nullptr: the CPU. Exact rank always runs on
   // the CPU (it holds whole tensors in host memory).
   GpuBackend* gpu = nullptr;
+  // Also sum |d|, max d and min d (the l1 and maxdiff metrics): on the CPU they take a pass of
+  // their own over every pair (the other sums come from Gram products).
+  bool differences = true;
+  // Also the shifted null of the relatedness statistic (r_shift1, r_shift2, n_shift).
+  bool relatedness = false;
 };
 
-// Per planned tensor, per unordered pair p = pair_index(i, j) (i < j):
+// Per planned tensor, per unordered pair p = pair_index(i, j) (i < j), a = model i's tensor,
+// b = model j's, over the positions the pair compared (the rows both have, both values finite):
 struct PairTensorResult {
-  std::vector<double> sum_sq;    // sum (Wi - Wj)^2 over compared finite positions
-  std::vector<double> sum_abs;   // sum |Wi - Wj|
-  std::vector<double> max_diff;  // max (Wi - Wj)  (-inf when nothing compared)
-  std::vector<double> min_diff;  // min (Wi - Wj)  (+inf when nothing compared)
+  std::vector<double> sum_sq;    // sum (a - b)^2 over compared finite positions (exactly 0 for equal values)
+  std::vector<double> sum_abs;   // sum |a - b|      (options.differences only, else empty)
+  std::vector<double> max_diff;  // max (a - b)  (-inf when nothing compared; differences only)
+  std::vector<double> min_diff;  // min (a - b)  (+inf when nothing compared; differences only)
   std::vector<double> count;     // positions compared (both finite)
   std::vector<double> skipped;   // positions skipped because either value was NaN/Inf
+  // Relatedness (always; NaN when nothing was compared):
+  std::vector<double> mean_a, mean_b;  // means of a and of b
+  std::vector<double> var_a, var_b;    // population variances of a and of b
+  // 1 - Pearson r of a and b, as [var(a - b) - (sd_a - sd_b)^2] / (2 sd_a sd_b) from the
+  // moments of a - b (no digits lost for near-identical tensors); NaN when a variance is 0.
+  std::vector<double> one_minus_r;
+  // options.relatedness only (else empty): Pearson r of a[p] with b[p + R] and b[p + 2R] (R =
+  // row_elems, rows shifted by one and two) over the n_shift sampled positions p (shift_null.h);
+  // NaN when n_shift is 0 or a variance is 0.
+  std::vector<double> r_shift1, r_shift2, n_shift;
   // sketch tensors only (else empty), per pair:
   std::vector<double> rank;       // number of singular values above rank_tol
   std::vector<double> rank_tol;   // the tolerance used (in the sketch's or the matrix's scale)

@@ -10,9 +10,12 @@
 #include <vector>
 
 #include "../core/parallel.h"
+#include "../gpu/device_math.h"
 #include "../gpu/gpu_backend.h"
 #include "../gpu/staging.h"
+#include "../stats/dispatch.h"
 #include "pair_plan.h"
+#include "shift_null.h"
 
 namespace mother {
 
@@ -48,9 +51,11 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     raw_max = std::max(raw_max, raw);
     job_max = std::max(job_max, job.count);
   }
-  // Results back per job: pair sums, per-model moments, norms, sketches.
-  const uint64_t out_pairs = n_pairs * kPairFields * sizeof(double);
-  const uint64_t out_moments = align_up(out_pairs, kStageAlign);
+  // Results back per job: pair sums (pairs()) and central sums (pair_central()), per-model
+  // moments, norms, sketches.
+  const uint64_t out_pairs = n_pairs * MOTHER_GPU_PAIR_FIELDS * sizeof(double);
+  const uint64_t out_central = align_up(out_pairs, kStageAlign);
+  const uint64_t out_moments = align_up(out_central + n_pairs * MOTHER_GPU_CENTRAL_FIELDS * sizeof(double), kStageAlign);
   const uint64_t out_norms = out_moments + n_models * sizeof(mother_gpu_moments);
   const uint64_t out_sketch = align_up(out_norms + n_models * sizeof(double), kStageAlign);
   const uint64_t out_bytes = out_sketch + (bases.empty() ? 0 : n_models * k * k * sizeof(double));
@@ -102,6 +107,11 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
   uint64_t bytes_done = 0;
   std::deque<unsigned> inflight;
   std::vector<Moments> moments(n_models);
+  // A job's pair partial in the CPU pass's layout (kPairFields per pair), from the device's
+  // sums, and the shifted null computed on the host.
+  std::vector<double> pairs(kPairFields * n_pairs);
+  const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
+  ShiftScratch shift;
   auto harvest = [&]() {
     const unsigned s = inflight.front();
     inflight.pop_front();
@@ -114,7 +124,31 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
       const auto* mom = reinterpret_cast<const mother_gpu_moments*>(out + out_moments);
       for (size_t m = 0; m < n_models; ++m) moments[m] = slot.avail[m] ? from_gpu(mom[m]) : Moments{};
     }
-    const PairPartial q{reinterpret_cast<const double*>(out), pt.sketch ? reinterpret_cast<const double*>(out + out_norms) : nullptr,
+    init_pairs(pairs.data(), n_pairs);
+    const auto* dp = reinterpret_cast<const double*>(out);
+    const auto* dc = reinterpret_cast<const double*>(out + out_central);
+    for (size_t i = 0; i < n_models; ++i)
+      for (size_t j2 = i + 1; j2 < n_models; ++j2) {
+        const size_t p = pair_index(i, j2, n_models);
+        const double* x = dp + MOTHER_GPU_PAIR_FIELDS * p;
+        const double* c = dc + MOTHER_GPU_CENTRAL_FIELDS * p;
+        double* q = &pairs[kPairFields * p];
+        if (!slot.avail[i] || !slot.avail[j2]) continue;
+        q[kSumSq] = x[0], q[kSumAbs] = x[1], q[kMaxDiff] = x[2], q[kMinDiff] = x[3], q[kSkipped] = x[4];
+        double cen[3];
+        gpu::pair_centres(x, slot.avail[i], slot.avail[j2], cen);
+        const double n = static_cast<double>(std::min(slot.avail[i], slot.avail[j2])) - x[4];
+        if (n > 0)
+          merge_pair_moments(q, n, cen[0] + c[0] / n, c[1] - c[0] * (c[0] / n), cen[1] + c[2] / n, c[3] - c[2] * (c[2] / n),
+                             cen[2] + c[4] / n, c[5] - c[4] * (c[4] / n), c[6] - c[4] * ((c[0] + c[2]) / n));
+      }
+    if (options.relatedness) {
+      std::vector<uint64_t> elems(n_models, 0);
+      for (size_t m = 0; m < n_models; ++m)
+        if (refs[job.tensor][m]) elems[m] = static_cast<uint64_t>(pt.rows[m]) * pt.row_elems;
+      shift_windows(kernels, refs[job.tensor], elems, pt.row_elems, job.first, job.count, 0, pairs.data(), shift);
+    }
+    const PairPartial q{pairs.data(), pt.sketch ? reinterpret_cast<const double*>(out + out_norms) : nullptr,
                         pt.sketch ? reinterpret_cast<const double*>(out + out_sketch) : nullptr, pt.moments ? moments.data() : nullptr};
     fold_partial(plan, resolved, job, q, k, totals, result);
     for (size_t m = 0; m < n_models; ++m) {
@@ -147,7 +181,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
       if (!a) continue;
       const TensorView* v = refs[job.tensor][m];
       offsets[m] = align_up(used, kStageAlign);
-      ranges.push_back(StageRange{v, job.first, a, slot.host->get() + offsets[m]});
+      ranges.push_back(StageRange{v, job.first, a, slot.host->get() + offsets[m], true});
       used = offsets[m] + v->byte_len(a);
     }
     stage(ranges, threads);
@@ -167,10 +201,14 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
         g.check(api.moments(g.ctx(), s, dtype, raw, slot.avail[m], reinterpret_cast<mother_gpu_moments*>(out + out_moments) + m),
                 "moments kernel", path, pt.name);
     }
-    if (n_models >= 2)
-      g.check(api.pairs(g.ctx(), s, dec, job_max, reinterpret_cast<const uint64_t*>(slot.dev->get()),
-                        static_cast<uint32_t>(n_models), max_len, reinterpret_cast<double*>(out)),
+    if (n_models >= 2) {
+      const auto* lens_dev = reinterpret_cast<const uint64_t*>(slot.dev->get());
+      g.check(api.pairs(g.ctx(), s, dec, job_max, lens_dev, static_cast<uint32_t>(n_models), max_len, reinterpret_cast<double*>(out)),
               "pairs kernel", "", pt.name);
+      g.check(api.pair_central(g.ctx(), s, dec, job_max, lens_dev, static_cast<uint32_t>(n_models), max_len,
+                               reinterpret_cast<const double*>(out), reinterpret_cast<double*>(out + out_central)),
+              "pair_central kernel", "", pt.name);
+    }
     if (pt.sketch) {
       const uint64_t n = pt.row_elems, r0 = job.first / n;
       const double* psi = reinterpret_cast<const double*>(psi_dev.at(n)->get()) + r0 * k;

@@ -41,12 +41,38 @@ struct Kernels {
   // Decodes n elements of a float dtype at p (any alignment) to float64; returns true if any
   // is NaN or +-Inf. The pairwise engine's first step.
   bool (*decode_f64)(DType d, const uint8_t* p, size_t n, double* out);
+  // decode_f64 fused with the centring of the Gram path: out = x - ref (x the decoded values),
+  // *sum = sum out; true if any x is NaN or +-Inf (out and *sum are then of no use).
+  bool (*decode_center)(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum);
   // y (rows x k) = w (rows x n) * omega (n x k), row-major float64 (the rank sketch).
   void (*sketch_rows)(const double* w, size_t rows, size_t n, const double* omega, size_t k, double* y);
+
+  // ---- the pairwise pass's row kernels (gram.inc; inputs finite) ----
+  // Gram products of m rows of n elements: g[i * m + j] = sum_e rows[i][e] rows[j][e] for
+  // i <= j (the upper triangle of the m x m matrix g; the rest is left as it is). Float64,
+  // register-blocked; see gram.inc for the summation order.
+  void (*gram)(const double* const* rows, size_t m, size_t n, double* g);
+  // c[i * m + j] = sum_e a[i][e] b[j][e] for every i <= j (and some i > j; the rest of c is left
+  // as it is): the shifted cross products of the relatedness null.
+  void (*cross_upper)(const double* const* a, const double* const* b, size_t m, size_t n, double* c);
+  // y = x - r elementwise (y may be x); returns sum y.
+  double (*center)(const double* x, const double* r, size_t n, double* y);
+  // y = x - c (y may be x); returns sum y.
+  double (*shift)(const double* x, double c, size_t n, double* y);
+  // sum x.
+  double (*sum)(const double* x, size_t n);
+  // out = {mean, sum (x - mean)^2} (corrected two-pass).
+  void (*moments2)(const double* x, size_t n, double out[2]);
+  // d = a - b, s = a + b: out = {sum d^2, sum d, sum (d - mean d)^2, sum (d - mean d)(s - mean s)}
+  // (the last two corrected two-pass; the last is sum (a - mean a)^2 - sum (b - mean b)^2).
+  void (*pair_dd)(const double* a, const double* b, size_t n, double out[4]);
 };
 
 // The scalar decode_f64 (every dtype), used by the SIMD ones for tails and 8-bit formats.
 bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out);
+// decode_center as decode_f64 then out -= ref (every dtype), for the formats a kernel set does
+// not fuse.
+bool scalar_decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum);
 
 // The scalar pair_diff, also used for the tails and by callers that need it directly.
 void scalar_pair_diff(const double* a, const double* b, size_t n, double acc[4]);

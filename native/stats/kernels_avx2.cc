@@ -373,9 +373,64 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
   }
 }
 
+template <typename L>
+ISA_FN bool decode_center_t(const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  const __m256i expmask = _mm256_set1_epi32(0x7F800000);
+  __m256i bad = _mm256_setzero_si256();
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = L::load8(p + i * L::kSize);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(x), expmask), expmask));
+    const __m256d y0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_loadu_pd(ref + i));
+    const __m256d y1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), _mm256_loadu_pd(ref + i + 4));
+    _mm256_storeu_pd(out + i, y0);
+    _mm256_storeu_pd(out + i + 4, y1);
+    s0 = _mm256_add_pd(s0, y0);
+    s1 = _mm256_add_pd(s1, y1);
+  }
+  double s = hsum(_mm256_add_pd(s0, s1));
+  bool tail_bad = false;
+  if (i < n) {
+    DType d = L::kSize == 4 ? DType::F32 : std::is_same<L, BF16>::value ? DType::BF16 : DType::F16;
+    double t;
+    tail_bad = scalar_decode_center(d, p + i * L::kSize, n - i, ref + i, out + i, &t);
+    s += t;
+  }
+  *sum = s;
+  return !_mm256_testz_si256(bad, bad) || tail_bad;
+}
+
+ISA_FN bool decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  switch (d) {
+    case DType::F32: return decode_center_t<F32>(p, n, ref, out, sum);
+    case DType::BF16: return decode_center_t<BF16>(p, n, ref, out, sum);
+    case DType::F16: return decode_center_t<F16>(p, n, ref, out, sum);
+    default: return scalar_decode_center(d, p, n, ref, out, sum);
+  }
+}
+
 #include "sketch_rows.inc"
 
-const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
+// 4 lanes, 3 x 3 register tiles (9 accumulators + 6 rows in the 16 ymm registers).
+struct V {
+  using vec = __m256d;
+  static constexpr size_t W = 4;
+  static constexpr int MR = 3;
+  ISA_FN static vec zero() { return _mm256_setzero_pd(); }
+  ISA_FN static vec set1(double x) { return _mm256_set1_pd(x); }
+  ISA_FN static vec load(const double* p) { return _mm256_loadu_pd(p); }
+  ISA_FN static void store(double* p, vec v) { _mm256_storeu_pd(p, v); }
+  ISA_FN static vec add(vec a, vec b) { return _mm256_add_pd(a, b); }
+  ISA_FN static vec sub(vec a, vec b) { return _mm256_sub_pd(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm256_mul_pd(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_pd(a, b, c); }
+  ISA_FN static double sfma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+  ISA_FN static double hsum(vec v) { return mother::hsum(v); }
+};
+#include "gram.inc"
+
+const Kernels kAvx2 = {"avx2", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, decode_center, sketch_rows, MOTHER_ROW_KERNELS};
 
 }  // namespace
 }  // namespace mother

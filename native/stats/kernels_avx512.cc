@@ -350,9 +350,70 @@ ISA_FN bool decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
   }
 }
 
+template <typename L>
+ISA_FN bool decode_center_t(const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  __mmask16 bad = 0;
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = L::load16(p + i * L::kSize);
+    bad |= _mm512_fpclass_ps_mask(x, kNonFinite);
+    const __m512d y0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), _mm512_loadu_pd(ref + i));
+    const __m512d y1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))),
+                                     _mm512_loadu_pd(ref + i + 8));
+    _mm512_storeu_pd(out + i, y0);
+    _mm512_storeu_pd(out + i + 8, y1);
+    s0 = _mm512_add_pd(s0, y0);
+    s1 = _mm512_add_pd(s1, y1);
+  }
+  double s = hsum(_mm512_add_pd(s0, s1));
+  bool tail_bad = false;
+  if (i < n) {
+    DType d = L::kSize == 4 ? DType::F32 : std::is_same<L, BF16>::value ? DType::BF16 : DType::F16;
+    double t;
+    tail_bad = scalar_decode_center(d, p + i * L::kSize, n - i, ref + i, out + i, &t);
+    s += t;
+  }
+  *sum = s;
+  return bad != 0 || tail_bad;
+}
+
+ISA_FN bool decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  switch (d) {
+    case DType::F32: return decode_center_t<F32>(p, n, ref, out, sum);
+    case DType::BF16: return decode_center_t<BF16>(p, n, ref, out, sum);
+    case DType::F16: return decode_center_t<F16>(p, n, ref, out, sum);
+    default: return scalar_decode_center(d, p, n, ref, out, sum);
+  }
+}
+
 #include "sketch_rows.inc"
 
-const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, sketch_rows};
+// 8 lanes, 4 x 4 register tiles (16 accumulators + 8 rows in the 32 zmm registers).
+struct V {
+  using vec = __m512d;
+  static constexpr size_t W = 8;
+  static constexpr int MR = 4;
+  ISA_FN static vec zero() { return _mm512_setzero_pd(); }
+  ISA_FN static vec set1(double x) { return _mm512_set1_pd(x); }
+  ISA_FN static vec load(const double* p) { return _mm512_loadu_pd(p); }
+  ISA_FN static void store(double* p, vec v) { _mm512_storeu_pd(p, v); }
+  ISA_FN static vec add(vec a, vec b) { return _mm512_add_pd(a, b); }
+  ISA_FN static vec sub(vec a, vec b) { return _mm512_sub_pd(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm512_mul_pd(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_pd(a, b, c); }
+  ISA_FN static double sfma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+  ISA_FN static double hsum(vec v) {
+    // (lanes 0-3 + lanes 4-7), then as the AVX2 hsum: a fixed order
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+#include "gram.inc"
+
+const Kernels kAvx512 = {"avx512", accumulate, sum_u64, pair_diff, pair_diff4, decode_f64, decode_center, sketch_rows,
+                         MOTHER_ROW_KERNELS};
 
 }  // namespace
 }  // namespace mother

@@ -201,7 +201,28 @@ void pair_diff4(const double* const a[4], const double* b, size_t n, double acc[
   for (int k = 0; k < 4; ++k) pair_diff(a[k], b, n, acc + 4 * k);
 }
 
-const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, pair_diff4, scalar_decode_f64, sketch_rows};
+// 2 lanes, 4 x 4 register tiles (16 accumulators + 8 rows in the 32 q registers).
+struct V {
+  using vec = float64x2_t;
+  static constexpr size_t W = 2;
+  static constexpr int MR = 4;
+  static vec zero() { return vdupq_n_f64(0); }
+  static vec set1(double x) { return vdupq_n_f64(x); }
+  static vec load(const double* p) { return vld1q_f64(p); }
+  static void store(double* p, vec v) { vst1q_f64(p, v); }
+  static vec add(vec a, vec b) { return vaddq_f64(a, b); }
+  static vec sub(vec a, vec b) { return vsubq_f64(a, b); }
+  static vec mul(vec a, vec b) { return vmulq_f64(a, b); }
+  static vec fma(vec a, vec b, vec c) { return vfmaq_f64(c, a, b); }
+  static double sfma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+  static double hsum(vec v) { return vgetq_lane_f64(v, 0) + vgetq_lane_f64(v, 1); }
+};
+#define ISA_FN
+#include "gram.inc"
+#undef ISA_FN
+
+const Kernels kNeon = {"neon", accumulate, sum_u64, pair_diff, pair_diff4, scalar_decode_f64, scalar_decode_center, sketch_rows,
+                       MOTHER_ROW_KERNELS};
 
 }  // namespace
 

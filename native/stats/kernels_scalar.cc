@@ -88,9 +88,28 @@ uint64_t sum_u64(const uint8_t* p, uint64_t nbytes) {
 
 #define ISA_FN
 #include "sketch_rows.inc"
+
+// One lane; no fused multiply-add (the portable reference).
+struct V {
+  using vec = double;
+  static constexpr size_t W = 1;
+  static constexpr int MR = 3;
+  static vec zero() { return 0.0; }
+  static vec set1(double x) { return x; }
+  static vec load(const double* p) { return *p; }
+  static void store(double* p, vec v) { *p = v; }
+  static vec add(vec a, vec b) { return a + b; }
+  static vec sub(vec a, vec b) { return a - b; }
+  static vec mul(vec a, vec b) { return a * b; }
+  static vec fma(vec a, vec b, vec c) { return a * b + c; }
+  static double sfma(double a, double b, double c) { return a * b + c; }
+  static double hsum(vec v) { return v; }
+};
+#include "gram.inc"
 #undef ISA_FN
 
-const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_pair_diff4, scalar_decode_f64, sketch_rows};
+const Kernels kScalar = {"scalar", accumulate, sum_u64, scalar_pair_diff, scalar_pair_diff4, scalar_decode_f64,
+                         scalar_decode_center, sketch_rows, MOTHER_ROW_KERNELS};
 
 }  // namespace
 
@@ -147,6 +166,17 @@ bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
   for (; i < n; ++i) q0 += out[i] - out[i];
   const double q = q0 + q1 + q2 + q3;
   return q != 0 || std::isnan(q);
+}
+
+bool scalar_decode_center(DType d, const uint8_t* p, size_t n, const double* ref, double* out, double* sum) {
+  const bool bad = scalar_decode_f64(d, p, n, out);
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] -= ref[i];
+    s += out[i];
+  }
+  *sum = s;
+  return bad;
 }
 
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc) {

@@ -4,6 +4,7 @@
 
 #include "../core/error.h"
 #include "../core/parallel.h"
+#include "decode.h"
 #include "dispatch.h"
 
 namespace mother {
@@ -66,7 +67,7 @@ std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) 
     const uint64_t nbytes = job.bytes;
     v.populate(job.first, job.count);
     Moments m;  // local: neighbouring partials belong to other threads
-    accumulate_any(kernels, v.dtype, v.data(job.first), job.count, &m);
+    accumulate_view(kernels, v, job.first, job.count, &m);
     partial[j] = m;
     v.release(job.first, job.count);
     uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;

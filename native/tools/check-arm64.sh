@@ -20,3 +20,14 @@ if ! "${CXX%g++}nm" -C "$out/kernels_neon.cc.o" | grep -q "kNeon"; then
   exit 1
 fi
 echo "check-arm64: core and NEON kernels compile for aarch64 ($("$CXX" --version | head -1))"
+# and run, where a user-mode emulator is installed (apt-get install qemu-user-static): every
+# kernel set against the scalar one, on raw rows and through the whole pairwise pass
+QEMU=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+if [ -n "$QEMU" ]; then
+  "$CXX" -std=c++17 -O2 -static -I. native/tools/isa_check.cc native/{core,formats,stats,pairwise}/*.cc \
+    native/gpu/gpu_backend.cc native/gpu/staging.cc -o "$out/isa_check" -lpthread -ldl 2>"$out/isa_check.log" ||
+    { cat "$out/isa_check.log" >&2; exit 1; }
+  TMPDIR="$out" "$QEMU" "$out/isa_check" | sed 's/^/check-arm64 (qemu): /'
+else
+  echo "check-arm64: no qemu-aarch64 here: the NEON kernels were compiled, not run"
+fi

@@ -1,0 +1,111 @@
+#include "decode.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "../core/error.h"
+
+namespace mother {
+
+namespace {
+
+uint64_t page_size() {
+  static const uint64_t ps = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return ps;
+}
+
+// The stored row of logical row r, checked.
+uint64_t stored_row(const TensorView& v, uint64_t r) {
+  const auto& map = *v.row_map;
+  if (r >= map.size() || map[r] >= map.size())
+    throw Error(ErrorCode::Internal, "", v.name, "row map of " + v.name + " does not cover row " + std::to_string(r));
+  return map[r];
+}
+
+// The stored element span [lo, hi) of the rows that logical elements [first, first + n) lie in.
+void stored_span(const TensorView& v, uint64_t first, uint64_t n, uint64_t* lo, uint64_t* hi) {
+  const uint64_t re = view_row_elems(v);
+  if (!v.row_map || re == 0 || n == 0) {
+    *lo = first;
+    *hi = first + n;
+    return;
+  }
+  uint64_t a = UINT64_MAX, b = 0;
+  for (uint64_t r = first / re; r * re < first + n; ++r) {
+    const uint64_t s = stored_row(v, r);
+    a = std::min(a, s);
+    b = std::max(b, s + 1);
+  }
+  *lo = a * re;
+  *hi = std::min(b * re, v.count);
+}
+
+}  // namespace
+
+uint64_t view_row_elems(const TensorView& v) {
+  if (v.shape.empty()) return v.count;
+  return v.shape[0] > 0 ? v.count / v.shape[0] : 0;
+}
+
+uint64_t view_align(const TensorView& v) {
+  const uint64_t b = v.block_elems > 0 ? v.block_elems : 1;
+  const uint64_t re = view_row_elems(v);
+  if (!v.row_map || re == 0) return b;
+  return std::lcm(b, re);
+}
+
+bool decode_f64(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, double* out) {
+  if (n == 0) return false;
+  const uint64_t re = view_row_elems(v);
+  if (!v.row_map || re == 0) return k->decode_f64(v.dtype, v.data(first), static_cast<size_t>(n), out);
+  // Logical rows through the map, one kernel call per row (first is on a row boundary).
+  bool bad = false;
+  for (uint64_t e = 0; e < n;) {
+    const uint64_t r = (first + e) / re, in_row = (first + e) - r * re;
+    const uint64_t len = std::min(n - e, re - in_row);
+    bad |= k->decode_f64(v.dtype, v.data(stored_row(v, r) * re + in_row), static_cast<size_t>(len), out + e);
+    e += len;
+  }
+  return bad;
+}
+
+bool decode_f64_center(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, const double* ref, double* out,
+                       double* sum) {
+  *sum = 0;
+  if (n == 0) return false;
+  if (!v.row_map || view_row_elems(v) == 0) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
+  const bool bad = decode_f64(k, v, first, n, out);
+  *sum = k->center(out, ref, static_cast<size_t>(n), out);
+  return bad;
+}
+
+void accumulate_view(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, Moments* acc) {
+  if (n == 0) return;
+  accumulate_any(k, v.dtype, v.data(first), n, acc);
+}
+
+void populate_view(const TensorView& v, uint64_t first, uint64_t n) {
+  uint64_t lo, hi;
+  stored_span(v, first, n, &lo, &hi);
+  if (hi > lo) v.populate(lo, hi - lo);
+}
+
+void release_view(const TensorView& v, uint64_t first, uint64_t n) {
+  uint64_t lo, hi;
+  stored_span(v, first, n, &lo, &hi);
+  if (hi > lo) v.release(lo, hi - lo);
+}
+
+void release_view_pages(const TensorView& v, uint64_t first, uint64_t n) {
+  uint64_t lo, hi;
+  stored_span(v, first, n, &lo, &hi);
+  if (hi <= lo || !v.map) return;
+  const uint64_t ps = page_size();
+  const uint64_t b = v.byte_offset(lo) / ps * ps;
+  const uint64_t e = (v.byte_offset(lo) + v.byte_len(hi - lo) + ps - 1) / ps * ps;
+  v.map->release(b, e - b);
+}
+
+}  // namespace mother
