@@ -1,7 +1,10 @@
 // Test-side reference of the pairwise pass's relatedness sums (the contract of engine-v2): for
 // one tensor of two models, over the positions where both are finite, the means, population
 // variances, sum of squared differences, 1 - r computed directly, and the Pearson r between
-// A's row k and B's row k + s (s = 1, 2; rows of rowElems elements). Two passes in float64.
+// a[p] and b[p + s R] (s = 1, 2; R = rowElems: rows shifted by one and two) over the same
+// positions p for both shifts (those with p + 2R inside the tensor and the three values
+// finite; the pass samples windows of them, this reference takes them all). Two passes in
+// float64.
 import type { TensorSums } from '../../lib/method/relatedness';
 
 function pearsonOneMinus(a: number[], b: number[]): { n: number; ma: number; mb: number; va: number; vb: number; omr: number; sumSq: number } {
@@ -28,15 +31,12 @@ export function tensorSums(name: string, a: ArrayLike<number>, b: ArrayLike<numb
     if (Number.isFinite(a[k]) && Number.isFinite(b[k])) { xa.push(a[k]); xb.push(b[k]); } else skipped++;
   }
   const main = xa.length ? pearsonOneMinus(xa, xb) : { n: 0, ma: NaN, mb: NaN, va: NaN, vb: NaN, omr: NaN, sumSq: 0 };
+  const R = rowElems;
+  const ok: number[] = [];
+  for (let p = 0; p + 2 * R < rows * R; p++) if (Number.isFinite(a[p]) && Number.isFinite(b[p + R]) && Number.isFinite(b[p + 2 * R])) ok.push(p);
   const shift = (s: number) => {
-    const sa: number[] = [], sb: number[] = [];
-    for (let r = 0; r + s < rows; r++)
-      for (let e = 0; e < rowElems; e++) {
-        const x = a[r * rowElems + e], y = b[(r + s) * rowElems + e];
-        if (Number.isFinite(x) && Number.isFinite(y)) { sa.push(x); sb.push(y); }
-      }
-    if (sa.length === 0) return { r: NaN, n: 0 };
-    const p = pearsonOneMinus(sa, sb);
+    if (ok.length === 0) return { r: NaN, n: 0 };
+    const p = pearsonOneMinus(ok.map((q) => a[q]), ok.map((q) => b[q + s * R]));
     return { r: 1 - p.omr, n: p.n };
   };
   const s1 = shift(1), s2 = shift(2);
