@@ -100,6 +100,8 @@ export interface PairEvidence extends PairLink {
   excess: number | null;
   excessLow: number | null;
   excessHigh: number | null;
+  /** The same statistic with the relation broken (the shifted correlations against each other), in the same calibrated units: a draw of z under the null. */
+  nullZ: number | null;
   /** Tensors left out of the statistic and why (name: reason). */
   leftOut: { tensor: string; reason: string }[];
 }
@@ -325,10 +327,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const groupSets = comparableUf.sets(n);
   const decisions: PairDecision[] = new Array(P);
   const groupsOut: RelatednessGroup[] = [];
+  const groupOf = new Int32Array(n);
+  const groupNull: NullCalibration[] = [];
   for (const members of groupSets) {
     const ps: number[] = [];
     for (let a = 0; a < members.length; a++) for (let b = a + 1; b < members.length; b++) ps.push(pairIndex(n, members[a], members[b]));
     const test = testPairs(ps.map((p) => pairStats[p]), { alpha, r0 });
+    for (const i of members) groupOf[i] = groupNull.length;
+    groupNull.push(test.null);
     const verdicts = emptyVerdicts();
     ps.forEach((p, q) => {
       decisions[p] = test.decisions[q];
@@ -363,6 +369,16 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const usable: PairMetric[] = metric === 'auto' ? ['rms', 'rank'] : [metric];
   const agg = aggregatePairs(distLayers, n, usable);
   if (metric !== 'auto' && !agg[AGGREGATE_OF[metric]]) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
+  const familyFinite = (D: Float64Array | undefined, fam: number[]) => {
+    if (!D) return false;
+    for (let a = 0; a < fam.length; a++) for (let b = a + 1; b < fam.length; b++) if (!Number.isFinite(D[pairIndex(n, fam[a], fam[b])])) return false;
+    return true;
+  };
+  const fallback = new Map<PairMetric, Float64Array>();
+  const fallbackAgg = (m: PairMetric): Float64Array => {
+    if (!fallback.has(m)) fallback.set(m, aggregatePairs(stats.layers.filter((l) => userLayers(l.name, layerShape(l))), n, [m])[AGGREGATE_OF[m]]!);
+    return fallback.get(m)!;
+  };
   // per pair, the rank fraction of the ranked distance layers (metric auto)
   const rankedDist = distLayers.filter((l) => l.rank);
   const rankFraction = (i: number, j: number): number => {
@@ -410,7 +426,15 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       metricUsed = metric;
       metricReport = { used: metric, chosen: false, why: 'given', rankFraction: null };
     }
-    const D = agg[AGGREGATE_OF[metricUsed]]!;
+    let D = agg[AGGREGATE_OF[metricUsed]]!;
+    let distanceNote: string;
+    if (!familyFinite(D, fam)) {
+      // the family shares none of the distance layers (e.g. conv nets among transformers): every compared tensor
+      if (metricUsed === 'rank') metricUsed = 'rms';
+      D = fallbackAgg(metricUsed);
+      distanceNote = '; the family shares no square 2-D tensor: over every tensor it shares';
+      metricReport = { ...metricReport, used: metricUsed, why: metricReport.why + distanceNote };
+    }
     // the kurtosis layers
     let kChoice: KurtosisChoice;
     if (userKurtosis) {
@@ -492,8 +516,10 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       for (let j = i + 1; j < n; j++) {
         const p = pairIndex(n, i, j);
         const d = decisions[p];
+        const g0 = groupOf[i] === groupOf[j] ? groupNull[groupOf[i]] : null;
         graph.pairs.push({
           ...link(i, j), excess: d.excess, excessLow: d.excessLow, excessHigh: d.excessHigh,
+          nullZ: g0 && pairStats[p].comparable ? pairStats[p].nullZ / Math.sqrt(g0.kappa) : null,
           leftOut: pairStats[p].tensors.filter((t) => !t.used).map((t) => ({ tensor: t.name, reason: t.reason! })),
         });
       }
@@ -630,6 +656,7 @@ export async function related(a: string, b: string | string[], options: RelatedO
     return {
       a: paths[0], b: paths[k + 1], verdict: d.verdict, r: d.r, z: d.z, p: d.p, log10p: d.log10p, tensors: d.tensors, identical: d.identical,
       excess: d.excess, excessLow: d.excessLow, excessHigh: d.excessHigh,
+      nullZ: st.comparable ? st.nullZ / scale : null,
       leftOut: st.tensors.filter((t) => !t.used).map((t) => ({ tensor: t.name, reason: t.reason! })),
       null: test.null, tested: test.tested, alpha, r0,
       layers: st.tensors.map((t) => ({
