@@ -140,8 +140,9 @@ export interface ModelGraph {
   edges: GraphEdge[];
   roots: string[];
   familyReports: FamilyReport[];
-  /** Sets of exact copies: every compared tensor holds identical values (they stay in their family; edges between them have distance 0). */
-  duplicates: { members: string[] }[];
+  /** Sets of exact copies: every compared tensor holds identical values (they stay in their family; edges between them have distance 0).
+   *  sameDtypes: every member stores every tensor (by name) in the same dtype, so the tensor bytes are identical too (else, e.g., a BF16 model and its F32 upcast). */
+  duplicates: { members: string[]; sameDtypes: boolean }[];
   /** The relatedness test: its levels and rule, and each comparability group's measured null. */
   relatedness: { alpha: number; r0: number; rule: string; groups: RelatednessGroup[] };
   /** Every pair's evidence (only with `pairs: true`). */
@@ -502,7 +503,10 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     edges,
     roots,
     familyReports,
-    duplicates: fams.duplicates.map((s) => ({ members: s.map((i) => inputs[i].id) })),
+    duplicates: fams.duplicates.map((s) => {
+      const dtypes = (i: number) => JSON.stringify(headers[i].tensors.map((t) => [t.name, t.dtype]).sort());
+      return { members: s.map((i) => inputs[i].id), sameDtypes: s.every((i) => dtypes(i) === dtypes(s[0])) };
+    }),
     relatedness: { alpha, r0, rule: RELATEDNESS_RULE, groups: groupsOut },
     options: { metric, lambda, direction, families: familiesOpt },
     skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
