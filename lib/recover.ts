@@ -174,7 +174,10 @@ function architectureOf(r: ModelFiles): string {
 /** The checks of RecoverOptions. */
 const RECOVER_OPTIONS = {
   ...commonOptions,
-  metric: check.oneOf(RECOVER_METRICS),
+  // 'auto' or a pair metric (the message names the pair metrics, as before 'auto' existed)
+  metric: (v: unknown, what: string) => {
+    if (v !== 'auto') check.oneOf(PAIR_METRICS)(v, what);
+  },
   lambda: check.nonNegative,
   direction: check.oneOf([...KURTOSIS_MODES, 'auto']),
   families: (v: unknown, what: string) => {
