@@ -158,6 +158,23 @@ describe('recover with its defaults: families from the relatedness test', () => 
     expect(v.stderr).toMatch(/null variance/);
   });
 
+  test('--truth with a version-2 truth (a merge: two parents): families from every edge, edges scored on tree_edges; --pairs prints the table', () => {
+    const truth = {
+      version: 2,
+      edges: [['a/root', 'a/child'], ['a/child', 'a/grandchild'], ['a/root', 'a/sibling'], ['a/child', 'a/copy'], ['a/root', 'a/bad'], ['a/sibling', 'a/bad'], ['b/root', 'b/child'],
+        ['lora/root', 'lora/c1'], ['lora/root', 'lora/c2'], ['lora/c1', 'lora/c3'], ['conv/root', 'conv/child']],
+      tree_edges: [['a/root', 'a/child'], ['a/child', 'a/grandchild'], ['a/root', 'a/sibling'], ['a/child', 'a/copy'], ['a/root', 'a/bad'], ['b/root', 'b/child'],
+        ['lora/root', 'lora/c1'], ['lora/root', 'lora/c2'], ['lora/c1', 'lora/c3'], ['conv/root', 'conv/child']],
+    };
+    const file = path.join(tmp.dir, 'truth.json');
+    fs.writeFileSync(file, JSON.stringify(truth));
+    const r = run('recover', path.join(tmp.dir, 'zoo'), '--truth', file, '-q', '--pairs');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/families: 7 of 7 exact \(7 recovered\), adjusted Rand index 1\.000; edges scored on tree_edges/);
+    expect(r.stdout).toMatch(/^model\s+model\s+verdict\s+r\s+z\s+p\s+tensors$/m);
+    expect(r.stdout).toMatch(/a\/root\s+a\/child\s+related/);
+  });
+
   test('--families K still runs the paper\'s Ward protocol', async () => {
     const ids = ['b/root', 'b/child', 'c/single'];
     const k = await recover(ids.map((id) => ({ id, path: path.join(tmp.dir, 'zoo', id) })), { families: 2, metric: 'rms' });
