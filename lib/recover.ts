@@ -160,8 +160,9 @@ export interface ModelGraph {
 export const RELATEDNESS_RULE =
   'per tensor: atanh(r) minus the mean atanh of the rows-shifted-by-1-and-2 correlations; pooled with weights 1/variance into Z; ' +
   'null variance measured from the shifted draws (at least 1, related pairs left out); related when the one-sided p of Z/sqrt(kappa) ' +
-  '(Student t) is at most alpha/m over the m pairs of the comparability group, or every compared tensor is identical; unrelated when ' +
-  'an excess correlation of r0 or more is excluded at the same level; else undecided. Families: connected components of related pairs.';
+  '(Student t) is at most alpha/m over the m pairs of the comparability group and the pooled excess correlation is at least r0, or every ' +
+  'compared tensor is identical; unrelated when an excess correlation of r0 or more is excluded at the same level; else undecided. ' +
+  'Families: connected components of related pairs.';
 
 function architectureOf(r: ModelFiles): string {
   const c = r.config ?? {};

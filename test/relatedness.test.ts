@@ -166,13 +166,27 @@ describe('relatedness: the pooled statistic and its measured null', () => {
     const base = randomModel(rng);
     const st = stat(base, relative(rng, base, 14)); // r ~ 0.07: z about 6
     const nul = measureNull([st]);
-    const one = decide(st, { ...nul, kappa: 1, draws: 1e6 }, 1);
-    const many = decide(st, { ...nul, kappa: 1, draws: 1e6 }, 1e12);
+    const one = decide(st, { ...nul, kappa: 1, draws: 1e6 }, 1, { r0: 0.03 });
+    const many = decide(st, { ...nul, kappa: 1, draws: 1e6 }, 1e12, { r0: 0.03 });
     expect(one.z!).toBeGreaterThan(4);
     expect(one.z!).toBeLessThan(9);
     expect(one.verdict).toBe('related');
     expect(many.verdict).not.toBe('related');
     expect(many.p).toBe(one.p);
+  });
+
+  test('significant but weaker than r0 is no relation: shared structure in large tensors', () => {
+    const rng = new Rng(13);
+    // 16 tensors of 128 x 128 with a tiny common component (r = 0.02): z about 11
+    const big = () => Array.from({ length: 16 }, () => Float64Array.from({ length: 128 * 128 }, () => rng.normal()));
+    const a = big();
+    const b = a.map((w) => w.map((x) => 0.02 * x + rng.normal()));
+    const st = pairStatistic(a.map((w, t) => tensorSums(`t${t}`, w, b[t], 128, 128)));
+    const d = testPairs([st]).decisions[0];
+    expect(d.z!).toBeGreaterThan(4);
+    expect(d.p!).toBeLessThan(RELATEDNESS_ALPHA);
+    expect(d.excess!).toBeLessThan(RELATED_R0);
+    expect(d.verdict).toBe('unrelated'); // a relation of r0 or more is excluded
   });
 
   test('anti-correlated weights are not called related (the test is one-sided)', () => {

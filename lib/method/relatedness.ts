@@ -28,13 +28,15 @@
 // freedom as null draws went into kappa; the test is one-sided (related models correlate
 // positively).
 //
-// The decision, with m the number of pairs tested together and alpha = 0.01 (Bonferroni: the
-// chance that any independent pair of the m is called related is at most alpha):
-//   related     p <= alpha / m (or the pair is an exact copy: every compared tensor identical);
-//   unrelated   not related, and the upper confidence bound (same level) of the pooled excess
-//               correlation tanh(sum w dz / sum w) is below r0 = 0.1: any relation of r0 or more
-//               is excluded (measured: relatives correlate at 0.24-0.999, independent runs at
-//               |r| < 0.03);
+// The decision, with m the number of pairs tested together, alpha = 0.01 (Bonferroni: the
+// chance that any independent pair of the m is called related is at most alpha) and the pooled
+// excess correlation e = tanh(sum w dz / sum w) with its confidence bounds at the same level:
+//   related     p <= alpha / m and e >= r0 = 0.1 (or the pair is an exact copy: every compared
+//               tensor identical): significant, and as strong as a relation (measured:
+//               relatives correlate at 0.24-0.999, independent runs at |r| < 0.03); a
+//               significant but weaker excess is shared structure or chance, never a family link;
+//   unrelated   not related, and the upper bound of e is below r0: any relation of r0 or more
+//               is excluded;
 //   undecided   otherwise (too little data to tell);
 //   not comparable   no tensor could be compared (each model stays in its own family).
 // A tensor is left out of a pair's statistic, with the reason, when no position was compared
@@ -45,7 +47,7 @@ import { studentLog10Sf, studentUpperQuantile } from './distributions';
 
 /** The family-wise error rate of "related" over the pairs tested together. */
 export const RELATEDNESS_ALPHA = 0.01;
-/** The weakest relation (excess correlation) the test must not miss: "unrelated" excludes it. */
+/** The weakest relation (excess correlation): "related" needs at least this much, "unrelated" excludes it. */
 export const RELATED_R0 = 0.1;
 /** 1 - r is floored here (exact copies have 1 - r = 0): atanh(r) <= 18.4. */
 const MIN_ONE_MINUS_R = Number.EPSILON;
@@ -273,7 +275,7 @@ export function decide(p: PairStatistic, nul: NullCalibration, m: number, option
   const low = Math.tanh(center - q * se);
   const high = Math.tanh(center + q * se);
   let verdict: Verdict;
-  if (p.identical || log10p <= Math.log10(level)) verdict = 'related';
+  if (p.identical || (log10p <= Math.log10(level) && p.excess >= r0)) verdict = 'related';
   else if (high < r0) verdict = 'unrelated';
   else verdict = 'undecided';
   return { verdict, z, p: 10 ** log10p, log10p, r: p.r, excess: p.excess, excessLow: low, excessHigh: high, identical: p.identical, tensors: p.used };
