@@ -3,7 +3,8 @@
 //   stage 2, per-model statistics (io/model_stats.ts; recover takes the kurtosis from the
 //            stage 3 read);
 //   stage 3, pairwise evidence: alignment (io/alignment.ts), distances and ranks (io/pairwise.ts);
-//   stage 4, families (method/clustering.ts);
+//   stage 4, families: the relatedness test (method/relatedness.ts), components or Ward
+//            (method/clustering.ts);
 //   stage 5, direction and tree: edge costs (method/direction.ts), arborescence
 //            (method/arborescence.ts);
 // then evaluation (method/evaluation.ts, recover's evaluate) and output (output/, cli/).
@@ -17,9 +18,11 @@ export { simdPaths } from './core/simd';
 export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './core/backend';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './io/alignment';
 export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './io/pairwise';
-export { recover, evaluate, RecoverOptions, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric } from './recover';
-export { wardLinkage, cutTree, autoFamilies, clusterFamilies, Linkage } from './method/clustering';
+export { recover, evaluate, related, RecoverOptions, RecoverMetric, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric, PairLink, PairEvidence, RelatednessGroup, RelatedOptions, RelatedResult, RelatedLayer, TruthInput } from './recover';
+export { wardLinkage, cutTree, autoFamilies, clusterFamilies, relatedFamilies, weakestLink, Linkage } from './method/clustering';
+export { pairStatistic, testPairs, decide, measureNull, TensorSums, PairStatistic, PairDecision, NullCalibration, Verdict, RELATEDNESS_ALPHA, RELATED_R0 } from './method/relatedness';
+export { chooseMetric, chooseKurtosisLayers } from './method/choices';
 export { minimumArborescence, minimumArborescenceMatrix, Arborescence } from './method/arborescence';
 export { edgeCosts, recoverFamily, defaultKurtosisLayers, summedKurtosis, KurtosisMode } from './method/direction';
-export { Evaluation } from './method/evaluation';
+export { Evaluation, familyAgreement, FamilyAgreement } from './method/evaluation';
 export { renderGraph, toDot, toNewick, toMermaid, toSvg, toHtml, GraphFormat } from './output/render';

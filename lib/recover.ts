@@ -1,33 +1,46 @@
 // Stages 1 to 5 of the pipeline in one call: the headers (1), one read of every model that
-// gives the pairwise distances (3) and, from the same bytes, the per-model kurtosis (2); then
-// families (4: Ward, automatic cut or K) and, per family, the kurtosis direction and the
-// minimum arborescence (5): the model graph. `evaluate` scores it against a ground truth.
+// gives the pairwise evidence (3: distances, ranks of differences, the relatedness sums) and,
+// from the same bytes, the per-model kurtosis (2); then families (4: the connected components
+// of related pairs, or Ward with K given) and, per family, the metric, the kurtosis layers,
+// the kurtosis direction and the minimum arborescence (5): the model graph. `evaluate` scores
+// it against a ground truth.
 import { BackendName, BackendUsed } from './core/backend';
-import { clusterFamiliesOfPairs } from './method/clustering';
-import { isSquare, LayerFilter, layerMatcher, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
+import { clusterFamiliesOfPairs, relatedFamilies, weakestLink } from './method/clustering';
+import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
-import { Evaluation, scoreGraph } from './method/evaluation';
+import { Evaluation, familyAgreement, FamilyAgreement, scoreGraph } from './method/evaluation';
 import { inspectResolved, ModelHeader } from './io/inspect';
-import { AGGREGATE_OF, aggregatePairs, PAIR_METRICS, PairMetric, pairwisePass, RANK_OPTIONS, RankOptions } from './io/pairwise';
+import { AGGREGATE_OF, aggregatePairs, PAIR_METRICS, PairLayer, PairMetric, pairwisePass, RANK_OPTIONS, RankOptions } from './io/pairwise';
+import {
+  NullCalibration, PairDecision, pairStatistic, PairStatistic, RELATED_R0, RELATEDNESS_ALPHA, RelatednessOptions, TensorSums, testPairs, Verdict,
+} from './method/relatedness';
 
 export type DistanceMetric = PairMetric;
+/** The metric options of the recovery: a metric, or 'auto' (chosen per family). */
+export const RECOVER_METRICS = ['auto', ...PAIR_METRICS] as const;
+export type RecoverMetric = (typeof RECOVER_METRICS)[number];
 
 export interface RecoverOptions {
-  /** Distance within families (default 'rms': full fine-tuning; 'rank' for LoRA families). */
-  metric?: DistanceMetric;
+  /** Distance within families: 'auto' (default: per family, rank for low-rank differences, else rms), 'rms', 'rank', 'l1' or 'maxdiff'. */
+  metric?: RecoverMetric;
   /** Weight of the kurtosis penalty (default 0.3). */
   lambda?: number;
   /** Kurtosis trend: 'finetune' (falls parent -> child, the default), 'pretrain' (rises), or 'auto' (per family, the cheaper tree). */
   direction?: KurtosisMode | 'auto';
-  /** Number of families: a number (Ward, maxclust cut) or 'auto' (cut at the largest gap in merge heights; default). */
+  /** Families: 'auto' (default: connected components of the pairs the relatedness test calls related) or a number K (Ward, maxclust cut: the paper's protocol). */
   families?: number | 'auto';
   /** Which square 2-D tensors enter the distances (default: all of them; every tensor when the models share no square 2-D tensor). */
   layers?: LayerFilter;
-  /** Which square 2-D tensors enter the kurtosis (default per architecture: ViT attention output, Llama self_attn.o_proj, else all). */
+  /** Which square 2-D tensors enter the kurtosis (default per family: the architecture's layers that vary in the family, else every varying square layer). */
   kurtosisLayers?: LayerFilter;
+  /** The relatedness test's levels (defaults: alpha 0.01 over the pairs of a comparability group, r0 0.1). */
+  relatedness?: RelatednessOptions;
+  /** Include every pair's relatedness evidence in the graph (`pairs`). */
+  pairs?: boolean;
   rank?: RankOptions;
   threads?: number;
   simd?: string;
@@ -47,7 +60,7 @@ export interface GraphModel {
   path: string;
   architecture: string;
   params: number;
-  /** Summed excess kurtosis over the kurtosis layers (null when none was found). */
+  /** Summed excess kurtosis over its family's kurtosis layers (null when none was found). */
   kurtosis: number | null;
 }
 
@@ -64,6 +77,35 @@ export interface GraphEdge {
   confidence: number | null;
 }
 
+/** The relatedness evidence between two models. */
+export interface PairLink {
+  a: string;
+  b: string;
+  verdict: Verdict;
+  /** Pooled Pearson r of the compared tensors. */
+  r: number | null;
+  /** Calibrated z (the measured null's scale) and its one-sided p-value (log10 where p underflows). */
+  z: number | null;
+  p: number | null;
+  log10p: number | null;
+  /** Tensors in the statistic. */
+  tensors: number;
+  /** Every compared tensor holds identical values. */
+  identical: boolean;
+}
+
+/** One pair's evidence (graph.pairs, with `pairs: true`). */
+export interface PairEvidence extends PairLink {
+  /** Excess correlation over the shifted null, and its confidence bounds at the test's level. */
+  excess: number | null;
+  excessLow: number | null;
+  excessHigh: number | null;
+  /** The same statistic with the relation broken (the shifted correlations against each other), in the same calibrated units: a draw of z under the null. */
+  nullZ: number | null;
+  /** Tensors left out of the statistic and why (name: reason). */
+  leftOut: { tensor: string; reason: string }[];
+}
+
 export interface FamilyReport {
   members: string[];
   root: string;
@@ -72,16 +114,40 @@ export interface FamilyReport {
   costs: Partial<Record<KurtosisMode, number>>;
   rootMargin: number | null;
   diagnostics: FamilyDiagnostics;
+  /** The distance used in this family, and why (with 'auto': chosen from the ranks of differences). */
+  metric: { used: DistanceMetric; chosen: boolean; why: string; rankFraction: number | null };
+  /** The kurtosis layers used, and why. */
+  kurtosisLayers: { layers: string[]; rule: KurtosisChoice['rule']; why: string };
+  /** What holds the family together (its weakest related link on the strongest spanning tree;
+   *  null for one model or with K given when its members are not all linked) and its strongest
+   *  link to any model outside (null when none is comparable). */
+  evidence: { weakestLink: PairLink | null; nearestOutsider: PairLink | null };
+}
+
+/** The relatedness test of one comparability group. */
+export interface RelatednessGroup {
+  members: string[];
+  /** Pairs tested together (the Bonferroni count). */
+  pairs: number;
+  null: NullCalibration;
+  verdicts: Record<Verdict, number>;
 }
 
 export interface ModelGraph {
-  version: 1;
+  version: 2;
   models: GraphModel[];
   families: string[][];
   edges: GraphEdge[];
   roots: string[];
   familyReports: FamilyReport[];
-  options: { metric: DistanceMetric; lambda: number; direction: KurtosisMode | 'auto'; families: number | 'auto' };
+  /** Sets of exact copies: every compared tensor holds identical values (they stay in their family; edges between them have distance 0).
+   *  sameDtypes: every member stores every tensor (by name) in the same dtype, so the tensor bytes are identical too (else, e.g., a BF16 model and its F32 upcast). */
+  duplicates: { members: string[]; sameDtypes: boolean }[];
+  /** The relatedness test: its levels and rule, and each comparability group's measured null. */
+  relatedness: { alpha: number; r0: number; rule: string; groups: RelatednessGroup[] };
+  /** Every pair's evidence (only with `pairs: true`). */
+  pairs?: PairEvidence[];
+  options: { metric: RecoverMetric; lambda: number; direction: KurtosisMode | 'auto'; families: number | 'auto' };
   /** Tensors left out of the comparison, and why. */
   skipped: { tensor: string; model: string | null; reason: string }[];
   bytesRead: number;
@@ -89,6 +155,14 @@ export interface ModelGraph {
   /** The device the read ran on (and, for 'auto' on the CPU, why). */
   backend: BackendUsed;
 }
+
+/** How the relatedness decision reads in the graph. */
+export const RELATEDNESS_RULE =
+  'per tensor: atanh(r) minus the mean atanh of the rows-shifted-by-1-and-2 correlations; pooled with weights 1/variance into Z; ' +
+  'null variance measured from the shifted draws (at least 1, related pairs left out); related when the one-sided p of Z/sqrt(kappa) ' +
+  '(Student t) is at most alpha/m over the m pairs of the comparability group and the pooled excess correlation is at least r0, or every ' +
+  'compared tensor is identical; unrelated when an excess correlation of r0 or more is excluded at the same level; else undecided. ' +
+  'Families: connected components of related pairs.';
 
 function architectureOf(r: ModelFiles): string {
   const c = r.config ?? {};
@@ -101,7 +175,10 @@ function architectureOf(r: ModelFiles): string {
 /** The checks of RecoverOptions. */
 const RECOVER_OPTIONS = {
   ...commonOptions,
-  metric: check.oneOf(PAIR_METRICS),
+  // 'auto' or a pair metric (the message names the pair metrics, as before 'auto' existed)
+  metric: (v: unknown, what: string) => {
+    if (v !== 'auto') check.oneOf(PAIR_METRICS)(v, what);
+  },
   lambda: check.nonNegative,
   direction: check.oneOf([...KURTOSIS_MODES, 'auto']),
   families: (v: unknown, what: string) => {
@@ -109,6 +186,11 @@ const RECOVER_OPTIONS = {
   },
   layers: check.filter,
   kurtosisLayers: check.filter,
+  relatedness: check.object({
+    alpha: (v: unknown, what: string) => { if (!(typeof v === 'number' && v > 0 && v < 1)) throw invalid('a number in (0, 1)', what, v); },
+    r0: (v: unknown, what: string) => { if (!(typeof v === 'number' && v > 0 && v < 1)) throw invalid('a number in (0, 1)', what, v); },
+  }),
+  pairs: check.boolean,
   rank: RANK_OPTIONS,
 };
 
@@ -118,6 +200,61 @@ const modelInput = (v: unknown, what: string) => {
   const m = v as ModelInput | null;
   if (typeof m !== 'object' || m === null || typeof m.id !== 'string' || typeof m.path !== 'string') throw invalid('a path or { id, path }', what, v);
 };
+
+/** The relatedness sums of the pass for one compared tensor (lib/io/pairwise.ts PairLayer). */
+type EvidenceLayer = PairLayer & {
+  meanA?: Float64Array; meanB?: Float64Array; varA?: Float64Array; varB?: Float64Array; oneMinusR?: Float64Array;
+  rShift1?: Float64Array; rShift2?: Float64Array; nShift?: Float64Array;
+};
+
+const sameShape = (a: readonly number[] | null, b: readonly number[] | null) => !!a && !!b && a.length === b.length && a.every((x, k) => x === b[k]);
+
+/**
+ * Which tensors the relatedness of a pair compares, from the headers: the square 2-D tensors
+ * both models have (same name and shape); when they share none, every tensor of two or more
+ * dimensions they share. Returns, per pair, whether it is in square mode.
+ */
+function relatednessModes(headers: ModelHeader[]): { squareMode: Uint8Array; anyGeneral: boolean } {
+  const n = headers.length;
+  const squares = headers.map((h) => new Set(h.tensors.filter((t) => isSquare(t.shape)).map((t) => `${t.name}\u0000${t.shape.join(',')}`)));
+  const squareMode = new Uint8Array(pairCount(n));
+  let anyGeneral = false;
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) {
+      let shared = false;
+      for (const k of squares[i]) if (squares[j].has(k)) { shared = true; break; }
+      squareMode[pairIndex(n, i, j)] = shared ? 1 : 0;
+      if (!shared) anyGeneral = true;
+    }
+  return { squareMode, anyGeneral };
+}
+
+/** The relatedness sums of pair (i, j) over the tensors its mode compares. */
+function pairSums(layers: readonly EvidenceLayer[], n: number, i: number, j: number, squareMode: boolean): TensorSums[] {
+  const p = pairIndex(n, i, j);
+  const out: TensorSums[] = [];
+  for (const l of layers) {
+    const a = l.shapes[i], b = l.shapes[j];
+    if (l.rows[i] < 0 || l.rows[j] < 0 || !sameShape(a, b)) continue;
+    if (squareMode ? !isSquare(a!) : a!.length < 2) continue;
+    const ns = l.nShift ? l.nShift[p] : 0;
+    out.push({
+      name: l.name,
+      count: l.count[p],
+      skipped: l.skipped[p],
+      sumSq: l.count[p] > 0 ? l.rms[p] * l.rms[p] * l.count[p] : 0,
+      meanA: l.meanA![p], meanB: l.meanB![p], varA: l.varA![p], varB: l.varB![p],
+      oneMinusR: l.oneMinusR![p],
+      rShift1: l.rShift1 ? l.rShift1[p] : NaN,
+      rShift2: l.rShift2 ? l.rShift2[p] : NaN,
+      nShift1: ns,
+      nShift2: ns,
+    });
+  }
+  return out;
+}
+
+const emptyVerdicts = (): Record<Verdict, number> => ({ related: 0, unrelated: 0, undecided: 0, 'not comparable': 0 });
 
 /** Recovers the model graph (a directed forest, parent -> child) of `models`. */
 export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
@@ -130,88 +267,225 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `expected distinct model ids for models, got ${shown(m.id)} twice`);
     ids.add(m.id);
   }
-  const metric = options.metric ?? 'rms';
+  const metric: RecoverMetric = options.metric ?? 'auto';
   const lambda = options.lambda ?? DEFAULT_LAMBDA;
   const direction = options.direction ?? 'finetune';
   const familiesOpt = options.families ?? 'auto';
+  const alpha = options.relatedness?.alpha ?? RELATEDNESS_ALPHA;
+  const r0 = options.relatedness?.r0 ?? RELATED_R0;
+  const k = options.rank?.k ?? 64;
 
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const archs = resolved.map(architectureOf);
+  const n = inputs.length;
   const userKurtosis = layerMatcher(options.kurtosisLayers);
-  const kuPredicates: TensorPredicate[] = archs.map((a) =>
-    userKurtosis ? (name, shape) => isSquare(shape) && userKurtosis(name, shape) : defaultKurtosisLayers(a),
-  );
+  const defaultKu = archs.map((a) => defaultKurtosisLayers(a));
+  // kurtosis candidates: the user's layers, or every square 2-D tensor (chosen per family)
+  const kurtosisCandidate: TensorPredicate = userKurtosis ? (name, shape) => isSquare(shape) && userKurtosis(name, shape) : (_name, shape) => isSquare(shape);
   // default distance layers: the square 2-D tensors, or every tensor when no two models share one
   const squareCount = new Map<string, number>();
   for (const h of headers) for (const t of h.tensors) if (isSquare(t.shape)) squareCount.set(t.name, (squareCount.get(t.name) ?? 0) + 1);
   const sharedSquare = [...squareCount.values()].some((c) => c >= 2);
   const userLayers = layerMatcher(options.layers) ?? (() => true);
   const distanceFilter: TensorPredicate = (name, shape) => (!sharedSquare || isSquare(shape)) && userLayers(name, shape);
-  const kurtosisAny: TensorPredicate = (name, shape) => kuPredicates.some((p) => p(name, shape));
+  const modes = relatednessModes(headers);
+  const relatednessTensor: TensorPredicate = (_name, shape) => isSquare(shape) || (modes.anyGeneral && shape.length >= 2);
 
-  const n = inputs.length;
-  // the distance within families and the clustering distance (the paper's: l1, or the rank)
-  const clusterMetric: PairMetric = metric === 'rank' ? 'rank' : 'l1';
+  // the distance within families and, with K given, the clustering distance (the paper's: l1, or the rank)
+  const clusterMetric: PairMetric | null = familiesOpt === 'auto' ? null : metric === 'rank' ? 'rank' : 'l1';
+  const wantRank = metric === 'auto' || metric === 'rank' || clusterMetric === 'rank' || !userKurtosis;
+  const passMetrics = [...new Set<PairMetric>([...(metric === 'auto' ? (['rms', 'rank'] as const) : [metric]), ...(clusterMetric ? [clusterMetric] : []), ...(wantRank ? (['rank'] as const) : [])])];
   const stats = await pairwisePass(resolved, headers, {
-    layers: (name, shape) => distanceFilter(name, shape) || kurtosisAny(name, shape),
-    moments: kurtosisAny,
-    metrics: [metric, clusterMetric],
-    rank: { ...options.rank, layers: (name, shape) => distanceFilter(name, shape) && isSquare(shape) },
+    layers: (name, shape) => distanceFilter(name, shape) || kurtosisCandidate(name, shape) || relatednessTensor(name, shape),
+    moments: kurtosisCandidate,
+    metrics: passMetrics,
+    rank: { ...options.rank, layers: (name, shape) => isSquare(shape) && (distanceFilter(name, shape) || kurtosisCandidate(name, shape)) },
     threads: options.threads,
     simd: options.simd,
     backend: options.backend,
     signal: options.signal,
     onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
-  });
+    relatedness: true,
+  } as Parameters<typeof pairwisePass>[2]);
+  const layerShape = (l: PairLayer) => l.shapes[l.rows.findIndex((r) => r >= 0)]!;
 
-  // per-model kurtosis from the same read
-  const kurtosis = inputs.map((_, m) =>
-    summedKurtosis(
-      stats.layers.filter((l) => l.moments?.[m]).map((l) => ({ name: l.name, shape: l.shapes[m]!, kurtosis: l.moments![m]!.kurtosis })),
-      kuPredicates[m],
-    ),
-  );
-  const ku = kurtosis.map((k) => (k.layers.length ? k.value : 0));
-
-  // distances over the distance layers only, one per pair
-  const distLayers = stats.layers.filter((l) => distanceFilter(l.name, l.shapes[l.rows.findIndex((r) => r >= 0)]!));
-  const agg = aggregatePairs(distLayers, n, [metric, clusterMetric]);
-  const D = agg[AGGREGATE_OF[metric]];
-  if (!D) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
-  const C = agg[AGGREGATE_OF[clusterMetric]]!;
-
-  // comparability groups: same architecture and a finite distance (components)
-  const comparable = new UnionFind(n);
+  // stage 4: the relatedness of every pair, tested per comparability group
+  const evLayers = (stats.layers as EvidenceLayer[]).filter((l) => relatednessTensor(l.name, layerShape(l)));
+  const P = pairCount(n);
+  const haveSums = evLayers.length === 0 || evLayers.every((l) => l.oneMinusR && l.meanA && l.varA);
+  if (!haveSums) throw new MotherError('ERR_INTERNAL', 'the addon gives no relatedness sums (oneMinusR, rShift): rebuild it (npm rebuild mother)');
+  const pairStats: PairStatistic[] = new Array(P);
   for (let i = 0; i < n; i++)
     for (let j = i + 1; j < n; j++) {
       const p = pairIndex(n, i, j);
-      if (archs[j] === archs[i] && Number.isFinite(C[p]) && Number.isFinite(D[p])) comparable.union(i, j);
+      pairStats[p] = pairStatistic(pairSums(evLayers, n, i, j, modes.squareMode[p] === 1));
     }
-  const group = comparable.labels();
-  const groups = group.reduce((a, b) => Math.max(a, b + 1), 0);
+  // identical over every tensor the pass compared for the pair (not only the relatedness ones)
+  const identical = new Uint8Array(P);
+  for (let p = 0; p < P; p++) {
+    if (!pairStats[p].identical) continue;
+    identical[p] = stats.layers.every((l) => !(l.count[p] > 0) || l.rms[p] === 0) ? 1 : 0;
+  }
+  const comparableUf = new UnionFind(n);
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (pairStats[pairIndex(n, i, j)].comparable) comparableUf.union(i, j);
+  const groupSets = comparableUf.sets(n);
+  const decisions: PairDecision[] = new Array(P);
+  const groupsOut: RelatednessGroup[] = [];
+  const groupOf = new Int32Array(n);
+  const groupNull: NullCalibration[] = [];
+  for (const members of groupSets) {
+    const ps: number[] = [];
+    for (let a = 0; a < members.length; a++) for (let b = a + 1; b < members.length; b++) ps.push(pairIndex(n, members[a], members[b]));
+    const test = testPairs(ps.map((p) => pairStats[p]), { alpha, r0 });
+    for (const i of members) groupOf[i] = groupNull.length;
+    groupNull.push(test.null);
+    const verdicts = emptyVerdicts();
+    ps.forEach((p, q) => {
+      decisions[p] = test.decisions[q];
+      verdicts[test.decisions[q].verdict]++;
+    });
+    if (members.length > 1) groupsOut.push({ members: members.map((i) => inputs[i].id), pairs: test.tested, null: test.null, verdicts });
+  }
+  // pairs across groups: nothing comparable
+  const notComparable = testPairs([pairStatistic([])]).decisions[0];
+  for (let p = 0; p < P; p++) if (!decisions[p]) decisions[p] = notComparable;
+  const related = (p: number) => decisions[p].verdict === 'related';
+  const fams = relatedFamilies(n, (p) => pairStats[p].comparable, related, (p) => identical[p] === 1);
+
   let families: number[][];
   if (n === 0) families = [];
-  else if (familiesOpt !== 'auto' && groups === 1) {
+  else if (familiesOpt === 'auto') families = fams.families;
+  else {
+    // the paper's protocol: Ward on the clustering distance, K families, one architecture group
+    const aggC = aggregatePairs(stats.layers.filter((l) => distanceFilter(l.name, layerShape(l))), n, [clusterMetric!]);
+    const C = aggC[AGGREGATE_OF[clusterMetric!]];
+    if (!C) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
+    const comparable = new UnionFind(n);
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) if (archs[j] === archs[i] && Number.isFinite(C[pairIndex(n, i, j)])) comparable.union(i, j);
+    const groups = comparable.labels().reduce((a, b) => Math.max(a, b + 1), 0);
+    if (groups !== 1) throw new MotherError('ERR_INVALID_ARGUMENT', `families = ${familiesOpt} needs comparable models; these form ${groups} architecture groups (use 'auto')`);
     families = clusterFamiliesOfPairs(C, n, { k: familiesOpt }).families;
-  } else {
-    if (familiesOpt !== 'auto' && groups !== 1) {
-      throw new MotherError('ERR_INVALID_ARGUMENT', `families = ${familiesOpt} needs comparable models; these form ${groups} architecture groups (use 'auto')`);
-    }
-    families = clusterFamiliesOfPairs(C, n, { groups: group }).families;
   }
+
+  // distances over the distance layers, one per pair, for every metric that may be used
+  const distLayers = stats.layers.filter((l) => distanceFilter(l.name, layerShape(l)));
+  const usable: PairMetric[] = metric === 'auto' ? ['rms', 'rank'] : [metric];
+  const agg = aggregatePairs(distLayers, n, usable);
+  if (metric !== 'auto' && !agg[AGGREGATE_OF[metric]]) throw new MotherError('ERR_INVALID_ARGUMENT', 'metric rank: no square 2-D tensor is shared by these models');
+  const familyFinite = (D: Float64Array | undefined, fam: number[]) => {
+    if (!D) return false;
+    for (let a = 0; a < fam.length; a++) for (let b = a + 1; b < fam.length; b++) if (!Number.isFinite(D[pairIndex(n, fam[a], fam[b])])) return false;
+    return true;
+  };
+  const fallback = new Map<PairMetric, Float64Array>();
+  const fallbackAgg = (m: PairMetric): Float64Array => {
+    if (!fallback.has(m)) fallback.set(m, aggregatePairs(stats.layers.filter((l) => userLayers(l.name, layerShape(l))), n, [m])[AGGREGATE_OF[m]]!);
+    return fallback.get(m)!;
+  };
+  // per pair, the rank fraction of the ranked distance layers (metric auto)
+  const rankedDist = distLayers.filter((l) => l.rank);
+  const rankFraction = (i: number, j: number): number => {
+    const p = pairIndex(n, i, j);
+    let rank = 0, cap = 0;
+    for (const l of rankedDist) {
+      if (!(l.count[p] > 0) || !Number.isFinite(l.rank![p])) continue;
+      rank += l.rank![p];
+      cap += rankCapacity(layerShape(l)[0], k);
+    }
+    return cap > 0 ? rank / cap : NaN;
+  };
+  // whether a square layer's difference in pair p is nonzero above the storage noise
+  const changed = (l: PairLayer, p: number) => (l.rank ? l.rank[p] > 0 : l.rms[p] > 0);
+  const momentLayers = stats.layers.filter((l) => l.moments);
+
+  const link = (i: number, j: number): PairLink => {
+    const d = decisions[pairIndex(n, i, j)];
+    return { a: inputs[i].id, b: inputs[j].id, verdict: d.verdict, r: d.r, z: d.z, p: d.p, log10p: d.log10p, tensors: d.tensors, identical: d.identical };
+  };
+  const zOf = (i: number, j: number) => decisions[pairIndex(n, i, j)].z ?? -Infinity;
 
   const edges: GraphEdge[] = [];
   const roots: string[] = [];
   const familyReports: FamilyReport[] = [];
+  const kurtosisOf: (number | null)[] = new Array(n).fill(null);
   for (const fam of families) {
     const m = fam.length;
+    const inFam = new Set(fam);
+    // the metric
+    let metricUsed: DistanceMetric;
+    let metricReport: FamilyReport['metric'];
+    if (metric === 'auto') {
+      const fr: number[] = [];
+      for (let a = 0; a < m; a++) for (let b = a + 1; b < m; b++) fr.push(rankFraction(fam[a], fam[b]));
+      const choice: MetricChoice = chooseMetric(fr);
+      metricUsed = choice.metric === 'rank' && agg.sumRank ? 'rank' : 'rms';
+      if (metricUsed === 'rank') {
+        // every pair of the family needs a rank distance
+        for (let a = 0; a < m && metricUsed === 'rank'; a++)
+          for (let b = a + 1; b < m; b++) if (!Number.isFinite(agg.sumRank![pairIndex(n, fam[a], fam[b])])) { metricUsed = 'rms'; break; }
+      }
+      metricReport = { used: metricUsed, chosen: true, why: metricUsed === choice.metric ? choice.why : `${choice.why}; but some pair has no ranked layer: RMS`, rankFraction: choice.rankFraction };
+    } else {
+      metricUsed = metric;
+      metricReport = { used: metric, chosen: false, why: 'given', rankFraction: null };
+    }
+    let D = agg[AGGREGATE_OF[metricUsed]]!;
+    let distanceNote: string;
+    if (!familyFinite(D, fam)) {
+      // the family shares none of the distance layers (e.g. conv nets among transformers): every compared tensor
+      if (metricUsed === 'rank') metricUsed = 'rms';
+      D = fallbackAgg(metricUsed);
+      distanceNote = '; the family shares no square 2-D tensor: over every tensor it shares';
+      metricReport = { ...metricReport, used: metricUsed, why: metricReport.why + distanceNote };
+    }
+    // the kurtosis layers
+    let kChoice: KurtosisChoice;
+    if (userKurtosis) {
+      kChoice = { layers: [], rule: 'given', why: 'given' };
+    } else {
+      const arch = defaultKu[fam[0]];
+      const candidates = momentLayers
+        .filter((l) => fam.every((i) => l.moments![i]))
+        .map((l) => {
+          let ch = 0, cmp = 0;
+          for (let a = 0; a < m; a++)
+            for (let b = a + 1; b < m; b++) {
+              const p = pairIndex(n, fam[a], fam[b]);
+              if (!(l.count[p] > 0)) continue;
+              cmp++;
+              if (changed(l, p)) ch++;
+            }
+          return { name: l.name, isDefault: arch(l.name, l.shapes[fam[0]]!), changed: ch, compared: cmp };
+        });
+      kChoice = chooseKurtosisLayers(candidates, arch.description, m);
+    }
+    const chosenKu = new Set(kChoice.layers);
+    const kuPredicate: TensorPredicate = userKurtosis ? kurtosisCandidate : (name) => chosenKu.has(name);
+    const ku = fam.map((i) => {
+      const s = summedKurtosis(
+        momentLayers.filter((l) => l.moments![i]).map((l) => ({ name: l.name, shape: l.shapes[i]!, kurtosis: l.moments![i]!.kurtosis })),
+        kuPredicate,
+      );
+      if (userKurtosis && kChoice.layers.length === 0) for (const name of s.layers) if (!kChoice.layers.includes(name)) kChoice.layers.push(name);
+      kurtosisOf[i] = s.layers.length ? s.value : null;
+      return s.layers.length ? s.value : 0;
+    });
     const sub = squareFromPairs(m, 0, (a, b) => D[pairIndex(n, fam[a], fam[b])]);
-    const fr = recoverFamily({ n: m, data: sub }, fam.map((i) => ku[i]), { mode: direction, lambda });
+    const fr = recoverFamily({ n: m, data: sub }, ku, { mode: direction, lambda });
     roots.push(inputs[fam[fr.root]].id);
     for (const e of fr.edges) {
       edges.push({ parent: inputs[fam[e.parent]].id, child: inputs[fam[e.child]].id, distance: e.distance, confidence: e.relativeMargin });
     }
+    // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
+    const weak = weakestLink(fam, zOf, (i, j) => related(pairIndex(n, i, j)));
+    let best: [number, number] | null = null;
+    for (const i of fam)
+      for (let j = 0; j < n; j++) {
+        if (inFam.has(j) || decisions[pairIndex(n, i, j)].z === null) continue;
+        if (best === null || zOf(i, j) > zOf(best[0], best[1])) best = [i, j];
+      }
     familyReports.push({
       members: fam.map((i) => inputs[i].id),
       root: inputs[fam[fr.root]].id,
@@ -220,41 +494,186 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       costs: fr.costs,
       rootMargin: fr.rootMargin,
       diagnostics: fr.diagnostics,
+      metric: metricReport,
+      kurtosisLayers: { layers: kChoice.layers, rule: kChoice.rule, why: kChoice.why },
+      evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
-  return {
-    version: 1,
-    models: inputs.map((inp, i) => ({
-      id: inp.id,
-      path: resolved[i].path,
-      architecture: archs[i],
-      params: params[i],
-      kurtosis: kurtosis[i].layers.length ? kurtosis[i].value : null,
-    })),
+  const graph: ModelGraph = {
+    version: 2,
+    models: inputs.map((inp, i) => ({ id: inp.id, path: resolved[i].path, architecture: archs[i], params: params[i], kurtosis: kurtosisOf[i] })),
     families: families.map((f) => f.map((i) => inputs[i].id)),
     edges,
     roots,
     familyReports,
+    duplicates: fams.duplicates.map((s) => {
+      const dtypes = (i: number) => JSON.stringify(headers[i].tensors.map((t) => [t.name, t.dtype]).sort());
+      return { members: s.map((i) => inputs[i].id), sameDtypes: s.every((i) => dtypes(i) === dtypes(s[0])) };
+    }),
+    relatedness: { alpha, r0, rule: RELATEDNESS_RULE, groups: groupsOut },
     options: { metric, lambda, direction, families: familiesOpt },
     skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
     bytesRead: stats.bytesRead.reduce((a, b) => a + b, 0),
-    seconds: (Date.now() - t0) / 1000,
+    seconds: 0,
     backend: stats.backend,
   };
+  if (options.pairs) {
+    graph.pairs = [];
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        const p = pairIndex(n, i, j);
+        const d = decisions[p];
+        const g0 = groupOf[i] === groupOf[j] ? groupNull[groupOf[i]] : null;
+        graph.pairs.push({
+          ...link(i, j), excess: d.excess, excessLow: d.excessLow, excessHigh: d.excessHigh,
+          nullZ: g0 && pairStats[p].comparable ? pairStats[p].nullZ / Math.sqrt(g0.kappa) : null,
+          leftOut: pairStats[p].tensors.filter((t) => !t.used).map((t) => ({ tensor: t.name, reason: t.reason! })),
+        });
+      }
+  }
+  graph.seconds = (Date.now() - t0) / 1000;
+  return graph;
+}
+
+/** A ground truth: edges [parent, child] (a forest), or a version-2 zoo truth with merges (`tree_edges` is its forest). */
+export interface TruthInput {
+  edges: [string, string][];
+  tree_edges?: [string, string][];
 }
 
 /**
  * The paper's metrics of a recovered graph against the ground truth ({edges: [[parent,
- * child], ...]}). Truth edges between models outside the graph are left out (a truth file
- * may describe a larger zoo); `ignoredTruthEdges` counts them.
+ * child], ...]}; a truth with `tree_edges`, a version-2 zoo's, is scored on those, every merge
+ * under its heavier parent). Truth edges between models outside the graph are left out (a
+ * truth file may describe a larger zoo); `ignoredTruthEdges` counts them. `familyAgreement`:
+ * exact families and the adjusted Rand index against the connected components of every truth
+ * edge.
  */
-export function evaluate(graph: ModelGraph, truth: { edges: [string, string][] }): Evaluation & { ignoredTruthEdges: number } {
+export function evaluate(graph: ModelGraph, truth: TruthInput): Evaluation & { ignoredTruthEdges: number; familyAgreement: FamilyAgreement } {
   const ids = new Set(graph.models.map((m) => m.id));
-  const edges = truth.edges.filter(([p, c]) => ids.has(p) && ids.has(c));
-  if (truth.edges.length > 0 && edges.length === 0) {
-    throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${truth.edges[0].join(', ')}, ...)`);
+  const forest = truth.tree_edges ?? truth.edges;
+  const edges = forest.filter(([p, c]) => ids.has(p) && ids.has(c));
+  if (forest.length > 0 && edges.length === 0) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${forest[0].join(', ')}, ...)`);
   }
-  const ev = scoreGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, graph.models.map((m) => m.id));
-  return { ...ev, ignoredTruthEdges: truth.edges.length - edges.length };
+  const list = graph.models.map((m) => m.id);
+  const ev = scoreGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, list);
+  const index = new Map(list.map((id, i) => [id, i]));
+  const uf = new UnionFind(list.length);
+  for (const [p, c] of truth.edges) if (index.has(p) && index.has(c)) uf.union(index.get(p)!, index.get(c)!);
+  const truthFamilies = uf.sets(list.length).map((s) => s.map((i) => list[i]));
+  return { ...ev, ignoredTruthEdges: forest.length - edges.length, familyAgreement: familyAgreement(graph.families, truthFamilies) };
+}
+
+// ---- the authorship question: is B derived from A? -------------------------------------------
+
+export interface RelatedOptions {
+  /** The test's levels (defaults: alpha 0.01 over the pairs asked, r0 0.1). */
+  relatedness?: RelatednessOptions;
+  threads?: number;
+  simd?: string;
+  backend?: BackendName;
+  onProgress?: (p: { stage: 'read'; bytesDone: number; bytesTotal: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** One compared tensor of the answer. */
+export interface RelatedLayer {
+  name: string;
+  /** In the statistic; otherwise `reason` says why not. */
+  used: boolean;
+  reason?: string;
+  /** Positions compared. */
+  count: number;
+  /** Pearson r, and the shifted null's correlations (rows shifted by 1 and 2). */
+  r: number | null;
+  rShift1: number | null;
+  rShift2: number | null;
+  /** The tensor's own calibrated z (its excess over the shifted null in units of the measured null); null when left out. */
+  z: number | null;
+  identical: boolean;
+}
+
+/** The answer for one pair (a, b). */
+export interface RelatedResult extends PairEvidence {
+  /** The measured null of the pairs asked together, how many were tested (m), the levels. */
+  null: NullCalibration;
+  tested: number;
+  alpha: number;
+  r0: number;
+  layers: RelatedLayer[];
+  bytesRead: number;
+  seconds: number;
+  backend: BackendUsed;
+}
+
+const RELATED_OPTIONS = {
+  ...commonOptions,
+  relatedness: RECOVER_OPTIONS.relatedness,
+};
+
+const finiteOrNull = (x: number) => (Number.isFinite(x) ? x : null);
+
+/**
+ * Whether `b` (or each of the models `b` lists) is related to `a` (derived from it, or both
+ * from a common ancestor), as the relatedness test decides it: r, z, p, the verdict and the
+ * per-layer evidence. Every model is read once; with several models the pairs (a, x) are tested
+ * together (their null measured on all of them, Bonferroni over their number).
+ */
+export async function related(a: string, b: string, options?: RelatedOptions): Promise<RelatedResult>;
+export async function related(a: string, b: string[], options?: RelatedOptions): Promise<RelatedResult[]>;
+export async function related(a: string, b: string | string[], options: RelatedOptions = {}): Promise<RelatedResult | RelatedResult[]> {
+  const t0 = Date.now();
+  check.path(a, 'a');
+  if (Array.isArray(b)) {
+    check.list('an array of model paths', check.path)(b, 'b');
+    if (b.length === 0) throw invalid('at least one model', 'b', b);
+  } else check.path(b, 'b');
+  checkOptions(options, RELATED_OPTIONS);
+  const alpha = options.relatedness?.alpha ?? RELATEDNESS_ALPHA;
+  const r0 = options.relatedness?.r0 ?? RELATED_R0;
+  const paths = [a, ...(Array.isArray(b) ? b : [b])];
+  const resolved = await Promise.all(paths.map((m) => resolveModel(m)));
+  const headers = await Promise.all(resolved.map((r) => inspectResolved(r)));
+  const n = paths.length;
+  const modes = relatednessModes(headers);
+  const relatednessTensor: TensorPredicate = (_name, shape) => isSquare(shape) || (modes.anyGeneral && shape.length >= 2);
+  const stats = await pairwisePass(resolved, headers, {
+    layers: relatednessTensor,
+    metrics: ['rms'],
+    threads: options.threads,
+    simd: options.simd,
+    backend: options.backend,
+    signal: options.signal,
+    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
+    relatedness: true,
+    differences: false,
+  } as Parameters<typeof pairwisePass>[2]);
+  const layers = stats.layers as EvidenceLayer[];
+  if (!(layers.length === 0 || layers.every((l) => l.oneMinusR && l.meanA && l.varA))) {
+    throw new MotherError('ERR_INTERNAL', 'the addon gives no relatedness sums (oneMinusR, rShift): rebuild it (npm rebuild mother)');
+  }
+  const ps = paths.slice(1).map((_, k) => pairIndex(n, 0, k + 1));
+  const pairStats = ps.map((p, k) => pairStatistic(pairSums(layers, n, 0, k + 1, modes.squareMode[p] === 1)));
+  const test = testPairs(pairStats, { alpha, r0 });
+  const scale = Math.sqrt(test.null.kappa);
+  const bytesRead = stats.bytesRead.reduce((x, y) => x + y, 0);
+  const out = pairStats.map((st, k): RelatedResult => {
+    const d = test.decisions[k];
+    return {
+      a: paths[0], b: paths[k + 1], verdict: d.verdict, r: d.r, z: d.z, p: d.p, log10p: d.log10p, tensors: d.tensors, identical: d.identical,
+      excess: d.excess, excessLow: d.excessLow, excessHigh: d.excessHigh,
+      nullZ: st.comparable ? st.nullZ / scale : null,
+      leftOut: st.tensors.filter((t) => !t.used).map((t) => ({ tensor: t.name, reason: t.reason! })),
+      null: test.null, tested: test.tested, alpha, r0,
+      layers: st.tensors.map((t) => ({
+        name: t.name, used: t.used, ...(t.used ? {} : { reason: t.reason }), count: t.count,
+        r: finiteOrNull(t.r), rShift1: finiteOrNull(t.rShift1), rShift2: finiteOrNull(t.rShift2),
+        z: t.used ? t.z / scale : null, identical: t.identical,
+      })),
+      bytesRead, seconds: (Date.now() - t0) / 1000, backend: stats.backend,
+    };
+  });
+  return Array.isArray(b) ? out : out[0];
 }

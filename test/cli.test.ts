@@ -105,7 +105,7 @@ describe('mother CLI', () => {
     expect(r.stdout).toMatch(/family 1 \(3 models/);
     const j = run('recover', root, '--json');
     const g = JSON.parse(j.stdout);
-    expect(g.version).toBe(1);
+    expect(g.version).toBe(2);
     expect(g.models.map((m: { id: string }) => m.id)).toEqual(['model-0', 'model-1', 'model-2']);
     expect(g.edges).toHaveLength(2);
     for (const e of g.edges) expect(Object.keys(e).sort()).toEqual(['child', 'confidence', 'distance', 'parent']);

@@ -1,6 +1,7 @@
 // The `mother` command line: stages 1 to 5 of the pipeline, evaluation and output. Exit codes:
 // 0 success, 2 usage error, 3 unreadable or invalid input (the message names the file and the
-// reason), 1 anything else.
+// reason), 1 anything else; `mother related` answers with its exit code: 0 related, 1
+// unrelated, 4 undecided (or not comparable).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 
@@ -9,8 +10,8 @@ import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
 import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
-import { evaluate, ModelGraph, recover } from '../recover';
-import { renderTree } from '../output/tree';
+import { evaluate, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
+import { linkText, renderTree } from '../output/tree';
 import { GRAPH_FORMATS, GraphFormat, renderGraph } from '../output/render';
 import { promises as fsp } from 'node:fs';
 import { SIMD_NAMES, simdPaths } from '../core/simd';
@@ -23,6 +24,8 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INPUT = 3;
+/** `mother related`: the models could not be decided either way (or not compared). */
+export const EXIT_UNDECIDED = 4;
 
 /** "CPU (avx512)" or "GPU NVIDIA H100 80GB HBM3". */
 function deviceLabel(b: BackendUsed, simd?: string): string {
@@ -158,7 +161,8 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
 }
 
 interface RecoverCliOpts {
-  metric: PairMetric;
+  metric: RecoverMetric;
+  pairs?: boolean;
   lambda: number;
   direction: KurtosisMode | 'auto';
   families: string;
@@ -175,7 +179,7 @@ interface RecoverCliOpts {
   hfCache?: string | boolean;
 }
 
-async function readTruth(file: string): Promise<{ edges: [string, string][] }> {
+async function readTruth(file: string): Promise<TruthInput> {
   let doc: unknown;
   try {
     doc = JSON.parse(await fsp.readFile(file, 'utf8'));
@@ -186,7 +190,9 @@ async function readTruth(file: string): Promise<{ edges: [string, string][] }> {
   if (!Array.isArray(edges) || !edges.every((e) => Array.isArray(e) && e.length === 2 && e.every((x) => typeof x === 'string'))) {
     throw new MotherError('ERR_NOT_A_MODEL', `${file}: ground truth must be {"edges": [[parent, child], ...]} with model ids`, { file });
   }
-  return { edges: edges as [string, string][] };
+  const tree = (doc as { tree_edges?: unknown }).tree_edges;
+  const treeOk = Array.isArray(tree) && tree.every((e) => Array.isArray(e) && e.length === 2 && e.every((x) => typeof x === 'string'));
+  return treeOk ? { edges: edges as [string, string][], tree_edges: tree as [string, string][] } : { edges: edges as [string, string][] };
 }
 
 async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<void> {
@@ -209,6 +215,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   try {
     g = await recover(models, {
       metric: opts.metric,
+      pairs: opts.pairs === true,
       lambda: opts.lambda,
       direction: opts.direction,
       families: opts.families === 'auto' ? 'auto' : Number(opts.families),
@@ -223,26 +230,98 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   }
   if (opts.verbose) {
     err.write(`read on ${deviceLabel(g.backend)}${g.backend.reason ? ` (${g.backend.reason})` : ''}\n`);
-    for (const f of g.familyReports) err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
+    err.write(`relatedness: alpha ${g.relatedness.alpha} over the pairs of each comparability group, r0 ${g.relatedness.r0}\n`);
+    for (const grp of g.relatedness.groups) {
+      const v = grp.verdicts;
+      err.write(`  group of ${grp.members.length} models, ${grp.pairs} pairs: null variance ${num(grp.null.kappa)} (measured ${num(Number.isFinite(grp.null.measured) ? grp.null.measured : null)} from ${grp.null.draws} shifted draws of ${grp.null.pairs} pairs, ${grp.null.excludedRelated} related pairs left out); ${v.related} related, ${v.unrelated} unrelated, ${v.undecided} undecided${v['not comparable'] ? `, ${v['not comparable']} not comparable` : ''}\n`);
+    }
+    for (const d of g.duplicates) err.write(`  exact copies: ${d.members.join(' = ')}\n`);
+    for (const f of g.familyReports) {
+      err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
+      err.write(`  metric ${f.metric.used}: ${f.metric.why}\n  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}\n`);
+      if (f.evidence.weakestLink) err.write(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}\n`);
+      if (f.evidence.nearestOutsider) err.write(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})\n`);
+    }
     for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
   }
   const format = opts.json ? 'json' : opts.format ?? 'text';
-  const text =
+  let text =
     format === 'text'
       ? renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s on ${deviceLabel(g.backend)}\n`
       : await renderGraph(g, format);
+  if (opts.pairs && format === 'text' && g.pairs) {
+    const rows = g.pairs.filter((p) => p.verdict !== 'not comparable').map((p) => [p.a, p.b, p.verdict, num(p.r, 3), num(p.z, 3), pText(p), String(p.tensors)]);
+    text += `\n${table(['model', 'model', 'verdict', 'r', 'z', 'p', 'tensors'], rows, [false, false, false, true, true, true, true])}\n`;
+  }
   if (opts.out) await fsp.writeFile(opts.out, text);
   else out.write(text);
   if (truth) {
     const ev = evaluate(g, truth);
     const pct = (x: number | null) => (x === null ? "n/a (no edges)" : `${(100 * x).toFixed(1)}%`);
+    const fa = ev.familyAgreement;
     err.write(`\nagainst ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}${ev.ignoredTruthEdges ? ` (${ev.ignoredTruthEdges} truth edges between other models ignored)` : ''}\n`);
+    err.write(`families: ${fa.exact} of ${fa.truthFamilies} exact (${fa.predictedFamilies} recovered), adjusted Rand index ${fa.adjustedRand.toFixed(3)}${truth.tree_edges ? '; edges scored on tree_edges (each merge under its heavier parent)' : ''}\n`);
+    for (const w of fa.wrong) err.write(`  family ${w.truth.join(', ')} recovered as ${w.predicted.map((f) => `[${f.join(', ')}]`).join(' ')}\n`);
     const wrong = [...ev.wrongEdges.map((w) => `  wrong: ${w.parent} -> ${w.child}`), ...ev.missingEdges.map((m) => `  missing: ${m.parent} -> ${m.child}`)];
     if (wrong.length) err.write(wrong.join('\n') + '\n');
   }
 }
 
-export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Command {
+
+interface RelatedCliOpts {
+  json?: boolean;
+  threads?: number;
+  backend?: BackendName;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** The exit code of a set of answers: 1 if any pair is unrelated, else 4 if any is undecided or not comparable, else 0. */
+export function relatedExitCode(verdicts: readonly string[]): number {
+  if (verdicts.includes('unrelated')) return EXIT_FAILURE;
+  if (verdicts.some((v) => v !== 'related')) return EXIT_UNDECIDED;
+  return EXIT_OK;
+}
+
+function pText(r: { p: number | null; log10p: number | null }): string {
+  if (r.log10p === null) return '-';
+  return r.log10p < -300 ? `1e${Math.round(r.log10p)}` : num(r.p, 2);
+}
+
+async function relatedCommand(a: string, others: string[], opts: RelatedCliOpts, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
+  let res: RelatedResult[];
+  try {
+    res = await related(a, others, { threads: opts.threads, backend: opts.backend, onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal) });
+  } finally {
+    bar.finish();
+  }
+  const code = relatedExitCode(res.map((r) => r.verdict));
+  if (opts.json) {
+    out.write(JSON.stringify({ version: 1, exitCode: code, results: res }, null, 2) + '\n');
+    return code;
+  }
+  for (const r of res) {
+    const head = r.verdict === 'not comparable'
+      ? `${r.b}: not comparable with ${r.a} (no tensor shared by name and shape)`
+      : `${r.b}: ${r.verdict} to ${r.a}${r.identical ? ' (identical values)' : ''}: r = ${num(r.r, 3)}, z = ${num(r.z, 3)}, p = ${pText(r)}; excess over the shifted null ${num(r.excess, 3)} [${num(r.excessLow, 3)}, ${num(r.excessHigh, 3)}] over ${r.tensors} tensors`;
+    out.write(head + '\n');
+    const rows = r.layers.map((l) => [l.name, l.used ? String(l.count) : '-', num(l.r, 3), num(l.rShift1, 3), num(l.rShift2, 3), num(l.z, 3), l.used ? (l.identical ? 'identical' : '') : `left out: ${l.reason}`]);
+    if (rows.length) out.write(table(['tensor', 'compared', 'r', 'r (shift 1)', 'r (shift 2)', 'z', ''], rows, [false, true, true, true, true, true, false]).replace(/^/gm, '  ') + '\n');
+    out.write('\n');
+  }
+  const r = res[0];
+  out.write(`null: variance ${num(r.null.kappa)} (measured ${num(Number.isFinite(r.null.measured) ? r.null.measured : null)} from ${r.null.draws} shifted draws); related when p <= ${r.alpha} / ${r.tested || 1}; unrelated when an excess correlation of ${r.r0} or more is excluded\n`);
+  if (opts.verbose) err.write(`read ${formatBytes(r.bytesRead)} once in ${r.seconds.toFixed(2)} s on ${deviceLabel(r.backend)}\n`);
+  return code;
+}
+
+/** The exit code an action chose (mother related answers with it). */
+export interface ProgramState {
+  code: number;
+}
+
+export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, state: ProgramState = { code: EXIT_OK }): Command {
   const program = new Command();
   program
     .name('mother')
@@ -278,31 +357,47 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .description('recover the family tree (parent -> child) of the models found under the given paths')
     .argument('[paths...]', 'model directories, .safetensors files, diffusers pipelines, or folders holding several models')
     .option('--hf-cache [dir]', 'also the models in a Hugging Face hub cache (default $HF_HUB_CACHE or ~/.cache/huggingface/hub); ids are ORG/NAME')
-    .addOption(new Option('--metric <m>', 'distance within families: rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(PAIR_METRICS).default('rms'))
+    .addOption(new Option('--metric <m>', 'distance within families: auto (per family: rank when the pairwise differences are low-rank, else rms), rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(RECOVER_METRICS).default('auto'))
     .option('--lambda <x>', 'weight of the kurtosis penalty', (v: string) => {
       const x = Number(v);
       if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a non-negative number.');
       return x;
     }, 0.3)
     .addOption(new Option('--direction <d>', 'kurtosis trend: finetune (falls parent -> child), pretrain (rises), auto (per family)').choices([...KURTOSIS_MODES, 'auto']).default('finetune'))
-    .option('--families <k>', "number of families, or 'auto' (cut at the largest gap of the Ward merge heights)", (v: string) => {
+    .option('--families <k>', "'auto' (connected components of the pairs the relatedness test calls related) or a number K (Ward clustering into K families, the paper's protocol)", (v: string) => {
       if (v === 'auto') return v;
       const k = Number(v);
       if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError("expected a positive integer or 'auto'.");
       return v;
     }, 'auto')
     .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
-    .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per architecture)', parseRegex)
-    .option('--json', 'print the model graph as JSON (version 1; same as --format json)')
+    .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per family: the architecture\'s layers that vary in the family, else every square layer that varies)', parseRegex)
+    .option('--pairs', 'also every pair\'s relatedness evidence (r, z, p, verdict): a table, or `pairs` in the JSON')
+    .option('--json', 'print the model graph as JSON (version 2; same as --format json)')
     .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]).default('text'))
     .option('--out <file>', 'write the output to a file')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar')
-    .option('-v, --verbose', 'explain each stage (models found, families, skipped tensors)')
-    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n`)
+    .option('-v, --verbose', 'explain each stage (models found, the measured null, families, metric and kurtosis layers and why, skipped tensors)')
+    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small --truth samples/zoo-small/truth.json\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n`)
     .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
+
+  program
+    .command('related')
+    .description('is B derived from A (or do both come from a common ancestor)? An independence test of the weights: r, z, p-value, verdict and per-layer evidence; exit code 0 related, 1 unrelated, 4 undecided')
+    .argument('<a>', 'the model in question (e.g. the claimed base model)')
+    .argument('<b...>', 'one or more models to test against it')
+    .option('--json', 'print JSON: per pair the verdict, r, z, p, the measured null and the per-layer table')
+    .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
+    .addOption(backendOption())
+    .option('-q, --quiet', 'no progress bar')
+    .option('-v, --verbose', 'also the bytes read and the device')
+    .addHelpText('after', `\nExit codes: 0 every model is related to A; 1 some model is unrelated; 4 some pair is undecided or not comparable (and none unrelated); 2 usage error; 3 unreadable input.\n\nExamples:\n  $ mother related samples/zoo-small/llm/m03 samples/zoo-small/llm/m00\n  $ mother related ./Llama-2-7b-hf ./CodeLlama-7b-hf ./my-model --json\n`)
+    .action(async (a: string, b: string[], opts: RelatedCliOpts) => {
+      state.code = await relatedCommand(a, b, opts, out, err);
+    });
 
   program
     .command('distances')
@@ -328,10 +423,11 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
 
 /** Runs the CLI; resolves to the exit code. Never throws for a user mistake. */
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
-  const program = buildProgram(out, err);
+  const state: ProgramState = { code: EXIT_OK };
+  const program = buildProgram(out, err, state);
   try {
     await program.parseAsync(argv);
-    return EXIT_OK;
+    return state.code;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;

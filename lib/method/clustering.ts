@@ -486,3 +486,80 @@ function clusterGroups(n: number, opts: ClusterFamiliesOptions, condensedOf: (me
   const labels = relabel(keys);
   return { labels, families: familiesFromLabels(labels), groups };
 }
+
+// ---- families from the relatedness test ---------------------------------------------------------
+
+/** The families of related pairs. */
+export interface RelatedFamilies {
+  /** Family label of each model, 0-based, numbered by smallest member. */
+  labels: number[];
+  /** Members of each family, in index order (singletons included). */
+  families: number[][];
+  /** Comparability groups: connected components of the comparable pairs (members in index order). */
+  groups: number[][];
+  /** Sets of exact copies (two or more models whose every compared tensor is identical), in index order. */
+  duplicates: number[][];
+}
+
+/**
+ * Families as the connected components of the related pairs (no number of families, no
+ * threshold on distances): a chain of any length stays one family as long as each link is
+ * related, independent runs are never joined unless some pair between them is related, and
+ * exact copies join their original like any relative. `comparable(p)`, `related(p)` and
+ * `identical(p)` are read for every pair p (pairIndex order); a related pair must be
+ * comparable. Models comparable with no other model are their own group and family.
+ */
+export function relatedFamilies(
+  n: number,
+  comparable: (p: number) => boolean,
+  related: (p: number) => boolean,
+  identical: (p: number) => boolean = () => false,
+): RelatedFamilies {
+  if (!Number.isInteger(n) || n < 0) throw new MotherError('ERR_INVALID_ARGUMENT', `number of models must be a non-negative integer, got ${n}`);
+  const fam = new UnionFind(n);
+  const grp = new UnionFind(n);
+  const dup = new UnionFind(n);
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) {
+      const p = pairIndex(n, i, j);
+      const c = comparable(p);
+      if (c) grp.union(i, j);
+      if (related(p)) {
+        if (!c) throw new MotherError('ERR_INVALID_ARGUMENT', `pair (${i}, ${j}) is related but not comparable`);
+        fam.union(i, j);
+      }
+      if (c && identical(p)) dup.union(i, j);
+    }
+  const labels = fam.labels(n);
+  return { labels, families: familiesFromLabels(labels), groups: grp.sets(n), duplicates: dup.sets(n).filter((s) => s.length > 1) };
+}
+
+/**
+ * The weakest link that holds a family together: among the pairs of `members` that `link`
+ * accepts, the maximum spanning tree by `strength` (Kruskal), and its weakest edge, i.e. the
+ * largest s such that the family stays connected through links of strength >= s. Returns
+ * null for a single model or when the accepted links do not connect the members.
+ */
+export function weakestLink(
+  members: readonly number[],
+  strength: (i: number, j: number) => number,
+  link: (i: number, j: number) => boolean,
+): { i: number; j: number; strength: number } | null {
+  const m = members.length;
+  if (m < 2) return null;
+  const edges: { a: number; b: number; s: number }[] = [];
+  for (let a = 0; a < m; a++)
+    for (let b = a + 1; b < m; b++) if (link(members[a], members[b])) edges.push({ a, b, s: strength(members[a], members[b]) });
+  edges.sort((x, y) => y.s - x.s || x.a - y.a || x.b - y.b);
+  const uf = new UnionFind(m);
+  let joined = 0;
+  let weakest: { a: number; b: number; s: number } | null = null;
+  for (const e of edges) {
+    if (uf.find(e.a) === uf.find(e.b)) continue;
+    uf.union(e.a, e.b);
+    weakest = e;
+    if (++joined === m - 1) break;
+  }
+  if (joined < m - 1 || weakest === null) return null;
+  return { i: members[weakest.a], j: members[weakest.b], strength: weakest.s };
+}

@@ -367,3 +367,70 @@ export function scoreGraph(predicted: PredictedGraph, truth: TruthGraph, ids?: r
     missingEdges,
   };
 }
+
+/** Agreement of predicted families with the ground truth's (both partitions of the same ids). */
+export interface FamilyAgreement {
+  /** Ground-truth families recovered exactly (same members), and how many there are. */
+  exact: number;
+  truthFamilies: number;
+  predictedFamilies: number;
+  /** exact / truthFamilies (1 for an empty set). */
+  exactFraction: number;
+  /** Adjusted Rand index (Hubert and Arabie 1985): 1 for identical partitions, about 0 for chance. */
+  adjustedRand: number;
+  /** Truth families split or merged: their members and the predicted families they fall in. */
+  wrong: { truth: NodeId[]; predicted: NodeId[][] }[];
+}
+
+/**
+ * Exact families and the adjusted Rand index of a predicted partition against the truth's,
+ * over the ids of the truth partition (ids missing from the prediction count as singletons).
+ */
+export function familyAgreement(predicted: readonly (readonly NodeId[])[], truth: readonly (readonly NodeId[])[]): FamilyAgreement {
+  const ids: NodeId[] = truth.flat();
+  const index = new Map<NodeId, number>();
+  ids.forEach((x) => {
+    if (index.has(x)) throw new MotherError('ERR_INVALID_ARGUMENT', `${idText(x)} is in two truth families`);
+    index.set(x, index.size);
+  });
+  const n = ids.length;
+  const truthOf = new Int32Array(n);
+  truth.forEach((f, k) => f.forEach((x) => (truthOf[index.get(x)!] = k)));
+  const predOf = new Int32Array(n).fill(-1);
+  const pred: number[][] = [];
+  for (const f of predicted) {
+    const list = f.filter((x) => index.has(x)).map((x) => index.get(x)!);
+    if (list.length === 0) continue;
+    for (const i of list) {
+      if (predOf[i] >= 0) throw new MotherError('ERR_INVALID_ARGUMENT', `${idText(ids[i])} is in two predicted families`);
+      predOf[i] = pred.length;
+    }
+    pred.push(list);
+  }
+  for (let i = 0; i < n; i++) if (predOf[i] < 0) { predOf[i] = pred.length; pred.push([i]); }
+  const key = (f: readonly number[]) => [...f].sort((a, b) => a - b).join(',');
+  const predKeys = new Set(pred.map(key));
+  let exact = 0;
+  const wrong: FamilyAgreement['wrong'] = [];
+  for (const f of truth) {
+    const list = f.map((x) => index.get(x)!);
+    if (predKeys.has(key(list))) exact++;
+    else {
+      const hit = [...new Set(list.map((i) => predOf[i]))].sort((a, b) => a - b);
+      wrong.push({ truth: [...f], predicted: hit.map((k) => pred[k].map((i) => ids[i])) });
+    }
+  }
+  // adjusted Rand index from the contingency table
+  const c2 = (x: number) => (x * (x - 1)) / 2;
+  const cells = new Map<string, number>();
+  for (let i = 0; i < n; i++) cells.set(`${truthOf[i]},${predOf[i]}`, (cells.get(`${truthOf[i]},${predOf[i]}`) ?? 0) + 1);
+  let sumCells = 0;
+  for (const v of cells.values()) sumCells += c2(v);
+  const sumTruth = truth.reduce((a, f) => a + c2(f.length), 0);
+  const sumPred = pred.reduce((a, f) => a + c2(f.length), 0);
+  const total = c2(n);
+  const expected = total > 0 ? (sumTruth * sumPred) / total : 0;
+  const max = (sumTruth + sumPred) / 2;
+  const adjustedRand = max === expected ? 1 : (sumCells - expected) / (max - expected);
+  return { exact, truthFamilies: truth.length, predictedFamilies: pred.length, exactFraction: truth.length ? exact / truth.length : 1, adjustedRand, wrong };
+}

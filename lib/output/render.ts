@@ -4,6 +4,7 @@
 import { check } from '../core/validate';
 import type { ModelGraph } from '../recover';
 import { graphNum as fmt } from './format';
+import { linkText } from './tree';
 
 export const GRAPH_FORMATS = ['json', 'dot', 'newick', 'mermaid', 'svg', 'html'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
@@ -97,9 +98,12 @@ ${g.edges.map((e) => row([e.parent, e.child, fmt(e.distance), fmt(e.confidence)]
 ${g.models.map((m) => row([m.id, m.architecture, m.params, fmt(m.kurtosis), m.path])).join('\n')}
 </table>
 <h2>Families</h2>
-<table><tr><th>root</th><th>members</th><th>direction</th><th>tree cost</th><th>kurtosis-consistent</th></tr>
-${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, fmt(f.cost), String(f.diagnostics.kurtosisConsistent)])).join('\n')}
+<table><tr><th>root</th><th>members</th><th>direction</th><th>metric</th><th>tree cost</th><th>kurtosis-consistent</th><th>weakest link</th><th>nearest other model</th></tr>
+${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, `${f.metric.used}${f.metric.chosen ? ` (${f.metric.why})` : ''}`, fmt(f.cost), String(f.diagnostics.kurtosisConsistent),
+    f.evidence.weakestLink ? `${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}: ${linkText(f.evidence.weakestLink)}` : '-',
+    f.evidence.nearestOutsider ? `${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}: ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})` : '-'])).join('\n')}
 </table>
+${g.duplicates.length ? `<h2>Exact copies</h2>\n<table><tr><th>identical models</th></tr>\n${g.duplicates.map((d) => row([d.members.join(' = ')])).join('\n')}\n</table>` : ''}
 </body></html>
 `;
 }
