@@ -11,6 +11,7 @@
 
 #include "../core/parallel.h"
 #include "../stats/dispatch.h"
+#include "../stats/view_decode.h"
 #include "pair_plan.h"
 
 namespace mother {
@@ -62,7 +63,8 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   const ResolvedPlan resolved = resolve_plan(models, plan);
   const auto& refs = resolved.refs;
   const uint64_t bytes_total = resolved.bytes_total;
-  if (options.gpu && !options.exact_rank) return pairwise_gpu(models, plan, options, resolved);
+  const bool cpu_only = std::any_of(models.begin(), models.end(), [](const Model& m) { return needs_cpu_decode(m); });
+  if (options.gpu && !options.exact_rank && !cpu_only) return pairwise_gpu(models, plan, options, resolved);
   const unsigned k = sketch_size(options);
   // Elements per model per job: a job maps (and later releases) its range of every model in
   // one call each; about 16M elements per job in all, 1M per model at most. Jobs are worked
@@ -132,7 +134,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
         if (avail[m] <= s) continue;
         const TensorView& v = *refs[job.tensor][m];
         const uint64_t n = avail[m] - s < sub ? avail[m] - s : sub;
-        bad[m] = kernels->decode_f64(v.dtype, v.data(first), n, buf.data() + m * buf_elems);
+        bad[m] = decode_view_f64(kernels, v, first, n, buf.data() + m * buf_elems);
         len[m] = n;
         if (pt.sketch && options.exact_rank) {
           std::lock_guard<std::mutex> lock(state[job.tensor].mu);
