@@ -31,7 +31,7 @@ export interface RawScan {
 }
 
 export interface RawInspect {
-  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
   tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string }[];
 }
 

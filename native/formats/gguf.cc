@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <unordered_set>
@@ -54,11 +55,16 @@ std::string json_quote(const char* s, size_t n) {
   return out + "\"";
 }
 
-std::string fmt_double(double v, int digits) {
+// The shortest decimal that reads back as the same float (f32) or double.
+std::string fmt_double(double v, bool f32) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
   char b[40];
-  std::snprintf(b, sizeof b, "%.*g", digits, v);
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(b, sizeof b, "%.*g", digits, v);
+    const double back = std::strtod(b, nullptr);
+    if (f32 ? static_cast<float>(back) == static_cast<float>(v) : back == v) break;
+  }
   return b;
 }
 
@@ -128,8 +134,8 @@ struct Parser {
       case kI16: return std::to_string(static_cast<int16_t>(raw));
       case kI32: return std::to_string(static_cast<int32_t>(raw));
       case kI64: return std::to_string(static_cast<int64_t>(raw));
-      case kF32: { float f; uint32_t b = static_cast<uint32_t>(raw); std::memcpy(&f, &b, 4); return fmt_double(f, 9); }
-      case kF64: { double f; std::memcpy(&f, &raw, 8); return fmt_double(f, 17); }
+      case kF32: { float f; uint32_t b = static_cast<uint32_t>(raw); std::memcpy(&f, &b, 4); return fmt_double(f, true); }
+      case kF64: { double f; std::memcpy(&f, &raw, 8); return fmt_double(f, false); }
       case kBool:
         if (raw > 1)
           fail(ErrorCode::GgufValue, path, "",
