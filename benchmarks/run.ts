@@ -1,7 +1,8 @@
 // `npm run bench`: speed and memory of the statistics pass, as ratios measured in one run.
 //   stats pass GB/s vs a plain read-and-sum of the same bytes through the same mmaps
-//   (page cache warm), for F32, F16 and BF16 files of >= 1 GiB, on every SIMD path;
-//   peak RSS of a child process scanning a 4 GiB file.
+//   (page cache warm), for F32, F16 and BF16 safetensors files and Q8_0 and Q4_K GGUF files of
+//   >= 1 GiB, on every SIMD path; peak RSS of a child process scanning a 4 GiB file (BF16
+//   safetensors, Q4_K GGUF).
 //   pairwise engine for N = 2, 8, 32, 64 models: GB/s and pairs/s, ratio to a plain read of
 //   all N models, bytes read per model, and a naive per-pair-reload baseline.
 //   whole pipeline: mother recover vs a reference-style Python pipeline on 5 LLM-shaped models.
@@ -12,13 +13,15 @@
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
-//      MOTHER_BENCH_DIR (data folder).
+//      MOTHER_BENCH_DIR (data folder), MOTHER_BENCH_DTYPES (stats rows to run, e.g. Q8_0,Q4_K),
+//      MOTHER_BENCH_RSS=0 (skip the memory check).
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
 import { pairwiseStats, resolveBackend, scanModel } from '../lib';
 import { native, packageRoot } from '../lib/core/binding';
 import { ensureTorchFile, ensureWeightsFile, gbps, machine, median, table } from './common';
+import { ensureGgufFile } from './gguf';
 import { benchPairwise, pairwiseModels } from './pairwise';
 import { benchMethod } from './method';
 import { benchPipeline } from './pipeline';
@@ -34,9 +37,14 @@ async function benchStats(): Promise<void> {
   console.log(`## statistics pass vs plain read (reps: ${reps}, median)\n`);
 
   const rows: (string | number)[][] = [];
-  for (const dtype of ['F32', 'F16', 'BF16']) {
+  const sources: [string, () => string][] = [
+    ...['F32', 'F16', 'BF16'].map((dtype): [string, () => string] => [dtype, () => ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size)]),
+    ...(['Q8_0', 'Q4_K'] as const).map((q): [string, () => string] => [`${q} (GGUF)`, () => ensureGgufFile(`weights-${q}-${size / GiB}GiB.gguf`, q, size)]),
+  ];
+  const only = process.env.MOTHER_BENCH_DTYPES?.split(',');
+  for (const [dtype, make] of sources.filter(([d]) => !only || only.includes(d.split(' ')[0]))) {
     process.stderr.write(`preparing ${dtype} file...\n`);
-    const file = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
+    const file = make();
     await addon.testing.plainRead([file], {}); // warm the page cache
     const best = paths.at(-1)!;
     const plain: number[] = [];
@@ -59,26 +67,20 @@ async function benchStats(): Promise<void> {
     }
   }
   console.log(table(['dtype', 'size', 'stats path', 'plain read GB/s', 'stats GB/s', 'ratio'], rows));
-  console.log(`\nplain read = native read-and-sum loop over the same mmaps, same threads and chunking (best SIMD); target ratio >= 0.8 on the best path\n`);
+  console.log(`\nplain read = native read-and-sum loop over the same mmaps, same threads and chunking (best SIMD); target ratio >= 0.8 on the best path (>= 0.7 for the GGUF block types)\n`);
 
-  process.stderr.write(`preparing ${rssSize / GiB} GiB file for the memory check...\n`);
-  const big = ensureWeightsFile(`weights-BF16-${rssSize / GiB}GiB.safetensors`, 'BF16', rssSize);
-  // VmHWM (peak RSS of this process image); getrusage's maxrss would include the RSS the
-  // parent had when it forked.
-  const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
-  const lib = JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'));
-  const script = `require(${lib}).scanModel(${JSON.stringify(big)}, { backend: 'cpu' }).then(s => console.log(JSON.stringify({ rss: ${hwm}, bytes: s.bytes, seconds: s.seconds })))`;
-  const base = spawnSync(process.execPath, ['-e', `require(${lib}).simdPaths(); console.log(JSON.stringify({ rss: ${hwm} }))`], { encoding: 'utf8' });
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`memory check failed: ${r.stderr}`);
-  const m = JSON.parse(r.stdout) as { rss: number; bytes: number; seconds: number };
-  const b = JSON.parse(base.stdout) as { rss: number };
-  console.log(
-    table(
-      ['memory check', 'file', 'peak RSS', 'node + addon alone', 'RSS / file size'],
-      [['scanModel, all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(b.rss / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
-    ),
-  );
+  if (process.env.MOTHER_BENCH_RSS === '0') return;
+  process.stderr.write(`preparing ${rssSize / GiB} GiB files for the memory check...\n`);
+  const bigs: [string, string][] = [
+    ['BF16 safetensors', ensureWeightsFile(`weights-BF16-${rssSize / GiB}GiB.safetensors`, 'BF16', rssSize)],
+    ['Q4_K GGUF', ensureGgufFile(`weights-Q4_K-${rssSize / GiB}GiB.gguf`, 'Q4_K', rssSize)],
+  ];
+  const memRows: string[][] = [];
+  for (const [label, big] of bigs) {
+    const m = peakRss(big);
+    memRows.push([`scanModel, all threads, ${label}`, `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(m.base / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]);
+  }
+  console.log(table(['memory check', 'file', 'peak RSS', 'node + addon alone', 'RSS / file size'], memRows));
 }
 
 // Peak RSS (VmHWM) of a child process that scans `file`, and of node + the addon alone.

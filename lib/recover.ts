@@ -164,11 +164,19 @@ export const RELATEDNESS_RULE =
   'compared tensor is identical; unrelated when an excess correlation of r0 or more is excluded at the same level; else undecided. ' +
   'Families: connected components of related pairs.';
 
-function architectureOf(r: ModelFiles): string {
+// general.architecture of a GGUF file -> the transformers class of the models it is converted from
+const GGUF_ARCHITECTURES: Record<string, string> = {
+  llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
+  gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', gemma3: 'Gemma3ForCausalLM', phi3: 'Phi3ForCausalLM',
+};
+
+function architectureOf(r: ModelFiles, h: ModelHeader): string {
   const c = r.config ?? {};
   const archs = c['architectures'];
   if (Array.isArray(archs) && typeof archs[0] === 'string') return archs[0];
   if (typeof c['model_type'] === 'string') return c['model_type'] as string;
+  const gguf = h.files[0]?.format === 'gguf' ? h.files[0].metadata['general.architecture'] : undefined;
+  if (gguf) return GGUF_ARCHITECTURES[gguf] ?? `gguf:${gguf}`;
   return 'unknown';
 }
 
@@ -277,7 +285,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
 
   const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
   const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
-  const archs = resolved.map(architectureOf);
+  const archs = resolved.map((r, i) => architectureOf(r, headers[i]));
   const n = inputs.length;
   const userKurtosis = layerMatcher(options.kurtosisLayers);
   const defaultKu = archs.map((a) => defaultKurtosisLayers(a));

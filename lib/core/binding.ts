@@ -31,7 +31,7 @@ export interface RawScan {
 }
 
 export interface RawInspect {
-  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
   tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string }[];
 }
 
@@ -136,6 +136,8 @@ export interface NativeAddon {
     pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
     plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
     moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
+    /** Float64 values of the elements (GGUF block types: whole blocks), as the pairwise pass decodes them. */
+    decode(bytes: Uint8Array, dtype: string, simd?: string): Float64Array & { bad: boolean };
     sumU64(bytes: Uint8Array, simd?: string): bigint;
     /** The kernels of the Gram path on raw rows: gram (upper triangle of the m x m products),
      *  pairDd ([sum d^2, sum d, sum (d - mean d)^2]), moments2 ([mean, sum (x - mean)^2]). */

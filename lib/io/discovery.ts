@@ -4,8 +4,9 @@
 // model.safetensors.index.json; else pytorch_model.bin or its shards with
 // pytorch_model.bin.index.json: safetensors are preferred when both are there), a diffusers
 // component directory (diffusion_pytorch_model.*), a weight file of a format the addon reads
-// (.safetensors, PyTorch .bin/.pt/.pth/.ckpt), or a *.safetensors.index.json /
-// *.bin.index.json file.
+// (.safetensors, PyTorch .bin/.pt/.pth/.ckpt, .gguf: a GGUF split set NAME-0000N-of-0000M.gguf
+// is one model, all its files), a *.safetensors.index.json / *.bin.index.json file, or a
+// directory whose only weights are one GGUF model.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -29,6 +30,29 @@ const INDEX_NAMES = ['model.safetensors.index.json', 'diffusion_pytorch_model.sa
 /** PyTorch checkpoints, used only where a directory holds no safetensors weights. */
 const TORCH_NAMES = ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'diffusion_pytorch_model.bin', 'diffusion_pytorch_model.bin.index.json'];
 const isIndex = (p: string) => p.endsWith('.safetensors.index.json') || p.endsWith('.bin.index.json');
+
+/** NAME-0000N-of-0000M.gguf: [NAME, N, M], else null. */
+function ggufSplit(file: string): [string, number, number] | null {
+  const m = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/.exec(file);
+  return m ? [m[1], Number(m[2]), Number(m[3])] : null;
+}
+
+/** The files of the GGUF model at `file`: itself, or every split of its set that exists, in
+ *  order (the reader reports a missing one from split.count). */
+async function ggufFiles(file: string): Promise<string[]> {
+  const split = ggufSplit(path.basename(file));
+  if (!split) return [file];
+  const [name, , count] = split;
+  const out: string[] = [];
+  for (let k = 1; k <= count; k++) {
+    const p = path.join(path.dirname(file), `${name}-${String(k).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.gguf`);
+    if ((await statOrNull(p))?.isFile()) out.push(p);
+  }
+  return out.length ? out : [file];
+}
+
+/** A .gguf file that is a model by itself or the first of its split set. */
+const isGgufModelFile = (name: string) => name.endsWith('.gguf') && (ggufSplit(name)?.[1] ?? 1) === 1;
 
 async function statOrNull(p: string) {
   try {
@@ -64,8 +88,9 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
     if (isIndex(abs)) {
       return { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)) };
     }
+    if (native().formatOf(abs) === 'gguf') return { path: abs, files: await ggufFiles(abs), index: '' };
     if (native().formatOf(abs) !== null) return { path: abs, files: [abs], index: '' };
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt) or a shard index`, { file: abs });
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf) or a shard index`, { file: abs });
   }
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
 
@@ -91,10 +116,14 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
       if ((await statOrNull(p))?.isFile()) return name.endsWith('.json') ? { path: abs, files: [], index: p, config } : { path: abs, files: [p], index: '', config };
     }
   }
-  if (indexes.length > 1 || singles.length > 1) {
+  const ggufs = entries.filter(isGgufModelFile);
+  if (indexes.length === 0 && singles.length === 0 && ggufs.length === 1) {
+    return { path: abs, files: await ggufFiles(path.join(abs, ggufs[0])), index: '', config };
+  }
+  if (indexes.length > 1 || singles.length > 1 || (indexes.length + singles.length === 0 && ggufs.length > 1)) {
     throw new MotherError(
       'ERR_NOT_A_MODEL',
-      `${input}: several weight files (${[...indexes, ...singles].slice(0, 4).join(', ')}${indexes.length + singles.length > 4 ? ', ...' : ''}) and no model.safetensors or index: point at one of them`,
+      `${input}: several weight files (${[...indexes, ...singles, ...ggufs].slice(0, 4).join(', ')}${indexes.length + singles.length + ggufs.length > 4 ? ', ...' : ''}) and no model.safetensors or index: point at one of them`,
       { file: abs },
     );
   }
@@ -113,8 +142,9 @@ const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
 
 /**
  * Finds the models under `root`: the root itself when it is a model (a model directory, a
- * .safetensors file or a shard index), else every model directory below it, and bare
- * .safetensors files in folders that are not model directories themselves. Sorted by id.
+ * .safetensors or .gguf file or a shard index), else every model directory below it, and bare
+ * .safetensors and .gguf files (the first of a split set) in folders that are not model
+ * directories themselves. Sorted by id.
  */
 export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
   check.path(root, 'root');
@@ -132,7 +162,7 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   };
   if (st.isFile() || (await asModel(absRoot))) {
     if (st.isFile() && !(await asModel(absRoot))) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt) or a shard index`, { file: absRoot });
+      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf) or a shard index`, { file: absRoot });
     }
     return [{ id: path.basename(absRoot), path: absRoot }];
   }
@@ -147,7 +177,7 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
       if (isDir) {
         if (await asModel(p)) out.push({ id: rel(p), path: p });
         else if (depth < maxDepth) await walk(p, depth + 1);
-      } else if (e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) {
+      } else if ((e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) || isGgufModelFile(e.name)) {
         out.push({ id: rel(p), path: p });
       }
     }

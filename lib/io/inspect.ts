@@ -7,7 +7,13 @@ import { native } from '../core/binding';
 
 export interface ModelHeader {
   model: string;
-  files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
+  /**
+   * Per file: its format ('safetensors', 'gguf', ...) and metadata, as the file holds it
+   * (safetensors: __metadata__; GGUF: every key/value, numbers and bools as text, short arrays
+   * as JSON, e.g. general.architecture, general.name, general.base_model.0.name,
+   * general.file_type, general.quantization_version).
+   */
+  files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
   /** `unreadable`: why the tensor's values cannot be read in order (a non-contiguous view in a
    *  PyTorch checkpoint); such a tensor has no statistics and is not compared. */
   tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string }[];

@@ -26,6 +26,7 @@ struct InspectOp {
       const auto& f = model.files[i];
       Napi::Object fo = Napi::Object::New(env);
       fo.Set("path", f.path());
+      fo.Set("format", f.format);
       fo.Set("size", Napi::Number::New(env, static_cast<double>(f.map->size())));
       fo.Set("headerBytes", Napi::Number::New(env, static_cast<double>(f.header_bytes)));
       Napi::Object meta = Napi::Object::New(env);

@@ -24,14 +24,43 @@ Napi::Value Moments(const Napi::CallbackInfo& info) {
   if (!info[1].IsString()) throw Napi::TypeError::New(env, "dtype must be a string");
   mother::DType d;
   std::string dname = info[1].As<Napi::String>().Utf8Value();
-  if (!mother::dtype_from_name(dname, &d) || !mother::dtype_has_stats(d))
+  if (!mother::dtype_from_any_name(dname, &d) || !mother::dtype_has_stats(d))
     throw Napi::TypeError::New(env, "dtype " + dname + " has no float statistics");
   const mother::Kernels* k = kernels_or_throw(env, str_or_empty(info[2]));
-  const uint64_t n = bytes.ByteLength() / (mother::dtype_bits(d) / 8);
+  uint32_t be, bb;
+  mother::dtype_block(d, &be, &bb);  // GGUF block types: whole blocks
+  const uint64_t n = bytes.ByteLength() / bb * be;
   mother::Moments m;
   mother::accumulate_any(k, d, bytes.Data(), n, &m);
   Napi::Float64Array out = Napi::Float64Array::New(env, mother::kSummaryFields);
   mother::pack(mother::summarize(m), out.Data());
+  return out;
+}
+
+// decode(bytes: Uint8Array, dtype: string, simd?: string) => Float64Array: what the pairwise
+// pass decodes (whole blocks of the GGUF block types, any float dtype); .bad on the result
+// says whether the decoder reported a NaN/Inf.
+Napi::Value Decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "dtype must be a string");
+  mother::DType d;
+  std::string dname = info[1].As<Napi::String>().Utf8Value();
+  if (!mother::dtype_from_any_name(dname, &d) || !mother::dtype_has_stats(d))
+    throw Napi::TypeError::New(env, "dtype " + dname + " has no float values");
+  const mother::Kernels* k = kernels_or_throw(env, str_or_empty(info[2]));
+  uint32_t be, bb;
+  mother::dtype_block(d, &be, &bb);
+  const uint64_t n = bytes.ByteLength() / bb * be;
+  Napi::Float64Array out = Napi::Float64Array::New(env, n);
+  const bool bad = k->decode_f64(d, bytes.Data(), n, out.Data());
+  if (mother::dtype_is_block(d)) {  // the block decoders of this kernel set, as the pairwise pass calls them
+    const bool qbad = mother::quant_decode_f64(k, d, bytes.Data(), n, out.Data());
+    if (qbad != bad) throw Napi::Error::New(env, "decode: the kernel set's decode_f64 and quant_decode_f64 disagree on NaN/Inf");
+  }
+  out.Set("bad", Napi::Boolean::New(env, bad));
   return out;
 }
 
@@ -171,6 +200,7 @@ Napi::Value PlainRead(const Napi::CallbackInfo& info) {
 Napi::Object Testing(Napi::Env env) {
   Napi::Object t = Napi::Object::New(env);
   t.Set("moments", Napi::Function::New(env, Moments, "moments"));
+  t.Set("decode", Napi::Function::New(env, Decode, "decode"));
   t.Set("pairDiff", Napi::Function::New(env, PairDiff, "pairDiff"));
   t.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));
   t.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));

@@ -1,4 +1,5 @@
-// safetensors dtypes: names, sizes, and exact scalar decoders for the float formats.
+// Storage dtypes: the safetensors dtypes, then the block types of GGUF (ggml): names, sizes,
+// and exact scalar decoders for the float formats.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -12,16 +13,28 @@ enum class DType : uint8_t {
   F16, BF16, F32, F64, C64,
   F8_E4M3, F8_E5M2, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ,
   F4, F6_E2M3, F6_E3M2,
+  // GGUF (ggml) block types: elements come in blocks that carry their own scales
+  // (native/stats/quant.h decodes them). Not safetensors dtypes: dtype_from_name does not
+  // return them. The first ten have statistics; the others are listed without.
+  Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+  Q8_1, Q8_K, IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M, TQ1_0, TQ2_0, MXFP4,
   COUNT
 };
 
 // Returns false if the name is not a safetensors dtype.
 bool dtype_from_name(const std::string& name, DType* out);
+// Any dtype name, the GGUF block types included ("Q4_K").
+bool dtype_from_any_name(const std::string& name, DType* out);
 const char* dtype_name(DType d);
-// Size of one element in bits (F4: 4, F6: 6, C64: 64).
+// Size of one element in bits (F4: 4, F6: 6, C64: 64); 0 for the block types.
 unsigned dtype_bits(DType d);
 // Float formats whose statistics we compute.
 bool dtype_has_stats(DType d);
+// A GGUF block type (Q8_0 ... MXFP4).
+bool dtype_is_block(DType d);
+// The storage unit of a dtype: `elems` elements in `bytes` bytes (F32: 1 in 4, F4: 2 in 1,
+// Q4_K: 256 in 144).
+void dtype_block(DType d, uint32_t* elems, uint32_t* bytes);
 
 // ---- exact decoders (bit patterns -> float/double), used by the scalar kernels and LUTs ----
 

@@ -28,7 +28,7 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(HeaderJson, "ERR_HEADER_JSON", Input, "the header is not valid JSON")                              \
   X(HeaderSchema, "ERR_HEADER_SCHEMA", Input, "valid JSON of the wrong shape (missing field, wrong type, bad number)") \
   X(DuplicateKey, "ERR_DUPLICATE_KEY", Input, "the same key twice in one JSON object")                 \
-  X(UnknownDtype, "ERR_UNKNOWN_DTYPE", Input, "a dtype string not in the safetensors list")            \
+  X(UnknownDtype, "ERR_UNKNOWN_DTYPE", Input, "a dtype the format does not define (safetensors dtype string, GGUF type id)") \
   X(OffsetOrder, "ERR_OFFSET_ORDER", Input, "data_offsets end is before begin")                        \
   X(OffsetGap, "ERR_OFFSET_GAP", Input, "the sorted data offsets leave a hole")                        \
   X(OffsetOverlap, "ERR_OFFSET_OVERLAP", Input, "the sorted data offsets overlap")                     \
@@ -48,6 +48,17 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(TorchFormat, "ERR_TORCH_FORMAT", Input, "not a PyTorch checkpoint layout (no data.pkl, legacy magic/version/system info, not a dict of tensors)") \
   X(TorchUnsupported, "ERR_TORCH_UNSUPPORTED", Input, "a PyTorch feature mother does not read (quantized, sparse, complex128, big-endian, tar format)") \
   X(TorchStorage, "ERR_TORCH_STORAGE", Input, "a storage missing or of the wrong size, or a tensor outside its storage") \
+  X(GgufMagic, "ERR_GGUF_MAGIC", Input, "a .gguf file that does not start with the magic bytes GGUF")  \
+  X(GgufVersion, "ERR_GGUF_VERSION", Input, "a GGUF version other than 2 and 3 (version 1, big-endian files, newer versions)") \
+  X(GgufTruncated, "ERR_GGUF_TRUNCATED", Input, "the GGUF header (key/values, tensor infos) runs past the end of the file") \
+  X(GgufCount, "ERR_GGUF_COUNT", Input, "the GGUF tensor or key/value count cannot fit in the file")    \
+  X(GgufString, "ERR_GGUF_STRING", Input, "a GGUF string longer than its cap or the file, empty, or not UTF-8 (keys, tensor names)") \
+  X(GgufArray, "ERR_GGUF_ARRAY", Input, "a GGUF metadata array longer than its cap or the file, or nested too deep") \
+  X(GgufValue, "ERR_GGUF_VALUE", Input, "a GGUF value of an unknown type, a bool not 0 or 1, or a known key of the wrong type") \
+  X(GgufDims, "ERR_GGUF_DIMS", Input, "a GGUF tensor with more than 4 dimensions or a dimension of 2^63 or more") \
+  X(GgufBlock, "ERR_GGUF_BLOCK", Input, "a GGUF tensor whose first dimension is not a whole number of blocks of its type") \
+  X(GgufAlignment, "ERR_GGUF_ALIGNMENT", Input, "general.alignment is not a power of two, or a tensor offset is not a multiple of it") \
+  X(GgufSplit, "ERR_GGUF_SPLIT", Input, "the files of a GGUF split set disagree (split.count, split.no, split.tensors.count)") \
   X(InvalidArgument, "ERR_INVALID_ARGUMENT", Usage, "a bad argument or option value")                  \
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \

@@ -15,6 +15,9 @@ struct Reader {
   const char* format;                                  // "safetensors"
   bool (*claims)(const std::string& path);             // by name (and/or magic)
   void (*open)(const std::string& path, Model& into);  // validates; throws Error
+  // Optional: once every file of a model is open (open_model), checks what spans files and
+  // fixes up the views (GGUF: split sets, tensor names, row maps); throws Error.
+  void (*finish)(Model& model) = nullptr;
 };
 
 // The reader that claims the file at `path` by its name (or magic), or nullptr (registry.cc).

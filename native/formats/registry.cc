@@ -2,6 +2,7 @@
 #define MOTHER_READERS(X) \
   X(kSafetensorsReader)   \
   X(kPytorchReader)       \
+  X(kGgufReader)          \
   /* each reader is defined in its format's file */
 
 #include "reader.h"
@@ -40,6 +41,8 @@ Model open_model(const std::vector<std::string>& files, const std::string& index
   } else {
     open_shard_index(index_path, m);
   }
+  for (const Reader* r : kReaders)
+    if (r->finish) r->finish(m);
   m.index_names();
   return m;
 }

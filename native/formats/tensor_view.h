@@ -16,9 +16,10 @@
 namespace mother {
 
 // How kernels decode a view's bytes. Plain: element i is one value of `dtype`, stored at its
-// natural size in file order; that is every safetensors dtype. Block-quantised formats
-// (GGUF's Q8_0, Q4_K, ...) will add kinds of their own.
-enum class DecodeKind : uint8_t { Plain };
+// natural size in file order; that is every safetensors dtype. The GGUF block types have a
+// kind each: blocks of block_elems elements in block_bytes bytes, with their own scales
+// (native/stats/quant.h); Opaque: a block type without statistics, never decoded.
+enum class DecodeKind : uint8_t { Plain, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Opaque };
 
 struct TensorView {
   std::string name;
@@ -35,11 +36,9 @@ struct TensorView {
   uint32_t block_elems = 1;
   uint32_t block_bytes = 0;
   DecodeKind decode = DecodeKind::Plain;
-  // Row order of the stored data, or nullptr for file order: logical row r (of count / shape[0]
-  // elements) is stored as row (*row_map)[r] (a permutation of 0 .. shape[0] - 1, owned by the
-  // reader that set it; e.g. undoing llama.cpp's per-head Q/K permutation so that a GGUF copy
-  // lines up with its safetensors parent). Only the decode entry (stats/decode.h) reads it:
-  // pairwise decodes rows through it; moments do not depend on the order.
+  // Logical row r (rows of count / shape[0] elements) is stored as row (*row_map)[r]; nullptr:
+  // in order. Set by readers whose files reorder rows (GGUF's Q/K permutation); owned by the
+  // Model (Model::row_maps). Moments do not depend on the order; decoding follows it.
   const std::vector<uint32_t>* row_map = nullptr;
 
   // Sets dtype and its plain block layout: 8 / gcd(bits, 8) elements in a whole number of
@@ -54,6 +53,24 @@ struct TensorView {
   // Why the elements cannot be read in order (a non-contiguous view in a PyTorch checkpoint),
   // or empty. Such a view has no statistics and takes no part in comparisons.
   std::string unreadable;
+  // Sets a GGUF block dtype (dtype_is_block), its block layout and its decode kind.
+  void set_block(DType d) {
+    dtype = d;
+    dtype_block(d, &block_elems, &block_bytes);
+    switch (d) {
+      case DType::Q8_0: decode = DecodeKind::Q8_0; break;
+      case DType::Q4_0: decode = DecodeKind::Q4_0; break;
+      case DType::Q4_1: decode = DecodeKind::Q4_1; break;
+      case DType::Q5_0: decode = DecodeKind::Q5_0; break;
+      case DType::Q5_1: decode = DecodeKind::Q5_1; break;
+      case DType::Q2_K: decode = DecodeKind::Q2_K; break;
+      case DType::Q3_K: decode = DecodeKind::Q3_K; break;
+      case DType::Q4_K: decode = DecodeKind::Q4_K; break;
+      case DType::Q5_K: decode = DecodeKind::Q5_K; break;
+      case DType::Q6_K: decode = DecodeKind::Q6_K; break;
+      default: decode = DecodeKind::Opaque; break;
+    }
+  }
   // Float values the statistics and pairwise passes reduce.
   bool has_stats() const { return unreadable.empty() && dtype_has_stats(dtype); }
   uint64_t byte_offset(uint64_t first) const { return offset + first / block_elems * block_bytes; }
@@ -81,6 +98,9 @@ struct ModelFile {
 struct Model {
   std::vector<ModelFile> files;
   std::vector<TensorView> tensors;  // file order, then data offset
+  // The row maps the views point to (TensorView::row_map); shared, so views stay valid when
+  // the Model moves.
+  std::vector<std::shared_ptr<const std::vector<uint32_t>>> row_maps;
 
   // The tensor named `name`, or nullptr.
   const TensorView* find(const std::string& name) const;

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target and runs it for a bounded time: the safetensors header reader
-# (FUZZ_TARGET=header, the default: fuzz_header.cc) or the PyTorch checkpoint reader, its ZIP
-# reader and restricted unpickler (FUZZ_TARGET=pytorch: fuzz_pytorch.cc).
+# (FUZZ_TARGET=header: fuzz_header.cc), the PyTorch checkpoint reader, its ZIP reader and
+# restricted unpickler (FUZZ_TARGET=pytorch: fuzz_pytorch.cc), or the GGUF header reader with
+# the block decoders and their statistics on every accepted tensor (FUZZ_TARGET=gguf:
+# fuzz_gguf.cc); by default (FUZZ_TARGET=all) each of them in turn.
 #
-#   npm run fuzz                          # 60 s
+#   npm run fuzz                          # every target, 60 s each
 #   FUZZ_SECONDS=600 npm run fuzz         # longer
 #   FUZZ_TARGET=pytorch npm run fuzz      # the PyTorch reader
-#   bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
+#   FUZZ_TARGET=gguf npm run fuzz         # the GGUF reader
+#   FUZZ_TARGET=header bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
 #
-# Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
+# Environment: FUZZ_SECONDS (default 60, per target), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
 # processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards, print
 # the line coverage of the target's reader files reached by the corpus; needs llvm-cov).
 # Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
 # artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed (for
-# pytorch: test/fixtures/pytorch-malformed and test/fixtures/pytorch, and their data.pkl).
+# pytorch: test/fixtures/pytorch-malformed and test/fixtures/pytorch, and their data.pkl; for
+# gguf: test/fixtures/gguf-malformed and one file per block type written here).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -22,10 +26,14 @@ cd "$ROOT"
 
 CXX="${CXX:-clang++}"
 OUT="$ROOT/build-fuzz"
-TARGET="${FUZZ_TARGET:-header}"
+TARGET="${FUZZ_TARGET:-all}"
 case "$TARGET" in
-  header|pytorch) ;;
-  *) echo "run.sh: FUZZ_TARGET must be header or pytorch, got '$TARGET'" >&2; exit 2 ;;
+  all)
+    status=0
+    for t in header pytorch gguf; do FUZZ_TARGET=$t bash "$SELF" "$@" || status=$?; done
+    exit "$status" ;;
+  header|pytorch|gguf) ;;
+  *) echo "run.sh: FUZZ_TARGET must be all, header, pytorch or gguf, got '$TARGET'" >&2; exit 2 ;;
 esac
 BIN="$OUT/fuzz_$TARGET"
 SECONDS_TO_RUN="${FUZZ_SECONDS:-60}"
@@ -53,13 +61,24 @@ if [ "$TARGET" = pytorch ]; then
   CORPUS="$OUT/corpus-pytorch"
   SEEDS="$OUT/seeds-pytorch"
 fi
+if [ "$TARGET" = gguf ]; then
+  SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/core/mapped_file.cc
+           native/formats/gguf.cc native/formats/gguf_names.cc native/formats/tensor_view.cc
+           native/stats/kernels_scalar.cc native/stats/kernels_avx2.cc native/stats/kernels_avx512.cc
+           native/stats/kernels_neon.cc native/stats/quant_scalar.cc native/stats/quant_avx2.cc
+           native/stats/dispatch.cc native/fuzz/fuzz_gguf.cc)
+  DICT=native/fuzz/gguf.dict
+  COVERED=(native/formats/gguf.cc native/stats/quant_scalar.cc native/stats/quant_avx2.cc)
+  CORPUS="$OUT/corpus-gguf"
+  SEEDS="$OUT/seeds-gguf"
+fi
 mkdir -p "$CORPUS" "$SEEDS" "$OUT/artifacts"
 
 # Rebuild when the binary is missing or older than any source or header.
 need_build=0
 [ -x "$BIN" ] || need_build=1
 if [ "$need_build" = 0 ]; then
-  for f in "${SOURCES[@]}" native/core/*.h native/formats/*.h "$SELF"; do
+  for f in "${SOURCES[@]}" native/core/*.h native/formats/*.h native/stats/*.h "$SELF"; do
     if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
   done
 fi
@@ -105,6 +124,22 @@ const seeds = {
 };
 for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "valid-" + k + ".safetensors"), v);
 ' "$OUT/seeds"
+elif [ "$TARGET" = gguf ]; then
+# Seeds: every file of the GGUF fixture set, and one valid file per block type with statistics.
+  i=0
+  while IFS= read -r -d '' f; do
+    cp "$f" "$SEEDS/fixture-$i-$(basename "$f")"
+    i=$((i + 1))
+  done < <(find test/fixtures/gguf-malformed -name '*.gguf' -size -65536c -print0 2>/dev/null | sort -z)
+  node -e '
+const { gguf } = require(process.argv[2]);
+const fs = require("fs"), path = require("path");
+const types = { Q8_0: [8, 32, 34], Q4_0: [2, 32, 18], Q4_1: [3, 32, 20], Q5_0: [6, 32, 22], Q5_1: [7, 32, 24], Q2_K: [10, 256, 84], Q3_K: [11, 256, 110], Q4_K: [12, 256, 144], Q5_K: [13, 256, 176], Q6_K: [14, 256, 210] };
+for (const [name, [id, be, bb]] of Object.entries(types)) {
+  const data = Buffer.alloc(2 * bb); for (let i = 0; i < data.length; i++) data[i] = (i * 53 + 11) & 0xff;
+  fs.writeFileSync(path.join(process.argv[1], "valid-" + name + ".gguf"), gguf({ kv: [["general.architecture", "string", "llama"], ["llama.attention.head_count", "u32", 1]], tensors: [{ name: "blk.0.attn_q.weight", ne: [be, 2], type: id, data }] }));
+}
+' "$SEEDS" "$ROOT/test/fixtures/make-gguf-malformed.js"
 else
 # Seeds: every file of the PyTorch fixture sets (malformed, malicious, valid, written by torch),
 # and the data.pkl of each archive among them as a bare pickle.

@@ -95,7 +95,8 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   const ResolvedPlan resolved = resolve_plan(models, plan);
   const auto& refs = resolved.refs;
   const uint64_t bytes_total = resolved.bytes_total;
-  if (options.gpu && !options.exact_rank) return pairwise_gpu(models, plan, options, resolved);
+  const bool cpu_only = std::any_of(models.begin(), models.end(), [](const Model& m) { return needs_cpu_decode(m); });
+  if (options.gpu && !options.exact_rank && !cpu_only) return pairwise_gpu(models, plan, options, resolved);
   const unsigned k = sketch_size(options);
   // Elements per model per job: a job maps (and later releases) its range of every model in
   // one call each; about 16M elements per job in all, 1M per model at most. Jobs are worked

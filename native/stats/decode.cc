@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "../core/error.h"
@@ -42,7 +43,36 @@ void stored_span(const TensorView& v, uint64_t first, uint64_t n, uint64_t* lo, 
   *hi = std::min(b * re, v.count);
 }
 
+// Stored elements [first, first + n) of a view, no row map: the kernel's decoder for plain
+// dtypes, the block decoders (quant.h) for the GGUF block types. A range that starts inside a
+// block (only a row of a row-mapped view can) decodes that block into a small buffer.
+bool decode_stored(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, double* out) {
+  if (n == 0) return false;
+  if (!dtype_is_block(v.dtype)) return k->decode_f64(v.dtype, v.data(first), static_cast<size_t>(n), out);
+  const uint64_t be = v.block_elems;
+  bool bad = false;
+  const uint64_t head = first % be;
+  if (head != 0) {
+    double tmp[256];
+    quant_decode_block(v.dtype, v.map->data() + v.byte_offset(first - head), tmp);
+    const uint64_t take = std::min<uint64_t>(be - head, n);
+    std::memcpy(out, tmp + head, take * sizeof(double));
+    for (uint64_t i = 0; i < take; ++i) bad = bad || !(out[i] - out[i] == 0);
+    first += take;
+    out += take;
+    n -= take;
+  }
+  if (n > 0) bad = quant_decode_f64(k, v.dtype, v.data(first), n, out) || bad;
+  return bad;
+}
+
 }  // namespace
+
+bool needs_cpu_decode(const Model& model) {
+  for (const TensorView& t : model.tensors)
+    if (dtype_is_block(t.dtype)) return true;
+  return false;
+}
 
 uint64_t view_row_elems(const TensorView& v) {
   if (v.shape.empty()) return v.count;
@@ -59,13 +89,13 @@ uint64_t view_align(const TensorView& v) {
 bool decode_f64(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, double* out) {
   if (n == 0) return false;
   const uint64_t re = view_row_elems(v);
-  if (!v.row_map || re == 0) return k->decode_f64(v.dtype, v.data(first), static_cast<size_t>(n), out);
+  if (!v.row_map || re == 0) return decode_stored(k, v, first, n, out);
   // Logical rows through the map, one kernel call per row (first is on a row boundary).
   bool bad = false;
   for (uint64_t e = 0; e < n;) {
     const uint64_t r = (first + e) / re, in_row = (first + e) - r * re;
     const uint64_t len = std::min(n - e, re - in_row);
-    bad |= k->decode_f64(v.dtype, v.data(stored_row(v, r) * re + in_row), static_cast<size_t>(len), out + e);
+    bad |= decode_stored(k, v, stored_row(v, r) * re + in_row, len, out + e);
     e += len;
   }
   return bad;
@@ -75,7 +105,7 @@ bool decode_f64_center(const Kernels* k, const TensorView& v, uint64_t first, ui
                        double* sum) {
   *sum = 0;
   if (n == 0) return false;
-  if (!v.row_map || view_row_elems(v) == 0) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
+  if (!dtype_is_block(v.dtype) && (!v.row_map || view_row_elems(v) == 0)) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
   const bool bad = decode_f64(k, v, first, n, out);
   *sum = k->center(out, ref, static_cast<size_t>(n), out);
   return bad;

@@ -38,6 +38,10 @@ bool decode_f64_center(const Kernels* k, const TensorView& view, uint64_t first,
 // Folds the stored elements [first, first + n) of `view` (first on a block boundary) into *acc.
 void accumulate_view(const Kernels* k, const TensorView& view, uint64_t first, uint64_t n, Moments* acc);
 
+// Whether a model holds views only the CPU decodes (the GGUF block types): the GPU passes leave
+// such models to the CPU.
+bool needs_cpu_decode(const Model& model);
+
 // Maps in one call / drops from the resident set the pages that hold logical elements
 // [first, first + n): through the row map, the span of the stored rows they come from.
 void populate_view(const TensorView& v, uint64_t first, uint64_t n);

@@ -19,6 +19,7 @@
 
 #include "../core/dtype.h"
 #include "../core/moments.h"
+#include "quant.h"
 
 namespace mother {
 
@@ -105,14 +106,16 @@ void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out);
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc);
 
 // Folds n elements of any dtype with statistics: the kernel set's accumulate for F16, BF16,
-// F32 and F64, the histogram for the 8-bit formats.
+// F32 and F64, the histogram for the 8-bit formats, the block decoders for the GGUF block
+// types (quant.h; p on a block boundary).
 inline void accumulate_any(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc) {
   switch (d) {
     case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
       k->accumulate(d, p, n, acc);
       break;
     default:
-      accumulate_f8(d, p, n, acc);
+      if (dtype_is_block(d)) quant_accumulate(k, d, p, n, acc);
+      else accumulate_f8(d, p, n, acc);
       break;
   }
 }

@@ -143,6 +143,7 @@ void scalar_pair_diff4(const double* const a[4], const double* b, size_t n, doub
 }
 
 bool scalar_decode_f64(DType d, const uint8_t* p, size_t n, double* out) {
+  if (dtype_is_block(d)) return quant_decode_f64(kernels_scalar(), d, p, n, out);  // GGUF blocks
   switch (d) {
     case DType::F64: std::memcpy(out, p, n * 8); break;
     case DType::F32: for (size_t i = 0; i < n; ++i) out[i] = LoadF32::at(p, i); break;

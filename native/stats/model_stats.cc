@@ -41,7 +41,7 @@ std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& f
 }
 
 std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) {
-  if (options.gpu) return scan_model_gpu(model, options);
+  if (options.gpu && !needs_cpu_decode(model)) return scan_model_gpu(model, options);  // GGUF blocks: CPU
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const unsigned threads = resolve_threads(options.threads);
   const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);

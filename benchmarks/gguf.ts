@@ -1,0 +1,154 @@
+// GGUF benchmark data: files of weight-like data (N(0, 0.02) with rare outliers) quantised to
+// Q8_0 or Q4_K as llama.cpp's quantisers would shape them (per-block absmax for Q8_0; per
+// sub-block minimum and range with 6-bit scales for Q4_K), as [rows, 4096] tensors of about
+// 64 MiB each. Reused if present.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { dataDir } from './common';
+
+export type BenchQuant = 'Q8_0' | 'Q4_K';
+const LAYOUT: Record<BenchQuant, { id: number; elems: number; bytes: number }> = {
+  Q8_0: { id: 8, elems: 32, bytes: 34 },
+  Q4_K: { id: 12, elems: 256, bytes: 144 },
+};
+
+function weights(n: number, seed: number): Float32Array {
+  let x = seed >>> 0 || 1;
+  const rnd = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(rnd() || 1e-12));
+    const th = 2 * Math.PI * rnd();
+    const s = rnd() < 0.001 ? 0.5 : 0.02;
+    out[i] = s * r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = s * r * Math.sin(th);
+  }
+  return out;
+}
+
+function f16(v: number): number {
+  const f = new Float32Array([v]);
+  const b = new Uint32Array(f.buffer)[0];
+  const sign = (b >>> 16) & 0x8000;
+  const e = ((b >>> 23) & 0xff) - 127 + 15;
+  if (e <= 0) return sign;
+  if (e >= 31) return sign | 0x7c00;
+  return sign | (e << 10) | ((b & 0x7fffff) >>> 13);
+}
+const fromF16 = (h: number) => {
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  const v = e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15);
+  return h & 0x8000 ? -v : v;
+};
+
+function quantQ8_0(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 32) * 34);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+    const h = f16(amax / 127);
+    const d = fromF16(h);
+    out[34 * b] = h & 0xff;
+    out[34 * b + 1] = h >> 8;
+    for (let j = 0; j < 32; j++) out[34 * b + 2 + j] = (d ? Math.max(-127, Math.min(127, Math.round(x[32 * b + j] / d))) : 0) & 0xff;
+  }
+  return out;
+}
+
+function quantQ4_K(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 256) * 144);
+  for (let b = 0; b < x.length / 256; b++) {
+    const scale: number[] = [];
+    const minus: number[] = [];
+    for (let j = 0; j < 8; j++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let l = 0; l < 32; l++) {
+        const v = x[256 * b + 32 * j + l];
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+      lo = Math.min(lo, 0);
+      scale.push((hi - lo) / 15);
+      minus.push(-lo);
+    }
+    const hd = f16(Math.max(...scale) / 63);
+    const hm = f16(Math.max(...minus) / 63);
+    const d = fromF16(hd);
+    const dm = fromF16(hm);
+    const sc = scale.map((s) => (d ? Math.min(63, Math.round(s / d)) : 0));
+    const mn = minus.map((m) => (dm ? Math.min(63, Math.round(m / dm)) : 0));
+    const o = 144 * b;
+    out[o] = hd & 0xff;
+    out[o + 1] = hd >> 8;
+    out[o + 2] = hm & 0xff;
+    out[o + 3] = hm >> 8;
+    for (let j = 0; j < 4; j++) {
+      out[o + 4 + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+      out[o + 8 + j] = mn[j] | ((mn[j + 4] >> 4) << 6);
+      out[o + 12 + j] = (sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4);
+    }
+    for (let g = 0; g < 4; g++)
+      for (let l = 0; l < 32; l++) {
+        const q = (j: number) => {
+          const a = d * sc[j];
+          return a ? Math.max(0, Math.min(15, Math.round((x[256 * b + 32 * j + l] + dm * mn[j]) / a))) : 0;
+        };
+        out[o + 16 + 32 * g + l] = q(2 * g) | (q(2 * g + 1) << 4);
+      }
+  }
+  return out;
+}
+
+/** A GGUF file of about `bytes` bytes of `type` weights (llama arch, blk.N.ffn_up.weight tensors). */
+export function ensureGgufFile(name: string, type: BenchQuant, bytes: number): string {
+  const file = path.join(dataDir(), name);
+  const { id, elems, bytes: bb } = LAYOUT[type];
+  const cols = 4096;
+  const rowBytes = (cols / elems) * bb;
+  const rows = Math.floor((64 * 2 ** 20) / rowBytes);
+  const tensorBytes = rows * rowBytes;
+  const ntensors = Math.max(1, Math.round(bytes / tensorBytes));
+  const align = 32;
+  const padded = Math.ceil(tensorBytes / align) * align;
+  const parts: Buffer[] = [];
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
+  const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
+  const str = (s: string) => { u64(Buffer.byteLength(s)); parts.push(Buffer.from(s)); };
+  parts.push(Buffer.from('GGUF'));
+  u32(3);
+  u64(ntensors);
+  u64(2);
+  str('general.architecture'); u32(8); str('llama');
+  str('general.name'); u32(8); str(`mother benchmark ${type}`);
+  for (let t = 0; t < ntensors; t++) {
+    str(`blk.${t}.ffn_up.weight`); u32(2); u64(cols); u64(rows); u32(id); u64(t * padded);
+  }
+  let head = Buffer.concat(parts);
+  head = Buffer.concat([head, Buffer.alloc((align - (head.length % align)) % align)]);
+  const want = head.length + ntensors * padded;
+  if (fs.existsSync(file) && fs.statSync(file).size === want) return file;
+  const template = type === 'Q8_0' ? quantQ8_0(weights(rows * cols, 777)) : quantQ4_K(weights(rows * cols, 777));
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  fs.writeSync(fd, head);
+  const pad = Buffer.alloc(padded - tensorBytes);
+  for (let t = 0; t < ntensors; t++) {
+    const k = ((t * 4099) % (tensorBytes / bb)) * bb; // rotate by whole blocks so tensors differ
+    fs.writeSync(fd, template, k, tensorBytes - k);
+    fs.writeSync(fd, template, 0, k);
+    fs.writeSync(fd, pad);
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  return file;
+}

@@ -1,0 +1,587 @@
+// AVX2 statistics and decoding of the GGUF block types Q8_0, Q4_0 and Q4_K.
+//
+// Statistics without decoding: inside a (sub-)block every element is y = a q + b with one
+// affine map, so the block's moments follow from the integer power sums of its q. Per block
+// the byte lanes give sum u, u^2, u^3, u^4 (u = q - z, z the type's zero point) with
+// maddubs/madd, reduced over 8 blocks at once by horizontal-add trees; min and max of q by a
+// byte butterfly over 8 blocks; sum |y| from sum |u| (symmetric types) or from the count and
+// sum of the q above the sign change of a q + b (Q4_K). The central sums of u over a block,
+// n^k C_k = polynomial in n and the power sums, are integers below 2^53 for every type here,
+// hence exact in float64; scaled by a^k they are the block's central moments, shifted to the
+// chunk's mean and summed (all terms of the m2 sum non-negative). Blocks with a non-finite
+// scale make the chunk fall back to decoding (quant_scalar.cc), which counts the NaN/Inf.
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+#include "quant.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#define MOTHER_ISA_TARGET "avx2,fma,f16c"
+#include "isa_begin.h"
+
+namespace mother {
+namespace {
+
+constexpr int kMaxSubs = 64;  // sub-blocks of one kBlock chunk (64 x 32 or 8 x 8 x 32)
+
+// What the integer pass leaves per sub-block of n elements: y = a q + b, the power sums of
+// u = q - z, the range of q and sum |y|.
+struct Subs {
+  double a[kMaxSubs], b[kMaxSubs];
+  double u1[kMaxSubs], u2[kMaxSubs], u3[kMaxSubs], u4[kMaxSubs];
+  double qmin[kMaxSubs], qmax[kMaxSubs];
+  double sabs[kMaxSubs];
+};
+
+ISA_FN inline double hsum4(__m256d v) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// The chunk's moments from its sub-blocks (count of them, n elements each, zero point z), four
+// sub-blocks per step. Entries [count, round up to 4) are padding and contribute nothing.
+ISA_FN Moments finish(Subs& s, int count, double n, double z) {
+  const int padded = (count + 3) & ~3;
+  for (int i = count; i < padded; ++i) {  // weightless sub-blocks: a = b = 0, sums 0
+    s.a[i] = s.b[i] = s.u1[i] = s.u2[i] = s.u3[i] = s.u4[i] = s.sabs[i] = 0;
+    s.qmin[i] = s.qmax[i] = 0;
+  }
+  const double N = n * count;
+  const __m256d vn = _mm256_set1_pd(n), vz = _mm256_set1_pd(z), inv_n = _mm256_set1_pd(1 / n);
+  __m256d tot = _mm256_setzero_pd();
+  for (int i = 0; i < padded; i += 4) {
+    const __m256d mu = _mm256_fmadd_pd(_mm256_loadu_pd(s.u1 + i), inv_n, vz);  // z + U1 / n, exact
+    tot = _mm256_fmadd_pd(vn, _mm256_fmadd_pd(_mm256_loadu_pd(s.a + i), mu, _mm256_loadu_pd(s.b + i)), tot);
+  }
+  const double M = hsum4(tot) / N;
+  const __m256d vM = _mm256_set1_pd(M);
+  const __m256d n2 = _mm256_set1_pd(n * n), n3 = _mm256_set1_pd(n * n * n);
+  const __m256d inv_n2 = _mm256_set1_pd(1 / (n * n)), inv_n3 = _mm256_set1_pd(1 / (n * n * n));
+  const __m256d three = _mm256_set1_pd(3), two = _mm256_set1_pd(2), four = _mm256_set1_pd(4), six = _mm256_set1_pd(6);
+  const __m256d n3x = _mm256_set1_pd(3 * n), n6x = _mm256_set1_pd(6 * n), n24 = _mm256_set1_pd(4 * n * n);
+  __m256d sd = _mm256_setzero_pd(), m2 = sd, m3 = sd, m4 = sd, sabs = sd;
+  __m256d vmin = _mm256_set1_pd(INFINITY), vmax = _mm256_set1_pd(-INFINITY);
+  const __m256d lane = _mm256_set_pd(3, 2, 1, 0), vcount = _mm256_set1_pd(count);
+  for (int i = 0; i < padded; i += 4) {
+    // the padding weighs nothing (its delta, -M, must not count)
+    const __m256d w = _mm256_and_pd(vn, _mm256_cmp_pd(_mm256_add_pd(lane, _mm256_set1_pd(i)), vcount, _CMP_LT_OQ));
+    const __m256d a = _mm256_loadu_pd(s.a + i), b = _mm256_loadu_pd(s.b + i);
+    const __m256d U1 = _mm256_loadu_pd(s.u1 + i), U2 = _mm256_loadu_pd(s.u2 + i);
+    const __m256d U3 = _mm256_loadu_pd(s.u3 + i), U4 = _mm256_loadu_pd(s.u4 + i);
+    // exact central sums of u: integer polynomials below 2^53 (every product and partial sum
+    // is an integer below 2^53, so fused or not they are exact), over powers of two
+    // n C2 = n U2 - U1^2; n^2 C3 = n^2 U3 - U1 (3 n U2 - 2 U1^2);
+    // n^3 C4 = n^3 U4 - U1 (4 n^2 U3 - U1 (6 n U2 - 3 U1^2))
+    const __m256d U11 = _mm256_mul_pd(U1, U1);
+    const __m256d c2 = _mm256_mul_pd(_mm256_fmsub_pd(vn, U2, U11), inv_n);
+    const __m256d t3 = _mm256_fmsub_pd(n3x, U2, _mm256_mul_pd(two, U11));            // 3 n U2 - 2 U1^2
+    const __m256d c3 = _mm256_mul_pd(_mm256_fnmadd_pd(U1, t3, _mm256_mul_pd(n2, U3)), inv_n2);
+    const __m256d t4a = _mm256_fmsub_pd(n6x, U2, _mm256_mul_pd(three, U11));          // 6 n U2 - 3 U1^2
+    const __m256d t4 = _mm256_fnmadd_pd(U1, t4a, _mm256_mul_pd(n24, U3));              // 4 n^2 U3 - U1 (...)
+    const __m256d c4 = _mm256_mul_pd(_mm256_fnmadd_pd(U1, t4, _mm256_mul_pd(n3, U4)), inv_n3);
+    const __m256d mu = _mm256_fmadd_pd(U1, inv_n, vz);
+    const __m256d delta = _mm256_fmadd_pd(a, mu, _mm256_sub_pd(b, vM));  // a mu exact; b - M first
+    const __m256d a2 = _mm256_mul_pd(a, a);
+    const __m256d s2 = _mm256_mul_pd(a2, c2), s3 = _mm256_mul_pd(_mm256_mul_pd(a2, a), c3), s4 = _mm256_mul_pd(_mm256_mul_pd(a2, a2), c4);
+    const __m256d d2 = _mm256_mul_pd(delta, delta);
+    const __m256d nd = _mm256_mul_pd(w, delta), nd2 = _mm256_mul_pd(nd, delta);
+    sd = _mm256_add_pd(sd, nd);
+    m2 = _mm256_add_pd(m2, _mm256_add_pd(s2, nd2));
+    m3 = _mm256_add_pd(m3, _mm256_add_pd(_mm256_fmadd_pd(_mm256_mul_pd(three, delta), s2, s3), _mm256_mul_pd(nd2, delta)));
+    m4 = _mm256_add_pd(m4, _mm256_add_pd(_mm256_fmadd_pd(_mm256_mul_pd(four, delta), s3, s4),
+                                         _mm256_fmadd_pd(_mm256_mul_pd(six, d2), s2, _mm256_mul_pd(nd2, d2))));
+    sabs = _mm256_add_pd(sabs, _mm256_loadu_pd(s.sabs + i));
+    // a q exact: the fused a q + b rounds once, as the decoders do
+    const __m256d lo = _mm256_fmadd_pd(a, _mm256_loadu_pd(s.qmin + i), b), hi = _mm256_fmadd_pd(a, _mm256_loadu_pd(s.qmax + i), b);
+    vmin = _mm256_min_pd(vmin, _mm256_min_pd(lo, hi));
+    vmax = _mm256_max_pd(vmax, _mm256_max_pd(lo, hi));
+  }
+  // the padding's lo = hi = 0 must not count: take min/max over the real sub-blocks only
+  double lmin[4], lmax[4];
+  _mm256_storeu_pd(lmin, vmin);
+  _mm256_storeu_pd(lmax, vmax);
+  double mn = INFINITY, mx = -INFINITY;
+  if (padded == count) {
+    for (int k = 0; k < 4; ++k) { mn = lmin[k] < mn ? lmin[k] : mn; mx = lmax[k] > mx ? lmax[k] : mx; }
+  } else {
+    for (int i = 0; i < count; ++i) {
+      const double lo = s.a[i] * s.qmin[i] + s.b[i], hi = s.a[i] * s.qmax[i] + s.b[i];
+      mn = std::fmin(mn, std::fmin(lo, hi));
+      mx = std::fmax(mx, std::fmax(lo, hi));
+    }
+  }
+  return block_moments(N, M, hsum4(sd), hsum4(m2), hsum4(m3), hsum4(m4), hsum4(sabs), mn, mx);
+}
+
+// ---- horizontal reductions over 8 vectors ---------------------------------------------------
+
+// Sums of the 16 int16 lanes of each of v[0..7], as 8 int16 (no overflow: callers' sums fit).
+ISA_FN inline __m128i hsum8_i16(const __m256i v[8]) {
+  const __m256i h01 = _mm256_hadd_epi16(v[0], v[1]), h23 = _mm256_hadd_epi16(v[2], v[3]);
+  const __m256i h45 = _mm256_hadd_epi16(v[4], v[5]), h67 = _mm256_hadd_epi16(v[6], v[7]);
+  const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(h01, h23), _mm256_hadd_epi16(h45, h67));
+  return _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+// Sums of the 8 int32 lanes of each of v[0..7]: lo gets v[0..3], hi v[4..7].
+ISA_FN inline void hsum8_i32(const __m256i v[8], __m128i* lo, __m128i* hi) {
+  const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  *lo = _mm_add_epi32(_mm256_castsi256_si128(h0), _mm256_extracti128_si256(h0, 1));
+  *hi = _mm_add_epi32(_mm256_castsi256_si128(h1), _mm256_extracti128_si256(h1, 1));
+}
+ISA_FN inline void store_i16_as_f64(__m128i s, double* out) {
+  const __m256i w = _mm256_cvtepi16_epi32(s);
+  _mm256_storeu_pd(out, _mm256_cvtepi32_pd(_mm256_castsi256_si128(w)));
+  _mm256_storeu_pd(out + 4, _mm256_cvtepi32_pd(_mm256_extracti128_si256(w, 1)));
+}
+ISA_FN inline void store_i32x8_as_f64(__m128i lo, __m128i hi, double* out) {
+  _mm256_storeu_pd(out, _mm256_cvtepi32_pd(lo));
+  _mm256_storeu_pd(out + 4, _mm256_cvtepi32_pd(hi));
+}
+
+// Min and max of the bytes of each of 4 registers whose 128-bit lanes are separate blocks
+// (8 blocks): results in the order lane 0 of r[0..3], then lane 1 of r[0..3]. Signed when
+// kSigned (int8 quants), else unsigned.
+template <bool kSigned>
+ISA_FN inline __m256i bmin(__m256i a, __m256i b) { return kSigned ? _mm256_min_epi8(a, b) : _mm256_min_epu8(a, b); }
+template <bool kSigned>
+ISA_FN inline __m256i bmax(__m256i a, __m256i b) { return kSigned ? _mm256_max_epi8(a, b) : _mm256_max_epu8(a, b); }
+
+template <bool kSigned, bool kMax>
+ISA_FN inline __m256i bop(__m256i a, __m256i b) { return kMax ? bmax<kSigned>(a, b) : bmin<kSigned>(a, b); }
+
+template <bool kSigned, bool kMax>
+ISA_FN inline void lane_extreme8(const __m256i r[4], double out[8]) {
+  const __m256i a = bop<kSigned, kMax>(_mm256_unpacklo_epi8(r[0], r[1]), _mm256_unpackhi_epi8(r[0], r[1]));
+  const __m256i b = bop<kSigned, kMax>(_mm256_unpacklo_epi8(r[2], r[3]), _mm256_unpackhi_epi8(r[2], r[3]));
+  __m256i c = bop<kSigned, kMax>(_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b));
+  c = bop<kSigned, kMax>(c, _mm256_srli_si256(c, 8));
+  c = bop<kSigned, kMax>(c, _mm256_srli_si256(c, 4));
+  const uint32_t l0 = static_cast<uint32_t>(_mm256_extract_epi32(c, 0)), l1 = static_cast<uint32_t>(_mm256_extract_epi32(c, 4));
+  for (int k = 0; k < 4; ++k) {
+    const uint8_t b0 = static_cast<uint8_t>(l0 >> (8 * k)), b1 = static_cast<uint8_t>(l1 >> (8 * k));
+    out[k] = kSigned ? static_cast<int8_t>(b0) : b0;
+    out[4 + k] = kSigned ? static_cast<int8_t>(b1) : b1;
+  }
+}
+
+// Folds 8 registers of one block each (32 bytes) to 4 registers of two blocks each (lane k of
+// register j = block 2j + k after the fold: min/max of its two halves).
+template <bool kSigned, bool kMax>
+ISA_FN inline void fold8(const __m256i v[8], __m256i r[4]) {
+  for (int j = 0; j < 4; ++j) {
+    const __m256i lo = _mm256_permute2x128_si256(v[2 * j], v[2 * j + 1], 0x20);
+    const __m256i hi = _mm256_permute2x128_si256(v[2 * j], v[2 * j + 1], 0x31);
+    r[j] = bop<kSigned, kMax>(lo, hi);
+  }
+}
+
+// Min/max of each of 8 one-block registers, in block order.
+template <bool kSigned>
+ISA_FN inline void minmax8(const __m256i v[8], double* qmin, double* qmax) {
+  __m256i r[4];
+  double t[8];
+  fold8<kSigned, false>(v, r);
+  lane_extreme8<kSigned, false>(r, t);
+  // lane 0 of r[j] is block 2j, lane 1 block 2j + 1: t = blocks 0, 2, 4, 6, 1, 3, 5, 7
+  for (int k = 0; k < 4; ++k) { qmin[2 * k] = t[k]; qmin[2 * k + 1] = t[4 + k]; }
+  fold8<kSigned, true>(v, r);
+  lane_extreme8<kSigned, true>(r, t);
+  for (int k = 0; k < 4; ++k) { qmax[2 * k] = t[k]; qmax[2 * k + 1] = t[4 + k]; }
+}
+
+ISA_FN inline double f16_at(const uint8_t* p) { return f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
+// ---- Q8_0 -----------------------------------------------------------------------------------
+
+// 8 blocks at p (34 bytes each) into s[base .. base + 8).
+ISA_FN void q8_0_int8(const uint8_t* p, Subs& s, int base) {
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  __m256i v[8], c1[8], ca[8], c2[8], c3[8];
+  __m256d c4[8];
+  for (int k = 0; k < 8; ++k) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 34 * k + 2));
+    v[k] = x;
+    c1[k] = _mm256_maddubs_epi16(ones8, x);                 // pairs of q
+    ca[k] = _mm256_maddubs_epi16(_mm256_abs_epi8(x), ones8);  // pairs of |q| (|-128| = 128 as u8)
+    const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
+    const __m256i sl = _mm256_mullo_epi16(wl, wl), sh = _mm256_mullo_epi16(wh, wh);  // q^2 <= 16384
+    c2[k] = _mm256_add_epi32(_mm256_madd_epi16(wl, wl), _mm256_madd_epi16(wh, wh));
+    c3[k] = _mm256_add_epi32(_mm256_madd_epi16(sl, wl), _mm256_madd_epi16(sh, wh));
+    // q^4: pairs <= 2^29, lanes (4 elements) <= 2^30; a block's sum may pass 2^31: to double
+    const __m256i f = _mm256_add_epi32(_mm256_madd_epi16(sl, sl), _mm256_madd_epi16(sh, sh));
+    c4[k] = _mm256_add_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(f)), _mm256_cvtepi32_pd(_mm256_extracti128_si256(f, 1)));
+  }
+  store_i16_as_f64(hsum8_i16(c1), s.u1 + base);
+  double abs_sum[8];
+  store_i16_as_f64(hsum8_i16(ca), abs_sum);
+  __m128i lo, hi;
+  hsum8_i32(c2, &lo, &hi);
+  store_i32x8_as_f64(lo, hi, s.u2 + base);
+  hsum8_i32(c3, &lo, &hi);
+  store_i32x8_as_f64(lo, hi, s.u3 + base);
+  for (int k = 0; k < 8; k += 4) {
+    const __m256d t0 = _mm256_hadd_pd(c4[k], c4[k + 1]), t1 = _mm256_hadd_pd(c4[k + 2], c4[k + 3]);
+    const __m256d r = _mm256_add_pd(_mm256_permute2f128_pd(t0, t1, 0x20), _mm256_permute2f128_pd(t0, t1, 0x31));
+    _mm256_storeu_pd(s.u4 + base + k, r);
+  }
+  minmax8<true>(v, s.qmin + base, s.qmax + base);
+  for (int k = 0; k < 8; ++k) s.sabs[base + k] = std::fabs(s.a[base + k]) * abs_sum[k];
+}
+
+ISA_FN bool acc_q8_0(const uint8_t* p, uint64_t n, Moments* out) {
+  const int blocks = static_cast<int>(n / 32);
+  Subs s;
+  for (int i = 0; i < blocks; ++i) {
+    const double d = f16_at(p + 34 * i);
+    if (!std::isfinite(d)) return false;
+    s.a[i] = d;
+    s.b[i] = 0;
+  }
+  int i = 0;
+  for (; i + 8 <= blocks; i += 8) q8_0_int8(p + 34 * i, s, i);
+  if (i < blocks) {  // a short tail: pad with copies of the last block, counted out below
+    alignas(32) uint8_t tmp[8 * 34];
+    for (int k = 0; k < 8; ++k) std::memcpy(tmp + 34 * k, p + 34 * (i + (k < blocks - i ? k : blocks - i - 1)), 34);
+    Subs t;
+    for (int k = 0; k < 8; ++k) t.a[k] = s.a[i + (k < blocks - i ? k : 0)];
+    q8_0_int8(tmp, t, 0);
+    for (int k = 0; i + k < blocks; ++k) {
+      s.u1[i + k] = t.u1[k]; s.u2[i + k] = t.u2[k]; s.u3[i + k] = t.u3[k]; s.u4[i + k] = t.u4[k];
+      s.qmin[i + k] = t.qmin[k]; s.qmax[i + k] = t.qmax[k]; s.sabs[i + k] = t.sabs[k];
+    }
+  }
+  *out = finish(s, blocks, 32, 0);
+  return true;
+}
+
+// ---- Q4_0 -----------------------------------------------------------------------------------
+
+// Table lookups on nibbles (the same table in both 128-bit lanes).
+ISA_FN inline __m256i table16(const int8_t t[16]) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
+  return _mm256_broadcastsi128_si256(x);
+}
+
+alignas(16) const int8_t kU2Tab[16] = {64, 49, 36, 25, 16, 9, 4, 1, 0, 1, 4, 9, 16, 25, 36, 49};  // (q - 8)^2
+alignas(16) const int8_t kAbsTab[16] = {8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7};          // |q - 8|
+
+// Per-register sums over 32 nibble quants v (0..15) about z = 8: pairs of u, u^2, u^3
+// (int16), u^4 (int16 pairs, <= 8192), |u|.
+struct NibbleSums { __m256i s1, s2, s3, s4, sa; };
+ISA_FN inline NibbleSums nibble_sums(__m256i v, __m256i tu2, __m256i tabs) {
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i u = _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+  const __m256i u2 = _mm256_shuffle_epi8(tu2, v);
+  NibbleSums r;
+  r.s1 = _mm256_maddubs_epi16(ones8, u);
+  r.s2 = _mm256_maddubs_epi16(u2, ones8);
+  r.s3 = _mm256_maddubs_epi16(u2, u);
+  r.s4 = _mm256_maddubs_epi16(u2, u2);
+  r.sa = _mm256_maddubs_epi16(_mm256_shuffle_epi8(tabs, v), ones8);
+  return r;
+}
+
+// Sums of each 128-bit lane of 4 registers whose lanes are separate blocks: out[2 j + k] =
+// lane k of register j (int16 lanes, then int32 lanes).
+ISA_FN inline void tree16(const __m256i r[4], double* out) {
+  const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(r[0], r[1]), _mm256_hadd_epi16(r[2], r[3]));
+  const __m256i g = _mm256_hadd_epi16(h, h);  // per lane: words 0..3 = registers 0..3
+  alignas(32) int16_t w[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(w), g);
+  for (int j = 0; j < 4; ++j) { out[2 * j] = w[j]; out[2 * j + 1] = w[8 + j]; }
+}
+ISA_FN inline void tree32(const __m256i r[4], double* out) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(r[0], r[1]), _mm256_hadd_epi32(r[2], r[3]));
+  alignas(32) int32_t w[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(w), h);  // per lane: dwords 0..3 = registers 0..3
+  for (int j = 0; j < 4; ++j) { out[2 * j] = w[j]; out[2 * j + 1] = w[4 + j]; }
+}
+
+// 8 blocks at p (18 bytes each); register j holds blocks 2j (lane 0) and 2j + 1 (lane 1).
+ISA_FN void q4_0_int8(const uint8_t* p, Subs& s, int base) {
+  const __m256i tu2 = table16(kU2Tab), tabs = table16(kAbsTab);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256i r1[4], r2[4], r3[4], r4[4], ra[4], rmin[4], rmax[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18 * (2 * j) + 2));
+    const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18 * (2 * j + 1) + 2));
+    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(b0), b1, 1);
+    const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+    const NibbleSums a = nibble_sums(lo, tu2, tabs), b = nibble_sums(hi, tu2, tabs);
+    r1[j] = _mm256_add_epi16(a.s1, b.s1);
+    r2[j] = _mm256_add_epi16(a.s2, b.s2);
+    r3[j] = _mm256_add_epi16(a.s3, b.s3);
+    r4[j] = _mm256_madd_epi16(_mm256_add_epi16(a.s4, b.s4), ones16);  // int32: sums reach 131072
+    ra[j] = _mm256_add_epi16(a.sa, b.sa);
+    rmin[j] = _mm256_min_epu8(lo, hi);
+    rmax[j] = _mm256_max_epu8(lo, hi);
+  }
+  tree16(r1, s.u1 + base);
+  tree16(r2, s.u2 + base);
+  tree16(r3, s.u3 + base);
+  tree32(r4, s.u4 + base);
+  double abs_sum[8];
+  tree16(ra, abs_sum);
+  double t[8];
+  lane_extreme8<false, false>(rmin, t);
+  for (int k = 0; k < 4; ++k) { s.qmin[base + 2 * k] = t[k]; s.qmin[base + 2 * k + 1] = t[4 + k]; }
+  lane_extreme8<false, true>(rmax, t);
+  for (int k = 0; k < 4; ++k) { s.qmax[base + 2 * k] = t[k]; s.qmax[base + 2 * k + 1] = t[4 + k]; }
+  for (int k = 0; k < 8; ++k) s.sabs[base + k] = std::fabs(s.a[base + k]) * abs_sum[k];
+}
+
+ISA_FN bool acc_q4_0(const uint8_t* p, uint64_t n, Moments* out) {
+  const int blocks = static_cast<int>(n / 32);
+  Subs s;
+  for (int i = 0; i < blocks; ++i) {
+    const double d = f16_at(p + 18 * i);
+    if (!std::isfinite(d)) return false;
+    s.a[i] = d;        // y = d (q - 8) = d q - 8 d, both terms exact
+    s.b[i] = -8 * d;
+  }
+  int i = 0;
+  for (; i + 8 <= blocks; i += 8) q4_0_int8(p + 18 * i, s, i);
+  if (i < blocks) {
+    alignas(32) uint8_t tmp[8 * 18 + 16];
+    for (int k = 0; k < 8; ++k) std::memcpy(tmp + 18 * k, p + 18 * (i + (k < blocks - i ? k : blocks - i - 1)), 18);
+    Subs t;
+    for (int k = 0; k < 8; ++k) t.a[k] = s.a[i + (k < blocks - i ? k : 0)];
+    q4_0_int8(tmp, t, 0);
+    for (int k = 0; i + k < blocks; ++k) {
+      s.u1[i + k] = t.u1[k]; s.u2[i + k] = t.u2[k]; s.u3[i + k] = t.u3[k]; s.u4[i + k] = t.u4[k];
+      s.qmin[i + k] = t.qmin[k]; s.qmax[i + k] = t.qmax[k]; s.sabs[i + k] = t.sabs[k];
+    }
+  }
+  *out = finish(s, blocks, 32, 8);
+  return true;
+}
+
+// ---- Q4_K -----------------------------------------------------------------------------------
+
+
+// The 8 six-bit scales and mins of a Q4_K/Q5_K block from its 12 bytes, with 32-bit words:
+// sub-blocks 0..3 in the low 6 bits of bytes 0..3 (scale) and 4..7 (min); 4..7 in the nibbles
+// of bytes 8..11, bits 4..5 from the top 2 bits of bytes 0..3 (scale) and 4..7 (min).
+ISA_FN inline void scales_k4(const uint8_t* s, uint8_t sc[8], uint8_t mn[8]) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, s, 4);
+  std::memcpy(&w1, s + 4, 4);
+  std::memcpy(&w2, s + 8, 4);
+  const uint32_t s_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+  const uint32_t s_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+  std::memcpy(sc, &s_lo, 4);
+  std::memcpy(sc + 4, &s_hi, 4);
+  std::memcpy(mn, &m_lo, 4);
+  std::memcpy(mn + 4, &m_hi, 4);
+}
+
+// Four small unsigned integers (bytes) as doubles times f.
+ISA_FN inline __m256d bytes4_times(const uint8_t* b, double f) {
+  int32_t w;
+  std::memcpy(&w, b, 4);
+  return _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(w))), _mm256_set1_pd(f));
+}
+
+// For four sub-blocks y = a q + b (q in 0..15): the threshold T (0..16) such that {q >= T} is
+// where y > 0 (a > 0) or y <= 0 (a < 0); 16 (none) when a = 0.
+ISA_FN inline __m128i sign_thresholds(__m256d a, __m256d b) {
+  const __m256d zero = _mm256_setzero_pd();
+  const __m256d t = _mm256_div_pd(_mm256_sub_pd(zero, b), a);  // -b / a (a = 0: +-Inf or NaN)
+  const __m256d pos = _mm256_cmp_pd(a, zero, _CMP_GT_OQ), neg = _mm256_cmp_pd(a, zero, _CMP_LT_OQ);
+  // a > 0: q > t, i.e. q >= floor(t) + 1; a < 0: q >= ceil(t)
+  __m256d thr = _mm256_blendv_pd(_mm256_ceil_pd(t), _mm256_add_pd(_mm256_floor_pd(t), _mm256_set1_pd(1)), pos);
+  thr = _mm256_min_pd(_mm256_max_pd(thr, zero), _mm256_set1_pd(16));  // also maps +-Inf into range
+  thr = _mm256_blendv_pd(_mm256_set1_pd(16), thr, _mm256_or_pd(pos, neg));  // a = 0 (or NaN t): none
+  return _mm256_cvttpd_epi32(thr);
+}
+
+// One super-block at p (144 bytes) into s[base .. base + 8); false if a scale is not finite.
+ISA_FN bool q4_k_super(const uint8_t* p, Subs& s, int base) {
+  const double d = f16_at(p), dmin = f16_at(p + 2);
+  if (!std::isfinite(d) || !std::isfinite(dmin)) return false;
+  uint8_t sc[8], mn[8];
+  scales_k4(p + 4, sc, mn);
+  const __m256d a0 = bytes4_times(sc, d), a1 = bytes4_times(sc + 4, d);
+  const __m256d b0 = bytes4_times(mn, -dmin), b1 = bytes4_times(mn + 4, -dmin);  // -(dmin m): exact
+  _mm256_storeu_pd(s.a + base, a0);
+  _mm256_storeu_pd(s.a + base + 4, a1);
+  _mm256_storeu_pd(s.b + base, b0);
+  _mm256_storeu_pd(s.b + base + 4, b1);
+  alignas(16) int32_t thr[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(thr), sign_thresholds(a0, b0));
+  _mm_store_si128(reinterpret_cast<__m128i*>(thr + 4), sign_thresholds(a1, b1));
+
+  const __m256i tu2 = table16(kU2Tab);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i eight = _mm256_set1_epi8(8);
+  __m256i v[8];
+  for (int g = 0; g < 4; ++g) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 + 32 * g));
+    v[2 * g] = _mm256_and_si256(x, m4);
+    v[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+  }
+  // One quantity at a time over the 8 sub-blocks (few live registers): int16 pair sums, or
+  // int32 for u^4 (a sub-block's sum reaches 131072).
+  __m256i c[8];
+  for (int j = 0; j < 8; ++j) c[j] = _mm256_maddubs_epi16(ones8, _mm256_sub_epi8(v[j], eight));
+  store_i16_as_f64(hsum8_i16(c), s.u1 + base);
+  for (int j = 0; j < 8; ++j) c[j] = _mm256_maddubs_epi16(_mm256_shuffle_epi8(tu2, v[j]), ones8);
+  store_i16_as_f64(hsum8_i16(c), s.u2 + base);
+  for (int j = 0; j < 8; ++j) c[j] = _mm256_maddubs_epi16(_mm256_shuffle_epi8(tu2, v[j]), _mm256_sub_epi8(v[j], eight));
+  store_i16_as_f64(hsum8_i16(c), s.u3 + base);
+  for (int j = 0; j < 8; ++j) {
+    const __m256i u2 = _mm256_shuffle_epi8(tu2, v[j]);
+    c[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u2, u2), ones16);
+  }
+  __m128i lo, hi;
+  hsum8_i32(c, &lo, &hi);
+  store_i32x8_as_f64(lo, hi, s.u4 + base);
+  int cnt[8];
+  for (int j = 0; j < 8; ++j) {
+    const __m256i t = _mm256_set1_epi8(static_cast<char>(thr[j]));
+    const __m256i ge = _mm256_cmpeq_epi8(_mm256_max_epu8(v[j], t), v[j]);  // q >= T (T = 16: none)
+    cnt[j] = __builtin_popcount(static_cast<uint32_t>(_mm256_movemask_epi8(ge)));
+    c[j] = _mm256_maddubs_epi16(_mm256_and_si256(v[j], ge), ones8);
+  }
+  alignas(32) double ge_sum[8];
+  store_i16_as_f64(hsum8_i16(c), ge_sum);
+  minmax8<false>(v, s.qmin + base, s.qmax + base);
+  // sum |y| = (sum over y > 0) - (sum over y <= 0), each part one rounding of exact products
+  const __m256d n32 = _mm256_set1_pd(32), z256 = _mm256_set1_pd(32 * 8), zero = _mm256_setzero_pd();
+  for (int h = 0; h < 2; ++h) {
+    const __m256d a = h ? a1 : a0, b = h ? b1 : b0;
+    const __m256d gs = _mm256_load_pd(ge_sum + 4 * h);
+    const __m256d gc = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cnt + 4 * h)));
+    const __m256d q_all = _mm256_add_pd(z256, _mm256_loadu_pd(s.u1 + base + 4 * h));  // sum of q
+    const __m256d up = _mm256_fmadd_pd(a, gs, _mm256_mul_pd(b, gc));  // over q >= T
+    const __m256d down = _mm256_fmadd_pd(a, _mm256_sub_pd(q_all, gs), _mm256_mul_pd(b, _mm256_sub_pd(n32, gc)));
+    const __m256d pos = _mm256_cmp_pd(a, zero, _CMP_GT_OQ), neg = _mm256_cmp_pd(a, zero, _CMP_LT_OQ);
+    __m256d r = _mm256_blendv_pd(_mm256_sub_pd(down, up), _mm256_sub_pd(up, down), pos);
+    const __m256d flat = _mm256_mul_pd(n32, _mm256_andnot_pd(_mm256_set1_pd(-0.0), b));  // a = 0: 32 |b|
+    r = _mm256_blendv_pd(flat, r, _mm256_or_pd(pos, neg));
+    _mm256_storeu_pd(s.sabs + base + 4 * h, r);
+  }
+  return true;
+}
+
+ISA_FN bool acc_q4_k(const uint8_t* p, uint64_t n, Moments* out) {
+  const int supers = static_cast<int>(n / 256);
+  Subs s;
+  for (int i = 0; i < supers; ++i)
+    if (!q4_k_super(p + 144 * i, s, 8 * i)) return false;
+  *out = finish(s, 8 * supers, 32, 8);
+  return true;
+}
+
+// ---- decoding to float64 --------------------------------------------------------------------
+
+// Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles.
+template <bool kSigned>
+ISA_FN inline void affine32(__m256i x, double a, double b, double* out) {
+  const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b);
+  for (int k = 0; k < 4; ++k) {
+    const __m128i b8 = k < 2 ? _mm256_castsi256_si128(x) : _mm256_extracti128_si256(x, 1);
+    const __m128i part = (k & 1) ? _mm_srli_si128(b8, 8) : b8;
+    const __m256i w = kSigned ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part);
+    const __m256d lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(w));
+    const __m256d hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(w, 1));
+    // a q is exact, so the fused multiply-add rounds a q + b once, as the scalar decoder does
+    _mm256_storeu_pd(out + 8 * k, _mm256_fmadd_pd(va, lo, vb));
+    _mm256_storeu_pd(out + 8 * k + 4, _mm256_fmadd_pd(va, hi, vb));
+  }
+}
+
+ISA_FN bool decode_q8_0(const uint8_t* p, uint64_t blocks, double* out) {
+  bool bad = false;
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const double d = f16_at(p + 34 * i);
+    bad = bad || !std::isfinite(d);
+    affine32<true>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 34 * i + 2)), d, 0.0, out + 32 * i);
+  }
+  return bad;
+}
+
+ISA_FN bool decode_q4_0(const uint8_t* p, uint64_t blocks, double* out) {
+  bool bad = false;
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const double d = f16_at(p + 18 * i);
+    bad = bad || !std::isfinite(d);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18 * i + 2));
+    const __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+    const __m256i q = _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), _mm256_set1_epi8(8));
+    affine32<true>(q, d, 0.0, out + 32 * i);  // d (q - 8): exact
+  }
+  return bad;
+}
+
+ISA_FN bool decode_q4_k(const uint8_t* p, uint64_t blocks, double* out) {
+  bool bad = false;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const uint8_t* q = p + 144 * i;
+    const double d = f16_at(q), dmin = f16_at(q + 2);
+    bad = bad || !std::isfinite(d) || !std::isfinite(dmin);
+    uint8_t sc[8], mn[8];
+    scales_k4(q + 4, sc, mn);
+    for (int g = 0; g < 4; ++g) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16 + 32 * g));
+      affine32<false>(_mm256_and_si256(x, m4), d * sc[2 * g], -(dmin * mn[2 * g]), out + 256 * i + 64 * g);
+      affine32<false>(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), d * sc[2 * g + 1], -(dmin * mn[2 * g + 1]),
+                      out + 256 * i + 64 * g + 32);
+    }
+  }
+  return bad;
+}
+
+}  // namespace
+
+bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, Moments* out) {
+  switch (d) {
+    case DType::Q8_0: return acc_q8_0(p, n, out);
+    case DType::Q4_0: return acc_q4_0(p, n, out);
+    case DType::Q4_K: return acc_q4_k(p, n, out);
+    default: return false;
+  }
+}
+
+bool quant_decode_avx2(DType d, const uint8_t* p, uint64_t blocks, double* out, bool* bad) {
+  switch (d) {
+    case DType::Q8_0: *bad = decode_q8_0(p, blocks, out); break;
+    case DType::Q4_0: *bad = decode_q4_0(p, blocks, out); break;
+    case DType::Q4_K: *bad = decode_q4_k(p, blocks, out); break;
+    default: return false;
+  }
+  if (*bad) {  // a non-finite scale (Inf * 0 is NaN, and so on): check the values themselves
+    const uint64_t n = blocks * quant_block_elems(d);
+    double q = 0;
+    for (uint64_t i = 0; i < n; ++i) q += out[i] - out[i];
+    *bad = q != q;
+  }
+  return true;
+}
+
+}  // namespace mother
+
+#include "isa_end.h"
+
+namespace mother {
+bool quant_uses_avx2(const Kernels* k) { return k != nullptr && (k == kernels_avx2() || k == kernels_avx512()); }
+}  // namespace mother
+
+#else
+namespace mother {
+bool quant_accumulate_avx2(DType, const uint8_t*, uint64_t, Moments*) { return false; }
+bool quant_decode_avx2(DType, const uint8_t*, uint64_t, double*, bool*) { return false; }
+bool quant_uses_avx2(const Kernels*) { return false; }
+}  // namespace mother
+#endif
