@@ -11,6 +11,8 @@
         "native/formats/registry.cc",
         "native/formats/shard_index.cc",
         "native/formats/safetensors.cc",
+        "native/formats/protobuf.cc",
+        "native/formats/onnx.cc",
         "native/stats/kernels_scalar.cc",
         "native/stats/kernels_avx2.cc",
         "native/stats/kernels_avx512.cc",

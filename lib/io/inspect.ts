@@ -8,7 +8,10 @@ import { native } from '../core/binding';
 export interface ModelHeader {
   model: string;
   files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
-  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number }[];
+  /** offset and bytes: where the tensor's bytes lie in `file`; decoded: true when the reader
+   *  decoded them into memory instead (ONNX values stored as protobuf varints), and offset is in
+   *  that copy. */
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; decoded?: true }[];
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

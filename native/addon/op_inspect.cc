@@ -47,6 +47,8 @@ struct InspectOp {
       to.Set("file", Napi::Number::New(env, t.file));
       to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
       to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.bytes)));
+      // values the reader decoded (ONNX varint fields): offset is in the decoded copy, not the file
+      if (t.map != model.files[t.file].map.get()) to.Set("decoded", true);
       tensors.Set(i, to);
     }
     out.Set("tensors", tensors);

@@ -1,6 +1,7 @@
 // The formats mother reads: one line per reader, in the order they are asked to claim a file.
 #define MOTHER_READERS(X) \
   X(kSafetensorsReader)   \
+  X(kOnnxReader)          \
   /* each reader is defined in its format's file */
 
 #include "reader.h"
