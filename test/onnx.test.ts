@@ -275,6 +275,7 @@ describe('ONNX: Constant nodes and subgraphs', () => {
       'graphs.1 F32 [1]',
       'main.init F32 [2]',
     ]);
+    expect(h.files[0].metadata).toMatchObject({ 'onnx.initializers': '2', 'onnx.constants': '10' });
     await expectStats(file, new Map([
       ['main.const', a.exact], ['/If/then/Constant_output_0', b.exact], ['then.init', d.exact], ['else.scalar', new Float64Array([0.375])],
       ['loop.weight', c.exact], ['deep.const', e.exact], ['scan.floats', new Float64Array([0.5, -1.5, 2])],

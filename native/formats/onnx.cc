@@ -116,7 +116,10 @@ struct Ctx {
   const std::string& path;
   OnnxModel& out;
   std::unordered_set<std::string> names;
+  uint64_t initializers = 0, constants = 0;  // read (not skipped)
 };
+
+bool last_read(const Ctx& c) { return !c.out.tensors.empty() && c.out.tensors.back().storage != OnnxStorage::Skipped; }
 
 // A string field: checked for length and UTF-8 (names end up as JS strings and must
 // round-trip). `tensor` attributes the error.
@@ -740,6 +743,7 @@ void read_node(Ctx& c, const Cursor& node) {
            "a Constant node must have exactly one value attribute (value, value_float(s), value_int(s), value_string(s), sparse_value), this one has " +
                str(values));
     add_name(c, output0, "a Constant output");
+    if (last_read(c)) ++c.constants;
   }
 }
 
@@ -759,6 +763,7 @@ void read_graph(Ctx& c, const Cursor& graph) {
         if (name.empty()) fail(ErrorCode::OnnxSchema, c.path, "", "an initializer without a name (at byte " + str(f.offset) + ")");
         read_tensor(c, t, name);
         add_name(c, name, "an initializer");
+        if (last_read(c)) ++c.initializers;
         break;
       }
       case graph_f::sparse_initializer: {
@@ -851,6 +856,8 @@ OnnxModel parse_onnx(const uint8_t* data, uint64_t size, const std::string& path
   }
   if (!seen_graph) fail(ErrorCode::OnnxSchema, path, "", "no graph (ModelProto field 7): not an ONNX model");
   // Metadata: the model's fields, metadata_props, then the tensors left out; keys distinct.
+  head.emplace_back("onnx.initializers", std::to_string(c.initializers));
+  head.emplace_back("onnx.constants", std::to_string(c.constants));
   std::vector<std::pair<std::string, std::string>> meta = std::move(head);
   for (auto& kv : props) meta.push_back(std::move(kv));
   for (auto& kv : out.metadata) meta.push_back(std::move(kv));

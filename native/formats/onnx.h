@@ -17,6 +17,9 @@
 //   offset, about as large as the copy; exporters keep large tensors in raw_data (or external
 //   files) and typed fields for small constants, so the copy stays small, and the engines see
 //   a plain TensorView.
+// Metadata: onnx.ir_version, onnx.producer_name / _version, onnx.domain, onnx.model_version,
+// onnx.opset.<domain>, onnx.initializers and onnx.constants (how many of each were read), the
+// model's metadata_props as they are, and the tensors left out.
 // Listed in the file's metadata as "onnx.skipped.<name>" (with the reason) and left out:
 // STRING, COMPLEX128, INT4/UINT4/INT2/UINT2, FLOAT4E2M1 with an odd count, segmented tensors,
 // sparse initializers and sparse or string Constants.
