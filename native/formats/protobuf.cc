@@ -31,6 +31,8 @@ uint64_t read_varint(const uint8_t* base, uint64_t* pos, uint64_t end, const std
       fail(ErrorCode::ProtobufTruncated, path, "",
            "protobuf: varint cut off by the end of its message after " + std::to_string(i) + " byte(s)" + at(start, what));
     const uint8_t b = base[start + i];
+    if (i == 9 && (b & 0x80))
+      fail(ErrorCode::ProtobufVarint, path, "", "protobuf: varint longer than 10 bytes" + at(start, what));
     if (i == 9 && b > 1)
       fail(ErrorCode::ProtobufVarint, path, "", "protobuf: varint above 2^64 - 1" + at(start, what));
     v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
@@ -39,7 +41,7 @@ uint64_t read_varint(const uint8_t* base, uint64_t* pos, uint64_t end, const std
       return v;
     }
   }
-  fail(ErrorCode::ProtobufVarint, path, "", "protobuf: varint longer than 10 bytes" + at(start, what));
+  fail(ErrorCode::Internal, path, "", "protobuf: unreachable end of read_varint" + at(start, what));
 }
 
 uint64_t count_packed_varints(const uint8_t* base, uint64_t begin, uint64_t end, const std::string& path,

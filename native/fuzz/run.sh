@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for the safetensors header reader and runs it for a bounded time.
+# Builds the libFuzzer targets and runs each for a bounded time: the safetensors header reader
+# (fuzz_header.cc) and the protobuf wire reader with the ONNX reader (fuzz_onnx.cc).
 #
-#   npm run fuzz                          # 60 s
+#   npm run fuzz                          # 60 s per target
 #   FUZZ_SECONDS=600 npm run fuzz         # longer
-#   bash native/fuzz/run.sh CRASH_FILE... # re-run reproducers (no fuzzing)
+#   FUZZ_TARGET=onnx npm run fuzz         # one target: header | onnx (default: both)
+#   FUZZ_TARGET=onnx bash native/fuzz/run.sh CRASH_FILE...   # re-run reproducers (no fuzzing)
 #
-# Environment: FUZZ_SECONDS (default 60), CXX (default clang++), FUZZ_JOBS (parallel fuzzing
-# processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards, print
-# the line coverage of native/core/json.cc and native/formats/safetensors.cc reached by the
-# corpus; needs llvm-cov).
-# Output in build-fuzz/ (git-ignored): the binary, the corpus (kept between runs), crash
-# artifacts (build-fuzz/artifacts/) and the seeds copied from test/fixtures/malformed.
+# Environment: FUZZ_SECONDS (default 60), FUZZ_TARGET, CXX (default clang++), FUZZ_JOBS (parallel
+# fuzzing processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards,
+# print the line coverage of the target's parser sources reached by the corpus; needs llvm-cov).
+# Output in build-fuzz/ (git-ignored): the binaries fuzz_<target>, a corpus per target
+# (corpus-<target>/, kept between runs), crash artifacts (artifacts/) and the seeds
+# (seeds-<target>/: the files of test/fixtures/malformed, resp. test/fixtures/onnx-malformed).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,9 +21,9 @@ cd "$ROOT"
 
 CXX="${CXX:-clang++}"
 OUT="$ROOT/build-fuzz"
-BIN="$OUT/fuzz_header"
 SECONDS_TO_RUN="${FUZZ_SECONDS:-60}"
 JOBS="${FUZZ_JOBS:-1}"
+TARGETS="${FUZZ_TARGET:-header onnx}"
 
 if ! command -v "$CXX" >/dev/null 2>&1; then
   echo "run.sh: $CXX not found; libFuzzer needs clang (apt-get install clang libclang-rt-14-dev)" >&2
@@ -31,44 +33,22 @@ case "$SECONDS_TO_RUN" in
   ''|*[!0-9]*) echo "run.sh: FUZZ_SECONDS must be a whole number of seconds, got '$SECONDS_TO_RUN'" >&2; exit 2 ;;
 esac
 
-SOURCES=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/formats/safetensors.cc
-         native/core/mapped_file.cc native/fuzz/fuzz_header.cc)
-mkdir -p "$OUT/corpus" "$OUT/seeds" "$OUT/artifacts"
-
-# Rebuild when the binary is missing or older than any source or header.
-need_build=0
-[ -x "$BIN" ] || need_build=1
-if [ "$need_build" = 0 ]; then
-  for f in "${SOURCES[@]}" native/core/*.h native/formats/*.h "$SELF"; do
-    if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
-  done
-fi
-if [ "$need_build" = 1 ]; then
-  echo "run.sh: building $BIN"
-  "$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    "${SOURCES[@]}" -o "$BIN"
-fi
-
+COMMON=(native/core/error.cc native/core/json.cc native/core/dtype.cc native/core/mapped_file.cc)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-# Reproduce mode: run the given inputs once each.
-if [ "$#" -gt 0 ]; then
-  exec "$BIN" -runs=1 "$@"
-fi
-
-# Seeds: every safetensors file of the malformed/valid fixture set, plus a few valid files
-# written here (so the seed set does not depend on the fixtures having been generated).
-rm -f "$OUT/seeds/"*
-if [ -d test/fixtures/malformed ]; then
-  i=0
-  while IFS= read -r -d '' f; do
-    cp "$f" "$OUT/seeds/fixture-$i-$(basename "$f")"
-    i=$((i + 1))
-  done < <(find test/fixtures/malformed -name '*.safetensors' -size -65536c -print0 | sort -z)
-fi
-node -e '
+# Seeds of the safetensors target: every safetensors file of the malformed/valid fixture set,
+# plus a few valid files written here (so the seed set does not depend on the fixtures).
+seed_header() {
+  local dir=$1
+  if [ -d test/fixtures/malformed ]; then
+    local i=0
+    while IFS= read -r -d '' f; do
+      cp "$f" "$dir/fixture-$i-$(basename "$f")"
+      i=$((i + 1))
+    done < <(find test/fixtures/malformed -name '*.safetensors' -size -65536c -print0 | sort -z)
+  fi
+  node -e '
 const fs = require("fs"), path = require("path");
 function file(header, data) {
   const h = Buffer.from(typeof header === "string" ? header : JSON.stringify(header));
@@ -83,35 +63,85 @@ const seeds = {
   "empty": file("{}", 0),
 };
 for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "valid-" + k + ".safetensors"), v);
-' "$OUT/seeds"
+' "$dir"
+}
 
-echo "run.sh: fuzzing for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds" | wc -l) seeds, corpus $(ls "$OUT/corpus" | wc -l) files)"
-JOB_ARGS=()
-if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
-status=0
-# shellcheck disable=SC2086
-"$BIN" "$OUT/corpus" "$OUT/seeds" \
-  -dict=native/fuzz/header.dict \
-  -max_len=65536 \
-  -max_total_time="$SECONDS_TO_RUN" \
-  -timeout=10 \
-  -rss_limit_mb=2048 \
-  -print_final_stats=1 \
-  -artifact_prefix="$OUT/artifacts/" \
-  "${JOB_ARGS[@]}" ${FUZZ_ARGS:-} || status=$?
-
-if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
-  PROFDATA="$(command -v llvm-profdata || command -v llvm-profdata-14 || true)"
-  COV="$(command -v llvm-cov || command -v llvm-cov-14 || true)"
-  if [ -z "$PROFDATA" ] || [ -z "$COV" ]; then
-    echo "run.sh: FUZZ_COVERAGE needs llvm-profdata and llvm-cov" >&2
-  else
-    "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
-      "${SOURCES[@]}" -o "$OUT/fuzz_header_cov"
-    rm -f "$OUT"/cov-*.profraw
-    LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "$OUT/fuzz_header_cov" -runs=0 "$OUT/corpus" "$OUT/seeds" >/dev/null 2>&1 || true
-    "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
-    "$COV" report "$OUT/fuzz_header_cov" -instr-profile="$OUT/cov.profdata" native/core/json.cc native/formats/safetensors.cc
+# Seeds of the ONNX target: every .onnx file of the ONNX fixture set (malformed and valid).
+seed_onnx() {
+  local dir=$1
+  if [ -d test/fixtures/onnx-malformed ]; then
+    local i=0
+    while IFS= read -r -d '' f; do
+      cp "$f" "$dir/fixture-$i-$(basename "$f")"
+      i=$((i + 1))
+    done < <(find test/fixtures/onnx-malformed -name '*.onnx' -size -65536c -print0 | sort -z)
   fi
-fi
+}
+
+status=0
+for target in $TARGETS; do
+  case "$target" in
+    header)
+      SOURCES=("${COMMON[@]}" native/formats/safetensors.cc native/fuzz/fuzz_header.cc)
+      COV_SOURCES=(native/core/json.cc native/formats/safetensors.cc) ;;
+    onnx)
+      SOURCES=("${COMMON[@]}" native/formats/protobuf.cc native/formats/onnx.cc native/fuzz/fuzz_onnx.cc)
+      COV_SOURCES=(native/formats/protobuf.cc native/formats/onnx.cc) ;;
+    *) echo "run.sh: unknown FUZZ_TARGET '$target' (header, onnx)" >&2; exit 2 ;;
+  esac
+  BIN="$OUT/fuzz_$target"
+  mkdir -p "$OUT/corpus-$target" "$OUT/seeds-$target" "$OUT/artifacts"
+
+  # Rebuild when the binary is missing or older than any source or header.
+  need_build=0
+  [ -x "$BIN" ] || need_build=1
+  if [ "$need_build" = 0 ]; then
+    for f in "${SOURCES[@]}" native/core/*.h native/formats/*.h "$SELF"; do
+      if [ "$f" -nt "$BIN" ]; then need_build=1; break; fi
+    done
+  fi
+  if [ "$need_build" = 1 ]; then
+    echo "run.sh: building $BIN"
+    "$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer \
+      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+      "${SOURCES[@]}" -o "$BIN"
+  fi
+
+  # Reproduce mode: run the given inputs once each (FUZZ_TARGET names the target).
+  if [ "$#" -gt 0 ]; then
+    "$BIN" -runs=1 "$@" || status=$?
+    continue
+  fi
+
+  rm -f "$OUT/seeds-$target/"*
+  "seed_$target" "$OUT/seeds-$target"
+  echo "run.sh: fuzzing $target for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds-$target" | wc -l) seeds, corpus $(ls "$OUT/corpus-$target" | wc -l) files)"
+  JOB_ARGS=()
+  if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
+  # shellcheck disable=SC2086
+  "$BIN" "$OUT/corpus-$target" "$OUT/seeds-$target" \
+    -dict="native/fuzz/$target.dict" \
+    -max_len=65536 \
+    -max_total_time="$SECONDS_TO_RUN" \
+    -timeout=10 \
+    -rss_limit_mb=2048 \
+    -print_final_stats=1 \
+    -artifact_prefix="$OUT/artifacts/" \
+    "${JOB_ARGS[@]}" ${FUZZ_ARGS:-} || status=$?
+
+  if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
+    PROFDATA="$(command -v llvm-profdata || command -v llvm-profdata-14 || true)"
+    COV="$(command -v llvm-cov || command -v llvm-cov-14 || true)"
+    if [ -z "$PROFDATA" ] || [ -z "$COV" ]; then
+      echo "run.sh: FUZZ_COVERAGE needs llvm-profdata and llvm-cov" >&2
+    else
+      "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+        "${SOURCES[@]}" -o "${BIN}_cov"
+      rm -f "$OUT"/cov-*.profraw
+      LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "${BIN}_cov" -runs=0 "$OUT/corpus-$target" "$OUT/seeds-$target" >/dev/null 2>&1 || true
+      "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
+      "$COV" report "${BIN}_cov" -instr-profile="$OUT/cov.profdata" "${COV_SOURCES[@]}"
+    fi
+  fi
+done
 exit "$status"
