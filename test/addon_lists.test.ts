@@ -29,7 +29,9 @@ describe('error codes: one list in the core, the TS union checked against it', (
     expect(kinds.get('ERR_BACKEND')).toBe('runtime');
     expect(kinds.get('ERR_INTERNAL')).toBe('internal');
     const input = inputErrorCodes();
-    expect(input.size).toBe(22);
+    // 22 of the safetensors reader and discovery, 17 of the protobuf wire reader and the ONNX reader
+    expect(input.size).toBe(22 + 17);
+    for (const c of ERROR_CODES) if (/^ERR_(PROTOBUF|ONNX)_/.test(c)) expect({ c, input: input.has(c) }).toEqual({ c, input: true });
     expect(input.has('ERR_INVALID_ARGUMENT')).toBe(false);
   });
 
