@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { inspectModel, MotherError, pairwiseStats, scanModel } from '../lib';
+import { discoverModels, inspectModel, MotherError, pairwiseStats, scanModel } from '../lib';
 import { inputErrorCodes } from '../lib/core/binding';
 import { close, refStats, Rng } from './helpers/reference';
 import { AT, constant, DT, GraphSpec, NodeSpec, onnxModel, TensorSpec, u16s } from './helpers/onnx';
@@ -452,6 +452,20 @@ describe('mother stats on ONNX (the compiled CLI)', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/model\.safetensors/);
     expect(r.stderr).toMatch(/onnx\/model\.onnx.*not read|not read.*onnx\/model\.onnx/);
+  });
+
+  test('discoverModels: an ONNX repo folder is one model, bare .onnx files in other folders are models, external data files are not', async () => {
+    const root = path.join(tmp.dir, 'discover');
+    write('discover/repo/config.json', Buffer.from('{}'));
+    write('discover/repo/onnx/model.onnx', model(1));
+    write('discover/repo/onnx/model_fp16.onnx', model(1));
+    write('discover/exports/a.onnx', model(1));
+    write('discover/exports/b.onnx', model(2));
+    write('discover/exports/b.onnx.data', Buffer.alloc(16));
+    write('discover/folder/model.onnx', model(3));
+    write('discover/folder/model.onnx_data', Buffer.alloc(16));
+    const found = await discoverModels(root);
+    expect(found.map((m) => m.id)).toEqual(['exports/a.onnx', 'exports/b.onnx', 'folder', 'repo']);
   });
 
   test('a malformed .onnx: exit 3, one line naming the file and the problem', () => {
