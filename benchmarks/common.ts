@@ -1,4 +1,5 @@
 // Shared pieces of the benchmarks: data files, timing, tables, machine facts.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -93,6 +94,20 @@ export function ensureWeightsFile(name: string, dtype: string, bytes: number, va
   }
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
+  return file;
+}
+
+/**
+ * The tensors of a safetensors file from ensureWeightsFile, written by torch.save itself as a
+ * PyTorch checkpoint (ZIP layout) next to it (benchmarks/torch_checkpoint.py; needs
+ * /usr/bin/python3 with torch). Reused if present.
+ */
+export function ensureTorchFile(name: string, safetensors: string): string {
+  const file = path.join(dataDir(), name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (fs.existsSync(file) && fs.statSync(file).mtimeMs >= fs.statSync(safetensors).mtimeMs) return file;
+  const r = spawnSync('/usr/bin/python3', [path.join(packageRoot(), 'benchmarks', 'torch_checkpoint.py'), safetensors, file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`torch_checkpoint.py failed (needs /usr/bin/python3 with torch): ${r.stderr}`);
   return file;
 }
 

@@ -6,7 +6,9 @@
 //   all N models, bytes read per model, and a naive per-pair-reload baseline.
 //   whole pipeline: mother recover vs a reference-style Python pipeline on 5 LLM-shaped models.
 //   gpu: the same passes on the CUDA backend vs the CPU, when a GPU is usable (else skipped).
-// Usage: npm run bench [-- stats|pairwise|gpu|pipeline ...] (default: all sections).
+//   pytorch: the statistics pass on a PyTorch checkpoint written by torch.save (ZIP layout) vs a
+//   plain read of the same bytes, next to the same tensors as safetensors; peak RSS on 4 GiB.
+// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
@@ -16,7 +18,7 @@ import * as path from 'node:path';
 
 import { pairwiseStats, resolveBackend, scanModel } from '../lib';
 import { native, packageRoot } from '../lib/core/binding';
-import { ensureWeightsFile, gbps, machine, median, table } from './common';
+import { ensureTorchFile, ensureWeightsFile, gbps, machine, median, table } from './common';
 import { benchPairwise, pairwiseModels } from './pairwise';
 import { benchPipeline } from './pipeline';
 
@@ -74,6 +76,67 @@ async function benchStats(): Promise<void> {
     table(
       ['memory check', 'file', 'peak RSS', 'node + addon alone', 'RSS / file size'],
       [['scanModel, all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(b.rss / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
+    ),
+  );
+}
+
+// Peak RSS (VmHWM) of a child process that scans `file`, and of node + the addon alone.
+function peakRss(file: string): { rss: number; base: number; bytes: number } {
+  const hwm = `Number(/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))[1]) * 1024`;
+  const lib = JSON.stringify(path.join(packageRoot(), 'dist/lib/index.js'));
+  const script = `require(${lib}).scanModel(${JSON.stringify(file)}, { backend: 'cpu' }).then(s => console.log(JSON.stringify({ rss: ${hwm}, bytes: s.bytes })))`;
+  const base = spawnSync(process.execPath, ['-e', `require(${lib}).simdPaths(); console.log(JSON.stringify({ rss: ${hwm} }))`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`memory check failed: ${r.stderr}`);
+  const m = JSON.parse(r.stdout) as { rss: number; bytes: number };
+  return { rss: m.rss, base: (JSON.parse(base.stdout) as { rss: number }).rss, bytes: m.bytes };
+}
+
+// The statistics pass on PyTorch checkpoints (torch.save's ZIP layout, read through the
+// restricted unpickler, tensors mapped in place) against a plain read of the same bytes, and
+// the same tensors as safetensors in the same run: the ratios should match.
+async function benchPytorch(): Promise<void> {
+  const size = Number(process.env.MOTHER_BENCH_GIB || 1) * GiB;
+  const rssSize = Number(process.env.MOTHER_BENCH_RSS_GIB || 4) * GiB;
+  const reps = Number(process.env.MOTHER_BENCH_REPS || 5);
+  const addon = native();
+  const best = addon.simdPaths().at(-1)!;
+  console.log(`\n## PyTorch checkpoints: statistics pass vs plain read (reps: ${reps}, median, SIMD ${best})\n`);
+  const rows: (string | number)[][] = [];
+  for (const dtype of ['F32', 'BF16']) {
+    process.stderr.write(`preparing ${dtype} files...\n`);
+    const st = ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size);
+    const pt = ensureTorchFile(`weights-${dtype}-${size / GiB}GiB.pt`, st);
+    const files = [['safetensors', st], ['pytorch (zip)', pt]] as const;
+    const plain: number[][] = files.map(() => []);
+    const stats: number[][] = files.map(() => []);
+    const bytes: number[] = files.map(() => 0);
+    for (const [, f] of files) await addon.testing.plainRead([f], {}); // warm the page cache
+    for (let r = 0; r < reps; r++) {
+      for (let i = 0; i < files.length; i++) {
+        const pr = await addon.testing.plainRead([files[i][1]], { simd: best });
+        plain[i].push(gbps(pr.bytes, pr.seconds));
+        const s = await scanModel(files[i][1], { simd: best, backend: 'cpu' });
+        bytes[i] = s.bytes;
+        stats[i].push(gbps(s.bytes, s.seconds));
+      }
+    }
+    files.forEach(([format], i) => {
+      const p = median(plain[i]), v = median(stats[i]);
+      rows.push([format, dtype, (bytes[i] / GiB).toFixed(2) + ' GiB', p.toFixed(2), v.toFixed(2), (v / p).toFixed(2)]);
+    });
+  }
+  console.log(table(['format', 'dtype', 'size', 'plain read GB/s', 'stats GB/s', 'ratio'], rows));
+  console.log(`\nplain read = native read-and-sum loop over the same views of the same mmaps (same threads and chunking); target: the PyTorch ratio equals the safetensors ratio\n`);
+
+  process.stderr.write(`preparing a ${rssSize / GiB} GiB pytorch_model.bin for the memory check...\n`);
+  const bigSt = ensureWeightsFile(`weights-BF16-${rssSize / GiB}GiB.safetensors`, 'BF16', rssSize);
+  const big = ensureTorchFile(`torch-BF16-${rssSize / GiB}GiB/pytorch_model.bin`, bigSt);
+  const m = peakRss(big);
+  console.log(
+    table(
+      ['memory check', 'file', 'peak RSS', 'node + addon alone', 'RSS / file size'],
+      [['scanModel pytorch_model.bin (zip, ZIP64), all threads', `${(m.bytes / GiB).toFixed(2)} GiB`, `${(m.rss / 2 ** 20).toFixed(0)} MiB`, `${(m.base / 2 ** 20).toFixed(0)} MiB`, (m.rss / m.bytes).toFixed(3)]],
     ),
   );
 }
@@ -138,6 +201,7 @@ async function main(): Promise<void> {
     console.log(`\nratio = pairwise GB/s / plain read GB/s of the same N files (target >= 0.5 at N = 8); naive = every pair reads both models again (per-pair time x pairs where not all pairs were timed)`);
   }
   if (want('gpu')) await benchGpu();
+  if (want('pytorch')) await benchPytorch();
   if (want('pipeline')) {
     console.log(`\n## whole pipeline: mother recover vs a reference-style Python pipeline\n`);
     console.log(await benchPipeline());

@@ -328,3 +328,36 @@ class LoRALinear(nn.Module):
             for p in lin.parameters():
                 p.requires_grad_(True)
             return lin
+
+
+# ---------------------------------------------------------------------------- PyTorch defaults
+def _uniform_(p, bound, gen):
+    with torch.no_grad():
+        p.data.copy_(((torch.rand(p.shape, generator=gen) * 2 - 1) * bound).to(p.device))
+
+
+def init_torch_default_(model, gen):
+    """What the modules' own reset_parameters() give (no transformers _init_weights):
+    nn.Linear / nn.Conv2d weight kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), +1/sqrt(fan_in)),
+    bias U(-1/sqrt(fan_in), +1/sqrt(fan_in)); nn.Embedding normal(0, 1); LayerNorm / RMSNorm
+    weight 1, bias 0; the ViT CLS token and position embeddings as transformers' ViTEmbeddings
+    constructor draws them, torch.randn (normal(0, 1)). Drawn from our generator, in module
+    order, so the same seed gives the same weights on every device."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                _uniform_(m.weight, bound, gen)
+                if m.bias is not None:
+                    _uniform_(m.bias, bound, gen)
+            elif isinstance(m, nn.Embedding):
+                m.weight.data.copy_(torch.randn(m.weight.shape, generator=gen).to(m.weight.device))
+            elif isinstance(m, (nn.LayerNorm, LlamaRMSNorm)):
+                m.weight.data.fill_(1.0)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.data.zero_()
+            elif isinstance(m, ViTEmbeddings):
+                m.cls_token.data.copy_(torch.randn(m.cls_token.shape, generator=gen).to(m.cls_token.device))
+                m.position_embeddings.data.copy_(
+                    torch.randn(m.position_embeddings.shape, generator=gen).to(m.position_embeddings.device))

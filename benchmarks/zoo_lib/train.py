@@ -19,20 +19,26 @@ def lr_at(step, steps, peak, warmup, schedule, final_frac=0.0):
     raise ValueError(schedule)
 
 
-def make_optimizer(model, params, lr, wd, betas):
-    """AdamW; weight decay (if any) only on >= 2-D weights, as common trainers configure it."""
+def make_optimizer(model, params, lr, wd, betas, opt="adamw", momentum=0.0):
+    """AdamW (decoupled weight decay) or SGD with momentum (coupled L2 weight decay, as
+    torch.optim.SGD does it); weight decay (if any) only on >= 2-D weights, as common
+    trainers configure it."""
     params = [p for p in params if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if opt == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    if opt != "adamw":
+        raise ValueError(opt)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
 
 
 def run(model, params, batch_fn, loss_fn, steps, lr, wd, betas, schedule, warmup, clip, gen,
-        final_frac=0.0, hook=None):
+        final_frac=0.0, hook=None, opt="adamw", momentum=0.0):
     """Generic loop. batch_fn(gen) -> batch on device; loss_fn(model, batch) -> scalar.
     Returns the mean training loss over the last 10% of steps."""
-    opt = make_optimizer(model, params, lr, wd, betas)
+    opt = make_optimizer(model, params, lr, wd, betas, opt, momentum)
     trainable = [p for g in opt.param_groups for p in g["params"]]
     model.train()
     tail, tail_n = 0.0, max(1, steps // 10)

@@ -1,10 +1,15 @@
 """Train and save one model of the zoo (runs in a worker process)."""
 import json
 import os
+import shutil
 
+import numpy as np
 import torch
 
-from . import data, models, safetensors_io, train
+from . import data, models, quant, safetensors_io, train
+
+COPY_KINDS = ("quantized", "converted", "duplicate", "merge")
+_DTYPE_TORCH_NAME = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 _CACHE = {}
 
@@ -131,14 +136,22 @@ def _load(model_dir, device):
 def build(m, out_root, device, arch_cfg, recipe):
     """Train model `m` (a plan entry), save it under out_root/m['id'], return its summary."""
     setup_torch(device)
+    if m["kind"] in COPY_KINDS:
+        return build_copy(m, out_root, device)
     gen = torch.Generator().manual_seed(m["seed"])
     if m["parent"] is None:
         if m["arch"] == "vit":
             model = models.ViTForImageClassification(dict(arch_cfg, num_labels=10))
-            models.init_vit_(model, gen)
+            if m["init"] == "torch":
+                models.init_torch_default_(model, gen)
+            else:
+                models.init_vit_(model, gen)
         else:
             model = models.LlamaForCausalLM(dict(arch_cfg, vocab_size=256))
-            models.init_llama_(model, gen)
+            if m["init"] == "torch":
+                models.init_torch_default_(model, gen)
+            else:
+                models.init_llama_(model, gen)
         model = model.to(device)
     else:
         model = _load(os.path.join(out_root, m["parent"]), device)
@@ -192,7 +205,8 @@ def _train_vit(model, m, r, gen, device):
     xs = data.shifted_copies(tx) if r["shifts"] else tx.unsqueeze(0)
     bf = train.image_batches(xs, ty, r["batch"], r["noise"], device)
     loss = train.run(model, params, bf, train.image_loss, m["steps"], r["lr"], r["wd"], r["betas"],
-                     r["schedule"], int(m["steps"] * r["warmup"]), r["clip"], gen, r["final_frac"])
+                     r["schedule"], int(m["steps"] * r["warmup"]), r["clip"], gen, r["final_frac"],
+                     opt=r.get("opt", "adamw"), momentum=r.get("momentum", 0.0))
     if lora_mods:
         for layer in model.vit.encoder.layer:
             att = layer.attention.attention
@@ -212,6 +226,79 @@ def _train_llama(model, m, r, gen, device):
     bf = train.text_batches([t[0] for t in toks], [srcs[nm] for nm in names], r["batch"], r["seq"], device)
     loss = train.run(model, list(model.parameters()), bf, train.lm_loss, m["steps"], r["lr"], r["wd"],
                      r["betas"], r["schedule"], int(m["steps"] * r["warmup"]), r["clip"], gen,
-                     r["final_frac"])
+                     r["final_frac"], opt=r.get("opt", "adamw"), momentum=r.get("momentum", 0.0))
     ev = sum(train.lm_eval_loss(model, t[1], r["seq"], device) for t in toks) / len(toks)
     return loss, ev, "eval_loss_nats_per_token"
+
+
+# ---------------------------------------------------------------------------- copies
+def _weight_files(model_dir):
+    idx = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        with open(idx) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        return shards + ["model.safetensors.index.json"]
+    return ["model.safetensors"]
+
+
+def build_copy(m, out_root, device):
+    """A copy of a trained model, made from its saved files (no training): a ggml-style
+    quantisation round trip, a dtype conversion, a duplicate, or a weighted average of two
+    models of identical architecture (a merge). Same config and tensor names as the source."""
+    srcs = [os.path.join(out_root, p) for p in m["parents"]]
+    out_dir = os.path.join(out_root, m["id"])
+    os.makedirs(out_dir, exist_ok=True)
+    extra = {}
+    if m["op"] == "dup_bytes":
+        files = _weight_files(srcs[0])
+        for fn in ["config.json"] + files + (["added_tokens.json"]
+                                             if os.path.exists(os.path.join(srcs[0], "added_tokens.json")) else []):
+            shutil.copyfile(os.path.join(srcs[0], fn), os.path.join(out_dir, fn))
+    else:
+        states = [safetensors_io.load_model(s) for s in srcs]
+        state = states[0]
+        if m["op"] == "merge":
+            w = [np.float64(x) for x in m["merge_weights"]]
+            a, b = states
+            if sorted(a) != sorted(b) or any(a[k].shape != b[k].shape for k in a):
+                raise ValueError("%s: merge parents differ in tensor names or shapes" % m["id"])
+            state = {k: (w[0] * a[k].astype(np.float64) + w[1] * b[k].astype(np.float64)).astype(np.float32)
+                     for k in a}
+        elif m["op"] in quant.QUANTIZERS:
+            state, done = quant.quantize_state(state, m["op"])
+            extra["quantized_tensors"] = len(done)
+        for s in states:  # a copy or merge keeps the architecture and tensor names of its parents
+            if sorted(s) != sorted(state) or any(s[k].shape != state[k].shape for k in s):
+                raise ValueError("%s: tensor names or shapes differ from a parent's" % m["id"])
+        with open(os.path.join(srcs[0], "config.json")) as f:
+            hf = json.load(f)
+        hf["torch_dtype"] = _DTYPE_TORCH_NAME[m["dtype"]]
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            f.write(json.dumps(hf, indent=2, sort_keys=True) + "\n")
+        if os.path.exists(os.path.join(srcs[0], "added_tokens.json")):
+            shutil.copyfile(os.path.join(srcs[0], "added_tokens.json"), os.path.join(out_dir, "added_tokens.json"))
+        files = safetensors_io.save_model({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
+                                          out_dir, m["dtype"], shards=m["shards"])
+    model = _load(out_dir, device)
+    if m["arch"] == "vit":
+        x, y, _ = _digits()
+        accs = []
+        for t in m["task"].split("+"):
+            _, _, ex, ey, _ = data.image_task(x, y, t)
+            accs.append(train.image_accuracy(model, ex, ey, device))
+        metric, name = sum(accs) / len(accs), "accuracy"
+    else:
+        srcs_t, ext = TEXT_TASKS[m["task"]]
+        toks = [_tokens(nm, ext) for nm in sorted(srcs_t)]
+        metric = sum(train.lm_eval_loss(model, t[1], 64, device) for t in toks) / len(toks)
+        name = "eval_loss_nats_per_token"
+    res = {
+        "id": m["id"],
+        "params": int(sum(v.numel() for v in model.state_dict().values())),
+        "final_loss": None,
+        "eval_metric": round(metric, 6),
+        "eval_metric_name": name,
+        "files": files,
+    }
+    res.update(extra)
+    return res

@@ -69,7 +69,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
       tensors: stats.tensors.map((t) => ({
         name: t.name, dtype: t.dtype, shape: t.shape, count: t.count, mean: t.mean, std: t.std,
         skewness: t.skewness, kurtosis: t.kurtosis, min: t.min, max: t.max, l2: t.l2, absMean: t.absMean,
-        nan: t.nan, inf: t.inf,
+        nan: t.nan, inf: t.inf, ...(t.unreadable ? { unreadable: t.unreadable } : {}),
       })),
     };
     out.write(JSON.stringify(doc, null, 2) + '\n');
@@ -84,6 +84,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
       false, false, false, true, true, true, true, true, true, true, true,
     ]) + '\n',
   );
+  for (const t of stats.tensors) if (t.unreadable) out.write(`not read: ${t.name}: ${t.unreadable}\n`);
   const rate = stats.seconds > 0 ? `${formatBytes(stats.bytes / stats.seconds)}/s` : '-';
   out.write(
     `\n${stats.tensors.length} tensors in ${stats.files.length} file(s), ${formatBytes(stats.bytes)} read in ${stats.seconds.toFixed(3)} s (${rate}, ${deviceLabel(stats.backend, stats.simd)}, ${stats.threads} threads)\n`,

@@ -18,6 +18,8 @@ export interface RawScan {
   dtypes: string[];
   shapes: number[][];
   fileIndex: Uint32Array;
+  /** per tensor: why its values were not read (a non-contiguous PyTorch view), or null */
+  unreadable: (string | null)[];
   /** per tensor, the float64 slots of summaryLayout() (read them with packedRecords) */
   stats: Float64Array;
   bytes: number;
@@ -31,7 +33,7 @@ export interface RawScan {
 export interface RawInspect {
   files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
   /** decoded: the reader decoded the values into memory (ONNX typed fields); offset is then in that copy */
-  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; decoded?: true }[];
+  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
 }
 
 export interface RawPairwise {

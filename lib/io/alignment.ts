@@ -39,7 +39,7 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
   const n = headers.length;
   const matches = layerMatcher(filter) ?? (() => true);
   const order: string[] = [];
-  const byName = new Map<string, ({ dtype: string; shape: number[] } | null)[]>();
+  const byName = new Map<string, ({ dtype: string; shape: number[]; unreadable?: string } | null)[]>();
   headers.forEach((h, m) => {
     for (const t of h.tensors) {
       let entry = byName.get(t.name);
@@ -48,7 +48,7 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
         byName.set(t.name, entry);
         order.push(t.name);
       }
-      entry[m] = { dtype: t.dtype, shape: t.shape };
+      entry[m] = { dtype: t.dtype, shape: t.shape, ...(t.unreadable ? { unreadable: t.unreadable } : {}) };
     }
   });
   const tensors: AlignedTensor[] = [];
@@ -63,6 +63,11 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
     for (const m of present) {
       if (!floats.includes(m)) skipped.push({ name, model: m, reason: `dtype ${entry[m]!.dtype} has no float values` });
     }
+    for (const m of floats.filter((m) => entry[m]!.unreadable)) {
+      skipped.push({ name, model: m, reason: `not read: ${entry[m]!.unreadable}` });
+      floats.splice(floats.indexOf(m), 1);
+    }
+    if (floats.length === 0) continue; // reported above
     // The trailing shape most models share (ties: the earliest model's) is the reference.
     const key = (s: number[]) => JSON.stringify(s.length === 0 ? [] : s.slice(1)) + `/${s.length}`;
     const votes = new Map<string, number>();

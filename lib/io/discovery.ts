@@ -1,11 +1,13 @@
 // Stage 1 of the pipeline (read): model discovery, from a path the user gives to the weight
 // files of one model.
 // Accepted: a Hugging Face model directory (config.json + model.safetensors, or shards with
-// model.safetensors.index.json), a diffusers component directory (diffusion_pytorch_model.*),
-// a bare .safetensors file, or a *.safetensors.index.json file; a file of any other format the
-// native readers claim (.onnx), and a directory holding model.onnx, onnx/model.onnx (the
-// Hugging Face layout of ONNX exports) or one .onnx file. safetensors weights are preferred;
-// when ONNX files are there too, the ModelFiles note says which file was read.
+// model.safetensors.index.json; else pytorch_model.bin or its shards with
+// pytorch_model.bin.index.json: safetensors are preferred when both are there), a diffusers
+// component directory (diffusion_pytorch_model.*), a weight file of a format the addon reads
+// (.safetensors, PyTorch .bin/.pt/.pth/.ckpt, .onnx), or a *.safetensors.index.json /
+// *.bin.index.json file; and a directory holding model.onnx, onnx/model.onnx (the Hugging Face
+// layout of ONNX exports) or one .onnx file, where it has no safetensors or PyTorch weights.
+// When other weight files are there too, the ModelFiles note says which file was read.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -29,6 +31,9 @@ export interface ModelFiles {
 
 const SINGLE_NAMES = ['model.safetensors', 'diffusion_pytorch_model.safetensors'];
 const INDEX_NAMES = ['model.safetensors.index.json', 'diffusion_pytorch_model.safetensors.index.json'];
+/** PyTorch checkpoints, used only where a directory holds no safetensors weights. */
+const TORCH_NAMES = ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'diffusion_pytorch_model.bin', 'diffusion_pytorch_model.bin.index.json'];
+const isIndex = (p: string) => p.endsWith('.safetensors.index.json') || p.endsWith('.bin.index.json');
 
 async function statOrNull(p: string) {
   try {
@@ -61,11 +66,11 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
   const st = await statOrNull(abs);
   if (!st) throw new MotherError('ERR_NOT_FOUND', `${input}: no such file or directory`, { file: abs });
   if (st.isFile()) {
-    if (abs.endsWith('.safetensors.index.json')) {
+    if (isIndex(abs)) {
       return { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)) };
     }
     if (native().formatOf(abs) !== null) return { path: abs, files: [abs], index: '' };
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, .onnx) or a shard index`, { file: abs });
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .onnx) or a shard index`, { file: abs });
   }
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
 
@@ -85,12 +90,12 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
   if (onnx.length > 1) {
     throw new MotherError('ERR_NOT_A_MODEL', `${input}: several ONNX files (${several(onnx)}) and no model.onnx: point at one of them`, { file: abs });
   }
-  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no weights in this directory (model.safetensors or a shard index, model.onnx or onnx/model.onnx)`, {
+  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no weights (model.safetensors, pytorch_model.bin or a shard index, model.onnx or onnx/model.onnx) in this directory`, {
     file: abs,
   });
 }
 
-/** The safetensors weights of the directory `abs`, or null when it has none. */
+/** The safetensors weights of the directory `abs`, else its PyTorch checkpoint, or null when it has neither. */
 async function safetensorsIn(abs: string, input: string, config: Record<string, unknown> | undefined): Promise<ModelFiles | null> {
   for (const name of SINGLE_NAMES) {
     const p = path.join(abs, name);
@@ -106,6 +111,12 @@ async function safetensorsIn(abs: string, input: string, config: Record<string, 
   const singles = entries.filter((e) => e.endsWith('.safetensors'));
   if (indexes.length === 0 && singles.length === 1) {
     return { path: abs, files: [path.join(abs, singles[0])], index: '', config };
+  }
+  if (indexes.length === 0 && singles.length === 0) {
+    for (const name of TORCH_NAMES) {
+      const p = path.join(abs, name);
+      if ((await statOrNull(p))?.isFile()) return name.endsWith('.json') ? { path: abs, files: [], index: p, config } : { path: abs, files: [p], index: '', config };
+    }
   }
   if (indexes.length > 1 || singles.length > 1) {
     throw new MotherError(
@@ -165,7 +176,7 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   };
   if (st.isFile() || (await asModel(absRoot))) {
     if (st.isFile() && !(await asModel(absRoot))) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, .onnx) or a shard index`, { file: absRoot });
+      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .onnx) or a shard index`, { file: absRoot });
     }
     return [{ id: path.basename(absRoot), path: absRoot }];
   }

@@ -8,10 +8,11 @@ import { native } from '../core/binding';
 export interface ModelHeader {
   model: string;
   files: { path: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
-  /** offset and bytes: where the tensor's bytes lie in `file`; decoded: true when the reader
-   *  decoded them into memory instead (ONNX values stored as protobuf varints), and offset is in
-   *  that copy. */
-  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; decoded?: true }[];
+  /** `unreadable`: why the tensor's values cannot be read in order (a non-contiguous view in a
+   *  PyTorch checkpoint); such a tensor has no statistics and is not compared. `decoded`: the
+   *  reader decoded the values into memory (ONNX values stored as protobuf varints), and
+   *  `offset` is in that copy, not in `file`. */
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

@@ -31,6 +31,8 @@ export interface TensorStats {
   absMean: number | null;
   nan: number | null;
   inf: number | null;
+  /** Why the values were not read (a non-contiguous view in a PyTorch checkpoint); absent when they were. */
+  unreadable?: string;
 }
 
 export interface ModelStats {
@@ -102,6 +104,7 @@ export function toModelStats(model: string, raw: RawScan, backend?: BackendUsed)
       absMean: stat('absMean'),
       nan: has ? slot(i, 'nan') : null,
       inf: has ? slot(i, 'inf') : null,
+      ...(raw.unreadable?.[i] ? { unreadable: raw.unreadable[i]! } : {}),
     };
   });
   return {

@@ -60,6 +60,7 @@ struct ScanOp {
     for (size_t i = 0; i < model.files.size(); ++i) paths.Set(i, model.files[i].path());
     out.Set("files", paths);
     Napi::Array names = Napi::Array::New(env, n), dtypes = Napi::Array::New(env, n), shapes = Napi::Array::New(env, n);
+    Napi::Array unreadable = Napi::Array::New(env, n);  // why a tensor's values were not read, or null
     Napi::Uint32Array file_of = Napi::Uint32Array::New(env, n);
     Napi::Float64Array stats = Napi::Float64Array::New(env, n * width);
     uint64_t bytes = 0;
@@ -69,12 +70,14 @@ struct ScanOp {
       dtypes.Set(i, mother::dtype_name(t.dtype));
       shapes.Set(i, number_array(env, t.shape));
       file_of[i] = t.file;
+      unreadable.Set(i, t.unreadable.empty() ? env.Null() : Napi::Value(Napi::String::New(env, t.unreadable)));
       mother::pack(results[i], stats.Data() + i * width);
       bytes += t.bytes;
     }
     out.Set("names", names);
     out.Set("dtypes", dtypes);
     out.Set("shapes", shapes);
+    out.Set("unreadable", unreadable);
     out.Set("fileIndex", file_of);
     out.Set("stats", stats);
     out.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes)));

@@ -39,6 +39,14 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(MissingShard, "ERR_MISSING_SHARD", Input, "the shard index names a shard file that does not exist") \
   X(IndexTensorMissing, "ERR_INDEX_TENSOR_MISSING", Input, "the shard index maps a tensor to a shard that does not hold it") \
   X(DuplicateTensor, "ERR_DUPLICATE_TENSOR", Input, "the same tensor name in two shards")              \
+  X(ZipInvalid, "ERR_ZIP_INVALID", Input, "a malformed ZIP archive (end records, central directory, local headers, bounds, overlaps)") \
+  X(ZipUnsupported, "ERR_ZIP_UNSUPPORTED", Input, "a ZIP entry that is compressed or encrypted, or an archive on several disks") \
+  X(PickleInvalid, "ERR_PICKLE_INVALID", Input, "a malformed pickle or one outside what a state dict uses (opcode, stack, memo, argument types)") \
+  X(PickleLimit, "ERR_PICKLE_LIMIT", Input, "a pickle beyond a limit (objects, references, stack, marks, memo, nesting, name length)") \
+  X(UnsafePickle, "ERR_UNSAFE_PICKLE", Input, "a pickle names a global outside the allow-list of tensor-rebuilding globals (never run)") \
+  X(TorchFormat, "ERR_TORCH_FORMAT", Input, "not a PyTorch checkpoint layout (no data.pkl, legacy magic/version/system info, not a dict of tensors)") \
+  X(TorchUnsupported, "ERR_TORCH_UNSUPPORTED", Input, "a PyTorch feature mother does not read (quantized, sparse, complex128, big-endian, tar format)") \
+  X(TorchStorage, "ERR_TORCH_STORAGE", Input, "a storage missing or of the wrong size, or a tensor outside its storage") \
   X(ProtobufTruncated, "ERR_PROTOBUF_TRUNCATED", Input, "protobuf: a varint or fixed-width value is cut off by the end of its message") \
   X(ProtobufVarint, "ERR_PROTOBUF_VARINT", Input, "protobuf: a varint longer than 10 bytes or above 2^64 - 1") \
   X(ProtobufLength, "ERR_PROTOBUF_LENGTH", Input, "protobuf: a length-delimited field runs past the end of its enclosing message") \

@@ -45,8 +45,11 @@ struct TensorView {
     block_elems = 8 / std::gcd(bits, 8u);
     block_bytes = bits * block_elems / 8;
   }
+  // Why the elements cannot be read in order (a non-contiguous view in a PyTorch checkpoint),
+  // or empty. Such a view has no statistics and takes no part in comparisons.
+  std::string unreadable;
   // Float values the statistics and pairwise passes reduce.
-  bool has_stats() const { return dtype_has_stats(dtype); }
+  bool has_stats() const { return unreadable.empty() && dtype_has_stats(dtype); }
   uint64_t byte_offset(uint64_t first) const { return offset + first / block_elems * block_bytes; }
   uint64_t byte_len(uint64_t elems) const { return (elems + block_elems - 1) / block_elems * block_bytes; }
   const uint8_t* data(uint64_t first) const { return map->data() + byte_offset(first); }

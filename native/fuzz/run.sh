@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets and runs each for a bounded time: the safetensors header reader
-# (fuzz_header.cc) and the protobuf wire reader with the ONNX reader (fuzz_onnx.cc).
+# (header: fuzz_header.cc), the PyTorch checkpoint reader with its ZIP reader and restricted
+# unpickler (pytorch: fuzz_pytorch.cc), and the protobuf wire reader with the ONNX reader
+# (onnx: fuzz_onnx.cc).
 #
 #   npm run fuzz                          # 60 s per target
 #   FUZZ_SECONDS=600 npm run fuzz         # longer
-#   FUZZ_TARGET=onnx npm run fuzz         # one target: header | onnx (default: both)
+#   FUZZ_TARGET=onnx npm run fuzz         # some targets: header, pytorch, onnx (default: all three)
 #   FUZZ_TARGET=onnx bash native/fuzz/run.sh CRASH_FILE...   # re-run reproducers (no fuzzing)
 #
 # Environment: FUZZ_SECONDS (default 60), FUZZ_TARGET, CXX (default clang++), FUZZ_JOBS (parallel
 # fuzzing processes, default 1), FUZZ_ARGS (extra libFuzzer flags), FUZZ_COVERAGE=1 (afterwards,
-# print the line coverage of the target's parser sources reached by the corpus; needs llvm-cov).
-# Output in build-fuzz/ (git-ignored): the binaries fuzz_<target>, a corpus per target
-# (corpus-<target>/, kept between runs), crash artifacts (artifacts/) and the seeds
-# (seeds-<target>/: the files of test/fixtures/malformed, resp. test/fixtures/onnx-malformed).
+# print the line coverage of the target's reader files reached by the corpus; needs llvm-cov).
+# Output in build-fuzz/ (git-ignored): the binaries fuzz_<target>, a corpus per target (corpus/
+# for header, corpus-<target>/ for the others; kept between runs), crash artifacts (artifacts/)
+# and the seeds (seeds/, seeds-<target>/): the files of test/fixtures/malformed; of
+# test/fixtures/pytorch-malformed and test/fixtures/pytorch, and their data.pkl; of
+# test/fixtures/onnx-malformed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,7 +27,7 @@ CXX="${CXX:-clang++}"
 OUT="$ROOT/build-fuzz"
 SECONDS_TO_RUN="${FUZZ_SECONDS:-60}"
 JOBS="${FUZZ_JOBS:-1}"
-TARGETS="${FUZZ_TARGET:-header onnx}"
+TARGETS="${FUZZ_TARGET:-header pytorch onnx}"
 
 if ! command -v "$CXX" >/dev/null 2>&1; then
   echo "run.sh: $CXX not found; libFuzzer needs clang (apt-get install clang libclang-rt-14-dev)" >&2
@@ -66,6 +70,30 @@ for (const [k, v] of Object.entries(seeds)) fs.writeFileSync(path.join(out, "val
 ' "$dir"
 }
 
+# Seeds of the PyTorch target: every file of the PyTorch fixture sets (malformed, malicious,
+# valid, written by torch), and the data.pkl of each archive among them as a bare pickle.
+seed_pytorch() {
+  local dir=$1
+  i=0
+  while IFS= read -r -d '' f; do
+    cp "$f" "$dir/fixture-$i-$(basename "$f")"
+    i=$((i + 1))
+  done < <(find test/fixtures/pytorch-malformed test/fixtures/pytorch -type f ! -name '*.json' ! -name '*.md' -size -65536c -print0 2>/dev/null | sort -z)
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c '
+import sys, zipfile, pathlib
+out = pathlib.Path(sys.argv[1])
+for i, p in enumerate(sorted(out.iterdir())):
+    try:
+        z = zipfile.ZipFile(p)
+        names = [n for n in z.namelist() if n.endswith("data.pkl")]
+        if names: (out / f"pickle-{i}.pkl").write_bytes(z.read(names[0]))
+    except Exception:
+        pass
+' "$dir"
+  fi
+}
+
 # Seeds of the ONNX target: every .onnx file of the ONNX fixture set (malformed and valid).
 seed_onnx() {
   local dir=$1
@@ -84,13 +112,19 @@ for target in $TARGETS; do
     header)
       SOURCES=("${COMMON[@]}" native/formats/safetensors.cc native/fuzz/fuzz_header.cc)
       COV_SOURCES=(native/core/json.cc native/formats/safetensors.cc) ;;
+    pytorch)
+      SOURCES=("${COMMON[@]}" native/formats/zip.cc native/formats/pickle.cc native/formats/pytorch.cc native/fuzz/fuzz_pytorch.cc)
+      COV_SOURCES=(native/formats/zip.cc native/formats/pickle.cc native/formats/pytorch.cc) ;;
     onnx)
       SOURCES=("${COMMON[@]}" native/formats/protobuf.cc native/formats/onnx.cc native/fuzz/fuzz_onnx.cc)
       COV_SOURCES=(native/formats/protobuf.cc native/formats/onnx.cc) ;;
-    *) echo "run.sh: unknown FUZZ_TARGET '$target' (header, onnx)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown FUZZ_TARGET '$target' (header, pytorch, onnx)" >&2; exit 2 ;;
   esac
   BIN="$OUT/fuzz_$target"
-  mkdir -p "$OUT/corpus-$target" "$OUT/seeds-$target" "$OUT/artifacts"
+  CORPUS="$OUT/corpus-$target"
+  SEEDS="$OUT/seeds-$target"
+  if [ "$target" = header ]; then CORPUS="$OUT/corpus"; SEEDS="$OUT/seeds"; fi
+  mkdir -p "$CORPUS" "$SEEDS" "$OUT/artifacts"
 
   # Rebuild when the binary is missing or older than any source or header.
   need_build=0
@@ -113,13 +147,13 @@ for target in $TARGETS; do
     continue
   fi
 
-  rm -f "$OUT/seeds-$target/"*
-  "seed_$target" "$OUT/seeds-$target"
-  echo "run.sh: fuzzing $target for ${SECONDS_TO_RUN}s ($(ls "$OUT/seeds-$target" | wc -l) seeds, corpus $(ls "$OUT/corpus-$target" | wc -l) files)"
+  rm -f "$SEEDS/"*
+  "seed_$target" "$SEEDS"
+  echo "run.sh: fuzzing $target for ${SECONDS_TO_RUN}s ($(ls "$SEEDS" | wc -l) seeds, corpus $(ls "$CORPUS" | wc -l) files)"
   JOB_ARGS=()
   if [ "$JOBS" -gt 1 ]; then JOB_ARGS=(-jobs="$JOBS" -workers="$JOBS"); fi
   # shellcheck disable=SC2086
-  "$BIN" "$OUT/corpus-$target" "$OUT/seeds-$target" \
+  "$BIN" "$CORPUS" "$SEEDS" \
     -dict="native/fuzz/$target.dict" \
     -max_len=65536 \
     -max_total_time="$SECONDS_TO_RUN" \
@@ -138,7 +172,7 @@ for target in $TARGETS; do
       "$CXX" -std=c++17 -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
         "${SOURCES[@]}" -o "${BIN}_cov"
       rm -f "$OUT"/cov-*.profraw
-      LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "${BIN}_cov" -runs=0 "$OUT/corpus-$target" "$OUT/seeds-$target" >/dev/null 2>&1 || true
+      LLVM_PROFILE_FILE="$OUT/cov-%p.profraw" "${BIN}_cov" -runs=0 "$CORPUS" "$SEEDS" >/dev/null 2>&1 || true
       "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
       "$COV" report "${BIN}_cov" -instr-profile="$OUT/cov.profdata" "${COV_SOURCES[@]}"
     fi
