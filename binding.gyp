@@ -19,6 +19,8 @@
         "native/formats/gguf.cc",
         "native/formats/gguf_names.cc",
         "native/stats/decode.cc",
+        "native/formats/protobuf.cc",
+        "native/formats/onnx.cc",
         "native/stats/kernels_scalar.cc",
         "native/stats/kernels_avx2.cc",
         "native/stats/kernels_avx512.cc",

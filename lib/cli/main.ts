@@ -9,7 +9,7 @@ import { MotherError } from '../core/errors';
 import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
-import { defaultHfCache, discoverHfCache, discoverModels } from '../io/discovery';
+import { defaultHfCache, discoverHfCache, discoverModels, resolveModel } from '../io/discovery';
 import { evaluate, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
 import { linkText, renderTree } from '../output/tree';
 import { GRAPH_FORMATS, GraphFormat, renderGraph } from '../output/render';
@@ -62,9 +62,11 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
   } finally {
     bar.finish();
   }
+  if (stats.note) process.stderr.write(`mother: ${stats.model}: ${stats.note}\n`);
   if (opts.json) {
     const doc = {
       model: stats.model,
+      ...(stats.note ? { note: stats.note } : {}),
       files: stats.files,
       backend: stats.backend,
       tensors: stats.tensors.map((t) => ({
@@ -208,7 +210,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   const seen = new Map<string, number>();
   for (const m of all) seen.set(m.id, (seen.get(m.id) ?? 0) + 1);
   const models = all.map((m) => ({ id: seen.get(m.id)! > 1 ? `${m.root.replace(/\/+$/, '')}/${m.id}` : m.id, path: m.path }));
-  if (opts.verbose) err.write(`found ${models.length} models:\n${models.map((m) => `  ${m.id}  ${m.path}`).join('\n')}\n`);
+  if (opts.verbose) {
+    const notes = await Promise.all(models.map((m) => resolveModel(m.path).then((r) => r.note, () => undefined)));
+    err.write(`found ${models.length} models:\n${models.map((m, i) => `  ${m.id}  ${m.path}${notes[i] ? `  (${notes[i]})` : ''}`).join('\n')}\n`);
+  }
   const truth = opts.truth ? await readTruth(opts.truth) : undefined;
   const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
   let g: ModelGraph;

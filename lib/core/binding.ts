@@ -32,7 +32,8 @@ export interface RawScan {
 
 export interface RawInspect {
   files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
-  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string }[];
+  /** decoded: the reader decoded the values into memory (ONNX typed fields); offset is then in that copy */
+  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
 }
 
 /**

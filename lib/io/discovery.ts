@@ -5,8 +5,11 @@
 // pytorch_model.bin.index.json: safetensors are preferred when both are there), a diffusers
 // component directory (diffusion_pytorch_model.*), a weight file of a format the addon reads
 // (.safetensors, PyTorch .bin/.pt/.pth/.ckpt, .gguf: a GGUF split set NAME-0000N-of-0000M.gguf
-// is one model, all its files), a *.safetensors.index.json / *.bin.index.json file, or a
-// directory whose only weights are one GGUF model.
+// is one model, all its files; .onnx), or a *.safetensors.index.json / *.bin.index.json file;
+// a directory whose only weights are one GGUF model; and a directory holding model.onnx,
+// onnx/model.onnx (the Hugging Face layout of ONNX exports) or one .onnx file, where it has no
+// safetensors or PyTorch weights. When other weight files are there too, the ModelFiles note
+// says which file was read.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -23,6 +26,9 @@ export interface ModelFiles {
   index: string;
   /** Parsed config.json next to the weights, when there is one. */
   config?: Record<string, unknown>;
+  /** Which file was chosen when the directory holds weights in more than one file or format
+   *  (safetensors next to onnx/, several .onnx variants), and which were not read. */
+  note?: string;
 }
 
 const SINGLE_NAMES = ['model.safetensors', 'diffusion_pytorch_model.safetensors'];
@@ -90,11 +96,33 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
     }
     if (native().formatOf(abs) === 'gguf') return { path: abs, files: await ggufFiles(abs), index: '' };
     if (native().formatOf(abs) !== null) return { path: abs, files: [abs], index: '' };
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf) or a shard index`, { file: abs });
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index`, { file: abs });
   }
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
 
   const config = await readConfig(abs);
+  const onnx = await onnxFiles(abs);
+  const found = await safetensorsIn(abs, input, config);
+  const several = (names: string[]) => `${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}`;
+  if (found) {
+    if (onnx.length) found.note = `read ${path.relative(abs, found.files[0] ?? found.index)}; not read: ${several(onnx)}`;
+    return found;
+  }
+  const chosen = ['model.onnx', 'onnx/model.onnx'].find((n) => onnx.includes(n)) ?? (onnx.length === 1 ? onnx[0] : undefined);
+  if (chosen) {
+    const others = onnx.filter((n) => n !== chosen);
+    return { path: abs, files: [path.join(abs, chosen)], index: '', config, ...(others.length ? { note: `read ${chosen}; not read: ${several(others)}` } : {}) };
+  }
+  if (onnx.length > 1) {
+    throw new MotherError('ERR_NOT_A_MODEL', `${input}: several ONNX files (${several(onnx)}) and no model.onnx: point at one of them`, { file: abs });
+  }
+  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no weights (model.safetensors, pytorch_model.bin or a shard index, a .gguf file, model.onnx or onnx/model.onnx) in this directory`, {
+    file: abs,
+  });
+}
+
+/** The safetensors weights of the directory `abs`, else its PyTorch checkpoint, or null when it has neither. */
+async function safetensorsIn(abs: string, input: string, config: Record<string, unknown> | undefined): Promise<ModelFiles | null> {
   for (const name of SINGLE_NAMES) {
     const p = path.join(abs, name);
     if ((await statOrNull(p))?.isFile()) return { path: abs, files: [p], index: '', config };
@@ -127,9 +155,26 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
       { file: abs },
     );
   }
-  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no weights (model.safetensors, pytorch_model.bin or a shard index) in this directory`, {
-    file: abs,
-  });
+  return null;
+}
+
+/** The .onnx files of the directory `abs` and of its onnx/ subfolder, relative to `abs`, sorted. */
+async function onnxFiles(abs: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const sub of ['', 'onnx']) {
+    const dir = path.join(abs, sub);
+    let entries: string[];
+    try {
+      entries = (await fs.readdir(dir)).sort();
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (!e.endsWith('.onnx')) continue;
+      if ((await statOrNull(path.join(dir, e)))?.isFile()) out.push(sub ? `${sub}/${e}` : e);
+    }
+  }
+  return out;
 }
 
 export interface DiscoveredModel {
@@ -142,9 +187,9 @@ const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
 
 /**
  * Finds the models under `root`: the root itself when it is a model (a model directory, a
- * .safetensors or .gguf file or a shard index), else every model directory below it, and bare
- * .safetensors and .gguf files (the first of a split set) in folders that are not model
- * directories themselves. Sorted by id.
+ * .safetensors, .gguf or .onnx file or a shard index), else every model directory below it, and
+ * bare .safetensors, .gguf (the first of a split set) and .onnx files in folders that are not
+ * model directories themselves. Sorted by id.
  */
 export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
   check.path(root, 'root');
@@ -162,7 +207,7 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   };
   if (st.isFile() || (await asModel(absRoot))) {
     if (st.isFile() && !(await asModel(absRoot))) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf) or a shard index`, { file: absRoot });
+      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index`, { file: absRoot });
     }
     return [{ id: path.basename(absRoot), path: absRoot }];
   }
@@ -177,13 +222,13 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
       if (isDir) {
         if (await asModel(p)) out.push({ id: rel(p), path: p });
         else if (depth < maxDepth) await walk(p, depth + 1);
-      } else if ((e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) || isGgufModelFile(e.name)) {
+      } else if ((e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) || isGgufModelFile(e.name) || e.name.endsWith('.onnx')) {
         out.push({ id: rel(p), path: p });
       }
     }
   };
   await walk(absRoot, 0);
-  if (out.length === 0) throw new MotherError('ERR_NOT_A_MODEL', `${root}: no models found (model directories or .safetensors files)`, { file: absRoot });
+  if (out.length === 0) throw new MotherError('ERR_NOT_A_MODEL', `${root}: no models found (model directories, .safetensors or .onnx files)`, { file: absRoot });
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

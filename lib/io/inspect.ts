@@ -15,8 +15,10 @@ export interface ModelHeader {
    */
   files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
   /** `unreadable`: why the tensor's values cannot be read in order (a non-contiguous view in a
-   *  PyTorch checkpoint); such a tensor has no statistics and is not compared. */
-  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string }[];
+   *  PyTorch checkpoint); such a tensor has no statistics and is not compared. `decoded`: the
+   *  reader decoded the values into memory (ONNX values stored as protobuf varints), and
+   *  `offset` is in that copy, not in `file`. */
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

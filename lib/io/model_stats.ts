@@ -49,6 +49,8 @@ export interface ModelStats {
   threads: number;
   /** The device the statistics ran on (and, for 'auto' on the CPU, why). */
   backend: BackendUsed;
+  /** Which file of a directory was read when it holds several (safetensors next to onnx/, ONNX variants). */
+  note?: string;
 }
 
 export interface ScanProgress {
@@ -143,6 +145,7 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
     );
     settled = true;
     const stats = toModelStats(resolved.path, raw, device.used);
+    if (resolved.note) stats.note = resolved.note;
     if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
       // The native final report can arrive after the promise settles: report completion here.
       const scanned = stats.tensors.filter((t) => t.nan !== null && t.count > 0);

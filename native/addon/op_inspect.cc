@@ -49,6 +49,8 @@ struct InspectOp {
       to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
       to.Set("bytes", Napi::Number::New(env, static_cast<double>(t.bytes)));
       if (!t.unreadable.empty()) to.Set("unreadable", t.unreadable);
+      // values the reader decoded (ONNX varint fields): offset is in the decoded copy, not the file
+      if (t.map != model.files[t.file].map.get()) to.Set("decoded", true);
       tensors.Set(i, to);
     }
     out.Set("tensors", tensors);

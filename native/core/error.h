@@ -59,6 +59,23 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(GgufBlock, "ERR_GGUF_BLOCK", Input, "a GGUF tensor whose first dimension is not a whole number of blocks of its type") \
   X(GgufAlignment, "ERR_GGUF_ALIGNMENT", Input, "general.alignment is not a power of two, or a tensor offset is not a multiple of it") \
   X(GgufSplit, "ERR_GGUF_SPLIT", Input, "the files of a GGUF split set disagree (split.count, split.no, split.tensors.count)") \
+  X(ProtobufTruncated, "ERR_PROTOBUF_TRUNCATED", Input, "protobuf: a varint or fixed-width value is cut off by the end of its message") \
+  X(ProtobufVarint, "ERR_PROTOBUF_VARINT", Input, "protobuf: a varint longer than 10 bytes or above 2^64 - 1") \
+  X(ProtobufLength, "ERR_PROTOBUF_LENGTH", Input, "protobuf: a length-delimited field runs past the end of its enclosing message") \
+  X(ProtobufTag, "ERR_PROTOBUF_TAG", Input, "protobuf: field number 0 or above 2^29 - 1, wire type 6 or 7, or a group (wire types 3, 4)") \
+  X(ProtobufDepth, "ERR_PROTOBUF_DEPTH", Input, "protobuf: messages nested deeper than 100")          \
+  X(OnnxSchema, "ERR_ONNX_SCHEMA", Input, "ONNX: valid protobuf of the wrong shape (no graph, a known field with the wrong wire type or repeated, a missing or bad name, a Constant without exactly one value)") \
+  X(OnnxDtype, "ERR_ONNX_DTYPE", Input, "ONNX: a tensor's data_type is missing, UNDEFINED or not a TensorProto.DataType") \
+  X(OnnxDims, "ERR_ONNX_DIMS", Input, "ONNX: a negative dimension, or more than 64 dimensions")     \
+  X(OnnxDataField, "ERR_ONNX_DATA_FIELD", Input, "ONNX: tensor data in a field its data_type does not use, or in more than one place") \
+  X(OnnxDataSize, "ERR_ONNX_DATA_SIZE", Input, "ONNX: the bytes or values stored for a tensor are not dims x data_type") \
+  X(OnnxValueRange, "ERR_ONNX_VALUE_RANGE", Input, "ONNX: a typed-field value outside its data_type (e.g. 70000 in int32_data of FLOAT16)") \
+  X(OnnxExternalInvalid, "ERR_ONNX_EXTERNAL_INVALID", Input, "ONNX: malformed external_data (no location, a bad offset or length, a repeated key)") \
+  X(OnnxExternalPath, "ERR_ONNX_EXTERNAL_PATH", Input, "ONNX: an external data location outside the model's folder (absolute, .., empty parts, NUL)") \
+  X(OnnxExternalMissing, "ERR_ONNX_EXTERNAL_MISSING", Input, "ONNX: an external data file that does not exist") \
+  X(OnnxExternalRange, "ERR_ONNX_EXTERNAL_RANGE", Input, "ONNX: external data offset + length past the end of its file") \
+  X(OnnxDuplicateName, "ERR_ONNX_DUPLICATE_NAME", Input, "ONNX: two initializers or Constant outputs with one name") \
+  X(OnnxDecodeLimit, "ERR_ONNX_DECODE_LIMIT", Input, "ONNX: values stored in typed fields need more than 256 MiB of decoded copies in one file") \
   X(InvalidArgument, "ERR_INVALID_ARGUMENT", Usage, "a bad argument or option value")                  \
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -48,12 +49,17 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);
 }
 
+MappedFile::MappedFile(const std::string& path, std::vector<uint8_t> decoded)
+    : path_(path), size_(decoded.size()), decoded_(std::move(decoded)), mapped_(false) {
+  data_ = decoded_.empty() ? nullptr : decoded_.data();
+}
+
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_ && data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 void MappedFile::release(uint64_t offset, uint64_t len) const {
-  if (!data_ || len == 0 || offset >= size_) return;
+  if (!mapped_ || !data_ || len == 0 || offset >= size_) return;
   const uint64_t ps = page_size();
   uint64_t begin = (offset + ps - 1) / ps * ps;
   uint64_t end = offset + len;
@@ -68,7 +74,7 @@ void MappedFile::release(uint64_t offset, uint64_t len) const {
 #endif
 
 void MappedFile::populate(uint64_t offset, uint64_t len) const {
-  if (!data_ || len == 0 || offset >= size_) return;
+  if (!mapped_ || !data_ || len == 0 || offset >= size_) return;
   const uint64_t ps = page_size();
   uint64_t begin = offset / ps * ps;
   uint64_t end = offset + len > size_ ? size_ : offset + len;

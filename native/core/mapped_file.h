@@ -5,12 +5,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mother {
 
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);  // throws Error(FileOpen)
+  // Not a map: values a reader had to decode (ONNX tensors stored as protobuf varints), owned
+  // by this object and seen through the same interface; `path` names the file they came from.
+  // release() and populate() do nothing on it.
+  MappedFile(const std::string& path, std::vector<uint8_t> decoded);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -32,6 +37,8 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  std::vector<uint8_t> decoded_;  // the bytes of a decoded copy (data_ points into it)
+  bool mapped_ = true;
 };
 
 }  // namespace mother

@@ -1,6 +1,8 @@
-// The formats mother reads: one line per reader, in the order they are asked to claim a file.
+// The formats mother reads: one line per reader, in the order they are asked to claim a file
+// (readers that claim by name before the PyTorch reader, which also claims by content).
 #define MOTHER_READERS(X) \
   X(kSafetensorsReader)   \
+  X(kOnnxReader)          \
   X(kPytorchReader)       \
   X(kGgufReader)          \
   /* each reader is defined in its format's file */

@@ -27,7 +27,7 @@ struct TensorView {
   std::vector<uint64_t> shape;
   uint64_t count = 0;                // elements (the product of shape)
   uint32_t file = 0;                 // index into Model::files (the path, for errors)
-  const MappedFile* map = nullptr;   // owned by Model::files[file]
+  const MappedFile* map = nullptr;   // owned by Model::files[file] (its map, or its decoded copy)
   uint64_t offset = 0;               // byte offset of element 0 in the file
   uint64_t bytes = 0;                // byte span of the whole tensor
   // Elements come in blocks of block_elems stored in block_bytes bytes: one element for the
@@ -92,6 +92,9 @@ struct ModelFile {
   std::string format;         // the reader's name: "safetensors"
   uint64_t header_bytes = 0;  // the format's header (safetensors: the JSON after the length)
   std::vector<std::pair<std::string, std::string>> metadata;
+  // Values the reader decoded instead of mapping (ONNX typed fields stored as varints): views
+  // of this file's tensors may point into it instead of into `map` (null when there are none).
+  std::shared_ptr<MappedFile> decoded;
   const std::string& path() const { return map->path(); }
 };
 
