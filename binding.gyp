@@ -22,6 +22,7 @@
         "native/pairwise/pairwise.cc",
         "native/pairwise/pairwise_gpu.cc",
         "native/pairwise/svd.cc",
+        "native/pairwise/svd_kernels.cc",
         "native/gpu/gpu_backend.cc",
         "native/gpu/staging.cc",
         "native/bench/plain_read.cc",
@@ -36,7 +37,8 @@
         "native/addon/op_inspect.cc",
         "native/addon/op_pairwise.cc",
         "native/addon/op_gpu_open.cc",
-        "native/addon/testing.cc"
+        "native/addon/testing.cc",
+        "native/addon/testing_svd.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

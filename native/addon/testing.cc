@@ -120,6 +120,7 @@ Napi::Object Testing(Napi::Env env) {
   t.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));
   t.Set("sumU64", Napi::Function::New(env, SumU64, "sumU64"));
   t.Set("plainRead", Napi::Function::New(env, PlainRead, "plainRead"));
+  { void AddSvdTesting(Napi::Env, Napi::Object&); AddSvdTesting(env, t); }  // testing_svd.cc
   return t;
 }
 
