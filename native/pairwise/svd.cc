@@ -52,13 +52,19 @@ inline void cpu_relax() {
 #endif
 }
 
+// How many factorisations run now in this process (pair_plan runs one per pair, on its own
+// threads): a team's workers help only while their factorisation runs alone, so concurrent
+// calls never multiply the threads the caller already spread the pairs over.
+std::atomic<unsigned> g_active{0};
+
 // A fork-join team for the duration of one factorisation. parallel(n, fn) runs fn(chunk, who)
 // for chunk = 0..n-1, who = the participant (0 = the caller); chunks are claimed from one
 // atomic word that carries the job's generation, so a late worker can only claim chunks of
 // the job it saw published, and the caller waits for the chunks, never for the workers.
 class Team {
  public:
-  explicit Team(unsigned n) : n_(n < 1 ? 1 : n) {
+  // helping: the workers stand down while other factorisations run (automatic thread count)
+  Team(unsigned n, bool helping) : n_(n < 1 ? 1 : n), helping_(helping) {
     for (unsigned t = 1; t < n_; ++t) workers_.emplace_back([this, t] { loop(t); });
   }
   ~Team() {
@@ -122,10 +128,10 @@ class Team {
     uint64_t seen = 0;
     for (;;) {
       uint64_t gen = state_.load(std::memory_order_acquire) >> 32;
-      // spin about 50 us for the next job (the steps of one panel follow each other closely),
-      // then sleep
+      // spin a little (a few hundred us) for the next job: the steps of a panel follow each
+      // other within microseconds; then sleep
       for (unsigned spins = 0; gen == seen && !stop_.load(std::memory_order_relaxed); ++spins) {
-        if (spins < 50000) {
+        if (spins < 20000) {
           cpu_relax();
         } else {
           std::unique_lock<std::mutex> lock(mu_);
@@ -139,11 +145,12 @@ class Team {
       }
       if (stop_.load()) return;
       seen = gen;
-      work(gen, who);
+      if (!helping_ || g_active.load(std::memory_order_relaxed) == 1) work(gen, who);
     }
   }
 
   const unsigned n_;
+  const bool helping_;
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> state_{0};  // generation << 32 | next chunk
   std::atomic<const void*> arg_{nullptr};
@@ -174,6 +181,9 @@ struct Context {
   const SvdKernels& k;
   Team& team;
 };
+
+// The automatic thread count uses every core from this size (min(m, n)) on.
+constexpr size_t kThreadsFrom = 192;
 
 // Products below this many multiply-adds run on the caller alone: a chunk is worth a few us.
 constexpr size_t kParallelMin = 24 * 1024;
@@ -421,6 +431,92 @@ inline void rotation(double f, double g, double* c, double* s, double* r) {
   *r = h * u;
 }
 
+// Refines the singular values s[0..n) (largest first, from the QR iteration) of the upper
+// bidiagonal (d, e) to within about eps s[0] each: bisection on Sturm counts of the Golub-Kahan
+// tridiagonal, which are exact for a matrix whose entries are each perturbed by a few ulps
+// (Kahan; Demmel & Kahan 1990), so the values come out as accurate as the bidiagonal
+// determines them. Each value starts from a bracket of its QR approximation, widened until the
+// counts confirm it; eight values at a time share the passes over the entries.
+void refine_values(Context& cx, const double* d, const double* e, size_t n, double* s) {
+  if (n < 2 || !(s[0] > 0) || !std::isfinite(s[0])) return;
+  const size_t len = 2 * n - 1;
+  std::vector<double> a2(len);
+  double amax2 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    a2[2 * i] = d[i] * d[i];
+    if (i + 1 < n) a2[2 * i + 1] = e[i] * e[i];
+  }
+  for (double x : a2) amax2 = std::max(amax2, x);
+  const double pivmin = std::numeric_limits<double>::min() * std::max(1.0, amax2);
+  const double eps = std::numeric_limits<double>::epsilon();
+  const double unit = eps * s[0];
+  const double delta0 = (8 + 0.25 * static_cast<double>(n)) * unit;  // the QR error grows about as n / 6
+  const int64_t nn = static_cast<int64_t>(n);
+  auto batch = [&](size_t b, unsigned) {
+    double lo[8], hi[8], x[8];
+    int64_t want[8], cnt[8];
+    size_t idx[8];
+    for (size_t l = 0; l < 8; ++l) {
+      idx[l] = std::min(b * 8 + l, n - 1);
+      const double v = s[idx[l]];
+      want[l] = nn - static_cast<int64_t>(idx[l]);  // bracket: #{sigma < lo} < want <= #{sigma < hi}
+      lo[l] = std::max(0.0, v - delta0);
+      hi[l] = v + delta0;
+    }
+    // widen each bracket until the counts confirm it (#{sigma < 0} = 0)
+    for (int it = 0; it < 64; ++it) {
+      bool ok = true;
+      for (size_t l = 0; l < 8; ++l) x[l] = lo[l] > 0 ? lo[l] : hi[l];
+      cx.k.sturm_count8(len, a2.data(), pivmin, x, cnt);
+      for (size_t l = 0; l < 8; ++l)
+        if (lo[l] > 0 && cnt[l] - nn >= want[l]) {
+          lo[l] = std::max(0.0, lo[l] - 2 * (hi[l] - lo[l]));
+          ok = false;
+        }
+      if (ok) break;
+    }
+    for (int it = 0; it < 64; ++it) {
+      bool ok = true;
+      cx.k.sturm_count8(len, a2.data(), pivmin, hi, cnt);
+      for (size_t l = 0; l < 8; ++l)
+        if (cnt[l] - nn < want[l]) {
+          hi[l] += 2 * (hi[l] - lo[l]);
+          ok = false;
+        }
+      if (ok) break;
+    }
+    // bisect down to max(eps s[0], 2 ulps)
+    for (int it = 0; it < 200; ++it) {
+      bool done = true;
+      for (size_t l = 0; l < 8; ++l) {
+        if (hi[l] - lo[l] > std::max(unit, 2 * eps * hi[l])) done = false;
+        x[l] = 0.5 * (lo[l] + hi[l]);
+      }
+      if (done) break;
+      cx.k.sturm_count8(len, a2.data(), pivmin, x, cnt);
+      for (size_t l = 0; l < 8; ++l) {
+        if (cnt[l] - nn < want[l]) lo[l] = x[l];
+        else hi[l] = x[l];
+      }
+    }
+    // keep the QR value where the bracket holds it (exact zeros stay zero)
+    for (size_t l = 0; l < 8; ++l) {
+      if (b * 8 + l >= n) break;
+      double& v = s[idx[l]];
+      if (!(lo[l] <= v && v <= hi[l])) v = 0.5 * (lo[l] + hi[l]);
+    }
+  };
+  const size_t batches = div_up(n, 8);
+  if (cx.team.size() == 1 || n < 256) {
+    for (size_t b = 0; b < batches; ++b) batch(b, 0);
+    return;
+  }
+  const size_t per = std::max<size_t>(1, div_up(batches, 8 * cx.team.size()));
+  cx.team.parallel(div_up(batches, per), [&](size_t c, unsigned who) {
+    for (size_t b = c * per; b < std::min(batches, (c + 1) * per); ++b) batch(b, who);
+  });
+}
+
 }  // namespace
 
 namespace svd_detail {
@@ -651,15 +747,23 @@ std::vector<double> singular_values_using(const SvdKernels& kernels, const doubl
       for (size_t j = 0; j < n; ++j) A0[j * lda + i] = a[i * n + j] * scale;
   }
   unsigned t = threads;
-  if (t == 0) t = N >= 192 ? std::max(1u, std::thread::hardware_concurrency()) : 1;
+  if (t == 0) t = N >= kThreadsFrom ? std::max(1u, std::thread::hardware_concurrency()) : 1;
   t = std::min(t, 64u);
-  Team team(t);
+  struct Active {
+    Active() { g_active.fetch_add(1); }
+    ~Active() { g_active.fetch_sub(1); }
+  } active;
+  Team team(t, threads == 0);
   Context cx{kernels, team};
   std::vector<double> e(N, 0.0);
   bidiagonalize(cx, A0, lda, M, N, s.data(), e.data());
+  const std::vector<double> d0(s), e0(e);
   bidiagonal_singular_values(s.data(), e.data(), N);
+  const auto descending = [](double x, double y) { return x > y; };
+  std::sort(s.begin(), s.end(), descending);
+  refine_values(cx, d0.data(), e0.data(), N, s.data());
+  std::sort(s.begin(), s.end(), descending);
   for (double& x : s) x *= unscale;
-  std::sort(s.begin(), s.end(), [](double x, double y) { return x > y; });
   return s;
 }
 

@@ -9,8 +9,9 @@
 namespace mother {
 
 // a: m x n row-major (copied). Returns the min(m, n) singular values, largest first; NaNs when
-// a holds a NaN or an infinity. threads: 0 = automatic (this thread alone below 192 x 192,
-// else every core), 1 = this thread only, > 1 = that many.
+// a holds a NaN or an infinity. threads: 0 = automatic (this thread alone below 192 x 192, else
+// every core, but only while no other call runs: callers that spread pairs over threads keep
+// one thread per pair), 1 = this thread only, > 1 = that many. The values do not depend on it.
 std::vector<double> singular_values(const double* a, size_t m, size_t n, unsigned threads = 0);
 
 namespace svd_detail {

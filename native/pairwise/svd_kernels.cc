@@ -1,5 +1,6 @@
 #include "svd_kernels.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -19,7 +20,7 @@ namespace baseline {
 }  // namespace baseline
 
 const SvdKernels& svd_kernels_baseline() {
-  static const SvdKernels k{"baseline", baseline::gemv_t, baseline::gemv_n, baseline::gemm_packed};
+  static const SvdKernels k{"baseline", baseline::gemv_t, baseline::gemv_n, baseline::gemm_packed, baseline::sturm_count8};
   return k;
 }
 
@@ -50,7 +51,7 @@ const SvdKernels* svd_kernels_avx2() {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return nullptr;
-  static const SvdKernels k{"avx2", avx2::gemv_t, avx2::gemv_n, avx2::gemm_packed};
+  static const SvdKernels k{"avx2", avx2::gemv_t, avx2::gemv_n, avx2::gemm_packed, avx2::sturm_count8};
   return &k;
 #else
   return nullptr;

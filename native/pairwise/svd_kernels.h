@@ -4,6 +4,7 @@
 // on x86-64, for AVX2 + FMA, chosen at run time (svd_kernels()).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace mother {
 namespace svd_detail {
@@ -18,6 +19,10 @@ struct SvdKernels {
   // operands packed by pack_panels: wp = W in row panels of kGemmMR, zp = Z in panels of kGemmNR.
   void (*gemm_packed)(size_t rows, size_t cols, size_t depth, const double* wp, const double* zp, double* c,
                       size_t ldc);
+  // count[i] = the number of eigenvalues below x[i] (i < 8, x[i] > 0) of the zero-diagonal
+  // symmetric tridiagonal with off-diagonal squares a2[0..len): for the Golub-Kahan form of an
+  // n x n bidiagonal (len = 2n - 1), n + #{singular values < x[i]}.
+  void (*sturm_count8)(size_t len, const double* a2, double pivmin, const double* x, int64_t* count);
 };
 
 // The micro-tile the packing pads to (both builds use the same so one buffer size fits both).
