@@ -35,6 +35,7 @@
         "native/pairwise/pairwise_gpu.cc",
         "native/pairwise/shift_null.cc",
         "native/pairwise/svd.cc",
+        "native/pairwise/svd_kernels.cc",
         "native/gpu/gpu_backend.cc",
         "native/gpu/staging.cc",
         "native/bench/plain_read.cc",
@@ -49,7 +50,8 @@
         "native/addon/op_inspect.cc",
         "native/addon/op_pairwise.cc",
         "native/addon/op_gpu_open.cc",
-        "native/addon/testing.cc"
+        "native/addon/testing.cc",
+        "native/addon/testing_svd.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

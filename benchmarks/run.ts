@@ -9,13 +9,16 @@
 //   gpu: the same passes on the CUDA backend vs the CPU, when a GPU is usable (else skipped).
 //   pytorch: the statistics pass on a PyTorch checkpoint written by torch.save (ZIP layout) vs a
 //   plain read of the same bytes, next to the same tensors as safetensors; peak RSS on 4 GiB.
-// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch ...] (default: all sections).
+//   svd: the exact singular values (`--exact-rank`) of n x n matrices, n = 64 .. 1024: the
+//   blocked method of the core (all threads and one) vs the one-sided Jacobi it replaced.
+// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch|method|svd ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
 //      MOTHER_BENCH_DIR (data folder), MOTHER_BENCH_DTYPES (stats rows to run, e.g. Q8_0,Q4_K),
-//      MOTHER_BENCH_RSS=0 (skip the memory check).
+//      MOTHER_BENCH_RSS=0 (skip the memory check), MOTHER_BENCH_SVD_SIZES (default 64,128,256,512,1024).
 import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { pairwiseStats, resolveBackend, scanModel } from '../lib';
@@ -190,6 +193,53 @@ async function benchGpu(): Promise<void> {
   console.log(table(['pass', 'CPU GB/s', 'GPU GB/s', 'GPU / CPU'], rows));
 }
 
+interface SvdTesting {
+  singularValues(a: Float64Array, m: number, n: number, options?: { threads?: number; method?: 'blocked' | 'jacobi' }): { values: Float64Array; seconds: number; kernels: string };
+}
+
+// The blocked SVD vs the Jacobi reference on the same seeded Gaussian matrices, interleaved,
+// median seconds of the call alone (timed in the addon). The Jacobi runs once from n = 512 on
+// (16 s at 1024).
+function benchSvd(): void {
+  const t = native().testing as unknown as SvdTesting;
+  const reps = Number(process.env.MOTHER_BENCH_REPS || 5);
+  const sizes = (process.env.MOTHER_BENCH_SVD_SIZES || '64,128,256,512,1024').split(',').map(Number);
+  const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`\n## exact singular values: blocked (Householder bidiagonalisation + implicit QR) vs one-sided Jacobi (reps: ${reps}, median)\n`);
+  const loadBefore = load();
+  let seed = 0x9e3779b9;
+  const uniform = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return (seed + 0.5) / 2 ** 32;
+  };
+  const rows: (string | number)[][] = [];
+  let kernels = '';
+  for (const n of sizes) {
+    const a = new Float64Array(n * n);
+    for (let i = 0; i < a.length; i++) a[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    const all: number[] = [], cpu: number[] = [], one: number[] = [], jac: number[] = [];
+    let agree = 0;
+    for (let r = 0; r < reps; r++) {
+      const c0 = process.cpuUsage();
+      const b = t.singularValues(a, n, n);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1e6);
+      kernels = b.kernels;
+      all.push(b.seconds);
+      one.push(t.singularValues(a, n, n, { threads: 1 }).seconds);
+      if (n < 512 || r === 0) {
+        const j = t.singularValues(a, n, n, { method: 'jacobi' });
+        jac.push(j.seconds);
+        for (let i = 0; i < n; i++) agree = Math.max(agree, Math.abs(b.values[i] - j.values[i]) / (2 ** -52 * b.values[0]));
+      }
+    }
+    const ma = median(all), m1 = median(one), mj = median(jac);
+    rows.push([`${n} x ${n}`, ma.toFixed(4), median(cpu).toFixed(4), m1.toFixed(4), mj.toFixed(4), (mj / Math.min(ma, m1)).toFixed(1), agree.toFixed(0)]);
+  }
+  console.log(table(['matrix', 'blocked s (all threads)', '(CPU s)', 'blocked s (1 thread)', 'Jacobi s', 'speedup', 'max diff / (eps sigma_max)'], rows));
+  console.log(`\nkernels: ${kernels}; Gaussian matrices; speedup = Jacobi / the faster blocked run; CPU s = process CPU time of the all-threads call (all threads, spinning included); max diff: blocked vs Jacobi (mostly the Jacobi's own error, up to about n eps sigma_max); load average (1, 5, 15 min) before: ${loadBefore}, after: ${load()} (on a busy machine the wall times grow with the load and the all-threads run can trail the one-thread run); target: 1024 x 1024 <= 0.8 s, the sketch sizes (k = 64 .. 256) no slower than the Jacobi`);
+}
+
 async function main(): Promise<void> {
   const sections = process.argv.slice(2);
   const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -209,6 +259,7 @@ async function main(): Promise<void> {
   }
   if (want('gpu')) await benchGpu();
   if (want('pytorch')) await benchPytorch();
+  if (want('svd')) benchSvd();
   if (want('pipeline')) {
     console.log(`\n## whole pipeline: mother recover vs a reference-style Python pipeline\n`);
     console.log(await benchPipeline());

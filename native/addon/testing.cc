@@ -209,6 +209,7 @@ Napi::Object Testing(Napi::Env env) {
   t.Set("pairDd", Napi::Function::New(env, PairDd, "pairDd"));
   t.Set("moments2", Napi::Function::New(env, Moments2, "moments2"));
   t.Set("pairwiseRowMaps", Napi::Function::New(env, PairwiseRowMaps, "pairwiseRowMaps"));
+  { void AddSvdTesting(Napi::Env, Napi::Object&); AddSvdTesting(env, t); }  // testing_svd.cc
   return t;
 }
 
