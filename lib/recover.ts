@@ -46,7 +46,7 @@ export interface RecoverOptions {
   simd?: string;
   /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
   backend?: BackendName;
-  onProgress?: (p: { stage: 'read'; bytesDone: number; bytesTotal: number }) => void;
+  onProgress?: (p: { stage: 'read' | 'svd'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -313,7 +313,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     simd: options.simd,
     backend: options.backend,
     signal: options.signal,
-    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
+    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: p.svdTotal ? 'svd' : 'read', ...p }) : undefined,
     relatedness: true,
   } as Parameters<typeof pairwisePass>[2]);
   const layerShape = (l: PairLayer) => l.shapes[l.rows.findIndex((r) => r >= 0)]!;
@@ -582,7 +582,7 @@ export interface RelatedOptions {
   threads?: number;
   simd?: string;
   backend?: BackendName;
-  onProgress?: (p: { stage: 'read'; bytesDone: number; bytesTotal: number }) => void;
+  onProgress?: (p: { stage: 'read' | 'svd'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -654,7 +654,7 @@ export async function related(a: string, b: string | string[], options: RelatedO
     simd: options.simd,
     backend: options.backend,
     signal: options.signal,
-    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: 'read', ...p }) : undefined,
+    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: p.svdTotal ? 'svd' : 'read', ...p }) : undefined,
     relatedness: true,
     differences: false,
   } as Parameters<typeof pairwisePass>[2]);

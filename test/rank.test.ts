@@ -107,6 +107,33 @@ describe('rank of differences', () => {
     const small = await pairwiseStats(dirs, { metrics: ['rank'] });
     expect(small.layers[0].rank![0 * 3 + 1]).toBe(64);
     expect(small.layers[0].rank![1 * 3 + 2]).toBe(64);
+    // and says so: the two pairs (0-1, 1-2) of that layer, not the rank-16 pair 0-2
+    expect(small.warnings).toEqual([`${small.layers[0].name}: the rank of 2 pairs reached the sketch size k = 64: k or more: ask for a larger --rank-k`]);
+    expect(sk.warnings).toEqual([]);
+    expect(ex.warnings).toEqual([]);
+  });
+
+  test('the exact SVDs are a progress stage of their own, counted to the end; the pass time includes them', async () => {
+    const seen: { bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number }[] = [];
+    const t0 = process.hrtime.bigint();
+    const ex = await pairwiseStats(fp32, { metrics: ['rank'], rank: { exact: true }, onProgress: (p) => seen.push({ ...p }) });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const pairs = (fp32.length * (fp32.length - 1)) / 2; // one square tensor ranked per pair
+    const svd = seen.filter((p) => (p.svdTotal ?? 0) > 0);
+    expect(svd.length).toBeGreaterThan(0);
+    for (const p of svd) {
+      expect(p.svdTotal).toBe(pairs);
+      expect(p.bytesDone).toBe(p.bytesTotal); // after the read
+    }
+    // counts never go back, and the stage is seen finished
+    for (let i = 1; i < svd.length; i++) expect(svd[i].svdDone!).toBeGreaterThanOrEqual(svd[i - 1].svdDone!);
+    expect(svd.some((p) => p.svdDone === pairs)).toBe(true);
+    expect(ex.seconds).toBeGreaterThan(0);
+    expect(ex.seconds).toBeLessThanOrEqual(wall);
+    // the sketch has no such stage
+    const seen2: { svdTotal?: number }[] = [];
+    await pairwiseStats(fp32, { metrics: ['rank'], onProgress: (p) => seen2.push({ ...p }) });
+    expect(seen2.every((p) => !p.svdTotal)).toBe(true);
   });
 
   for (const dtype of ['BF16', 'F16'] as FloatDtype[]) {

@@ -125,11 +125,12 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       rank: { k: opts.rankK, exact: opts.exactRank },
       threads: opts.threads,
       backend: opts.backend,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.svdTotal ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : undefined),
     });
   } finally {
     bar.finish();
   }
+  for (const w of r.warnings) process.stderr.write(`mother: warning: ${w}\n`);
   const n = r.n;
   const m = r.aggregates[AGGREGATE_OF[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
@@ -148,6 +149,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
         ...(l.rank ? { rank: Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => finite(l.rank![i * n + j]))) } : {}),
       })),
       skipped: r.skipped.map((s) => ({ name: s.name, model: s.model >= 0 ? r.models[s.model] : null, reason: s.reason })),
+      warnings: r.warnings,
       bytesRead: r.bytesRead,
     };
     out.write(JSON.stringify(doc) + '\n');
@@ -228,7 +230,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       kurtosisLayers: opts.kurtosisLayers ? new RegExp(opts.kurtosisLayers) : undefined,
       threads: opts.threads,
       backend: opts.backend,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${models.length} models, ${(models.length * (models.length - 1)) / 2} pairs`),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.stage === 'svd' ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : `${models.length} models, ${(models.length * (models.length - 1)) / 2} pairs`),
     });
   } finally {
     bar.finish();

@@ -104,6 +104,15 @@ export interface RawNativeOptions {
   gpuLibrary?: string;
 }
 
+/** Progress of the pairwise pass: the bytes read, then (exact rank only) the SVDs finished. */
+export interface PairwiseProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  /** exact rank: singular value decompositions finished of svdTotal (0 of 0 without that stage) */
+  svdDone?: number;
+  svdTotal?: number;
+}
+
 export interface NativeAddon {
   scan(
     files: string[],
@@ -117,7 +126,7 @@ export interface NativeAddon {
     models: { files: string[]; index: string }[],
     plan: RawPlanTensor[],
     options: RawPairwiseOptions,
-    onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void,
+    onProgress?: (p: PairwiseProgress) => void,
     cancel?: Int32Array,
   ): Promise<RawPairwise>;
   gpuOpen(library: string): Promise<GpuInfo>;

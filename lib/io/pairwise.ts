@@ -12,7 +12,7 @@ import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
 import { check, checkOptions, commonOptions } from '../core/validate';
 import { inspectResolved, ModelHeader } from './inspect';
-import { native, packedRecords, RawPairwise, summaryLayout } from '../core/binding';
+import { native, packedRecords, PairwiseProgress, RawPairwise, summaryLayout } from '../core/binding';
 import { isSquare, layerMatcher, pairCount, pairIndex, pairsFromSquare, squareFromPairs } from '../method/matrix';
 
 /** The distances between two models' tensors: their aggregates, and the rank of differences. */
@@ -64,7 +64,8 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   /** Where the pass runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda' (see ScanOptions).
    *  rank.exact always runs on the CPU. */
   backend?: BackendName;
-  onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  /** The bytes read, then, with rank.exact, the SVDs finished (svdDone of svdTotal). */
+  onProgress?: (p: PairwiseProgress) => void;
   signal?: AbortSignal;
 }
 
@@ -165,6 +166,8 @@ export interface PairwiseStats<M extends PairMetric = PairMetric> {
   threads: number;
   /** The device the pass ran on (and, for 'auto' on the CPU, why). */
   backend: BackendUsed;
+  /** What the caller should know about the result, e.g. ranks that reached the sketch size. */
+  warnings: string[];
 }
 
 /** One compared tensor, one value per unordered pair i < j (pairIndex order). */
@@ -214,6 +217,8 @@ export interface PairPass {
   simd: string;
   threads: number;
   backend: BackendUsed;
+  /** e.g. ranks that reached the sketch size k (they are k or more) */
+  warnings: string[];
 }
 
 /** Aggregates in pair form (one value per unordered pair), those asked. */
@@ -387,6 +392,19 @@ function squareLayer(l: PairLayer, n: number, relatedness = false): LayerDistanc
   return layer;
 }
 
+/** A sketch of size k sees ranks up to k: a rank of k means "k or more". One warning per layer
+ *  where some pair reached it. */
+export function saturatedRanks(layers: PairLayer[], k: number): string[] {
+  const out: string[] = [];
+  for (const l of layers) {
+    if (!l.rank) continue;
+    let count = 0;
+    for (const r of l.rank) if (r >= k) count += 1;
+    if (count > 0) out.push(`${l.name}: the rank of ${count} pair${count === 1 ? '' : 's'} reached the sketch size k = ${k}: k or more: ask for a larger --rank-k`);
+  }
+  return out;
+}
+
 /**
  * The aggregates of every metric from N x N per-layer distances as pairwiseStats returns them
  * (symmetric; the upper triangle is read, maxDiff[j][i] as minus the minimum difference).
@@ -424,6 +442,7 @@ export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models
     simd: pass.simd,
     threads: pass.threads,
     backend: pass.backend,
+    warnings: pass.warnings,
   };
 }
 
@@ -454,7 +473,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
   const onAbort = () => Atomics.store(cancel, 0, 1);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let settled = false;
-  let last: { bytesDone: number; bytesTotal: number } | undefined;
+  let last: PairwiseProgress | undefined;
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
@@ -467,21 +486,23 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
       cancel,
     );
     settled = true;
-    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
+    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal || (last.svdDone ?? 0) !== (last.svdTotal ?? 0))) {
       // the native final report can arrive after the promise settles: report completion here
       const total = raw.bytesRead.reduce((a, b) => a + b, 0);
       options.onProgress({ bytesDone: total, bytesTotal: total });
     }
+    const layers = tensors.map((t, i) => pairLayer(t, raw.tensors[i], n));
     return {
       models: resolved.map((r) => r.path),
       n,
-      layers: tensors.map((t, i) => pairLayer(t, raw.tensors[i], n)),
+      layers,
       skipped,
       bytesRead: raw.bytesRead,
       seconds: raw.seconds,
       simd: raw.simd,
       threads: raw.threads,
       backend: device.used,
+      warnings: rankOpts.exact === true ? [] : saturatedRanks(layers, k),
     };
   } catch (e) {
     settled = true;

@@ -62,8 +62,11 @@ struct PairwiseOp {
     opt.gpu = gpu = options.exact_rank ? nullptr : device.open();  // exact rank runs on the CPU
     if (progress.is_open()) {
       opt.progress = [&progress](const mother::PairwiseProgress& p) {
-        progress.report({{"bytesDone", static_cast<double>(p.bytes_done)}, {"bytesTotal", static_cast<double>(p.bytes_total)}},
-                        p.bytes_done == p.bytes_total);
+        progress.report({{"bytesDone", static_cast<double>(p.bytes_done)},
+                         {"bytesTotal", static_cast<double>(p.bytes_total)},
+                         {"svdDone", static_cast<double>(p.svd_done)},
+                         {"svdTotal", static_cast<double>(p.svd_total)}},
+                        p.bytes_done == p.bytes_total && p.svd_done == p.svd_total);
       };
     }
     result = mother::pairwise(models, plan, opt);

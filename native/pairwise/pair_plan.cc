@@ -1,8 +1,10 @@
 #include "pair_plan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <numeric>
 
 #include "../core/error.h"
@@ -273,7 +275,15 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       for (size_t j = i + 1; j < n_models; ++j)
         if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
   }
+  // The exact SVDs are a stage of their own (seconds per large matrix): reported as they finish,
+  // and cancellable between them.
+  const uint64_t bytes_total = resolved.bytes_total;
+  const uint64_t svd_total = options.exact_rank ? rank_jobs.size() : 0;
+  std::atomic<uint64_t> svd_done{0};
+  std::mutex progress_mu;
+  if (options.exact_rank && options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total, 0, svd_total});
   parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
+    if (options.exact_rank) check_cancel(options.cancel, "exact SVD");
     const RankJob& rj = rank_jobs[x];
     const uint64_t n = plan[rj.t].row_elems;
     const DType di = refs[rj.t][rj.i]->dtype, dj = refs[rj.t][rj.j]->dtype;
@@ -307,6 +317,13 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
     result.tensors[rj.t].rank[p] = rank;
     result.tensors[rj.t].rank_tol[p] = tol;
     result.tensors[rj.t].sigma_max[p] = sv.empty() ? 0 : sv[0];
+    if (options.exact_rank) {
+      const uint64_t done = svd_done.fetch_add(1) + 1;
+      if (options.progress) {
+        std::unique_lock<std::mutex> lock(progress_mu, std::try_to_lock);
+        if (lock.owns_lock()) options.progress(PairwiseProgress{bytes_total, bytes_total, done, svd_total});
+      }
+    }
   });
 
   for (size_t t = 0; t < plan.size(); ++t) {

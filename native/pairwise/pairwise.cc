@@ -409,9 +409,9 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       if (lock.owns_lock()) options.progress(PairwiseProgress{done, bytes_total});
     }
   });
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   finish_pairwise(models, plan, options, resolved, totals, result);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();  // the SVDs included
   for (size_t m = 0; m < n_models; ++m) result.bytes_read[m] = bytes_read[m].load();
   if (options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total});
   return result;

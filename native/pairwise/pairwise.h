@@ -35,6 +35,9 @@ struct PairPlanTensor {
 struct PairwiseProgress {
   uint64_t bytes_done;
   uint64_t bytes_total;
+  // The exact-rank stage after the read (exact_rank only): SVDs finished of svd_total.
+  uint64_t svd_done = 0;
+  uint64_t svd_total = 0;
 };
 
 struct PairwiseOptions {

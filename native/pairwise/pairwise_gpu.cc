@@ -225,9 +225,9 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     s = (s + 1) % n_slots;
   }
   while (!inflight.empty()) harvest();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   finish_pairwise(models, plan, options, resolved, totals, result);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();  // the SVDs included
   if (options.progress) options.progress(PairwiseProgress{resolved.bytes_total, resolved.bytes_total});
   return result;
 }
