@@ -21,7 +21,6 @@
         "native/stats/decode.cc",
         "native/formats/protobuf.cc",
         "native/formats/onnx.cc",
-        "native/stats/hist16.cc",
         "native/stats/kernels_scalar.cc",
         "native/stats/kernels_avx2.cc",
         "native/stats/kernels_avx512.cc",

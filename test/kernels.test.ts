@@ -90,54 +90,6 @@ describe('moment kernels vs float64 reference', () => {
     });
   }
 
-  // From 2^18 elements on, F16 and BF16 go through a histogram of their bit patterns
-  // (native/stats/hist16.cc) instead of the kernel sets' block sums: the same reference.
-  test('F16, BF16 from 2^18 elements (the 16-bit histogram): every distribution and SIMD path, unaligned', () => {
-    const failures: string[] = [];
-    let seed = 900;
-    for (const dtype of ['F16', 'BF16'] as FloatDtype[]) {
-      for (const [gname, gen] of Object.entries(GENERATORS)) {
-        for (const n of [(1 << 18) + 3]) {
-          const rng = new Rng(seed++);
-          const encoded = encode(dtype, gen(rng, n));
-          const truth = refStats(decode(dtype, encoded));
-          for (const offset of [1]) {
-            const host = new Uint8Array(encoded.byteLength + 8);
-            host.set(encoded, offset);
-            const view = host.subarray(offset, offset + encoded.byteLength);
-            for (const simd of PATHS) {
-              const why = mismatch(nativeStats(view, dtype, simd), truth);
-              if (why) failures.push(`${dtype} ${gname} n=${n} offset=${offset} ${simd}: ${why}`);
-            }
-          }
-        }
-      }
-    }
-    expect(failures).toEqual([]);
-  });
-
-  test('F16, BF16 histogram: every bit pattern at once, several times over, and one value repeated 2^20 times', () => {
-    const failures: string[] = [];
-    for (const dtype of ['F16', 'BF16'] as FloatDtype[]) {
-      const reps = 5;
-      const all = new Uint8Array(65536 * 2 * reps + 6);
-      const dv = new DataView(all.buffer);
-      for (let i = 0; i < (all.length >> 1); i++) dv.setUint16(2 * i, (i * 40503) & 0xffff, true);
-      const why = mismatch(nativeStats(all, dtype, 'scalar'), refStats(decode(dtype, all)));
-      if (why) failures.push(`${dtype} all patterns: ${why}`);
-      const same = encode(dtype, Array.from({ length: 1 << 20 }, () => -0.375));
-      const got = nativeStats(same, dtype, PATHS[PATHS.length - 1]);
-      if (got[F.count] !== 1 << 20 || got[F.min] !== -0.375 || got[F.max] !== -0.375 || got[F.mean] !== -0.375 || got[F.std] !== 0) {
-        failures.push(`${dtype} constant: count ${got[F.count]} mean ${got[F.mean]} std ${got[F.std]}`);
-      }
-      // a call after one that saw every pattern: the tables were left clean
-      const small = encode(dtype, Array.from({ length: 1 << 18 }, (_, i) => (i % 2 ? 1 : 2)));
-      const w = mismatch(nativeStats(small, dtype, 'scalar'), refStats(decode(dtype, small)));
-      if (w) failures.push(`${dtype} after all patterns: ${w}`);
-    }
-    expect(failures).toEqual([]);
-  });
-
   test('every bit pattern of the 16-bit and 8-bit formats decodes like the reference', () => {
     const failures: string[] = [];
     for (const dtype of ['F16', 'BF16'] as FloatDtype[]) {

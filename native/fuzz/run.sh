@@ -141,7 +141,7 @@ for target in $TARGETS; do
       SOURCES=("${COMMON[@]}" native/formats/gguf.cc native/formats/gguf_names.cc native/formats/tensor_view.cc
                native/stats/kernels_scalar.cc native/stats/kernels_avx2.cc native/stats/kernels_avx512.cc
                native/stats/kernels_neon.cc native/stats/quant_scalar.cc native/stats/quant_avx2.cc
-               native/stats/dispatch.cc native/stats/hist16.cc native/fuzz/fuzz_gguf.cc)
+               native/stats/dispatch.cc native/fuzz/fuzz_gguf.cc)
       COV_SOURCES=(native/formats/gguf.cc native/stats/quant_scalar.cc native/stats/quant_avx2.cc) ;;
     onnx)
       SOURCES=("${COMMON[@]}" native/formats/protobuf.cc native/formats/onnx.cc native/fuzz/fuzz_onnx.cc)

@@ -105,23 +105,12 @@ void scalar_block_moments(DType d, const uint8_t* p, uint64_t n, Moments* out);
 // 8-bit float formats: a 256-bin histogram per call, reduced exactly to moments.
 void accumulate_f8(DType d, const uint8_t* p, uint64_t n, Moments* acc);
 
-// F16 and BF16: a histogram of the 65,536 bit patterns per call, reduced exactly to moments
-// (hist16.cc); at the speed of the memory, where the kernel sets' float64 arithmetic per
-// element is not. Used from kHist16Min elements on (below that, clearing and reading the bins
-// would cost more than the elements).
-void accumulate_hist16(DType d, const uint8_t* p, uint64_t n, Moments* acc);
-constexpr uint64_t kHist16Min = 1ull << 18;
-
-// Folds n elements of any dtype with statistics: the kernel set's accumulate for F32, F64 and
-// short F16/BF16 ranges, the 16-bit histogram for longer ones, the histogram for the 8-bit
-// formats, the block decoders for the GGUF block types (quant.h; p on a block boundary).
+// Folds n elements of any dtype with statistics: the kernel set's accumulate for F16, BF16,
+// F32 and F64, the histogram for the 8-bit formats, the block decoders for the GGUF block
+// types (quant.h; p on a block boundary).
 inline void accumulate_any(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc) {
   switch (d) {
-    case DType::F16: case DType::BF16:
-      if (n >= kHist16Min) accumulate_hist16(d, p, n, acc);
-      else k->accumulate(d, p, n, acc);
-      break;
-    case DType::F32: case DType::F64:
+    case DType::F32: case DType::F64: case DType::F16: case DType::BF16:
       k->accumulate(d, p, n, acc);
       break;
     default:
