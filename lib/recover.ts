@@ -75,6 +75,8 @@ export const MANTISSA_BITS: Record<string, number> = {
 };
 /** In a family with the rank metric, an edge whose difference uses at most this fraction of the ranked layers' capacity is an 'adapter' edge (measured: merged LoRAs 0.06-0.15, full fine-tunes of the small zoo 0.3-0.9). */
 export const ADAPTER_RANK_FRACTION = 0.25;
+/** A training edge with a confidence (relative margin) below this, or none (a family of two), is marked uncertain: see benchmarks/RESULTS.md for how often such edges are right. */
+export const UNCERTAIN_CONFIDENCE = 0.05;
 /** A pair differing by at most this RMS relative to the weights' spread, in different dtypes, is a dtype conversion (BF16 rounding: about 2^-9 relative). */
 export const CONVERTED_REL = 2 ** -8;
 /** A pair differing by at most this relative RMS is a quantisation round-trip copy (Q8_0: about 0.005); Q4_0 (about 0.08) is not told from a fine-tune this way. */
@@ -90,6 +92,8 @@ export interface GraphEdge {
   residual?: number;
   /** copies only: RMS of the difference relative to the weights' spread. */
   relativeDifference?: number;
+  /** A training edge whose confidence is below UNCERTAIN_CONFIDENCE (its direction or parent may well be wrong); false for copies and merges. */
+  uncertain: boolean;
   /**
    * Margin of the chosen parent, scale-free: (cost of the child's best other parent - cost of
    * this edge) / mean distance of the family. Positive: the chosen parent is the cheapest by
@@ -160,7 +164,7 @@ export interface RelatednessGroup {
 }
 
 export interface ModelGraph {
-  version: 2;
+  version: 3;
   models: GraphModel[];
   families: string[][];
   edges: GraphEdge[];
@@ -547,16 +551,16 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
       const [pa, ch] = [core[e.parent], core[e.child]];
-      out.push({ parent: id(pa), child: id(ch), distance: e.distance, confidence: e.relativeMargin, relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune' });
+      out.push({ parent: id(pa), child: id(ch), distance: e.distance, confidence: e.relativeMargin, uncertain: e.relativeMargin === null || e.relativeMargin < UNCERTAIN_CONFIDENCE, relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune' });
     }
     const dist = (x: number, y: number) => D[pairIndex(n, fam[x], fam[y])];
     for (const [ch, f] of merges) {
-      out.push({ parent: id(f.a), child: id(ch), distance: dist(f.a, ch), confidence: null, relation: 'merge', weight: 1 - f.w, residual: f.residual });
-      out.push({ parent: id(f.b), child: id(ch), distance: dist(f.b, ch), confidence: null, relation: 'merge', weight: f.w, residual: f.residual });
+      out.push({ parent: id(f.a), child: id(ch), distance: dist(f.a, ch), confidence: null, uncertain: false, relation: 'merge', weight: 1 - f.w, residual: f.residual });
+      out.push({ parent: id(f.b), child: id(ch), distance: dist(f.b, ch), confidence: null, uncertain: false, relation: 'merge', weight: f.w, residual: f.residual });
     }
     for (let a = 0; a < m; a++) {
       if (copyOf[a] < 0) continue;
-      out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
+      out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
     return { root: fam[core[fr.root]], edges: out, fr, clock: clockReport, copies };
@@ -656,7 +660,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
   const graph: ModelGraph = {
-    version: 2,
+    version: 3,
     models: inputs.map((inp, i) => ({ id: inp.id, path: resolved[i].path, architecture: archs[i], params: params[i], kurtosis: kurtosisOf[i] })),
     families: families.map((f) => f.map((i) => inputs[i].id)),
     edges,

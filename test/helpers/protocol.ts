@@ -87,7 +87,7 @@ export async function runSplit(zoo: string, truth: Truth, split: string, familie
   const ref = JSON.parse(r.stdout) as { edges: [string, string][]; families: string[][]; seconds: { total: number } };
   const toId = (p2: string) => path.relative(zoo, p2).split(path.sep).join('/');
   const reference = evaluate(
-    { ...g, models: ids.map((id) => ({ id, path: '', architecture: '', params: 0, kurtosis: null })), families: ref.families.map((f) => f.map(toId)), edges: ref.edges.map(([a, b]) => ({ parent: toId(a), child: toId(b), distance: 0, confidence: null, relation: 'finetune' as const })), roots: [], familyReports: [], duplicates: [] },
+    { ...g, models: ids.map((id) => ({ id, path: '', architecture: '', params: 0, kurtosis: null })), families: ref.families.map((f) => f.map(toId)), edges: ref.edges.map(([a, b]) => ({ parent: toId(a), child: toId(b), distance: 0, confidence: null, relation: 'finetune' as const, uncertain: false })), roots: [], familyReports: [], duplicates: [] },
     { edges },
   );
   return { split, models: ids.length, families: familyCount, mother, reference, motherSeconds, referenceSeconds: ref.seconds.total };
