@@ -14,7 +14,9 @@
 // distances alone determine (the minimum spanning tree), every candidate gets the root that
 // makes it agree best and its agreement: the fraction of ancestor-descendant pairs of that
 // rooted tree along which it moves its way (equal values count one half). The candidate with
-// the highest agreement is used; ties go by CLOCK_ORDER (the prior: the norm grows on most
+// the highest agreement is used; ties go to the candidate whose root is the most central node
+// of the tree (smallest eccentricity: the base model of a fine-tuned family is its hub; both
+// ends of a chain are equally central), then by CLOCK_ORDER (the prior: the norm grows on most
 // fine-tunes, then the paper's kurtosis modes).
 import { MotherError } from '../core/errors';
 
@@ -63,6 +65,22 @@ export function minimumSpanningTree(D: ArrayLike<number>, n: number): number[] {
     }
   }
   return parent;
+}
+
+/** Eccentricity of every node of a tree (the most edges to any other node). */
+export function eccentricities(parent: readonly number[]): number[] {
+  const adj = adjacency(parent);
+  return parent.map((_, r) => {
+    const dist = new Array<number>(parent.length).fill(-1);
+    dist[r] = 0;
+    const queue = [r];
+    let far = 0;
+    for (let q = 0; q < queue.length; q++) {
+      const u = queue[q];
+      for (const v of adj[u]) if (dist[v] < 0) { dist[v] = dist[u] + 1; far = Math.max(far, dist[v]); queue.push(v); }
+    }
+    return far;
+  });
 }
 
 /** Undirected adjacency of a tree given as parents. */
@@ -154,12 +172,17 @@ export function chooseClock(parent: readonly number[], clocks: Partial<Record<Cl
     }
     scores.push({ ...c, label: clockLabel(c), agreement: best, root });
   }
+  // ties of agreement: the candidate whose root is the most central (smallest eccentricity in
+  // hops on the tree: the base model of a fine-tuned family is its hub), then CLOCK_ORDER
+  const ecc = eccentricities(parent);
   let chosen: ClockScore | null = null;
-  for (const s of scores) if (chosen === null || s.agreement > chosen.agreement) chosen = s;
+  for (const s of scores) {
+    if (chosen === null || s.agreement > chosen.agreement || (s.agreement === chosen.agreement && ecc[s.root] < ecc[chosen.root])) chosen = s;
+  }
   const why = chosen === null
     ? 'no clock has values'
     : `${chosen.label} agrees best with the distance tree (${(100 * chosen.agreement).toFixed(1)} % of ancestor-descendant pairs)` +
-      (scores.filter((s) => s.agreement === chosen!.agreement).length > 1 ? `; tied with ${scores.filter((s) => s !== chosen && s.agreement === chosen!.agreement).map((s) => s.label).join(', ')}: the tie order` : '');
+      (scores.filter((s) => s.agreement === chosen!.agreement).length > 1 ? `; tied with ${scores.filter((s) => s !== chosen && s.agreement === chosen!.agreement).map((s) => s.label).join(', ')}: the most central root, then the tie order` : '');
   return { chosen, scores, why };
 }
 
@@ -222,4 +245,47 @@ export function findMerges(S: ArrayLike<number>, n: number, nodes: readonly numb
     out.set(c, fit);
   }
   return out;
+}
+
+// ---- fans and chains -----------------------------------------------------------------------
+
+/** A child B of A (A under P) stays A's child when (S[P][B] - S[P][A]) / S[A][B] is at least this. */
+export const CHAIN_RATIO = 0.5;
+
+/**
+ * Fans vs chains. For a tree edge A -> B whose parent A has a parent P, with S the squared
+ * distances (or any distance that adds along a chain, such as the rank of differences):
+ *   ratio = (S[P][B] - S[P][A]) / S[A][B].
+ * In a chain P -> A -> B with orthogonal increments S[P][B] = S[P][A] + S[A][B]: ratio 1. For
+ * siblings A, B of P (fine-tuned with the same recipe they share a component u of their
+ * updates, A - P = u + e1, B - P = u + e2), ratio = (|e2|^2 - |e1|^2) / |e1 - e2|^2, about 0 for
+ * updates of one size, whatever u is (the angle at P is no test then: the shared u makes it
+ * acute). B is moved up to P when ratio < CHAIN_RATIO; the rule is applied top-down until
+ * nothing moves. Returns the new parents and the moves.
+ */
+export function resolveFans(parent: readonly number[], S: ArrayLike<number>, n: number): { parent: number[]; moved: { child: number; from: number; to: number; ratio: number }[] } {
+  const out = parent.slice();
+  const moved: { child: number; from: number; to: number; ratio: number }[] = [];
+  for (let round = 0; round < n; round++) {
+    let changed = false;
+    // top-down: by depth
+    const depth = (v: number) => { let d = 0; for (let u = out[v]; u >= 0; u = out[u]) d++; return d; };
+    const order = Array.from({ length: n }, (_, v) => v).sort((x, y) => depth(x) - depth(y) || x - y);
+    for (const b of order) {
+      const a = out[b];
+      if (a < 0) continue;
+      const p = out[a];
+      if (p < 0) continue;
+      const sab = S[a * n + b];
+      if (!(sab > 0)) continue;
+      const ratio = (S[p * n + b] - S[p * n + a]) / sab;
+      if (ratio < CHAIN_RATIO) {
+        out[b] = p;
+        moved.push({ child: b, from: a, to: p, ratio });
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  return { parent: out, moved };
 }
