@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { evaluate, recover } from '../../lib';
+import type { ModelGraph } from '../../lib/recover';
 import type { Evaluation } from '../../lib/method/evaluation';
 import { packageRoot } from '../../lib/core/binding';
 
@@ -50,6 +51,8 @@ export interface SplitResult {
   reference: Evaluation;
   motherSeconds: number;
   referenceSeconds: number;
+  /** mother's graph of the split */
+  graph: ModelGraph;
 }
 
 /**
@@ -90,5 +93,5 @@ export async function runSplit(zoo: string, truth: Truth, split: string, familie
     { ...g, models: ids.map((id) => ({ id, path: '', architecture: '', params: 0, kurtosis: null })), families: ref.families.map((f) => f.map(toId)), edges: ref.edges.map(([a, b]) => ({ parent: toId(a), child: toId(b), distance: 0, confidence: null, relation: 'finetune' as const, uncertain: false })), roots: [], familyReports: [], duplicates: [] },
     { edges },
   );
-  return { split, models: ids.length, families: familyCount, mother, reference, motherSeconds, referenceSeconds: ref.seconds.total };
+  return { split, models: ids.length, families: familyCount, mother, reference, motherSeconds, referenceSeconds: ref.seconds.total, graph: g };
 }
