@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 
 import {
-  chooseClock, clockAgreementAt, CLOCK_ORDER, clockLabel, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot,
+  CHAIN_RATIO, chooseClock, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
 } from '../lib/method/clocks';
 import { Rng } from './helpers/reference';
 
@@ -155,5 +155,48 @@ describe('merges', () => {
     // the chain's middle model lies between its ends only up to a residual of at least 1/2
     const chain = fitMerge(S, n, 1, 0, 4)!;
     expect(chain.residual).toBeGreaterThan(MERGE_RESIDUAL);
+  });
+});
+
+describe('fans vs chains', () => {
+  /** A fan of k same-recipe siblings under model 0: a shared update u plus each one's own e. */
+  function fan(rng: Rng, k: number, dim: number, shared: number) {
+    const p = Array.from({ length: dim }, () => 10 * rng.normal());
+    const u = Array.from({ length: dim }, () => shared * rng.normal());
+    const v = [p, ...Array.from({ length: k }, () => p.map((x, d) => x + u[d] + rng.normal()))];
+    const n = v.length;
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = sqDist(v[i], v[j]);
+    return { S, n };
+  }
+  test('same-recipe siblings chained by nearest distance (siblings nearer each other than to the parent) are moved back under the parent', () => {
+    const rng = new Rng(21);
+    for (let t = 0; t < 5; t++) {
+      const { S, n } = fan(rng, 4, 300, 1.5);
+      // the siblings are nearer each other than to their parent: the nearest-parent tree is a chain 0 -> 1 -> 2 -> 3 -> 4
+      expect(S[1 * n + 2]).toBeLessThan(S[0 * n + 2]);
+      const r = resolveFans([-1, 0, 1, 2, 3], S, n);
+      expect(r.parent).toEqual([-1, 0, 0, 0, 0]);
+      for (const mv of r.moved) expect(mv.ratio).toBeLessThan(CHAIN_RATIO);
+    }
+  });
+  test('a checkpoint chain (orthogonal increments) stays a chain', () => {
+    const rng = new Rng(22);
+    for (let t = 0; t < 5; t++) {
+      const { S, n } = walk(rng, [-1, 0, 1, 2, 3], 300, [0, 1, 0.5, 1.5, 0.8]);
+      const r = resolveFans([-1, 0, 1, 2, 3], S, n);
+      expect(r.parent).toEqual([-1, 0, 1, 2, 3]);
+      expect(r.moved).toEqual([]);
+    }
+  });
+  test('eccentricity of tree nodes (hops to the farthest node), the tie-break of clocks', () => {
+    expect(eccentricities([-1, 0, 1, 2])).toEqual([3, 2, 2, 3]);
+    expect(eccentricities([-1, 0, 0, 0])).toEqual([1, 2, 2, 2]);
+    // kurtosis- and norm+ both agree fully; their roots differ: the hub (node 0 of the star) wins the tie
+    const star = [-1, 0, 0, 0];
+    const c = chooseClock(reroot(star, 1), { norm: [2, 1, 3, 4], kurtosis: [0, -1, -2, -3] });
+    expect(c.scores.filter((s) => s.agreement === 1).map((s) => s.label).sort()).toEqual(['kurtosis-', 'norm+']);
+    expect(c.chosen!.label).toBe('kurtosis-');
+    expect(c.chosen!.root).toBe(0);
   });
 });
