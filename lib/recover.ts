@@ -135,7 +135,8 @@ export interface PairEvidence extends PairLink {
 export interface FamilyReport {
   members: string[];
   root: string;
-  mode: KurtosisMode;
+  /** The kurtosis mode of the direction (null when another clock was used). */
+  mode: KurtosisMode | null;
   cost: number;
   costs: Partial<Record<KurtosisMode, number>>;
   rootMargin: number | null;
@@ -531,6 +532,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const mst = minimumSpanningTree(sub, c);
     const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null });
     let fr: FamilyRecovery;
+    let modeUsed: KurtosisMode | null;
     let clockReport: FamilyReport['clock'];
     const scores = choice.scores.map((s) => ({ clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id }));
     if (direction === 'auto' && choice.chosen) {
@@ -538,11 +540,12 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       // the edge costs of the paper with the chosen clock as its trend: against when the clock moves the wrong way
       fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda });
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
-      fr = { ...fr, mode: kmode ?? fr.mode };
+      modeUsed = kmode;
       clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, why: choice.why, scores };
     } else {
       const mode: KurtosisMode = direction === 'auto' ? 'finetune' : direction;
       fr = recoverFamily({ n: c, data: sub }, kuClock, { mode, lambda });
+      modeUsed = mode;
       const label = mode === 'finetune' ? 'kurtosis-' : 'kurtosis+';
       const sc = scores.find((s) => s.clock === label);
       clockReport = { used: label, chosen: false, agreement: sc ? sc.agreement : null, why: direction === 'auto' ? 'no clock has values: kurtosis, fine-tuning mode' : `given: --direction ${mode}`, scores };
@@ -563,7 +566,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
-    return { root: fam[core[fr.root]], edges: out, fr, clock: clockReport, copies };
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies };
   };
 
   const edges: GraphEdge[] = [];
@@ -646,7 +649,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     familyReports.push({
       members: fam.map((i) => inputs[i].id),
       root: inputs[dir.root].id,
-      mode: dir.fr.mode,
+      mode: dir.mode,
       cost: dir.fr.cost,
       costs: dir.fr.costs,
       rootMargin: dir.fr.rootMargin,

@@ -104,8 +104,8 @@ ${g.edges.map((e) => row([e.parent, e.child, e.relation, e.weight === undefined 
 ${g.models.map((m) => row([m.id, m.architecture, m.params, fmt(m.kurtosis), m.path])).join('\n')}
 </table>
 <h2>Families</h2>
-<table><tr><th>root</th><th>members</th><th>direction</th><th>metric</th><th>tree cost</th><th>kurtosis-consistent</th><th>weakest link</th><th>nearest other model</th></tr>
-${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, `${f.metric.used}${f.metric.chosen ? ` (${f.metric.why})` : ''}`, fmt(f.cost), String(f.diagnostics.kurtosisConsistent),
+<table><tr><th>root</th><th>members</th><th>direction clock</th><th>metric</th><th>tree cost</th><th>clock agreement</th><th>weakest link</th><th>nearest other model</th></tr>
+${g.familyReports.map((f) => row([f.root, f.members.join(', '), `${f.clock.used}${f.clock.chosen ? ' (chosen)' : ' (given)'}`, `${f.metric.used}${f.metric.chosen ? ` (${f.metric.why})` : ''}`, fmt(f.cost), fmt(f.clock.agreement),
     f.evidence.weakestLink ? `${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}: ${linkText(f.evidence.weakestLink)}` : '-',
     f.evidence.nearestOutsider ? `${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}: ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})` : '-'])).join('\n')}
 </table>
