@@ -14,7 +14,7 @@ import * as path from 'node:path';
 
 import { packageRoot } from '../lib/core/binding';
 import { discoverModels } from '../lib/io/discovery';
-import { evaluate, ModelGraph, recover, treeEdges } from '../lib/recover';
+import { evaluate, ModelGraph, recover, scoredEdges } from '../lib/recover';
 import { studentUpperQuantile } from '../lib/method/distributions';
 import { UnionFind } from '../lib/method/matrix';
 import { machine, table } from './common';
@@ -42,7 +42,7 @@ function edgeRegimes(truth: ZooTruth): Map<string, string> {
 
 /** Directed accuracy per regime: [regime, edges, right by the defaults, right by the paper's protocol]. */
 function regimeRows(truth: ZooTruth, defaults: ModelGraph, protocol: ModelGraph[]): string[][] {
-  const got = new Set(treeEdges(defaults.edges).map((e) => `${e.parent}>${e.child}`));
+  const got = new Set(scoredEdges(defaults.edges, truth.tree_edges ?? truth.edges).map((e) => `${e.parent}>${e.child}`));
   const paper = new Set(protocol.flatMap((g) => g.edges.map((e) => `${e.parent}>${e.child}`)));
   const inPaper = new Set(protocol.flatMap((g) => g.models.map((m) => m.id)));
   const per = new Map<string, { n: number; ok: number; paperN: number; paperOk: number }>();

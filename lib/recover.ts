@@ -709,6 +709,22 @@ export function treeEdges(edges: readonly GraphEdge[]): GraphEdge[] {
   return edges.filter((e) => e.relation !== 'merge' || heaviest.get(e.child) === e);
 }
 
+/**
+ * The graph's edges as the forest scored against a truth forest: each merge under its heavier
+ * parent, or under the parent the truth names when that parent's weight is within 0.05 of the
+ * heaviest (with equal weights, which parent a forest lists is a convention).
+ */
+export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [string, string][]): GraphEdge[] {
+  const truthParent = new Map(truthForest.map(([p, c]) => [c, p]));
+  const heaviest = new Map<string, number>();
+  for (const e of edges) if (e.relation === 'merge') heaviest.set(e.child, Math.max(heaviest.get(e.child) ?? -Infinity, e.weight ?? 0));
+  const named = new Set(edges.filter((e) => e.relation === 'merge' && truthParent.get(e.child) === e.parent && (e.weight ?? 0) >= heaviest.get(e.child)! - 0.05).map((e) => e.child));
+  return [
+    ...treeEdges(edges).filter((e) => !(e.relation === 'merge' && named.has(e.child))),
+    ...edges.filter((e) => e.relation === 'merge' && named.has(e.child) && truthParent.get(e.child) === e.parent),
+  ];
+}
+
 /** A ground truth: edges [parent, child] (a forest), or a version-2 zoo truth with merges (`tree_edges` is its forest). */
 export interface TruthInput {
   edges: [string, string][];
@@ -718,7 +734,8 @@ export interface TruthInput {
 /**
  * The paper's metrics of a recovered graph against the ground truth ({edges: [[parent,
  * child], ...]}; a truth with `tree_edges`, a version-2 zoo's, is scored on those, every merge
- * under its heavier parent). Truth edges between models outside the graph are left out (a
+ * under its heavier parent; a recovered merge counts under the parent the truth names when that
+ * parent's fitted weight is within 0.05 of the heavier one's). Truth edges between models outside the graph are left out (a
  * truth file may describe a larger zoo); `ignoredTruthEdges` counts them. `familyAgreement`:
  * exact families and the adjusted Rand index against the connected components of every truth
  * edge.
@@ -731,7 +748,7 @@ export function evaluate(graph: ModelGraph, truth: TruthInput): Evaluation & { i
     throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${forest[0].join(', ')}, ...)`);
   }
   const list = graph.models.map((m) => m.id);
-  const ev = scoreGraph({ edges: treeEdges(graph.edges).map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, list);
+  const ev = scoreGraph({ edges: scoredEdges(graph.edges, edges).map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, list);
   const index = new Map(list.map((id, i) => [id, i]));
   const uf = new UnionFind(list.length);
   for (const [p, c] of truth.edges) if (index.has(p) && index.has(c)) uf.union(index.get(p)!, index.get(c)!);

@@ -73,6 +73,14 @@ test('relations: duplicate, converted and quantized copies are leaves under thei
   expect(g.familyReports[0].copies).toEqual({ copies: 3, merges: 1 });
 });
 
+test('a merge of equal weights is scored under whichever of its parents the truth names', () => {
+  const h: ModelGraph = { ...g, edges: g.edges.map((e) => (e.relation === 'merge' ? { ...e, weight: e.parent === 'a' ? 0.51 : 0.49 } : e)) };
+  expect(treeEdges(h.edges).filter((e) => e.child === 'merge').map((e) => e.parent)).toEqual(['a']);
+  expect(evaluate(h, { edges: truth }).directedAccuracy).toBe(1);
+  const far: ModelGraph = { ...g, edges: g.edges.map((e) => (e.relation === 'merge' ? { ...e, weight: e.parent === 'a' ? 0.8 : 0.2 } : e)) };
+  expect(evaluate(far, { edges: truth }).directedAccuracy).toBeCloseTo(6 / 7, 10);
+});
+
 test('the family reports the clock used (chosen) and every candidate agreement on the distance tree', () => {
   const clock = g.familyReports[0].clock;
   expect(clock.chosen).toBe(true);
