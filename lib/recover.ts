@@ -143,8 +143,8 @@ export interface FamilyReport {
   diagnostics: FamilyDiagnostics;
   /** The distance used in this family, and why (with 'auto': chosen from the ranks of differences). */
   metric: { used: DistanceMetric; chosen: boolean; why: string; rankFraction: number | null };
-  /** The direction clock used (e.g. 'norm+': the squared weight norm rises parent -> child), whether it was chosen ('auto') or given, its agreement with the distance tree, and every candidate's agreement and best root. */
-  clock: { used: string; chosen: boolean; agreement: number | null; why: string; scores: { clock: string; agreement: number; root: string }[] };
+  /** The direction clock used (e.g. 'norm+': the squared weight norm rises parent -> child), whether it was chosen ('auto') or given, its agreement with the distance tree, the family's direction confidence (rootMargin: its agreement minus that of the best candidate rooting the family at another model; null when none does or the mode is given), and every candidate's agreement and best root. */
+  clock: { used: string; chosen: boolean; agreement: number | null; rootMargin: number | null; why: string; scores: { clock: string; agreement: number; root: string }[] };
   /** Members left out of the tree as copies (duplicates, converted, quantized: leaves under their source) and as merges (two parents). */
   copies: { copies: number; merges: number };
   /** The kurtosis layers used, and why. */
@@ -541,14 +541,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda });
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
       modeUsed = kmode;
-      clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, why: choice.why, scores };
+      clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, rootMargin: choice.rootMargin, why: choice.why, scores };
     } else {
       const mode: KurtosisMode = direction === 'auto' ? 'finetune' : direction;
       fr = recoverFamily({ n: c, data: sub }, kuClock, { mode, lambda });
       modeUsed = mode;
       const label = mode === 'finetune' ? 'kurtosis-' : 'kurtosis+';
       const sc = scores.find((s) => s.clock === label);
-      clockReport = { used: label, chosen: false, agreement: sc ? sc.agreement : null, why: direction === 'auto' ? 'no clock has values: kurtosis, fine-tuning mode' : `given: --direction ${mode}`, scores };
+      clockReport = { used: label, chosen: false, agreement: sc ? sc.agreement : null, rootMargin: null, why: direction === 'auto' ? 'no clock has values: kurtosis, fine-tuning mode' : `given: --direction ${mode}`, scores };
     }
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];

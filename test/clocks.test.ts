@@ -98,6 +98,9 @@ describe('clock agreement and choice', () => {
       expect(c.chosen!.root).toBe(inv[0]);
       expect(c.scores.map((s) => s.label)).toEqual(CLOCK_ORDER.map(clockLabel));
       for (const s of c.scores) if (s.label !== 'kurtosis-') expect(s.agreement).toBeLessThan(1);
+      const rivals = c.scores.filter((s) => s.root !== c.chosen!.root).map((s) => s.agreement);
+      expect(c.rootMargin).toBeCloseTo(1 - Math.max(...rivals), 12);
+      expect(c.rootMargin!).toBeGreaterThan(0);
     }
   });
 
@@ -198,5 +201,7 @@ describe('fans vs chains', () => {
     expect(c.scores.filter((s) => s.agreement === 1).map((s) => s.label).sort()).toEqual(['kurtosis-', 'norm+']);
     expect(c.chosen!.label).toBe('kurtosis-');
     expect(c.chosen!.root).toBe(0);
+    // norm+ roots it at 1 just as well: the family's root margin is 0
+    expect(c.rootMargin).toBe(0);
   });
 });

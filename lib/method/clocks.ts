@@ -142,6 +142,12 @@ export interface ClockScore extends ClockCandidate {
 export interface ClockChoice {
   /** The candidate used (null when no clock has values). */
   chosen: ClockScore | null;
+  /**
+   * The family's direction confidence: the chosen agreement minus the best agreement of a
+   * candidate whose best root is another model (0: another clock roots the family elsewhere
+   * just as well; null when every candidate gives the same root or there is one candidate).
+   */
+  rootMargin: number | null;
   /** Every candidate with values, in CLOCK_ORDER. */
   scores: ClockScore[];
   why: string;
@@ -179,11 +185,14 @@ export function chooseClock(parent: readonly number[], clocks: Partial<Record<Cl
   for (const s of scores) {
     if (chosen === null || s.agreement > chosen.agreement || (s.agreement === chosen.agreement && ecc[s.root] < ecc[chosen.root])) chosen = s;
   }
+  let rival: ClockScore | null = null;
+  if (chosen) for (const s of scores) if (s.root !== chosen.root && (rival === null || s.agreement > rival.agreement)) rival = s;
+  const rootMargin = chosen && rival ? chosen.agreement - rival.agreement : null;
   const why = chosen === null
     ? 'no clock has values'
     : `${chosen.label} agrees best with the distance tree (${(100 * chosen.agreement).toFixed(1)} % of ancestor-descendant pairs)` +
       (scores.filter((s) => s.agreement === chosen!.agreement).length > 1 ? `; tied with ${scores.filter((s) => s !== chosen && s.agreement === chosen!.agreement).map((s) => s.label).join(', ')}: the most central root, then the tie order` : '');
-  return { chosen, scores, why };
+  return { chosen, rootMargin, scores, why };
 }
 
 // ---- merges --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ export function renderTree(g: ModelGraph): string {
       singles.push(near ? `  ${id}: no relative: strongest ${linkText(near)} (${near.verdict}) with ${other(near, id)}` : `  ${id}: not comparable with any other model (no tensor shared by name and shape)`);
       return;
     }
-    lines.push(`family ${i + 1} (${f.members.length} models, clock ${f.clock.used}${f.clock.agreement === null ? '' : ` agreeing on ${(100 * f.clock.agreement).toFixed(0)} % of ancestor-descendant pairs`}${f.clock.chosen ? ', chosen automatically' : ', given'})`);
+    lines.push(`family ${i + 1} (${f.members.length} models, clock ${f.clock.used}${f.clock.agreement === null ? '' : ` agreeing on ${(100 * f.clock.agreement).toFixed(0)} % of ancestor-descendant pairs`}${f.clock.chosen ? ', chosen automatically' : ', given'}${f.clock.rootMargin === null ? '' : `; root margin over the best clock rooting it elsewhere ${(100 * f.clock.rootMargin).toFixed(0)} points${f.clock.rootMargin === 0 ? ': the root is uncertain' : ''}`})`);
     if (f.metric) lines.push(`  metric ${f.metric.used}${f.metric.chosen ? `: ${f.metric.why}` : ''}; kurtosis layers: ${f.kurtosisLayers.why}`);
     const ev = f.evidence;
     if (ev) {
