@@ -14,7 +14,7 @@ import * as path from 'node:path';
 
 import { packageRoot } from '../lib/core/binding';
 import { discoverModels } from '../lib/io/discovery';
-import { evaluate, ModelGraph, recover } from '../lib/recover';
+import { evaluate, ModelGraph, recover, scoredEdges } from '../lib/recover';
 import { studentUpperQuantile } from '../lib/method/distributions';
 import { UnionFind } from '../lib/method/matrix';
 import { machine, table } from './common';
@@ -25,9 +25,86 @@ const f2 = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 1000 ? x.toFixed
 
 interface ZooTruth {
   version?: number;
-  models: { id: string; split: string; family: string }[];
+  models: { id: string; split: string; family: string; regime?: string }[];
   edges: [string, string][];
   tree_edges?: [string, string][];
+  edge_info?: { parent: string; child: string; relation: string; regime: string; weight?: number }[];
+}
+
+/** The regime of each truth tree edge (v2: edge_info; v1: the split). */
+function edgeRegimes(truth: ZooTruth): Map<string, string> {
+  const info = new Map((truth.edge_info ?? []).map((e) => [`${e.parent}>${e.child}`, e.regime]));
+  const split = new Map(truth.models.map((m) => [m.id, m.split]));
+  const out = new Map<string, string>();
+  for (const [p, c] of truth.tree_edges ?? truth.edges) out.set(`${p}>${c}`, info.get(`${p}>${c}`) ?? split.get(c) ?? '?');
+  return out;
+}
+
+/** Directed accuracy per regime: [regime, edges, right by the defaults, right by the paper's protocol]. */
+function regimeRows(truth: ZooTruth, defaults: ModelGraph, protocol: ModelGraph[]): string[][] {
+  const got = new Set(scoredEdges(defaults.edges, truth.tree_edges ?? truth.edges).map((e) => `${e.parent}>${e.child}`));
+  const paper = new Set(protocol.flatMap((g) => g.edges.map((e) => `${e.parent}>${e.child}`)));
+  const inPaper = new Set(protocol.flatMap((g) => g.models.map((m) => m.id)));
+  const per = new Map<string, { n: number; ok: number; paperN: number; paperOk: number }>();
+  for (const [k, regime] of edgeRegimes(truth)) {
+    const r = per.get(regime) ?? { n: 0, ok: 0, paperN: 0, paperOk: 0 };
+    r.n++;
+    if (got.has(k)) r.ok++;
+    const [p, c] = k.split('>');
+    if (inPaper.has(p) && inPaper.has(c)) {
+      r.paperN++;
+      if (paper.has(k)) r.paperOk++;
+    }
+    per.set(regime, r);
+  }
+  const rows = [...per.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([regime, r]) => [
+    regime, String(r.n), `${r.ok} (${pct(r.ok / r.n)} %)`, r.paperN ? `${r.paperOk} / ${r.paperN} (${pct(r.paperOk / r.paperN)} %)` : 'n/a (no protocol split)',
+  ]);
+  const all = [...per.values()].reduce((a, r) => ({ n: a.n + r.n, ok: a.ok + r.ok, paperN: a.paperN + r.paperN, paperOk: a.paperOk + r.paperOk }), { n: 0, ok: 0, paperN: 0, paperOk: 0 });
+  rows.push(['all', String(all.n), `${all.ok} (${pct(all.ok / all.n)} %)`, all.paperN ? `${all.paperOk} / ${all.paperN} (${pct(all.paperOk / all.paperN)} %)` : 'n/a']);
+  return rows;
+}
+
+/** Relation types: per truth relation, edges and how many come out as that edge with that relation (a merge: with its weight within 0.05). */
+function relationRows(truth: ZooTruth, g: ModelGraph): string[][] {
+  const got = new Map(g.edges.map((e) => [`${e.parent}>${e.child}`, e]));
+  const per = new Map<string, { n: number; ok: number; wrong: Map<string, number> }>();
+  for (const e of truth.edge_info ?? []) {
+    const r = per.get(e.relation) ?? { n: 0, ok: 0, wrong: new Map() };
+    r.n++;
+    const h = got.get(`${e.parent}>${e.child}`);
+    const right = !!h && h.relation === e.relation && (e.relation !== 'merge' || Math.abs((h.weight ?? NaN) - (e.weight ?? NaN)) <= 0.05);
+    if (right) r.ok++;
+    else {
+      const why = !h ? 'no such edge' : h.relation !== e.relation ? `as ${h.relation}` : `weight ${f2(h.weight ?? NaN)} vs ${e.weight}`;
+      r.wrong.set(why, (r.wrong.get(why) ?? 0) + 1);
+    }
+    per.set(e.relation, r);
+  }
+  const rows = [...per.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([rel, r]) => [rel, String(r.n), `${r.ok} (${pct(r.ok / r.n)} %)`, [...r.wrong].map(([k, v]) => `${v} ${k}`).join(', ') || '-']);
+  const n = [...per.values()].reduce((a, r) => a + r.n, 0), ok = [...per.values()].reduce((a, r) => a + r.ok, 0);
+  if (n) rows.push(['all', String(n), `${ok} (${pct(ok / n)} %)`, '']);
+  return rows;
+}
+
+/** Reliability of the training edges' confidence: per bin, edges and how many are truth edges. */
+function reliabilityRows(truth: ZooTruth, graphs: ModelGraph[]): string[][] {
+  const bins: [string, (c: number | null) => boolean][] = [
+    ['none (family of two)', (c) => c === null],
+    ['< 0', (c) => c !== null && c < 0],
+    ['0 - 0.05', (c) => c !== null && c >= 0 && c < 0.05],
+    ['0.05 - 0.1', (c) => c !== null && c >= 0.05 && c < 0.1],
+    ['0.1 - 0.2', (c) => c !== null && c >= 0.1 && c < 0.2],
+    ['0.2 - 0.4', (c) => c !== null && c >= 0.2 && c < 0.4],
+    ['>= 0.4', (c) => c !== null && c >= 0.4],
+  ];
+  const t = new Set((truth.tree_edges ?? truth.edges).map(([p, c]) => `${p}>${c}`));
+  const edges = graphs.flatMap((g) => g.edges).filter((e) => e.relation === 'finetune' || e.relation === 'adapter');
+  return bins.map(([name, f]) => {
+    const es = edges.filter((e) => f(e.confidence));
+    const ok = es.filter((e) => t.has(`${e.parent}>${e.child}`)).length;
+    return [name, String(es.length), es.length ? `${ok} (${pct(ok / es.length)} %)` : '-', es.length ? (es[0].uncertain ? 'yes' : 'no') : '-'];
+  });
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -116,11 +193,13 @@ async function main(): Promise<void> {
   const zoos = (process.argv.length > 2 ? process.argv.slice(2) : [path.join(packageRoot(), 'samples', 'zoo-small')]).map((z) => path.resolve(z));
   console.log(`# mother accuracy benchmark\nmachine: ${machine()}\ndate: ${new Date().toISOString()}\n`);
   const whole: string[][] = [];
+  const graphs: ModelGraph[] = [];
   const details: string[] = [];
   for (const zoo of zoos) {
     const truth = readTruth(zoo) as unknown as ZooTruth;
     const w = await wholeZoo(zoo, truth);
     whole.push(w.row);
+    graphs.push(w.g);
     const c = calibration(w.g, w.truthFamily);
     details.push(
       `\n## ${zoo}: null calibration of the relatedness test (whole zoo, defaults)\n`,
@@ -134,12 +213,14 @@ async function main(): Promise<void> {
   console.log(table(['zoo', 'models', 'truth families', 'recovered', 'exact families', 'adjusted Rand', 'family % (paper)', 'directed %', 'undirected %', 'copy sets', 'seconds'], whole));
   console.log(details.join('\n'));
 
-  for (const zoo of zoos) {
+  for (const [z, zoo] of zoos.entries()) {
     const truth = readTruth(zoo);
     const rows: string[][] = [];
+    const protocolGraphs: ModelGraph[] = [];
     for (const split of Object.keys(PROTOCOL)) {
       if (!truth.models.some((m) => m.split === split)) continue;
       const given = await runSplit(zoo, truth, split, true);
+      protocolGraphs.push(given.graph);
       const auto = await runSplit(zoo, truth, split, false);
       const p = PROTOCOL[split];
       rows.push([
@@ -163,6 +244,15 @@ async function main(): Promise<void> {
         rows,
       ),
     );
+    const zt = truth as unknown as ZooTruth;
+    console.log(`\n## ${zoo}: directed edge accuracy per regime (whole zoo, defaults) next to the paper's protocol (per split: families given, metric, layers and kurtosis mode set by hand)\n`);
+    console.log(table(['regime', 'truth tree edges', 'right, defaults', "right, paper's protocol"], regimeRows(zt, graphs[z], protocolGraphs)));
+    if (zt.edge_info) {
+      console.log(`\n## ${zoo}: relation types (whole zoo, defaults; every truth edge, both parents of a merge)\n`);
+      console.log(table(['relation', 'truth edges', 'right', 'wrong'], relationRows(zt, graphs[z])));
+    }
+    console.log(`\n## ${zoo}: reliability of the confidence of training edges (whole zoo, defaults)\n`);
+    console.log(table(['confidence', 'edges', 'truth edges among them', 'marked uncertain'], reliabilityRows(zt, [graphs[z]])));
   }
   console.log('\nreference = the same method computed independently with numpy/scipy/networkx (benchmarks/reference_mother.py), K given; splits outside the protocol (copies) are in the whole-zoo table only.');
 }

@@ -7,7 +7,8 @@
 import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamiliesOfPairs, relatedFamilies, weakestLink } from './method/clustering';
 import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
-import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, FamilyRecovery, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
+import { chooseClock, findMerges, minimumSpanningTree } from './method/clocks';
 import { chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { MotherError } from './core/errors';
@@ -29,7 +30,7 @@ export interface RecoverOptions {
   metric?: RecoverMetric;
   /** Weight of the kurtosis penalty (default 0.3). */
   lambda?: number;
-  /** Kurtosis trend: 'finetune' (falls parent -> child, the default), 'pretrain' (rises), or 'auto' (per family, the cheaper tree). */
+  /** Direction evidence: 'auto' (default: per family, the clock that agrees best with the distance tree), or the paper's kurtosis trend set by hand: 'finetune' (falls parent -> child) or 'pretrain' (rises). */
   direction?: KurtosisMode | 'auto';
   /** Families: 'auto' (default: connected components of the pairs the relatedness test calls related) or a number K (Ward, maxclust cut: the paper's protocol). */
   families?: number | 'auto';
@@ -64,10 +65,35 @@ export interface GraphModel {
   kurtosis: number | null;
 }
 
+/** What an edge is: a training step ('finetune', or 'adapter' in a family whose differences are low-rank), a copy ('duplicate': identical values; 'converted': a dtype copy at that dtype's rounding level; 'quantized': a copy at the int8 rounding noise level), or one of a merge's parents. */
+export const EDGE_RELATIONS = ['finetune', 'adapter', 'quantized', 'converted', 'duplicate', 'merge'] as const;
+export type EdgeRelation = (typeof EDGE_RELATIONS)[number];
+
+/** Mantissa bits of the float dtypes (storage precision; a converted copy has fewer than its source). */
+export const MANTISSA_BITS: Record<string, number> = {
+  F64: 52, F32: 23, F16: 10, BF16: 7, F8_E4M3: 3, F8_E4M3FNUZ: 3, F8_E5M2: 2, F8_E5M2FNUZ: 2,
+};
+/** In a family with the rank metric, an edge whose difference uses at most this fraction of the ranked layers' capacity is an 'adapter' edge (measured: merged LoRAs 0.06-0.15, full fine-tunes of the small zoo 0.3-0.9). */
+export const ADAPTER_RANK_FRACTION = 0.25;
+/** A training edge with a confidence (relative margin) below this, or none (a family of two), is marked uncertain: see benchmarks/RESULTS.md for how often such edges are right. */
+export const UNCERTAIN_CONFIDENCE = 0.05;
+/** A pair differing by at most this RMS relative to the weights' spread, in different dtypes, is a dtype conversion (BF16 rounding: about 2^-9 relative). */
+export const CONVERTED_REL = 2 ** -8;
+/** A pair differing by at most this relative RMS is a quantisation round-trip copy (Q8_0: about 0.005); Q4_0 (about 0.08) is not told from a fine-tune this way. */
+export const QUANTIZED_REL = 0.01;
+
 export interface GraphEdge {
   parent: string;
   child: string;
   distance: number;
+  relation: EdgeRelation;
+  /** merge only: the fitted weight of this parent (the two weights of a merge sum to 1), and the fit's relative residual. */
+  weight?: number;
+  residual?: number;
+  /** copies only: RMS of the difference relative to the weights' spread. */
+  relativeDifference?: number;
+  /** A training edge whose confidence is below UNCERTAIN_CONFIDENCE (its direction or parent may well be wrong); false for copies and merges. */
+  uncertain: boolean;
   /**
    * Margin of the chosen parent, scale-free: (cost of the child's best other parent - cost of
    * this edge) / mean distance of the family. Positive: the chosen parent is the cheapest by
@@ -109,13 +135,18 @@ export interface PairEvidence extends PairLink {
 export interface FamilyReport {
   members: string[];
   root: string;
-  mode: KurtosisMode;
+  /** The kurtosis mode of the direction (null when another clock was used). */
+  mode: KurtosisMode | null;
   cost: number;
   costs: Partial<Record<KurtosisMode, number>>;
   rootMargin: number | null;
   diagnostics: FamilyDiagnostics;
   /** The distance used in this family, and why (with 'auto': chosen from the ranks of differences). */
   metric: { used: DistanceMetric; chosen: boolean; why: string; rankFraction: number | null };
+  /** The direction clock used (e.g. 'norm+': the squared weight norm rises parent -> child), whether it was chosen ('auto') or given, its agreement with the distance tree, the family's direction confidence (rootMargin: its agreement minus that of the best candidate rooting the family at another model; null when none does or the mode is given), and every candidate's agreement and best root. */
+  clock: { used: string; chosen: boolean; agreement: number | null; rootMargin: number | null; why: string; scores: { clock: string; agreement: number; root: string }[] };
+  /** Members left out of the tree as copies (duplicates, converted, quantized: leaves under their source) and as merges (two parents). */
+  copies: { copies: number; merges: number };
   /** The kurtosis layers used, and why. */
   kurtosisLayers: { layers: string[]; rule: KurtosisChoice['rule']; why: string };
   /** What holds the family together (its weakest related link on the strongest spanning tree;
@@ -134,7 +165,7 @@ export interface RelatednessGroup {
 }
 
 export interface ModelGraph {
-  version: 2;
+  version: 3;
   models: GraphModel[];
   families: string[][];
   edges: GraphEdge[];
@@ -277,7 +308,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   }
   const metric: RecoverMetric = options.metric ?? 'auto';
   const lambda = options.lambda ?? DEFAULT_LAMBDA;
-  const direction = options.direction ?? 'finetune';
+  const direction = options.direction ?? 'auto';
   const familiesOpt = options.families ?? 'auto';
   const alpha = options.relatedness?.alpha ?? RELATEDNESS_ALPHA;
   const r0 = options.relatedness?.r0 ?? RELATED_R0;
@@ -414,6 +445,130 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   };
   const zOf = (i: number, j: number) => decisions[pairIndex(n, i, j)].z ?? -Infinity;
 
+  // stage 5 per family: copies (duplicates, dtype conversions, quantisation round trips) and
+  // merges leave the tree as leaves; the rest is oriented by the clock the family's own data
+  // agree with best (direction 'auto') or by the kurtosis mode given.
+  const squareMoment = momentLayers.filter((l) => isSquare(layerShape(l)));
+  const mantissa = (dtype: string): number => MANTISSA_BITS[dtype] ?? 0;
+  // per model: the fewest mantissa bits of its square tensors (its storage precision)
+  const precisionOf = headers.map((h) => {
+    let bits = Infinity;
+    for (const t of h.tensors) if (isSquare(t.shape)) bits = Math.min(bits, mantissa(t.dtype));
+    return Number.isFinite(bits) ? bits : 0;
+  });
+  // squared Euclidean distance over the square tensors both have, and the difference relative to the models' spread
+  const pairSq = (i: number, j: number): { sq: number; rel: number } => {
+    const p = pairIndex(n, i, j);
+    let sq = 0, scale = 0;
+    for (const l of squareMoment) {
+      const a = l.moments![i], b = l.moments![j];
+      if (!a || !b || !(l.count[p] > 0)) continue;
+      sq += l.sumSq[p];
+      scale += l.count[p] * (a.std * a.std + b.std * b.std) / 2;
+    }
+    return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
+  };
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, adapterFamily: boolean) => {
+    const m = fam.length;
+    const S = new Float64Array(m * m);
+    const rel = new Float64Array(m * m);
+    for (let a = 0; a < m; a++)
+      for (let b = a + 1; b < m; b++) {
+        const q = pairSq(fam[a], fam[b]);
+        S[a * m + b] = S[b * m + a] = q.sq;
+        rel[a * m + b] = rel[b * m + a] = q.rel;
+      }
+    // copies: duplicate < converted < quantized, smallest difference first; a copy is a leaf under its source
+    const copyOf = new Int32Array(m).fill(-1);
+    const copyRelation: (EdgeRelation | null)[] = new Array(m).fill(null);
+    const cands: { s: number; c: number; rel: number; relation: EdgeRelation }[] = [];
+    const sumSq = (x: number, skip: number) => { let t = 0; for (let y = 0; y < m; y++) if (y !== x && y !== skip) t += S[x * m + y]; return t; };
+    for (let a = 0; a < m; a++)
+      for (let b = a + 1; b < m; b++) {
+        const i = fam[a], j = fam[b];
+        if (identical[pairIndex(n, i, j)]) { cands.push({ s: a, c: b, rel: 0, relation: 'duplicate' }); continue; }
+        const r = rel[a * m + b];
+        if (!(r <= QUANTIZED_REL)) continue;
+        if (precisionOf[i] !== precisionOf[j] && r <= CONVERTED_REL) {
+          const [s, c] = precisionOf[i] > precisionOf[j] ? [a, b] : [b, a];
+          cands.push({ s, c, rel: r, relation: 'converted' });
+        } else {
+          // the source is nearer to the rest of the family (the copy adds its rounding noise to every distance)
+          const [s, c] = sumSq(b, a) < sumSq(a, b) ? [b, a] : [a, b];
+          cands.push({ s, c, rel: r, relation: 'quantized' });
+        }
+      }
+    cands.sort((x, y) => x.rel - y.rel || x.s - y.s || x.c - y.c);
+    const top = (x: number) => { while (copyOf[x] >= 0) x = copyOf[x]; return x; };
+    for (const k of cands) {
+      if (copyOf[k.c] >= 0 || top(k.s) === k.c) continue;
+      copyOf[k.c] = top(k.s);
+      copyRelation[k.c] = k.relation;
+      for (let x = 0; x < m; x++) if (copyOf[x] === k.c) copyOf[x] = copyOf[k.c];
+    }
+    // merges among the models that are no copies
+    const nonCopies: number[] = [];
+    for (let a = 0; a < m; a++) if (copyOf[a] < 0) nonCopies.push(a);
+    const merges = findMerges(S, m, nonCopies);
+    const core = nonCopies.filter((a) => !merges.has(a));
+    const c = core.length;
+    const sub = squareFromPairs(c, 0, (x, y) => D[pairIndex(n, fam[core[x]], fam[core[y]])]);
+    // clocks of the core models: the norm and log-std over the family's varying square layers
+    const varying = squareMoment.filter((l) => {
+      let ch = 0, cmp = 0;
+      for (let x = 0; x < c; x++)
+        for (let y = x + 1; y < c; y++) {
+          const p = pairIndex(n, fam[core[x]], fam[core[y]]);
+          if (!(l.count[p] > 0)) continue;
+          cmp++;
+          if (changed(l, p)) ch++;
+        }
+      return cmp > 0 && ch > cmp / 2 && core.every((x) => l.moments![fam[x]]);
+    });
+    const clockLayers = varying.length ? varying : squareMoment.filter((l) => core.every((x) => l.moments![fam[x]]));
+    const normClock = core.map((x) => clockLayers.reduce((t, l) => { const mo = l.moments![fam[x]]!; return t + mo.count * (mo.std * mo.std + mo.mean * mo.mean); }, 0));
+    const logstdClock = core.map((x) => clockLayers.reduce((t, l) => t + Math.log(l.moments![fam[x]]!.std), 0));
+    const kuClock = core.map((x) => ku[x]);
+    const mst = minimumSpanningTree(sub, c);
+    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null });
+    let fr: FamilyRecovery;
+    let modeUsed: KurtosisMode | null;
+    let clockReport: FamilyReport['clock'];
+    const scores = choice.scores.map((s) => ({ clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id }));
+    if (direction === 'auto' && choice.chosen) {
+      const values = choice.chosen.clock === 'norm' ? normClock : choice.chosen.clock === 'logstd' ? logstdClock : kuClock;
+      // the edge costs of the paper with the chosen clock as its trend: against when the clock moves the wrong way
+      fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda });
+      const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
+      modeUsed = kmode;
+      clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, rootMargin: choice.rootMargin, why: choice.why, scores };
+    } else {
+      const mode: KurtosisMode = direction === 'auto' ? 'finetune' : direction;
+      fr = recoverFamily({ n: c, data: sub }, kuClock, { mode, lambda });
+      modeUsed = mode;
+      const label = mode === 'finetune' ? 'kurtosis-' : 'kurtosis+';
+      const sc = scores.find((s) => s.clock === label);
+      clockReport = { used: label, chosen: false, agreement: sc ? sc.agreement : null, rootMargin: null, why: direction === 'auto' ? 'no clock has values: kurtosis, fine-tuning mode' : `given: --direction ${mode}`, scores };
+    }
+    const id = (a: number) => inputs[fam[a]].id;
+    const out: GraphEdge[] = [];
+    for (const e of fr.edges) {
+      const [pa, ch] = [core[e.parent], core[e.child]];
+      out.push({ parent: id(pa), child: id(ch), distance: e.distance, confidence: e.relativeMargin, uncertain: e.relativeMargin === null || e.relativeMargin < UNCERTAIN_CONFIDENCE, relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune' });
+    }
+    const dist = (x: number, y: number) => D[pairIndex(n, fam[x], fam[y])];
+    for (const [ch, f] of merges) {
+      out.push({ parent: id(f.a), child: id(ch), distance: dist(f.a, ch), confidence: null, uncertain: false, relation: 'merge', weight: 1 - f.w, residual: f.residual });
+      out.push({ parent: id(f.b), child: id(ch), distance: dist(f.b, ch), confidence: null, uncertain: false, relation: 'merge', weight: f.w, residual: f.residual });
+    }
+    for (let a = 0; a < m; a++) {
+      if (copyOf[a] < 0) continue;
+      out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
+    }
+    const copies = { copies: m - nonCopies.length, merges: merges.size };
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies };
+  };
+
   const edges: GraphEdge[] = [];
   const roots: string[] = [];
   const familyReports: FamilyReport[] = [];
@@ -480,12 +635,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosisOf[i] = s.layers.length ? s.value : null;
       return s.layers.length ? s.value : 0;
     });
-    const sub = squareFromPairs(m, 0, (a, b) => D[pairIndex(n, fam[a], fam[b])]);
-    const fr = recoverFamily({ n: m, data: sub }, ku, { mode: direction, lambda });
-    roots.push(inputs[fam[fr.root]].id);
-    for (const e of fr.edges) {
-      edges.push({ parent: inputs[fam[e.parent]].id, child: inputs[fam[e.child]].id, distance: e.distance, confidence: e.relativeMargin });
-    }
+    const dir = orientFamily(fam, ku, D, metricUsed === 'rank');
+    roots.push(inputs[dir.root].id);
+    edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
     const weak = weakestLink(fam, zOf, (i, j) => related(pairIndex(n, i, j)));
     let best: [number, number] | null = null;
@@ -496,12 +648,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       }
     familyReports.push({
       members: fam.map((i) => inputs[i].id),
-      root: inputs[fam[fr.root]].id,
-      mode: fr.mode,
-      cost: fr.cost,
-      costs: fr.costs,
-      rootMargin: fr.rootMargin,
-      diagnostics: fr.diagnostics,
+      root: inputs[dir.root].id,
+      mode: dir.mode,
+      cost: dir.fr.cost,
+      costs: dir.fr.costs,
+      rootMargin: dir.fr.rootMargin,
+      diagnostics: dir.fr.diagnostics,
+      clock: dir.clock,
+      copies: dir.copies,
       metric: metricReport,
       kurtosisLayers: { layers: kChoice.layers, rule: kChoice.rule, why: kChoice.why },
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
@@ -509,7 +663,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
   const graph: ModelGraph = {
-    version: 2,
+    version: 3,
     models: inputs.map((inp, i) => ({ id: inp.id, path: resolved[i].path, architecture: archs[i], params: params[i], kurtosis: kurtosisOf[i] })),
     families: families.map((f) => f.map((i) => inputs[i].id)),
     edges,
@@ -544,6 +698,33 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   return graph;
 }
 
+/** The graph's edges as a forest: each merged model under its heavier parent only (ties: the first listed), as a zoo truth's `tree_edges`. */
+export function treeEdges(edges: readonly GraphEdge[]): GraphEdge[] {
+  const heaviest = new Map<string, GraphEdge>();
+  for (const e of edges) {
+    if (e.relation !== 'merge') continue;
+    const h = heaviest.get(e.child);
+    if (!h || (e.weight ?? 0) > (h.weight ?? 0)) heaviest.set(e.child, e);
+  }
+  return edges.filter((e) => e.relation !== 'merge' || heaviest.get(e.child) === e);
+}
+
+/**
+ * The graph's edges as the forest scored against a truth forest: each merge under its heavier
+ * parent, or under the parent the truth names when that parent's weight is within 0.05 of the
+ * heaviest (with equal weights, which parent a forest lists is a convention).
+ */
+export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [string, string][]): GraphEdge[] {
+  const truthParent = new Map(truthForest.map(([p, c]) => [c, p]));
+  const heaviest = new Map<string, number>();
+  for (const e of edges) if (e.relation === 'merge') heaviest.set(e.child, Math.max(heaviest.get(e.child) ?? -Infinity, e.weight ?? 0));
+  const named = new Set(edges.filter((e) => e.relation === 'merge' && truthParent.get(e.child) === e.parent && (e.weight ?? 0) >= heaviest.get(e.child)! - 0.05).map((e) => e.child));
+  return [
+    ...treeEdges(edges).filter((e) => !(e.relation === 'merge' && named.has(e.child))),
+    ...edges.filter((e) => e.relation === 'merge' && named.has(e.child) && truthParent.get(e.child) === e.parent),
+  ];
+}
+
 /** A ground truth: edges [parent, child] (a forest), or a version-2 zoo truth with merges (`tree_edges` is its forest). */
 export interface TruthInput {
   edges: [string, string][];
@@ -553,7 +734,8 @@ export interface TruthInput {
 /**
  * The paper's metrics of a recovered graph against the ground truth ({edges: [[parent,
  * child], ...]}; a truth with `tree_edges`, a version-2 zoo's, is scored on those, every merge
- * under its heavier parent). Truth edges between models outside the graph are left out (a
+ * under its heavier parent; a recovered merge counts under the parent the truth names when that
+ * parent's fitted weight is within 0.05 of the heavier one's). Truth edges between models outside the graph are left out (a
  * truth file may describe a larger zoo); `ignoredTruthEdges` counts them. `familyAgreement`:
  * exact families and the adjusted Rand index against the connected components of every truth
  * edge.
@@ -566,7 +748,7 @@ export function evaluate(graph: ModelGraph, truth: TruthInput): Evaluation & { i
     throw new MotherError('ERR_INVALID_ARGUMENT', `no ground-truth edge joins two of these models (model ids: ${[...ids].slice(0, 3).join(', ')}${ids.size > 3 ? ', ...' : ''}; truth ids: ${forest[0].join(', ')}, ...)`);
   }
   const list = graph.models.map((m) => m.id);
-  const ev = scoreGraph({ edges: graph.edges.map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, list);
+  const ev = scoreGraph({ edges: scoredEdges(graph.edges, edges).map((e) => [e.parent, e.child] as [string, string]), families: graph.families }, { edges }, list);
   const index = new Map(list.map((id, i) => [id, i]));
   const uf = new UnionFind(list.length);
   for (const [p, c] of truth.edges) if (index.has(p) && index.has(c)) uf.union(index.get(p)!, index.get(c)!);

@@ -101,7 +101,7 @@ describe('graph renderers', () => {
     expect(validate(doc, schema)).toEqual([]);
     expect(validate({ ...doc, version: 1 }, schema)).not.toEqual([]);
     expect(validate({ ...doc, edges: [{ parent: 'a' }] }, schema)).not.toEqual([]);
-    expect(doc.version).toBe(2);
+    expect(doc.version).toBe(3);
     for (const k of ['models', 'families', 'edges', 'roots', 'options']) expect(doc).toHaveProperty(k);
     for (const m of doc.models) expect(Object.keys(m).sort()).toEqual(['architecture', 'id', 'kurtosis', 'params', 'path']);
     expect(doc.families.flat().sort()).toEqual(doc.models.map((m: { id: string }) => m.id).sort());

@@ -244,7 +244,8 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
     }
     for (const d of g.duplicates) err.write(`  exact copies: ${d.members.join(' = ')}\n`);
     for (const f of g.familyReports) {
-      err.write(`family of ${f.members.length}: root ${f.root}, mode ${f.mode}, cost ${num(f.cost)}, kurtosis-consistent ${f.diagnostics.kurtosisConsistent}\n`);
+      err.write(`family of ${f.members.length}: root ${f.root}, clock ${f.clock.used}${f.clock.chosen ? '' : ' (given)'}, cost ${num(f.cost)}${f.copies.copies || f.copies.merges ? `, ${f.copies.copies} copies and ${f.copies.merges} merges as leaves` : ''}\n`);
+      err.write(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}\n`);
       err.write(`  metric ${f.metric.used}: ${f.metric.why}\n  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}\n`);
       if (f.evidence.weakestLink) err.write(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}\n`);
       if (f.evidence.nearestOutsider) err.write(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})\n`);
@@ -370,7 +371,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
       if (!Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a non-negative number.');
       return x;
     }, 0.3)
-    .addOption(new Option('--direction <d>', 'kurtosis trend: finetune (falls parent -> child), pretrain (rises), auto (per family)').choices([...KURTOSIS_MODES, 'auto']).default('finetune'))
+    .addOption(new Option('--direction <d>', 'direction evidence: auto (per family, the clock that agrees best with the distance tree), or the paper\'s kurtosis trend: finetune (falls parent -> child), pretrain (rises)').choices(['auto', ...KURTOSIS_MODES]).default('auto'))
     .option('--families <k>', "'auto' (connected components of the pairs the relatedness test calls related) or a number K (Ward clustering into K families, the paper's protocol)", (v: string) => {
       if (v === 'auto') return v;
       const k = Number(v);
@@ -380,7 +381,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per family: the architecture\'s layers that vary in the family, else every square layer that varies)', parseRegex)
     .option('--pairs', 'also every pair\'s relatedness evidence (r, z, p, verdict): a table, or `pairs` in the JSON')
-    .option('--json', 'print the model graph as JSON (version 2; same as --format json)')
+    .option('--json', 'print the model graph as JSON (version 3; same as --format json)')
     .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]).default('text'))
     .option('--out <file>', 'write the output to a file')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')

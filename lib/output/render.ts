@@ -2,7 +2,13 @@
 // (Graphviz compiled to wasm, no network, no native dependency) and a self-contained HTML
 // report.
 import { check } from '../core/validate';
-import type { ModelGraph } from '../recover';
+import { treeEdges } from '../recover';
+import type { GraphEdge, ModelGraph } from '../recover';
+
+/** An edge's label: its relation, the distance and confidence (a merge's weight). */
+const edgeLabel = (e: GraphEdge) => `${e.relation}${e.relation === 'merge' ? ` ${fmt(e.weight ?? null)}` : ''} ${fmt(e.distance)} (${fmt(e.confidence)})`;
+/** DOT style of an edge: dashed when uncertain, dotted for copies. */
+const edgeStyle = (e: GraphEdge) => (e.uncertain ? ', style=dashed' : e.relation === 'duplicate' || e.relation === 'converted' || e.relation === 'quantized' ? ', style=dotted' : '');
 import { graphNum as fmt } from './format';
 import { linkText } from './tree';
 
@@ -26,7 +32,7 @@ export function toDot(g: ModelGraph): string {
     lines.push('  }');
   });
   for (const e of g.edges) {
-    lines.push(`  ${dotString(e.parent)} -> ${dotString(e.child)} [label=${dotString(`${fmt(e.distance)} (${fmt(e.confidence)})`)}];`);
+    lines.push(`  ${dotString(e.parent)} -> ${dotString(e.child)} [label=${dotString(edgeLabel(e))}${edgeStyle(e)}];`);
   }
   lines.push('}');
   return lines.join('\n') + '\n';
@@ -40,7 +46,7 @@ export function newickLabel(id: string): string {
 /** Newick: one tree per family (singletons included), branch lengths = distances. */
 export function toNewick(g: ModelGraph): string {
   const kids = new Map<string, { child: string; distance: number }[]>();
-  for (const e of g.edges) {
+  for (const e of treeEdges(g.edges)) {
     if (!kids.has(e.parent)) kids.set(e.parent, []);
     kids.get(e.parent)!.push({ child: e.child, distance: e.distance });
   }
@@ -62,7 +68,7 @@ export function toMermaid(g: ModelGraph): string {
     for (const id of fam) lines.push(`    ${key.get(id)}["${esc(id)}"]`);
     lines.push('  end');
   });
-  for (const e of g.edges) lines.push(`  ${key.get(e.parent)} -->|${fmt(e.distance)}| ${key.get(e.child)}`);
+  for (const e of g.edges) lines.push(`  ${key.get(e.parent)} ${e.uncertain ? '-.->' : '-->'}|${e.relation} ${fmt(e.distance)}| ${key.get(e.child)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -90,16 +96,16 @@ export async function toHtml(g: ModelGraph): Promise<string> {
 <p>${g.models.length} models, ${g.families.length} families; metric ${escapeHtml(g.options.metric)}, direction ${escapeHtml(String(g.options.direction))}, lambda ${g.options.lambda}, families ${escapeHtml(String(g.options.families))}.</p>
 <div class="svg">${svg.replace(/^<\?xml[^>]*>\s*/, '').replace(/<!DOCTYPE[^>]*>\s*/, '')}</div>
 <h2>Edges</h2>
-<table><tr><th>parent</th><th>child</th><th>distance</th><th>confidence</th></tr>
-${g.edges.map((e) => row([e.parent, e.child, fmt(e.distance), fmt(e.confidence)])).join('\n')}
+<table><tr><th>parent</th><th>child</th><th>relation</th><th>weight</th><th>distance</th><th>confidence</th><th>uncertain</th></tr>
+${g.edges.map((e) => row([e.parent, e.child, e.relation, e.weight === undefined ? null : fmt(e.weight), fmt(e.distance), fmt(e.confidence), e.uncertain ? 'yes' : 'no'])).join('\n')}
 </table>
 <h2>Models</h2>
 <table><tr><th>id</th><th>architecture</th><th>parameters</th><th>kurtosis</th><th>path</th></tr>
 ${g.models.map((m) => row([m.id, m.architecture, m.params, fmt(m.kurtosis), m.path])).join('\n')}
 </table>
 <h2>Families</h2>
-<table><tr><th>root</th><th>members</th><th>direction</th><th>metric</th><th>tree cost</th><th>kurtosis-consistent</th><th>weakest link</th><th>nearest other model</th></tr>
-${g.familyReports.map((f) => row([f.root, f.members.join(', '), f.mode, `${f.metric.used}${f.metric.chosen ? ` (${f.metric.why})` : ''}`, fmt(f.cost), String(f.diagnostics.kurtosisConsistent),
+<table><tr><th>root</th><th>members</th><th>direction clock</th><th>metric</th><th>tree cost</th><th>clock agreement</th><th>weakest link</th><th>nearest other model</th></tr>
+${g.familyReports.map((f) => row([f.root, f.members.join(', '), `${f.clock.used}${f.clock.chosen ? ' (chosen)' : ' (given)'}`, `${f.metric.used}${f.metric.chosen ? ` (${f.metric.why})` : ''}`, fmt(f.cost), fmt(f.clock.agreement),
     f.evidence.weakestLink ? `${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}: ${linkText(f.evidence.weakestLink)}` : '-',
     f.evidence.nearestOutsider ? `${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}: ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})` : '-'])).join('\n')}
 </table>

@@ -1,7 +1,8 @@
 // After the pipeline (output): the model graph as an indented text tree for the terminal, with
 // the evidence behind each family (what holds it together, its nearest outsider, the metric
 // and kurtosis layers used) and why each singleton has no relative.
-import type { ModelGraph, PairLink } from '../recover';
+import { treeEdges } from '../recover';
+import type { GraphEdge, ModelGraph, PairLink } from '../recover';
 import { num } from './format';
 
 /** "r = 0.87, z = 140" (and "identical" for exact copies). */
@@ -15,11 +16,19 @@ const other = (l: PairLink, id: string) => (l.a === id ? l.b : l.a);
 
 /** An indented tree per family (distance and confidence per edge), then the singletons and why. */
 export function renderTree(g: ModelGraph): string {
-  const children = new Map<string, { child: string; distance: number; confidence: number | null }[]>();
-  for (const e of g.edges) {
+  const children = new Map<string, GraphEdge[]>();
+  for (const e of treeEdges(g.edges)) {
     if (!children.has(e.parent)) children.set(e.parent, []);
-    children.get(e.parent)!.push({ child: e.child, distance: e.distance, confidence: e.confidence });
+    children.get(e.parent)!.push(e);
   }
+  const mergeOf = new Map<string, GraphEdge[]>();
+  for (const e of g.edges) if (e.relation === 'merge') mergeOf.set(e.child, [...(mergeOf.get(e.child) ?? []), e]);
+  const edgeText = (e: GraphEdge): string => {
+    if (e.relation === 'merge') return `merge of ${mergeOf.get(e.child)!.map((m) => `${m.parent} (weight ${num(m.weight ?? null, 3)})`).join(' + ')}, residual ${num(e.residual ?? null, 2)}`;
+    if (e.relation === 'duplicate') return 'duplicate';
+    if (e.relation === 'converted' || e.relation === 'quantized') return `${e.relation} copy, relative difference ${num(e.relativeDifference ?? null, 2)}`;
+    return `${e.relation}, distance ${num(e.distance)}, confidence ${e.confidence === null ? '-' : num(e.confidence, 3)}${e.uncertain ? ', uncertain' : ''}`;
+  };
   const kurt = new Map(g.models.map((m) => [m.id, m.kurtosis]));
   const copyOf = new Map<string, string[]>();
   for (const d of g.duplicates ?? []) for (const id of d.members) copyOf.set(id, d.members.filter((x) => x !== id));
@@ -32,7 +41,7 @@ export function renderTree(g: ModelGraph): string {
       singles.push(near ? `  ${id}: no relative: strongest ${linkText(near)} (${near.verdict}) with ${other(near, id)}` : `  ${id}: not comparable with any other model (no tensor shared by name and shape)`);
       return;
     }
-    lines.push(`family ${i + 1} (${f.members.length} models, ${f.mode} direction${g.options.direction === 'auto' ? ', chosen automatically' : ''})`);
+    lines.push(`family ${i + 1} (${f.members.length} models, clock ${f.clock.used}${f.clock.agreement === null ? '' : ` agreeing on ${(100 * f.clock.agreement).toFixed(0)} % of ancestor-descendant pairs`}${f.clock.chosen ? ', chosen automatically' : ', given'}${f.clock.rootMargin === null ? '' : `; root margin over the best clock rooting it elsewhere ${(100 * f.clock.rootMargin).toFixed(0)} points${f.clock.rootMargin === 0 ? ': the root is uncertain' : ''}`})`);
     if (f.metric) lines.push(`  metric ${f.metric.used}${f.metric.chosen ? `: ${f.metric.why}` : ''}; kurtosis layers: ${f.kurtosisLayers.why}`);
     const ev = f.evidence;
     if (ev) {
@@ -44,12 +53,12 @@ export function renderTree(g: ModelGraph): string {
       }
       if (parts.length) lines.push(`  ${parts.join('; ')}`);
     }
-    const walk = (id: string, prefix: string, last: boolean, isRoot: boolean, edge?: { distance: number; confidence: number | null }) => {
+    const walk = (id: string, prefix: string, last: boolean, isRoot: boolean, edge?: GraphEdge) => {
       const copies = copyOf.get(id);
       const copyNote = copies ? `, identical to ${copies.join(', ')}` : '';
       const label = isRoot
         ? `${id}  [root, kurtosis ${num(kurt.get(id) ?? null)}${copyNote}]`
-        : `${id}  (distance ${num(edge!.distance)}, confidence ${edge!.confidence === null ? '-' : num(edge!.confidence, 3)}, kurtosis ${num(kurt.get(id) ?? null)}${copyNote})`;
+        : `${id}  (${edgeText(edge!)}, kurtosis ${num(kurt.get(id) ?? null)}${copyNote})`;
       lines.push(isRoot ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
       const kids = (children.get(id) ?? []).sort((a, b) => (a.child < b.child ? -1 : 1));
       kids.forEach((k, j) => walk(k.child, isRoot ? '' : prefix + (last ? '   ' : '│  '), j === kids.length - 1, false, k));

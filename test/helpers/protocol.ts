@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { evaluate, recover } from '../../lib';
+import type { ModelGraph } from '../../lib/recover';
 import type { Evaluation } from '../../lib/method/evaluation';
 import { packageRoot } from '../../lib/core/binding';
 
@@ -50,6 +51,8 @@ export interface SplitResult {
   reference: Evaluation;
   motherSeconds: number;
   referenceSeconds: number;
+  /** mother's graph of the split */
+  graph: ModelGraph;
 }
 
 /**
@@ -87,8 +90,8 @@ export async function runSplit(zoo: string, truth: Truth, split: string, familie
   const ref = JSON.parse(r.stdout) as { edges: [string, string][]; families: string[][]; seconds: { total: number } };
   const toId = (p2: string) => path.relative(zoo, p2).split(path.sep).join('/');
   const reference = evaluate(
-    { ...g, models: ids.map((id) => ({ id, path: '', architecture: '', params: 0, kurtosis: null })), families: ref.families.map((f) => f.map(toId)), edges: ref.edges.map(([a, b]) => ({ parent: toId(a), child: toId(b), distance: 0, confidence: null })), roots: [], familyReports: [], duplicates: [] },
+    { ...g, models: ids.map((id) => ({ id, path: '', architecture: '', params: 0, kurtosis: null })), families: ref.families.map((f) => f.map(toId)), edges: ref.edges.map(([a, b]) => ({ parent: toId(a), child: toId(b), distance: 0, confidence: null, relation: 'finetune' as const, uncertain: false })), roots: [], familyReports: [], duplicates: [] },
     { edges },
   );
-  return { split, models: ids.length, families: familyCount, mother, reference, motherSeconds, referenceSeconds: ref.seconds.total };
+  return { split, models: ids.length, families: familyCount, mother, reference, motherSeconds, referenceSeconds: ref.seconds.total, graph: g };
 }

@@ -1,0 +1,300 @@
+// Direction evidence with no mode set by hand: several per-model "clocks" and a per-family
+// choice among them by self-consistency, plus the copies and merges that are no tree edges.
+//
+// A clock is a per-model number that moves one way along training (parent -> child). The
+// candidates (all from the moments of the one read):
+//   - 'norm':     sum over the family's varying square layers of ||W||^2 = count (std^2 + mean^2)
+//                 (the squared distance from a zero-mean random initialisation of the same
+//                 scale, up to that initialisation's own norm: Neural Phylogeny's signal);
+//   - 'kurtosis': the summed excess kurtosis of the family's kurtosis layers (the paper's);
+//   - 'logstd':   sum over the same layers as 'norm' of log(std): every layer weighs the same,
+//                 whatever its size (the norm is dominated by the largest layers).
+// each with both signs ('+': rises parent -> child). A real clock is monotone along every
+// root-to-leaf path of the tree; a wrong one is not. Per family, on the undirected tree the
+// distances alone determine (the minimum spanning tree), every candidate gets the root that
+// makes it agree best and its agreement: the fraction of ancestor-descendant pairs of that
+// rooted tree along which it moves its way (equal values count one half). The candidate with
+// the highest agreement is used; ties go to the candidate whose root is the most central node
+// of the tree (smallest eccentricity: the base model of a fine-tuned family is its hub; both
+// ends of a chain are equally central), then by CLOCK_ORDER (the prior: the norm grows on most
+// fine-tunes, then the paper's kurtosis modes).
+import { MotherError } from '../core/errors';
+
+export const CLOCK_NAMES = ['norm', 'kurtosis', 'logstd'] as const;
+export type ClockName = (typeof CLOCK_NAMES)[number];
+/** A clock and the way it moves parent -> child. */
+export interface ClockCandidate {
+  clock: ClockName;
+  sign: 1 | -1;
+}
+/** The tie order of the candidates (earlier wins a tie of agreement). */
+export const CLOCK_ORDER: readonly ClockCandidate[] = [
+  { clock: 'norm', sign: 1 },
+  { clock: 'kurtosis', sign: -1 },
+  { clock: 'kurtosis', sign: 1 },
+  { clock: 'logstd', sign: 1 },
+  { clock: 'norm', sign: -1 },
+  { clock: 'logstd', sign: -1 },
+];
+export const clockLabel = (c: ClockCandidate): string => `${c.clock}${c.sign > 0 ? '+' : '-'}`;
+
+/**
+ * The minimum spanning tree (Prim) of the symmetric distance matrix D (row-major n x n; the
+ * upper triangle is read), as the parent of each node when rooted at 0 (-1 for node 0). Ties
+ * go to the smaller index.
+ */
+export function minimumSpanningTree(D: ArrayLike<number>, n: number): number[] {
+  const parent = new Array<number>(n).fill(-1);
+  if (n === 0) return parent;
+  const inTree = new Uint8Array(n);
+  const best = new Float64Array(n).fill(Infinity);
+  const from = new Int32Array(n).fill(-1);
+  best[0] = 0;
+  for (let step = 0; step < n; step++) {
+    let u = -1;
+    for (let v = 0; v < n; v++) if (!inTree[v] && (u < 0 || best[v] < best[u])) u = v;
+    inTree[u] = 1;
+    parent[u] = from[u];
+    for (let v = 0; v < n; v++) {
+      if (inTree[v]) continue;
+      const d = u < v ? D[u * n + v] : D[v * n + u];
+      if (d < best[v]) {
+        best[v] = d;
+        from[v] = u;
+      }
+    }
+  }
+  return parent;
+}
+
+/** Eccentricity of every node of a tree (the most edges to any other node). */
+export function eccentricities(parent: readonly number[]): number[] {
+  const adj = adjacency(parent);
+  return parent.map((_, r) => {
+    const dist = new Array<number>(parent.length).fill(-1);
+    dist[r] = 0;
+    const queue = [r];
+    let far = 0;
+    for (let q = 0; q < queue.length; q++) {
+      const u = queue[q];
+      for (const v of adj[u]) if (dist[v] < 0) { dist[v] = dist[u] + 1; far = Math.max(far, dist[v]); queue.push(v); }
+    }
+    return far;
+  });
+}
+
+/** Undirected adjacency of a tree given as parents. */
+function adjacency(parent: readonly number[]): number[][] {
+  const adj: number[][] = parent.map(() => []);
+  parent.forEach((p, v) => {
+    if (p >= 0) {
+      adj[p].push(v);
+      adj[v].push(p);
+    }
+  });
+  return adj;
+}
+
+/** The tree re-rooted at r: parent of each node (-1 for r). */
+export function reroot(parent: readonly number[], r: number): number[] {
+  const adj = adjacency(parent);
+  const out = new Array<number>(parent.length).fill(-1);
+  const seen = new Uint8Array(parent.length);
+  const stack = [r];
+  seen[r] = 1;
+  while (stack.length) {
+    const u = stack.pop()!;
+    for (const v of adj[u]) {
+      if (seen[v]) continue;
+      seen[v] = 1;
+      out[v] = u;
+      stack.push(v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Agreement of a clock with the tree rooted at r: over every ancestor-descendant pair (u above
+ * v), the fraction with sign * (values[v] - values[u]) > 0; equal values count one half.
+ * 1 for a tree of one node.
+ */
+export function clockAgreementAt(parent: readonly number[], values: ArrayLike<number>, sign: 1 | -1, r: number): number {
+  const rooted = reroot(parent, r);
+  let good = 0, total = 0;
+  for (let v = 0; v < rooted.length; v++) {
+    for (let u = rooted[v]; u >= 0; u = rooted[u]) {
+      const d = sign * (values[v] - values[u]);
+      total++;
+      good += d > 0 ? 1 : d === 0 ? 0.5 : 0;
+    }
+  }
+  return total === 0 ? 1 : good / total;
+}
+
+export interface ClockScore extends ClockCandidate {
+  label: string;
+  /** The best agreement over the roots, and the root that gives it (ties: the smaller index). */
+  agreement: number;
+  root: number;
+}
+
+export interface ClockChoice {
+  /** The candidate used (null when no clock has values). */
+  chosen: ClockScore | null;
+  /**
+   * The family's direction confidence: the chosen agreement minus the best agreement of a
+   * candidate whose best root is another model (0: another clock roots the family elsewhere
+   * just as well; null when every candidate gives the same root or there is one candidate).
+   */
+  rootMargin: number | null;
+  /** Every candidate with values, in CLOCK_ORDER. */
+  scores: ClockScore[];
+  why: string;
+}
+
+/**
+ * Scores every clock candidate on the undirected tree `parent` (any rooting) and picks the one
+ * with the highest agreement (ties: CLOCK_ORDER). A clock whose values are null, or not finite
+ * for some model, is left out.
+ */
+export function chooseClock(parent: readonly number[], clocks: Partial<Record<ClockName, ArrayLike<number> | null>>): ClockChoice {
+  const n = parent.length;
+  const scores: ClockScore[] = [];
+  for (const c of CLOCK_ORDER) {
+    const values = clocks[c.clock];
+    if (!values) continue;
+    if (values.length !== n) throw new MotherError('ERR_INVALID_ARGUMENT', `clock ${c.clock} has ${values.length} values for ${n} models`);
+    let finite = true;
+    for (let i = 0; i < n; i++) if (!Number.isFinite(values[i])) finite = false;
+    if (!finite) continue;
+    let best = -1, root = 0;
+    for (let r = 0; r < n; r++) {
+      const a = clockAgreementAt(parent, values, c.sign, r);
+      if (a > best) {
+        best = a;
+        root = r;
+      }
+    }
+    scores.push({ ...c, label: clockLabel(c), agreement: best, root });
+  }
+  // ties of agreement: the candidate whose root is the most central (smallest eccentricity in
+  // hops on the tree: the base model of a fine-tuned family is its hub), then CLOCK_ORDER
+  const ecc = eccentricities(parent);
+  let chosen: ClockScore | null = null;
+  for (const s of scores) {
+    if (chosen === null || s.agreement > chosen.agreement || (s.agreement === chosen.agreement && ecc[s.root] < ecc[chosen.root])) chosen = s;
+  }
+  let rival: ClockScore | null = null;
+  if (chosen) for (const s of scores) if (s.root !== chosen.root && (rival === null || s.agreement > rival.agreement)) rival = s;
+  const rootMargin = chosen && rival ? chosen.agreement - rival.agreement : null;
+  const why = chosen === null
+    ? 'no clock has values'
+    : `${chosen.label} agrees best with the distance tree (${(100 * chosen.agreement).toFixed(1)} % of ancestor-descendant pairs)` +
+      (scores.filter((s) => s.agreement === chosen!.agreement).length > 1 ? `; tied with ${scores.filter((s) => s !== chosen && s.agreement === chosen!.agreement).map((s) => s.label).join(', ')}: the most central root, then the tie order` : '');
+  return { chosen, rootMargin, scores, why };
+}
+
+// ---- merges --------------------------------------------------------------------------------
+
+export interface MergeFit {
+  /** The two parents and the fitted weights: child ~ (1 - w) * a + w * b. */
+  a: number;
+  b: number;
+  w: number;
+  /** Residual squared norm over the smaller squared distance of the child to a or b. */
+  residual: number;
+}
+
+/** The largest relative residual accepted as a merge. */
+export const MERGE_RESIDUAL = 0.05;
+/** How far inside (0, 1) the fitted weight must lie. */
+export const MERGE_WEIGHT_MARGIN = 0.05;
+
+/**
+ * Least squares of model c on the line through models a and b, from squared Euclidean
+ * distances only (S row-major n x n, symmetric): c - a = w (b - a) + e with
+ * w = (S[c][a] + S[a][b] - S[c][b]) / (2 S[a][b]) and |e|^2 = S[c][a] - w^2 S[a][b].
+ * The residual is |e|^2 / min(S[c][a], S[c][b]): near 0 for a weighted average of a and b,
+ * at least 1/2 for a chain a -> c -> b with orthogonal increments. null when a degenerate
+ * distance is 0.
+ */
+export function fitMerge(S: ArrayLike<number>, n: number, c: number, a: number, b: number): MergeFit | null {
+  const sab = S[a * n + b], sca = S[c * n + a], scb = S[c * n + b];
+  if (!(sab > 0) || !(sca > 0) || !(scb > 0)) return null;
+  const w = (sca + sab - scb) / (2 * sab);
+  const e2 = Math.max(0, sca - w * w * sab);
+  return { a, b, w, residual: e2 / Math.min(sca, scb) };
+}
+
+/**
+ * The merges among the models `nodes` of one family: a model is a merge of two others when its
+ * best fit (smallest residual over pairs of the other nodes) has a residual of at most
+ * MERGE_RESIDUAL and a weight inside (MERGE_WEIGHT_MARGIN, 1 - MERGE_WEIGHT_MARGIN). A model
+ * found to be a merge is not used as a parent of another merge.
+ */
+export function findMerges(S: ArrayLike<number>, n: number, nodes: readonly number[]): Map<number, MergeFit> {
+  const fits: { c: number; fit: MergeFit }[] = [];
+  for (const c of nodes) {
+    let best: MergeFit | null = null;
+    for (let x = 0; x < nodes.length; x++)
+      for (let y = x + 1; y < nodes.length; y++) {
+        const a = nodes[x], b = nodes[y];
+        if (a === c || b === c) continue;
+        const f = fitMerge(S, n, c, a, b);
+        if (f && f.w > MERGE_WEIGHT_MARGIN && f.w < 1 - MERGE_WEIGHT_MARGIN && (best === null || f.residual < best.residual)) best = f;
+      }
+    if (best && best.residual <= MERGE_RESIDUAL) fits.push({ c, fit: best });
+  }
+  fits.sort((p, q) => p.fit.residual - q.fit.residual);
+  const out = new Map<number, MergeFit>();
+  for (const { c, fit } of fits) {
+    if (out.has(fit.a) || out.has(fit.b)) continue;
+    if ([...out.values()].some((f) => f.a === c || f.b === c)) continue;
+    out.set(c, fit);
+  }
+  return out;
+}
+
+// ---- fans and chains -----------------------------------------------------------------------
+
+/** A child B of A (A under P) stays A's child when (S[P][B] - S[P][A]) / S[A][B] is at least this. */
+export const CHAIN_RATIO = 0.5;
+
+/**
+ * Fans vs chains. For a tree edge A -> B whose parent A has a parent P, with S the squared
+ * distances (or any distance that adds along a chain, such as the rank of differences):
+ *   ratio = (S[P][B] - S[P][A]) / S[A][B].
+ * In a chain P -> A -> B with orthogonal increments S[P][B] = S[P][A] + S[A][B]: ratio 1. For
+ * siblings A, B of P (fine-tuned with the same recipe they share a component u of their
+ * updates, A - P = u + e1, B - P = u + e2), ratio = (|e2|^2 - |e1|^2) / |e1 - e2|^2, about 0 for
+ * updates of one size, whatever u is (the angle at P is no test then: the shared u makes it
+ * acute). B is moved up to P when ratio < CHAIN_RATIO; the rule is applied top-down until
+ * nothing moves. Returns the new parents and the moves.
+ */
+export function resolveFans(parent: readonly number[], S: ArrayLike<number>, n: number): { parent: number[]; moved: { child: number; from: number; to: number; ratio: number }[] } {
+  const out = parent.slice();
+  const moved: { child: number; from: number; to: number; ratio: number }[] = [];
+  for (let round = 0; round < n; round++) {
+    let changed = false;
+    // top-down: by depth
+    const depth = (v: number) => { let d = 0; for (let u = out[v]; u >= 0; u = out[u]) d++; return d; };
+    const order = Array.from({ length: n }, (_, v) => v).sort((x, y) => depth(x) - depth(y) || x - y);
+    for (const b of order) {
+      const a = out[b];
+      if (a < 0) continue;
+      const p = out[a];
+      if (p < 0) continue;
+      const sab = S[a * n + b];
+      if (!(sab > 0)) continue;
+      const ratio = (S[p * n + b] - S[p * n + a]) / sab;
+      if (ratio < CHAIN_RATIO) {
+        out[b] = p;
+        moved.push({ child: b, from: a, to: p, ratio });
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  return { parent: out, moved };
+}

@@ -1,0 +1,207 @@
+// The direction clocks and their per-family choice, the merge fit, and the minimum spanning
+// tree, against independent references (scipy for the MST and numpy least squares for the
+// merge weights) and brute force.
+import { spawnSync } from 'node:child_process';
+
+import {
+  CHAIN_RATIO, chooseClock, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
+} from '../lib/method/clocks';
+import { Rng } from './helpers/reference';
+
+const { floor, sqrt } = Math;
+
+function py(script: string, input: unknown): unknown {
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify(input), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const sqDist = (a: number[], b: number[]) => a.reduce((t, x, k) => t + (x - b[k]) ** 2, 0);
+
+/** Random-walk vectors along a given tree (parent[i] < i), and their distance matrices. */
+function walk(rng: Rng, parent: number[], dim: number, step: number[] | number = 1) {
+  const v: number[][] = [];
+  parent.forEach((p, i) => {
+    const s = Array.isArray(step) ? step[i] : step;
+    v.push(Array.from({ length: dim }, (_, d) => (p < 0 ? 10 * rng.normal() : v[p][d] + s * rng.normal())));
+  });
+  const n = v.length;
+  const S = new Float64Array(n * n), D = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) { S[i * n + j] = sqDist(v[i], v[j]); D[i * n + j] = sqrt(S[i * n + j]); }
+  return { v, S, D, n };
+}
+
+/** The undirected edge set of a tree given as parents. */
+const edgeSet = (parent: number[]) => new Set(parent.map((p, v) => (p < 0 ? '' : [p, v].sort((a, b) => a - b).join('-'))).filter((x) => x));
+
+describe('minimumSpanningTree', () => {
+  test('the same tree and weight as scipy.sparse.csgraph.minimum_spanning_tree on random matrices', () => {
+    const rng = new Rng(11);
+    for (let t = 0; t < 5; t++) {
+      const n = 3 + floor(rng.next() * 12);
+      const D = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) D[i * n + j] = D[j * n + i] = 0.1 + rng.next();
+      const ours = minimumSpanningTree(D, n);
+      const ref = py(
+        'import json,sys,numpy as np\nfrom scipy.sparse.csgraph import minimum_spanning_tree\nd=json.load(sys.stdin)\nn=d["n"];D=np.array(d["D"]).reshape(n,n)\nT=minimum_spanning_tree(np.triu(D)).tocoo()\nprint(json.dumps({"w":float(T.sum()),"e":sorted("-".join(map(str,sorted((int(a),int(b))))) for a,b in zip(T.row,T.col))}))',
+        { n, D: Array.from(D) },
+      ) as { w: number; e: string[] };
+      const w = ours.reduce((s, p, v) => (p < 0 ? s : s + D[p * n + v]), 0);
+      expect(w).toBeCloseTo(ref.w, 10);
+      expect([...edgeSet(ours)].sort()).toEqual(ref.e);
+      expect(ours.filter((p) => p < 0)).toHaveLength(1);
+    }
+  });
+  test('reroot keeps the edges and makes r the root', () => {
+    const parent = [-1, 0, 0, 1, 1, 2];
+    for (let r = 0; r < parent.length; r++) {
+      const q = reroot(parent, r);
+      expect(q[r]).toBe(-1);
+      expect(edgeSet(q)).toEqual(edgeSet(parent));
+    }
+  });
+});
+
+describe('clock agreement and choice', () => {
+  test('agreement counts ancestor-descendant pairs (brute force on a small tree; ties count one half)', () => {
+    // 0 -> 1 -> 2, 0 -> 3
+    const parent = [-1, 0, 1, 0];
+    const v = [0, 1, 1, 5];
+    // pairs: (0,1) +, (1,2) tie, (0,2) +, (0,3) +  -> 3.5 / 4
+    expect(clockAgreementAt(parent, v, 1, 0)).toBe(3.5 / 4);
+    expect(clockAgreementAt(parent, v, -1, 0)).toBe(0.5 / 4);
+    // rooted at 3: 3 -> 0 -> 1 -> 2: pairs (3,0) -, (3,1) -, (3,2) -, (0,1) +, (0,2) +, (1,2) tie
+    expect(clockAgreementAt(parent, v, 1, 3)).toBe(2.5 / 6);
+    expect(clockAgreementAt([-1], [3], 1, 0)).toBe(1);
+  });
+
+  test('a clock monotone along the true tree wins over shuffled ones and gives the true root', () => {
+    const rng = new Rng(5);
+    for (let t = 0; t < 10; t++) {
+      const parent = [-1, 0, 0, 0, 1, 1, 2, 2, 3, 3];
+      const n = parent.length;
+      // a clock that rises parent -> child
+      const depthValue: number[] = [];
+      parent.forEach((p, i) => depthValue.push(p < 0 ? 1 : depthValue[p] + 0.5 + rng.next()));
+      // the models in a shuffled order
+      const perm = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) { const j = floor(rng.next() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
+      const inv = new Array<number>(n);
+      perm.forEach((old, k) => (inv[old] = k));
+      const tree = new Array<number>(n).fill(-1);
+      parent.forEach((p, i) => { if (p >= 0) tree[inv[i]] = inv[p]; });
+      const good = perm.map((old) => -depthValue[old]); // falls parent -> child: the 'kurtosis-' candidate
+      const noise = perm.map(() => rng.next());
+      const c = chooseClock(reroot(tree, inv[5]), { kurtosis: good, norm: noise, logstd: noise.map((x) => -x) });
+      expect(c.chosen!.label).toBe('kurtosis-');
+      expect(c.chosen!.agreement).toBe(1);
+      expect(c.chosen!.root).toBe(inv[0]);
+      expect(c.scores.map((s) => s.label)).toEqual(CLOCK_ORDER.map(clockLabel));
+      for (const s of c.scores) if (s.label !== 'kurtosis-') expect(s.agreement).toBeLessThan(1);
+      const rivals = c.scores.filter((s) => s.root !== c.chosen!.root).map((s) => s.agreement);
+      expect(c.rootMargin).toBeCloseTo(1 - Math.max(...rivals), 12);
+      expect(c.rootMargin!).toBeGreaterThan(0);
+    }
+  });
+
+  test('ties go by CLOCK_ORDER; a clock with a non-finite value or none is left out', () => {
+    const tree = [-1, 0];
+    const c = chooseClock(tree, { norm: [1, 2], kurtosis: [2, 1], logstd: null });
+    expect(c.scores.map((s) => s.agreement)).toEqual([1, 1, 1, 1]);
+    expect(c.chosen!.label).toBe(clockLabel(CLOCK_ORDER[0]));
+    expect(c.why).toMatch(/tie order/);
+    const d = chooseClock(tree, { norm: [1, NaN], kurtosis: [2, 1] });
+    expect(d.scores.map((s) => s.clock)).toEqual(['kurtosis', 'kurtosis']);
+    expect(chooseClock(tree, {}).chosen).toBeNull();
+  });
+});
+
+describe('merges', () => {
+  test('the fitted weight equals numpy least squares of (c - a) on (b - a); the residual is the relative squared residual', () => {
+    const rng = new Rng(7);
+    for (let t = 0; t < 5; t++) {
+      const dim = 200;
+      const a = Array.from({ length: dim }, () => rng.normal());
+      const b = Array.from({ length: dim }, () => rng.normal());
+      const w = 0.2 + 0.6 * rng.next();
+      const c = a.map((x, k) => (1 - w) * x + w * b[k] + 0.3 * rng.normal());
+      const v = [a, b, c];
+      const S = new Float64Array(9);
+      for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) S[i * 3 + j] = sqDist(v[i], v[j]);
+      const fit = fitMerge(S, 3, 2, 0, 1)!;
+      const ref = py(
+        'import json,sys,numpy as np\nd=json.load(sys.stdin)\na,b,c=(np.array(x) for x in d)\nx=(b-a)[:,None]\nw,res,_,_=np.linalg.lstsq(x,c-a,rcond=None)\nprint(json.dumps({"w":float(w[0]),"e2":float(res[0]),"m":float(min(((c-a)**2).sum(),((c-b)**2).sum()))}))',
+        v,
+      ) as { w: number; e2: number; m: number };
+      expect(fit.w).toBeCloseTo(ref.w, 9);
+      expect(fit.residual).toBeCloseTo(ref.e2 / ref.m, 9);
+    }
+  });
+
+  test('weighted averages are found with their weights; chains, siblings and fans are not merges', () => {
+    const rng = new Rng(3);
+    // 0 root; 1, 2, 3 fine-tunes of 0; 4 a fine-tune of 1 (a chain 0 -> 1 -> 4)
+    const { v } = walk(rng, [-1, 0, 0, 0, 1], 400);
+    const m1 = v[1].map((x, k) => 0.3 * x + 0.7 * v[2][k]);
+    const m2 = v[2].map((x, k) => 0.5 * x + 0.5 * v[3][k] + 1e-3 * rng.normal());
+    const all = [...v, m1, m2];
+    const n = all.length;
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = sqDist(all[i], all[j]);
+    const merges = findMerges(S, n, Array.from({ length: n }, (_, i) => i));
+    expect([...merges.keys()].sort()).toEqual([5, 6]);
+    const f5 = merges.get(5)!;
+    expect(f5.a === 1 ? 1 - f5.w : f5.w).toBeCloseTo(0.3, 6);
+    const f6 = merges.get(6)!;
+    expect([f6.a, f6.b].sort()).toEqual([2, 3]);
+    expect(f6.w).toBeCloseTo(0.5, 2);
+    // the chain's middle model lies between its ends only up to a residual of at least 1/2
+    const chain = fitMerge(S, n, 1, 0, 4)!;
+    expect(chain.residual).toBeGreaterThan(MERGE_RESIDUAL);
+  });
+});
+
+describe('fans vs chains', () => {
+  /** A fan of k same-recipe siblings under model 0: a shared update u plus each one's own e. */
+  function fan(rng: Rng, k: number, dim: number, shared: number) {
+    const p = Array.from({ length: dim }, () => 10 * rng.normal());
+    const u = Array.from({ length: dim }, () => shared * rng.normal());
+    const v = [p, ...Array.from({ length: k }, () => p.map((x, d) => x + u[d] + rng.normal()))];
+    const n = v.length;
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = sqDist(v[i], v[j]);
+    return { S, n };
+  }
+  test('same-recipe siblings chained by nearest distance (siblings nearer each other than to the parent) are moved back under the parent', () => {
+    const rng = new Rng(21);
+    for (let t = 0; t < 5; t++) {
+      const { S, n } = fan(rng, 4, 300, 1.5);
+      // the siblings are nearer each other than to their parent: the nearest-parent tree is a chain 0 -> 1 -> 2 -> 3 -> 4
+      expect(S[1 * n + 2]).toBeLessThan(S[0 * n + 2]);
+      const r = resolveFans([-1, 0, 1, 2, 3], S, n);
+      expect(r.parent).toEqual([-1, 0, 0, 0, 0]);
+      for (const mv of r.moved) expect(mv.ratio).toBeLessThan(CHAIN_RATIO);
+    }
+  });
+  test('a checkpoint chain (orthogonal increments) stays a chain', () => {
+    const rng = new Rng(22);
+    for (let t = 0; t < 5; t++) {
+      const { S, n } = walk(rng, [-1, 0, 1, 2, 3], 300, [0, 1, 0.5, 1.5, 0.8]);
+      const r = resolveFans([-1, 0, 1, 2, 3], S, n);
+      expect(r.parent).toEqual([-1, 0, 1, 2, 3]);
+      expect(r.moved).toEqual([]);
+    }
+  });
+  test('eccentricity of tree nodes (hops to the farthest node), the tie-break of clocks', () => {
+    expect(eccentricities([-1, 0, 1, 2])).toEqual([3, 2, 2, 3]);
+    expect(eccentricities([-1, 0, 0, 0])).toEqual([1, 2, 2, 2]);
+    // kurtosis- and norm+ both agree fully; their roots differ: the hub (node 0 of the star) wins the tie
+    const star = [-1, 0, 0, 0];
+    const c = chooseClock(reroot(star, 1), { norm: [2, 1, 3, 4], kurtosis: [0, -1, -2, -3] });
+    expect(c.scores.filter((s) => s.agreement === 1).map((s) => s.label).sort()).toEqual(['kurtosis-', 'norm+']);
+    expect(c.chosen!.label).toBe('kurtosis-');
+    expect(c.chosen!.root).toBe(0);
+    // norm+ roots it at 1 just as well: the family's root margin is 0
+    expect(c.rootMargin).toBe(0);
+  });
+});
