@@ -10,15 +10,22 @@ export function linkText(l: PairLink): string {
   return `r = ${num(l.r, 2)}, z = ${num(l.z, 3)}`;
 }
 
+/** How an adapter edge reads: its distance, rank and norm, and how its base was found. */
+function adapterText(g: ModelGraph, id: string, distance: number): string {
+  const a = g.adapters?.find((x) => x.id === id);
+  if (!a) return `distance ${num(distance)}`;
+  return `${a.metric} distance ${num(distance)}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : 'by fit'}`;
+}
+
 /** The other model of a link seen from `id`. */
 const other = (l: PairLink, id: string) => (l.a === id ? l.b : l.a);
 
 /** An indented tree per family (distance and confidence per edge), then the singletons and why. */
 export function renderTree(g: ModelGraph): string {
-  const children = new Map<string, { child: string; distance: number; confidence: number | null }[]>();
+  const children = new Map<string, { child: string; distance: number; confidence: number | null; relation?: 'adapter' }[]>();
   for (const e of g.edges) {
     if (!children.has(e.parent)) children.set(e.parent, []);
-    children.get(e.parent)!.push({ child: e.child, distance: e.distance, confidence: e.confidence });
+    children.get(e.parent)!.push({ child: e.child, distance: e.distance, confidence: e.confidence, relation: e.relation });
   }
   const kurt = new Map(g.models.map((m) => [m.id, m.kurtosis]));
   const copyOf = new Map<string, string[]>();
@@ -28,6 +35,11 @@ export function renderTree(g: ModelGraph): string {
   g.familyReports.forEach((f, i) => {
     if (f.members.length === 1) {
       const id = f.members[0];
+      const adapter = g.adapters?.find((a) => a.id === id);
+      if (adapter) {
+        singles.push(`  ${id}: PEFT LoRA adapter (r ${adapter.r}, ||dW||_F ${num(adapter.frobenius)}): ${adapter.why}`);
+        return;
+      }
       const near = f.evidence?.nearestOutsider;
       singles.push(near ? `  ${id}: no relative: strongest ${linkText(near)} (${near.verdict}) with ${other(near, id)}` : `  ${id}: not comparable with any other model (no tensor shared by name and shape)`);
       return;
@@ -44,11 +56,13 @@ export function renderTree(g: ModelGraph): string {
       }
       if (parts.length) lines.push(`  ${parts.join('; ')}`);
     }
-    const walk = (id: string, prefix: string, last: boolean, isRoot: boolean, edge?: { distance: number; confidence: number | null }) => {
+    const walk = (id: string, prefix: string, last: boolean, isRoot: boolean, edge?: { distance: number; confidence: number | null; relation?: 'adapter' }) => {
       const copies = copyOf.get(id);
       const copyNote = copies ? `, identical to ${copies.join(', ')}` : '';
       const label = isRoot
         ? `${id}  [root, kurtosis ${num(kurt.get(id) ?? null)}${copyNote}]`
+        : edge!.relation === 'adapter'
+        ? `${id}  (PEFT LoRA adapter, ${adapterText(g, id, edge!.distance)})`
         : `${id}  (distance ${num(edge!.distance)}, confidence ${edge!.confidence === null ? '-' : num(edge!.confidence, 3)}, kurtosis ${num(kurt.get(id) ?? null)}${copyNote})`;
       lines.push(isRoot ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
       const kids = (children.get(id) ?? []).sort((a, b) => (a.child < b.child ? -1 : 1));
