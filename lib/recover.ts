@@ -180,6 +180,8 @@ export interface ModelGraph {
   /** Every pair's evidence (only with `pairs: true`). */
   pairs?: PairEvidence[];
   options: { metric: RecoverMetric; lambda: number; direction: KurtosisMode | 'auto'; families: number | 'auto' };
+  /** How each model's tensors were aligned to the first model's: by 'name', 'normalised' names or 'order' and shape, and how many of its float tensors matched. */
+  alignment: { model: string; method: 'name' | 'normalised' | 'order'; matched: number; tensors: number }[];
   /** PEFT LoRA adapters of the set (each the child of its base, relation 'adapter'); absent when there are none. */
   adapters?: AdapterReport[];
   /** Tensors left out of the comparison, and why. */
@@ -565,6 +567,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }),
     relatedness: { alpha, r0, rule: RELATEDNESS_RULE, groups: groupsOut },
     options: { metric, lambda, direction, families: familiesOpt },
+    alignment: stats.alignment.map((a) => ({ model: inputs[a.model].id, method: a.method, matched: a.matched, tensors: a.tensors })),
     skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
     bytesRead: stats.bytesRead.reduce((a, b) => a + b, 0),
     seconds: 0,
