@@ -11,7 +11,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import { MotherError } from '../core/errors';
-import type { ModelHeader } from './inspect';
+
+/** The parts of a model header (the inspect module's) the adapter reads; declared here, as
+ *  discovery (which inspect uses) imports this module. */
+export interface AdapterHeader {
+  files: { path: string }[];
+  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
+}
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = ['adapter_model.safetensors', 'adapter_model.bin'];
@@ -119,7 +125,7 @@ function patternMatches(key: string, module: string): boolean {
   }
 }
 
-type Tensor = ModelHeader['tensors'][number];
+type Tensor = AdapterHeader['tensors'][number];
 
 export interface LoraModule {
   /** Module path in the base model (model.layers.0.self_attn.q_proj). */
@@ -149,7 +155,7 @@ const FACTOR = /^base_model\.model\.(.+)\.(lora_A|lora_B)(?:\.[A-Za-z0-9_-]+)?\.
 const FLOAT = new Set(['F64', 'F32', 'F16', 'BF16']);
 
 /** Pairs the adapter's lora_A / lora_B tensors by module and checks them against each other and the config. */
-export function planAdapter(config: AdapterConfig, header: ModelHeader): AdapterPlan {
+export function planAdapter(config: AdapterConfig, header: AdapterHeader): AdapterPlan {
   const file = header.files[0]?.path ?? config.file;
   const bad = (tensor: string, what: string) => new MotherError('ERR_ADAPTER_TENSOR', `${file}: ${tensor}: ${what}`, { file, tensor });
   const byModule = new Map<string, { a?: Tensor; b?: Tensor; embedding: boolean }>();
