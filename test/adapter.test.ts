@@ -11,6 +11,7 @@ import { discoverModels, resolveModel } from '../lib/io/discovery';
 import { inspectResolved } from '../lib/io/inspect';
 import { MotherError, recover } from '../lib';
 import { encode, writeSafetensors } from './helpers/safetensors';
+import { Schema, validate } from './helpers/schema';
 import { tmpDir } from './helpers/tmp';
 
 const PYTHON = '/usr/bin/python3';
@@ -178,6 +179,10 @@ describe('adapter config and factors: validation', () => {
     expect(g.families).toEqual(expect.arrayContaining([['lora-rslora'], ['lora-wide']]));
     expect(g.edges.filter((e) => e.relation === 'adapter')).toHaveLength(1);
     expect(g.models.map((m) => m.id)).toEqual(ids);
+    const schema = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'docs', 'model-graph.schema.json'), 'utf8')) as Schema;
+    const doc = JSON.parse(JSON.stringify(g));
+    expect(validate(doc, schema)).toEqual([]);
+    expect(validate({ ...doc, adapters: [{ ...doc.adapters[0], resolvedBy: 'guess' }] }, schema)).not.toEqual([]);
   });
 
   test('recover: a base not named is found by fit within the one family that fits (its root); rslora scaling on the edge', async () => {
