@@ -196,6 +196,14 @@ describe('adapter config and factors: validation', () => {
     expect(relErr(rs.frobenius, ref['lora-rslora'].frobenius)).toBeLessThan(1e-12);
   });
 
+  test('recover: base_model_name_or_path equal to a model id (a hub id, as in the HF cache) names it exactly; a declared base whose tensors do not fit is not taken', async () => {
+    const g = await recover([{ id: 'org/base', path: at('base') }, { id: 'x/lora', path: at('lora-named') }], { threads: 1 });
+    expect(g.adapters![0]).toMatchObject({ base: 'org/base', resolvedBy: 'name', why: 'base_model_name_or_path "org/base" names org/base' });
+    const h = await recover([{ id: 'org/wide', path: at('base') }, { id: 'w', path: at('lora-wide') }], { threads: 1 });
+    expect(h.adapters![0]).toMatchObject({ base: null, resolvedBy: null });
+    expect(h.adapters![0].why).toMatch(/^base_model_name_or_path "org\/wide" names org\/wide, whose tensors do not fit \(model\.layers\.0\.self_attn\.q_proj\.weight is \[32,32\], dW is \[48,48\]\); base absent/);
+  });
+
   test('mother recover prints the adapter under its base and why the others have none', () => {
     const r = spawnSync(process.execPath, [BIN, 'recover', tmp.dir], { encoding: 'utf8' });
     expect(r.status).toBe(0);
