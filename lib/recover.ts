@@ -4,6 +4,8 @@
 // of related pairs, or Ward with K given) and, per family, the metric, the kurtosis layers,
 // the kurtosis direction and the minimum arborescence (5): the model graph. `evaluate` scores
 // it against a ground truth.
+import * as path from 'node:path';
+
 import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamiliesOfPairs, relatedFamilies, weakestLink } from './method/clustering';
 import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
@@ -11,6 +13,7 @@ import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, FamilyRecover
 import { chooseClock, findMerges, minimumSpanningTree } from './method/clocks';
 import { chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel } from './io/discovery';
+import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
 import { Evaluation, familyAgreement, FamilyAgreement, scoreGraph } from './method/evaluation';
@@ -103,6 +106,32 @@ export interface GraphEdge {
   confidence: number | null;
 }
 
+/** A PEFT LoRA adapter of the set: its base, how it was found, and its difference to it. */
+export interface AdapterReport {
+  id: string;
+  /** base_model_name_or_path of adapter_config.json (null when not given). */
+  declaredBase: string | null;
+  /** The base's id, or null when the base is absent from the set (or ambiguous). */
+  base: string | null;
+  /** 'name': base_model_name_or_path names the model; 'fit': the only family whose models hold every target tensor in dW's shape (the family root, or the first such model when the root does not fit); null: absent. */
+  resolvedBy: 'name' | 'fit' | null;
+  why: string;
+  /** Models holding every target tensor with dW's shape. */
+  candidates: string[];
+  r: number;
+  loraAlpha: number;
+  useRslora: boolean;
+  /** ||dW||_F over every module (from r x r Gram products), and the summed numerical rank of the dW's. */
+  frobenius: number;
+  rank: number;
+  /** The edge's distance and in which metric (the family's: rms or rank; rms where the family uses l1 or maxdiff, which need the dense difference). Null without a base. */
+  distance: number | null;
+  metric: DistanceMetric | null;
+  modules: Pick<ModuleDifference, 'module' | 'target' | 'shape' | 'r' | 'scaling' | 'frobenius' | 'rms' | 'rank'>[];
+  /** Tensors of the adapter file that are no LoRA factor (e.g. modules_to_save copies): not part of the difference. */
+  notIncluded: string[];
+}
+
 /** The relatedness evidence between two models. */
 export interface PairLink {
   a: string;
@@ -179,6 +208,10 @@ export interface ModelGraph {
   /** Every pair's evidence (only with `pairs: true`). */
   pairs?: PairEvidence[];
   options: { metric: RecoverMetric; lambda: number; direction: KurtosisMode | 'auto'; families: number | 'auto' };
+  /** How each model's tensors were aligned to the first model's: by 'name', 'normalised' names or 'order' and shape, and how many of its float tensors matched. */
+  alignment: { model: string; method: 'name' | 'normalised' | 'order'; matched: number; tensors: number }[];
+  /** PEFT LoRA adapters of the set (each the child of its base, relation 'adapter'); absent when there are none. */
+  adapters?: AdapterReport[];
   /** Tensors left out of the comparison, and why. */
   skipped: { tensor: string; model: string | null; reason: string }[];
   bytesRead: number;
@@ -300,9 +333,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const t0 = Date.now();
   check.list('an array of models (paths or { id, path })', modelInput)(models, 'models');
   checkOptions(options, RECOVER_OPTIONS);
-  const inputs: ModelInput[] = models.map((m) => (typeof m === 'string' ? { id: m, path: m } : m));
+  const given: ModelInput[] = models.map((m) => (typeof m === 'string' ? { id: m, path: m } : m));
   const ids = new Set<string>();
-  for (const m of inputs) {
+  for (const m of given) {
     if (ids.has(m.id)) throw new MotherError('ERR_INVALID_ARGUMENT', `expected distinct model ids for models, got ${shown(m.id)} twice`);
     ids.add(m.id);
   }
@@ -314,8 +347,15 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const r0 = options.relatedness?.r0 ?? RELATED_R0;
   const k = options.rank?.k ?? 64;
 
-  const resolved = await Promise.all(inputs.map((m) => resolveModel(m.path)));
-  const headers: ModelHeader[] = await Promise.all(resolved.map((r) => inspectResolved(r)));
+  const resolvedAll = await Promise.all(given.map((m) => resolveModel(m.path)));
+  const headersAll: ModelHeader[] = await Promise.all(resolvedAll.map((r) => inspectResolved(r)));
+  // PEFT adapters stay out of the pairwise pass: each is attached to its base afterwards, its
+  // difference computed from its own factors (validated here, before any model is read)
+  const adapters = given.flatMap((inp, i) => (resolvedAll[i].adapter ? [{ input: inp, resolved: resolvedAll[i], plan: planAdapter(resolvedAll[i].adapter!, headersAll[i]) }] : []));
+  const plain = given.map((_, i) => i).filter((i) => !resolvedAll[i].adapter);
+  const inputs = plain.map((i) => given[i]);
+  const resolved = plain.map((i) => resolvedAll[i]);
+  const headers = plain.map((i) => headersAll[i]);
   const archs = resolved.map((r, i) => architectureOf(r, headers[i]));
   const n = inputs.length;
   const userKurtosis = layerMatcher(options.kurtosisLayers);
@@ -573,6 +613,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const roots: string[] = [];
   const familyReports: FamilyReport[] = [];
   const kurtosisOf: (number | null)[] = new Array(n).fill(null);
+  const familyMetric: { used: DistanceMetric; allTensors: boolean }[] = [];
   for (const fam of families) {
     const m = fam.length;
     const inFam = new Set(fam);
@@ -596,7 +637,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     let D = agg[AGGREGATE_OF[metricUsed]]!;
     let distanceNote: string;
-    if (!familyFinite(D, fam)) {
+    const allTensors = !familyFinite(D, fam);
+    if (allTensors) {
       // the family shares none of the distance layers (e.g. conv nets among transformers): every compared tensor
       if (metricUsed === 'rank') metricUsed = 'rms';
       D = fallbackAgg(metricUsed);
@@ -635,6 +677,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosisOf[i] = s.layers.length ? s.value : null;
       return s.layers.length ? s.value : 0;
     });
+    familyMetric.push({ used: metricUsed, allTensors });
     const dir = orientFamily(fam, ku, D, metricUsed === 'rank');
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
@@ -675,11 +718,61 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }),
     relatedness: { alpha, r0, rule: RELATEDNESS_RULE, groups: groupsOut },
     options: { metric, lambda, direction, families: familiesOpt },
+    alignment: stats.alignment.map((a) => ({ model: inputs[a.model].id, method: a.method, matched: a.matched, tensors: a.tensors })),
     skipped: stats.skipped.map((s) => ({ tensor: s.name, model: s.model >= 0 ? inputs[s.model].id : null, reason: s.reason })),
     bytesRead: stats.bytesRead.reduce((a, b) => a + b, 0),
     seconds: 0,
     backend: stats.backend,
   };
+  if (adapters.length) {
+    graph.adapters = [];
+    for (const ad of adapters) {
+      const diffs = await adapterDifferences(ad.plan);
+      const base = adapterBase(ad.plan, ad.resolved.path, inputs, resolved, headers, families, roots);
+      const id = ad.input.id;
+      const frob = Math.sqrt(diffs.reduce((a, d) => a + d.frobenius ** 2, 0));
+      const rankSum = diffs.reduce((a, d) => a + d.rank, 0);
+      const loraParams = ad.plan.modules.reduce((a, m) => a + m.a.shape[0] * m.a.shape[1] + m.b.shape[0] * m.b.shape[1], 0);
+      let distance: number | null = null;
+      let metricOut: DistanceMetric | null = null;
+      if (base.index >= 0) {
+        const fi = families.findIndex((f) => f.includes(base.index));
+        const fm = familyMetric[fi];
+        // the family's metric between the base and base + dW: over the base's distance layers, zero where untouched
+        const byTarget = new Map(diffs.map((d) => [d.target, d]));
+        const layers = headers[base.index].tensors.filter((t) => FLOAT_FOR_DISTANCE.has(t.dtype) && !t.unreadable && (fm.allTensors ? userLayers(t.name, t.shape) : distanceFilter(t.name, t.shape)));
+        metricOut = fm.used === 'rank' ? 'rank' : 'rms';
+        distance = metricOut === 'rank'
+          ? layers.filter((t) => isSquare(t.shape)).reduce((a, t) => a + (byTarget.get(t.name)?.rank ?? 0), 0)
+          : layers.length ? layers.reduce((a, t) => a + (byTarget.get(t.name)?.rms ?? 0), 0) / layers.length : frob;
+        const baseId = inputs[base.index].id;
+        graph.families[fi].push(id);
+        graph.familyReports[fi].members.push(id);
+        graph.edges.push({ parent: baseId, child: id, distance, confidence: null, uncertain: false, relation: 'adapter' });
+      } else {
+        graph.families.push([id]);
+        graph.roots.push(id);
+        graph.familyReports.push({
+          members: [id], root: id, mode: direction === 'auto' ? 'finetune' : direction, cost: 0, costs: {}, rootMargin: null,
+          diagnostics: { size: 1, meanDistance: null, minDistance: null, maxDistance: null, spread: null, againstEdges: 0, kurtosisAgreement: 1, kurtosisConsistent: true },
+          metric: { used: metric === 'auto' ? 'rms' : metric, chosen: false, why: `a PEFT adapter whose base is absent: ${base.why}`, rankFraction: null },
+          kurtosisLayers: { layers: [], rule: 'default', why: 'a PEFT adapter whose base is absent: no kurtosis' },
+          clock: { used: 'none', chosen: false, agreement: null, rootMargin: null, why: 'a PEFT adapter whose base is absent: a family of one', scores: [] },
+          copies: { copies: 0, merges: 0 },
+          evidence: { weakestLink: null, nearestOutsider: null },
+        });
+      }
+      graph.models.push({ id, path: ad.resolved.path, architecture: base.index >= 0 ? archs[base.index] : 'peft-lora', params: loraParams, kurtosis: null });
+      const c = ad.plan.config;
+      graph.adapters.push({
+        id, declaredBase: c.baseModel, base: base.index >= 0 ? inputs[base.index].id : null, resolvedBy: base.by, why: base.why,
+        candidates: base.candidates.map((i) => inputs[i].id), r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora,
+        frobenius: frob, rank: rankSum, distance, metric: metricOut,
+        modules: diffs.map((d) => ({ module: d.module, target: d.target, shape: d.shape, r: d.r, scaling: d.scaling, frobenius: d.frobenius, rms: d.rms, rank: d.rank })),
+        notIncluded: ad.plan.others,
+      });
+    }
+  }
   if (options.pairs) {
     graph.pairs = [];
     for (let i = 0; i < n; i++)
@@ -723,6 +816,61 @@ export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [
     ...treeEdges(edges).filter((e) => !(e.relation === 'merge' && named.has(e.child))),
     ...edges.filter((e) => e.relation === 'merge' && named.has(e.child) && truthParent.get(e.child) === e.parent),
   ];
+}
+
+const FLOAT_FOR_DISTANCE = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']);
+
+/** The last part of a hub id or path. */
+const lastPart = (s: string) => s.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? s;
+
+/**
+ * The base of an adapter among the (non-adapter) models: the model base_model_name_or_path names
+ * (its id or path, else the last part of its id or folder name), when it holds every target
+ * tensor in dW's shape; else the one family whose models hold them all (its root, or its first
+ * such model when the root does not); else none, with the reason.
+ */
+function adapterBase(
+  plan: AdapterPlan, adapterDir: string, inputs: ModelInput[], resolved: ModelFiles[], headers: ModelHeader[], families: number[][], roots: string[],
+): { index: number; by: 'name' | 'fit' | null; why: string; candidates: number[] } {
+  const misfit = (i: number): string | null => {
+    const byName = new Map(headers[i].tensors.map((t) => [t.name, t]));
+    for (const m of plan.modules) {
+      const t = byName.get(m.target);
+      if (!t) return `no tensor ${m.target}`;
+      if (t.shape.join() !== m.shape.join()) return `${m.target} is [${t.shape}], dW is [${m.shape}]`;
+    }
+    return null;
+  };
+  const candidates = inputs.map((_, i) => i).filter((i) => misfit(i) === null);
+  const declared = plan.config.baseModel;
+  let note = '';
+  if (declared !== null) {
+    const exact = inputs.map((_, i) => i).filter((i) => inputs[i].id === declared || resolved[i].path === path.resolve(declared) || resolved[i].path === path.resolve(adapterDir, declared));
+    const loose = inputs.map((_, i) => i).filter((i) => lastPart(inputs[i].id) === lastPart(declared) || path.basename(resolved[i].path) === lastPart(declared));
+    const named = exact.length ? exact : loose;
+    if (named.length === 1) {
+      const bad = misfit(named[0]);
+      if (bad === null) return { index: named[0], by: 'name', why: `base_model_name_or_path ${JSON.stringify(declared)} names ${inputs[named[0]].id}${exact.length ? '' : ' (by its last part)'}`, candidates };
+      note = `base_model_name_or_path ${JSON.stringify(declared)} names ${inputs[named[0]].id}, whose tensors do not fit (${bad}); `;
+    } else if (named.length > 1) {
+      note = `base_model_name_or_path ${JSON.stringify(declared)} matches ${named.length} models (${named.map((i) => inputs[i].id).join(', ')}); `;
+    } else note = `base_model_name_or_path ${JSON.stringify(declared)} is not in the set; `;
+  } else note = 'no base_model_name_or_path; ';
+  if (candidates.length === 0) {
+    const first = inputs.length ? misfit(0) : null;
+    return { index: -1, by: null, why: `${note}base absent: no model holds every target tensor in dW's shape${first ? ` (e.g. ${inputs[0].id}: ${first})` : ''}`, candidates };
+  }
+  const fams = [...new Set(candidates.map((i) => families.findIndex((f) => f.includes(i))))];
+  if (fams.length > 1) {
+    return { index: -1, by: null, why: `${note}base ambiguous: models of ${fams.length} families hold every target tensor in dW's shape (${candidates.map((i) => inputs[i].id).join(', ')}); the LoRA factors do not tell which`, candidates };
+  }
+  const rootId = roots[fams[0]];
+  const root = candidates.find((i) => inputs[i].id === rootId);
+  const pick = root ?? candidates[0];
+  const why = candidates.length === 1
+    ? `${note}the only model that holds every target tensor in dW's shape`
+    : `${note}${candidates.length} models of one family hold every target tensor in dW's shape (${candidates.map((i) => inputs[i].id).join(', ')}); the LoRA factors do not tell a base from its fine-tunes: ${root !== undefined ? 'the family root' : 'the first of them (the root does not fit)'}`;
+  return { index: pick, by: 'fit', why, candidates };
 }
 
 /** A ground truth: edges [parent, child] (a forest), or a version-2 zoo truth with merges (`tree_edges` is its forest). */
@@ -825,6 +973,10 @@ export async function related(a: string, b: string | string[], options: RelatedO
   const r0 = options.relatedness?.r0 ?? RELATED_R0;
   const paths = [a, ...(Array.isArray(b) ? b : [b])];
   const resolved = await Promise.all(paths.map((m) => resolveModel(m)));
+  const adapterAt = resolved.findIndex((r) => r.adapter);
+  if (adapterAt >= 0) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `${paths[adapterAt]}: a PEFT adapter; its relation is to its base, by construction (mother recover attaches it to its base)`, { file: resolved[adapterAt].path });
+  }
   const headers = await Promise.all(resolved.map((r) => inspectResolved(r)));
   const n = paths.length;
   const modes = relatednessModes(headers);

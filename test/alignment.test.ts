@@ -68,8 +68,8 @@ describe('alignTensors', () => {
       { name: 'w', model: 1, reason: expect.stringMatching(/not comparable/) },
       { name: 'w', model: -1, reason: 'present in only one model' },
     ]);
-    expect(alignOne([[2, 2]])).toEqual({ tensors: [], skipped: [] });
-    expect(alignTensors([])).toEqual({ tensors: [], skipped: [] });
+    expect(alignOne([[2, 2]])).toEqual({ tensors: [], skipped: [], methods: [] });
+    expect(alignTensors([])).toEqual({ tensors: [], skipped: [], methods: [] });
   });
 
   test('0-d tensors are one row of one element; 1-d tensors are rows of one element; 0-d and 1-d never match', () => {
@@ -119,5 +119,76 @@ describe('alignTensors', () => {
     expect(a.tensors.map((t) => t.name)).toEqual(['z', 'a', 'late']);
     expect(a.tensors.map((t) => t.rows)).toEqual([[2, 2, -1], [2, -1, 2], [-1, 3, 3]]);
     expect(a.skipped.map((s) => [s.name, s.model])).toEqual([['z', 2], ['a', 1], ['only0', -1]]);
+  });
+});
+
+describe('alignment across exporters (names that do not correspond)', () => {
+  // Headers that mimic exporters (written here, not real exports): Hugging Face names, the same
+  // with PEFT's base_model.model. prefix and / separators, and an ONNX-style export whose
+  // initializers carry opaque names (onnx::MatMul_N) in the same order.
+  const { alignNames, normaliseName } = require('../lib/io/alignment') as typeof import('../lib/io/alignment');
+  const hf: T[] = [
+    { name: 'model.embed_tokens.weight', shape: [64, 16] },
+    { name: 'model.layers.0.self_attn.q_proj.weight', shape: [16, 16] },
+    { name: 'model.layers.0.self_attn.q_proj.bias', shape: [16] },
+    { name: 'model.layers.0.mlp.up_proj.weight', shape: [32, 16] },
+    { name: 'model.layers.0.mlp.down_proj.weight', shape: [16, 32] },
+    { name: 'model.layers.1.self_attn.q_proj.weight', shape: [16, 16] },
+    { name: 'model.norm.weight', shape: [16] },
+  ];
+
+  test('normaliseName: prefixes, separators, TF and quantisation suffixes, If-branch prefixes', () => {
+    expect(normaliseName('base_model.model.model.layers.0.q_proj.weight')).toBe('layers.0.q_proj.weight');
+    expect(normaliseName('/model/layers.0/q_proj/weight')).toBe('layers.0.q_proj.weight');
+    expect(normaliseName('dense_1/kernel:0')).toBe('dense_1.weight');
+    expect(normaliseName('bn/gamma')).toBe('bn.weight');
+    expect(normaliseName('conv1.weight_quantized')).toBe('conv1.weight');
+    expect(normaliseName('If_12_then_branch__Inline_0__/encoder/conv.weight')).toBe('encoder.conv.weight');
+    expect(normaliseName('model.weight')).toBe('weight');
+  });
+
+  test('names that correspond: by name, nothing renamed', () => {
+    const a = alignNames([header(hf), header(hf.map((t) => ({ ...t, dtype: 'BF16' })))]);
+    expect(a.methods).toEqual([{ model: 1, method: 'name', matched: 7, tensors: 7 }]);
+    expect(a.names[1]).toEqual(hf.map((t) => t.name));
+  });
+
+  test('prefixed and /-separated names: by normalised names, every tensor matched', () => {
+    const other = hf.map((t) => ({ ...t, name: '/' + ('base_model.model.' + t.name).replace(/\./g, '/') }));
+    const a = alignNames([header(hf), header(other)]);
+    expect(a.methods).toEqual([{ model: 1, method: 'normalised', matched: 7, tensors: 7 }]);
+    expect(a.names[1]).toEqual(hf.map((t) => t.name));
+    const plan = alignTensors([header(hf), header(other)]);
+    expect(plan.methods[0].method).toBe('normalised');
+    expect(plan.tensors.map((t) => [t.name, t.names?.[1]])).toEqual(hf.map((t, i) => [t.name, other[i].name]));
+  });
+
+  test('common suffixes: a name that ends the other one (a wrapper module) is matched when unique', () => {
+    const other = hf.map((t) => ({ ...t, name: t.name.replace(/^model\./, 'encoder.decoder_stack.') }));
+    const a = alignNames([header(hf), header(other)]);
+    expect(a.methods[0]).toEqual({ model: 1, method: 'normalised', matched: 7, tensors: 7 });
+  });
+
+  test('opaque names: by order and shape (the LCS of the shape sequences, tensors under 64 elements left out)', () => {
+    // the ONNX-style export drops the embedding and adds a constant; same order otherwise
+    const onnx: T[] = [
+      { name: 'onnx::Const_3', shape: [8, 8] },
+      { name: 'onnx::MatMul_101', shape: [16, 16] },
+      { name: 'onnx::Add_102', shape: [16] },
+      { name: 'onnx::MatMul_103', shape: [32, 16] },
+      { name: 'onnx::MatMul_104', shape: [16, 32] },
+      { name: 'onnx::MatMul_105', shape: [16, 16] },
+      { name: 'onnx::Mul_106', shape: [16] },
+    ];
+    const a = alignNames([header(hf), header(onnx)]);
+    // 16x16, 32x16, 16x32, 16x16 in order: 4 matched; the 16-element vectors are too small to place
+    expect(a.methods).toEqual([{ model: 1, method: 'order', matched: 4, tensors: 7 }]);
+    expect(a.names[1]).toEqual([
+      'onnx::Const_3', 'model.layers.0.self_attn.q_proj.weight', 'onnx::Add_102', 'model.layers.0.mlp.up_proj.weight',
+      'model.layers.0.mlp.down_proj.weight', 'model.layers.1.self_attn.q_proj.weight', 'onnx::Mul_106',
+    ]);
+    // a shape that breaks the order is skipped, not forced: swapping two shapes loses one match
+    const swapped = [onnx[0], onnx[1], onnx[2], onnx[4], onnx[3], onnx[5], onnx[6]];
+    expect(alignNames([header(hf), header(swapped)]).methods[0].matched).toBe(3);
   });
 });

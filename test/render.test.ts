@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { ModelGraph, recover, renderGraph, toDot, toMermaid, toNewick } from '../lib';
 import { newickLabel } from '../lib/output/render';
 import { tmpDir } from './helpers/tmp';
+import { Schema, validate } from './helpers/schema';
 
 const ZOO = path.resolve(__dirname, '..', 'samples', 'zoo-small');
 const BIN = path.resolve(__dirname, '..', 'bin', 'mother.js');
@@ -19,34 +20,6 @@ beforeAll(async () => {
   g = await recover(ids.map((id) => ({ id, path: path.join(ZOO, id) })), { families: 'auto' });
 });
 afterAll(() => tmp.cleanup());
-
-type Schema = { type?: string | string[]; const?: unknown; enum?: unknown[]; required?: string[]; properties?: Record<string, Schema>; items?: Schema; anyOf?: Schema[]; $ref?: string; $defs?: Record<string, Schema> };
-
-let root: Schema = {};
-
-/** The subset of JSON Schema the model-graph schema uses: type, const, enum, required, properties, items, anyOf, $ref to #/$defs. */
-function validate(v: unknown, s: Schema, at = '$'): string[] {
-  const errs: string[] = [];
-  if (s.$defs) root = s;
-  if (s.$ref) {
-    const def = root.$defs?.[s.$ref.replace('#/$defs/', '')];
-    if (!def) return [`${at}: unknown $ref ${s.$ref}`];
-    return validate(v, def, at);
-  }
-  if (s.anyOf && !s.anyOf.some((alt) => validate(v, alt, at).length === 0)) errs.push(`${at}: matches none of anyOf`);
-  const typeOf = (x: unknown) => (x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x);
-  if (s.const !== undefined && v !== s.const) errs.push(`${at}: expected ${JSON.stringify(s.const)}`);
-  if (s.enum && !s.enum.includes(v)) errs.push(`${at}: ${JSON.stringify(v)} not in ${JSON.stringify(s.enum)}`);
-  if (s.type) {
-    const types = Array.isArray(s.type) ? s.type : [s.type];
-    if (!types.includes(typeOf(v))) errs.push(`${at}: expected ${types.join('|')}, got ${typeOf(v)}`);
-  }
-  if (s.required && typeOf(v) === 'object') for (const k of s.required) if (!(k in (v as object))) errs.push(`${at}: missing ${k}`);
-  if (s.properties && typeOf(v) === 'object')
-    for (const [k, sub] of Object.entries(s.properties)) if (k in (v as object)) errs.push(...validate((v as Record<string, unknown>)[k], sub, `${at}.${k}`));
-  if (s.items && Array.isArray(v)) v.forEach((x, i) => errs.push(...validate(x, s.items!, `${at}[${i}]`)));
-  return errs;
-}
 
 /** A small Newick parser: returns [parent, child, length] triples and the roots. */
 function parseNewick(text: string): { edges: [string, string, number][]; roots: string[] } {

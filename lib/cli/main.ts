@@ -150,6 +150,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       })),
       skipped: r.skipped.map((s) => ({ name: s.name, model: s.model >= 0 ? r.models[s.model] : null, reason: s.reason })),
       warnings: r.warnings,
+      alignment: r.alignment.map((a) => ({ model: r.models[a.model], method: a.method, matched: a.matched, tensors: a.tensors })),
       bytesRead: r.bytesRead,
     };
     out.write(JSON.stringify(doc) + '\n');
@@ -161,6 +162,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
   out.write(table([opts.metric, ...labels], rows, [false, ...labels.map(() => true)]) + '\n');
   const resized = r.layers.filter((l) => l.resized).map((l) => l.name);
   const bytes = r.bytesRead.reduce((a, b) => a + b, 0);
+  for (const a of r.alignment) if (a.method !== 'name') out.write(`${labels[a.model]} aligned to [0] by ${a.method === 'order' ? 'order and shape' : 'normalised names'}: ${a.matched} of ${a.tensors} float tensors matched\n`);
   out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${deviceLabel(r.backend, r.simd)}, ${r.threads} threads)\n`);
 }
 
@@ -250,6 +252,8 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       if (f.evidence.weakestLink) err.write(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}\n`);
       if (f.evidence.nearestOutsider) err.write(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})\n`);
     }
+    const aligned = g.alignment.filter((a) => a.method !== 'name');
+    err.write(`alignment to ${g.models[0]?.id ?? '-'}: ${g.alignment.length - aligned.length} of ${g.alignment.length} models by name${aligned.map((a) => `; ${a.model} by ${a.method === 'order' ? 'order and shape' : 'normalised names'} (${a.matched} of ${a.tensors} float tensors matched)`).join('')}\n`);
     for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
   }
   const format = opts.json ? 'json' : opts.format ?? 'text';

@@ -80,7 +80,7 @@ export interface RawPairwiseOptions extends RawNativeOptions {
   relatedness?: boolean;
 }
 
-export interface RawPlanTensor { name: string; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }
+export interface RawPlanTensor { name: string; /** per model, where models name the tensor differently (alignment) */ names?: string[]; rows: number[]; rowElems: number; sketch?: boolean; moments?: boolean }
 
 /** What the addon's gpuOpen reports about a GPU backend library and its device. */
 export interface GpuInfo {

@@ -1,5 +1,9 @@
-// Stage 3 of the pipeline (pairwise evidence): alignment of tensors across models, by name:
-// which tensors can be compared between which models, and on which rows. Equal shapes are
+// Stage 3 of the pipeline (pairwise evidence): alignment of tensors across models: which
+// tensors can be compared between which models, and on which rows. By name; where a model's
+// names do not correspond to the reference model's (the first), by normalised names (common
+// prefixes such as model. and base_model.model., ONNX If-branch prefixes, / and : separators,
+// TF names kernel/gamma/beta, _quantized; then unique dot-suffixes), else by order and shape
+// (the longest common subsequence of the shape sequences of tensors of 64 elements or more). Equal shapes are
 // compared fully; shapes that differ only in the leading dimension (a resized vocabulary: 32000
 // vs 32016 rows) are compared on the rows both have; any other mismatch is skipped and
 // reported.
@@ -15,7 +19,10 @@ const FLOAT_DTYPES = new Set([
 ]);
 
 export interface AlignedTensor {
+  /** The reference model's name (or the model's own, where no other model's tensor was aligned to it). */
   name: string;
+  /** Per model, its own name for the tensor, where some model names it differently; absent when every model uses `name`. */
+  names?: (string | null)[];
   /** Per model: rows (leading dimension) to compare, or -1 where the model is left out. */
   rows: number[];
   /** Elements per row: the product of the trailing dimensions. */
@@ -33,9 +40,131 @@ export interface SkippedTensor {
   reason: string;
 }
 
+/** How one model's tensors were aligned to the reference model's. */
+export interface ModelAlignment {
+  /** Index of the model. */
+  model: number;
+  /** 'name': names as they are; 'normalised': normalised names and suffixes; 'order': order and shape. */
+  method: 'name' | 'normalised' | 'order';
+  /** Float tensors of this model matched to a tensor of the reference with the same shape, and how many it has. */
+  matched: number;
+  tensors: number;
+}
+
 export interface Alignment {
   tensors: AlignedTensor[];
   skipped: SkippedTensor[];
+  /** Per model other than the reference (model 0): how its names were aligned. */
+  methods: ModelAlignment[];
+}
+
+/** Tensors of fewer elements are left out of the alignment by order and shape (biases, scalars: too alike to place). */
+export const ALIGN_MIN_ELEMENTS = 64;
+const PREFIXES = ['base_model.model.', 'model.', 'module.', '_orig_mod.', 'transformer.'];
+const LAST_PART: Record<string, string> = { kernel: 'weight', gamma: 'weight', beta: 'bias' };
+
+/** A tensor name in a form common to exporters: separators as dots, known prefixes and suffixes removed. */
+export function normaliseName(name: string): string {
+  let s = name.replace(/:\d+$/, '').replace(/^.*(?:then_branch|else_branch)(?:__[^/.]*)?[/.:_]+/, '').replace(/[/:]+/g, '.').replace(/^\.+|\.+$/g, '');
+  s = s.replace(/_quantized$/, '');
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of PREFIXES) if (s.startsWith(p) && s.length > p.length) { s = s.slice(p.length); changed = true; }
+  }
+  const parts = s.split('.');
+  const last = parts[parts.length - 1];
+  if (LAST_PART[last]) parts[parts.length - 1] = LAST_PART[last];
+  return parts.join('.');
+}
+
+type HeaderTensor = ModelHeader['tensors'][number];
+const floatTensor = (t: HeaderTensor) => FLOAT_DTYPES.has(t.dtype) && !t.unreadable;
+const shapeKey = (t: HeaderTensor) => t.shape.join('x');
+const elems = (t: HeaderTensor) => t.shape.reduce((a, b) => a * b, 1);
+
+/** Pairs of (model tensor, reference tensor) indices by normalised name, then by unique dot-suffix; same shape only. */
+function matchByNormalisedNames(mine: HeaderTensor[], ref: HeaderTensor[]): Map<number, number> {
+  const out = new Map<number, number>();
+  const used = new Set<number>();
+  const norm = (ts: HeaderTensor[]) => ts.map((t) => normaliseName(t.name));
+  const nm = norm(mine), nr = norm(ref);
+  const uniq = (xs: string[]) => { const c = new Map<string, number>(); for (const x of xs) c.set(x, (c.get(x) ?? 0) + 1); return c; };
+  const cm = uniq(nm), cr = uniq(nr);
+  const refAt = new Map(nr.map((x, j) => [x, j]));
+  mine.forEach((t, i) => {
+    const j = refAt.get(nm[i]);
+    if (j !== undefined && cm.get(nm[i]) === 1 && cr.get(nm[i]) === 1 && shapeKey(ref[j]) === shapeKey(t)) { out.set(i, j); used.add(j); }
+  });
+  // common suffixes: one name a dot-suffix of exactly one other, both ways unique
+  const isSuffix = (a: string, b: string) => a === b || b.endsWith('.' + a) || a.endsWith('.' + b);
+  mine.forEach((t, i) => {
+    if (out.has(i)) return;
+    const js = ref.map((_, j) => j).filter((j) => !used.has(j) && shapeKey(ref[j]) === shapeKey(t) && isSuffix(nm[i], nr[j]));
+    if (js.length !== 1) return;
+    const back = mine.map((_, k) => k).filter((k) => !out.has(k) && shapeKey(mine[k]) === shapeKey(ref[js[0]]) && isSuffix(nm[k], nr[js[0]]));
+    if (back.length !== 1) return;
+    out.set(i, js[0]);
+    used.add(js[0]);
+  });
+  return out;
+}
+
+/** Pairs by order and shape: the longest common subsequence of the shape sequences (tensors of ALIGN_MIN_ELEMENTS or more). */
+function matchByOrder(mine: HeaderTensor[], ref: HeaderTensor[]): Map<number, number> {
+  const a = mine.map((t, i) => [t, i] as const).filter(([t]) => elems(t) >= ALIGN_MIN_ELEMENTS);
+  const b = ref.map((t, j) => [t, j] as const).filter(([t]) => elems(t) >= ALIGN_MIN_ELEMENTS);
+  const n = a.length, m = b.length;
+  const L = new Uint32Array((n + 1) * (m + 1));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      L[i * (m + 1) + j] = shapeKey(a[i][0]) === shapeKey(b[j][0]) ? L[(i + 1) * (m + 1) + j + 1] + 1 : Math.max(L[(i + 1) * (m + 1) + j], L[i * (m + 1) + j + 1]);
+  const out = new Map<number, number>();
+  for (let i = 0, j = 0; i < n && j < m; ) {
+    if (shapeKey(a[i][0]) === shapeKey(b[j][0]) && L[i * (m + 1) + j] === L[(i + 1) * (m + 1) + j + 1] + 1) { out.set(a[i][1], b[j][1]); i++; j++; }
+    else if (L[(i + 1) * (m + 1) + j] >= L[i * (m + 1) + j + 1]) i++;
+    else j++;
+  }
+  return out;
+}
+
+/**
+ * Per model, the name under which each of its tensors is aligned: its own where its names
+ * correspond to the reference's (model 0: at least half of the smaller set of float tensors
+ * match by name and shape), else the reference's name of the tensor it is matched to by
+ * normalised names (when that matches half) or by order and shape (when that matches more).
+ */
+export function alignNames(headers: ModelHeader[]): { names: string[][]; methods: ModelAlignment[] } {
+  const names = headers.map((h) => h.tensors.map((t) => t.name));
+  const methods: ModelAlignment[] = [];
+  if (headers.length < 2) return { names, methods };
+  const ref = headers[0].tensors.filter(floatTensor);
+  const refByName = new Map(ref.map((t) => [t.name, t]));
+  for (let m = 1; m < headers.length; m++) {
+    const all = headers[m].tensors;
+    const mine = all.filter(floatTensor);
+    const half = Math.min(mine.length, ref.length) / 2;
+    const byName = mine.filter((t) => refByName.get(t.name) && shapeKey(refByName.get(t.name)!) === shapeKey(t)).length;
+    if (byName >= half || mine.length === 0 || ref.length === 0) {
+      methods.push({ model: m, method: 'name', matched: byName, tensors: mine.length });
+      continue;
+    }
+    let match = matchByNormalisedNames(mine, ref);
+    let method: ModelAlignment['method'] = 'normalised';
+    if (match.size < half) {
+      const order = matchByOrder(mine, ref);
+      if (order.size > match.size) { match = order; method = 'order'; }
+    }
+    if (match.size <= byName) {
+      methods.push({ model: m, method: 'name', matched: byName, tensors: mine.length });
+      continue;
+    }
+    methods.push({ model: m, method, matched: match.size, tensors: mine.length });
+    const taken = new Set<string>();
+    const rename = new Map<HeaderTensor, string>();
+    for (const [i, j] of match) { rename.set(mine[i], ref[j].name); taken.add(ref[j].name); }
+    names[m] = all.map((t) => rename.get(t) ?? (taken.has(t.name) || refByName.has(t.name) ? `${t.name} (model ${m}, not aligned)` : t.name));
+  }
+  return { names, methods };
 }
 
 /** Plans the comparison of N models' tensors. Tensors are returned in first-model order. */
@@ -43,17 +172,19 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
   const n = headers.length;
   const matches = layerMatcher(filter) ?? (() => true);
   const order: string[] = [];
-  const byName = new Map<string, ({ dtype: string; shape: number[]; unreadable?: string } | null)[]>();
+  const byName = new Map<string, ({ dtype: string; shape: number[]; own: string; unreadable?: string } | null)[]>();
+  const { names, methods } = alignNames(headers);
   headers.forEach((h, m) => {
-    for (const t of h.tensors) {
-      let entry = byName.get(t.name);
+    h.tensors.forEach((t, ti) => {
+      const name = names[m][ti];
+      let entry = byName.get(name);
       if (!entry) {
         entry = new Array(n).fill(null);
-        byName.set(t.name, entry);
-        order.push(t.name);
+        byName.set(name, entry);
+        order.push(name);
       }
-      entry[m] = { dtype: t.dtype, shape: t.shape, ...(t.unreadable ? { unreadable: t.unreadable } : {}) };
-    }
+      entry[m] = { dtype: t.dtype, shape: t.shape, own: t.name, ...(t.unreadable ? { unreadable: t.unreadable } : {}) };
+    });
   });
   const tensors: AlignedTensor[] = [];
   const skipped: SkippedTensor[] = [];
@@ -97,13 +228,15 @@ export function alignTensors(headers: ModelHeader[], filter?: LayerFilter): Alig
       if (n >= 2) skipped.push({ name, model: -1, reason: compared.length === 1 ? 'present in only one model' : 'no comparable models' });
       continue;
     }
+    const own = entry.map((e) => (e ? e.own : null));
     tensors.push({
       name,
+      ...(own.some((o) => o !== null && o !== name) ? { names: own } : {}),
       rows,
       rowElems,
       shapes: entry.map((e) => (e ? e.shape : null)),
       resized: new Set(compared).size > 1,
     });
   }
-  return { tensors, skipped };
+  return { tensors, skipped, methods };
 }

@@ -8,14 +8,16 @@
 // is one model, all its files; .onnx), or a *.safetensors.index.json / *.bin.index.json file;
 // a directory whose only weights are one GGUF model; and a directory holding model.onnx,
 // onnx/model.onnx (the Hugging Face layout of ONNX exports) or one .onnx file, where it has no
-// safetensors or PyTorch weights. When other weight files are there too, the ModelFiles note
-// says which file was read.
+// safetensors or PyTorch weights; a PEFT adapter folder (adapter_config.json with
+// adapter_model.safetensors or .bin: `adapter` holds its config). When other weight files are
+// there too, the ModelFiles note says which file was read.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import { native } from '../core/binding';
 import { MotherError } from '../core/errors';
 import { check, invalid } from '../core/validate';
+import { AdapterConfig, adapterIn } from './adapter';
 
 export interface ModelFiles {
   /** The path as given, resolved to an absolute path. */
@@ -29,6 +31,8 @@ export interface ModelFiles {
   /** Which file was chosen when the directory holds weights in more than one file or format
    *  (safetensors next to onnx/, several .onnx variants), and which were not read. */
   note?: string;
+  /** A PEFT adapter folder (adapter_config.json + adapter_model.safetensors or .bin): its config; `files` is its weight file. */
+  adapter?: AdapterConfig;
 }
 
 const SINGLE_NAMES = ['model.safetensors', 'diffusion_pytorch_model.safetensors'];
@@ -101,6 +105,14 @@ export async function resolveModel(input: string): Promise<ModelFiles> {
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
 
   const config = await readConfig(abs);
+  const adapter = await adapterIn(abs);
+  if (adapter) {
+    const c = adapter.config;
+    return {
+      path: abs, files: [adapter.weights], index: '', config, adapter: c,
+      note: `PEFT LoRA adapter (r ${c.r}, lora_alpha ${c.loraAlpha}${c.useRslora ? ', rslora' : ''}, base ${c.baseModel === null ? 'not named' : JSON.stringify(c.baseModel)}): read ${path.basename(adapter.weights)}, its own tensors`,
+    };
+  }
   const onnx = await onnxFiles(abs);
   const found = await safetensorsIn(abs, input, config);
   const several = (names: string[]) => `${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}`;

@@ -6,7 +6,7 @@
 // Results stay in the addon's compact form, one value per unordered pair (pairIndex order,
 // method/matrix.ts), through the pass and the aggregation; only the public pairwiseStats result
 // is N x N (its per-layer matrices are filled in when first read).
-import { AlignedTensor, alignTensors, LayerFilter, SkippedTensor } from './alignment';
+import { AlignedTensor, alignTensors, LayerFilter, ModelAlignment, SkippedTensor } from './alignment';
 import { BackendName, BackendUsed, resolveBackend } from '../core/backend';
 import { ModelFiles, resolveModel } from './discovery';
 import { fromNative, MotherError } from '../core/errors';
@@ -158,6 +158,8 @@ export interface PairwiseStats<M extends PairMetric = PairMetric> {
   n: number;
   layers: LayerDistances[];
   skipped: SkippedTensor[];
+  /** Per model other than the first: how its tensors were aligned to the first model's ('name', 'normalised' or 'order') and how many matched. */
+  alignment: ModelAlignment[];
   /** Aggregates over layers, N x N, 0 on the diagonal: those of the metrics asked. */
   aggregates: Pick<Aggregates, (typeof AGGREGATE_OF)[M]>;
   bytesRead: number[];
@@ -212,6 +214,8 @@ export interface PairPass {
   n: number;
   layers: PairLayer[];
   skipped: SkippedTensor[];
+  /** Per model other than the first: how its tensors were aligned to the first model's. */
+  alignment: ModelAlignment[];
   bytesRead: number[];
   seconds: number;
   simd: string;
@@ -436,6 +440,7 @@ export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models
     n,
     layers: pass.layers.map((l) => squareLayer(l, n, options.relatedness === true)),
     skipped: pass.skipped,
+    alignment: pass.alignment,
     aggregates: squareAggregates(aggregatePairs(pass.layers, n, metrics), n) as PairwiseStats<M>['aggregates'],
     bytesRead: pass.bytesRead,
     seconds: pass.seconds,
@@ -452,7 +457,7 @@ export async function pairwiseStats<M extends PairMetric = DefaultMetric>(models
  */
 export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[], options: PairwiseOptions = {}): Promise<PairPass> {
   const n = resolved.length;
-  const { tensors, skipped } = alignTensors(headers, options.layers);
+  const { tensors, skipped, methods } = alignTensors(headers, options.layers);
   const metrics = options.metrics ?? DEFAULT_METRICS;
   const rankOpts = options.rank ?? {};
   const k = rankOpts.k ?? 64;
@@ -477,7 +482,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
-      tensors.map((t, i) => ({ name: t.name, rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
+      tensors.map((t, i) => ({ name: t.name, ...(t.names ? { names: t.names.map((x) => x ?? '') } : {}), rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
       {
         threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed,
         exactRank: rankOpts.exact === true, differences: options.differences ?? true, relatedness: options.relatedness === true, ...device.native,
@@ -497,6 +502,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
       n,
       layers,
       skipped,
+      alignment: methods,
       bytesRead: raw.bytesRead,
       seconds: raw.seconds,
       simd: raw.simd,

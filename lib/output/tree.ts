@@ -11,6 +11,13 @@ export function linkText(l: PairLink): string {
   return `r = ${num(l.r, 2)}, z = ${num(l.z, 3)}`;
 }
 
+/** How an adapter edge reads: its distance, rank and norm, and how its base was found. */
+function adapterText(g: ModelGraph, id: string, distance: number): string {
+  const a = g.adapters?.find((x) => x.id === id);
+  if (!a) return `distance ${num(distance)}`;
+  return `${a.metric} distance ${num(distance)}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : 'by fit'}`;
+}
+
 /** The other model of a link seen from `id`. */
 const other = (l: PairLink, id: string) => (l.a === id ? l.b : l.a);
 
@@ -37,6 +44,11 @@ export function renderTree(g: ModelGraph): string {
   g.familyReports.forEach((f, i) => {
     if (f.members.length === 1) {
       const id = f.members[0];
+      const adapter = g.adapters?.find((a) => a.id === id);
+      if (adapter) {
+        singles.push(`  ${id}: PEFT LoRA adapter (r ${adapter.r}, ||dW||_F ${num(adapter.frobenius)}): ${adapter.why}`);
+        return;
+      }
       const near = f.evidence?.nearestOutsider;
       singles.push(near ? `  ${id}: no relative: strongest ${linkText(near)} (${near.verdict}) with ${other(near, id)}` : `  ${id}: not comparable with any other model (no tensor shared by name and shape)`);
       return;
@@ -58,6 +70,8 @@ export function renderTree(g: ModelGraph): string {
       const copyNote = copies ? `, identical to ${copies.join(', ')}` : '';
       const label = isRoot
         ? `${id}  [root, kurtosis ${num(kurt.get(id) ?? null)}${copyNote}]`
+        : g.adapters?.some((a) => a.id === id)
+        ? `${id}  (PEFT LoRA adapter, ${adapterText(g, id, edge!.distance)})`
         : `${id}  (${edgeText(edge!)}, kurtosis ${num(kurt.get(id) ?? null)}${copyNote})`;
       lines.push(isRoot ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
       const kids = (children.get(id) ?? []).sort((a, b) => (a.child < b.child ? -1 : 1));

@@ -1,4 +1,4 @@
-// pairwise(models: {files: string[], index: string}[], plan: {name, rows: number[], rowElems, sketch?, moments?}[],
+// pairwise(models: {files: string[], index: string}[], plan: {name, names?, rows: number[], rowElems, sketch?, moments?}[],
 //          options, onProgress?, cancel?) => Promise<RawPairwise>
 // options.differences (default true): sumAbs, maxDiff, minDiff; options.relatedness (default
 // false): rShift1, rShift2, nShift.
@@ -142,6 +142,7 @@ PairwiseOp pairwise_op(const Napi::CallbackInfo& info) {
     Napi::Object o = v.As<Napi::Object>();
     mother::PairPlanTensor t;
     t.name = opt_str(o, "name");
+    if (o.Has("names") && o.Get("names").IsArray()) t.names = string_array(o.Get("names"), "names");
     Napi::Value rows = o.Get("rows");
     if (!rows.IsArray()) throw Napi::TypeError::New(env, "plan rows must be an array");
     Napi::Array ra = rows.As<Napi::Array>();

@@ -65,7 +65,10 @@ ResolvedPlan resolve_plan(const std::vector<Model>& models, const std::vector<Pa
       throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: rows must have one entry per model");
     for (size_t m = 0; m < n_models; ++m) {
       if (pt.rows[m] < 0) continue;
-      const TensorView* v = models[m].find(pt.name);
+      if (!pt.names.empty() && pt.names.size() != n_models)
+        throw Error(ErrorCode::InvalidArgument, "", pt.name, "pairwise plan: names must have one entry per model");
+      const std::string& own = pt.names.empty() ? pt.name : pt.names[m];
+      const TensorView* v = models[m].find(own);
       const std::string& path = models[m].files.empty() ? std::string() : models[m].files[0].path();
       if (!v) throw Error(ErrorCode::InvalidArgument, path, pt.name, "pairwise plan names a tensor the model does not have");
       uint64_t rows = v->shape.empty() ? 1 : v->shape[0];

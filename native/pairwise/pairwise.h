@@ -26,6 +26,7 @@ constexpr uint64_t kDefaultSketchSeed = 0x6d6f74686572ull;
 
 struct PairPlanTensor {
   std::string name;
+  std::vector<std::string> names;  // per model, when models name the tensor differently (alignment); empty: `name` in every model
   std::vector<int64_t> rows;  // per model; -1: not compared for that model
   uint64_t row_elems = 1;     // product of the trailing dimensions (1 for 1-D tensors)
   bool sketch = false;        // square 2-D: also compute the rank of differences
