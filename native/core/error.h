@@ -76,6 +76,8 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(OnnxExternalRange, "ERR_ONNX_EXTERNAL_RANGE", Input, "ONNX: external data offset + length past the end of its file") \
   X(OnnxDuplicateName, "ERR_ONNX_DUPLICATE_NAME", Input, "ONNX: two initializers or Constant outputs with one name") \
   X(OnnxDecodeLimit, "ERR_ONNX_DECODE_LIMIT", Input, "ONNX: values stored in typed fields need more than 256 MiB of decoded copies in one file") \
+  X(FileChanged, "ERR_FILE_CHANGED", Input, "a file shrank, grew or was rewritten or replaced while it was read") \
+  X(NotAFile, "ERR_NOT_A_FILE", Input, "a path to read is not a regular file (FIFO, socket, device, directory)") \
   X(InvalidArgument, "ERR_INVALID_ARGUMENT", Usage, "a bad argument or option value")                  \
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \

@@ -388,6 +388,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     for (size_t m = 0; m < n_models; ++m) {
       if (!avail[m]) continue;
       const TensorView& v = *views[m];
+      v.check_read();
       release_view(v, job.first, avail[m]);
       const uint64_t bytes = v.byte_len(avail[m]);
       bytes_read[m].fetch_add(bytes, std::memory_order_relaxed);
@@ -410,6 +411,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     }
   });
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const Model& m : models) m.check_unchanged();
 
   finish_pairwise(models, plan, options, resolved, totals, result);
   for (size_t m = 0; m < n_models; ++m) result.bytes_read[m] = bytes_read[m].load();
