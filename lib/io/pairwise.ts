@@ -455,6 +455,8 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let settled = false;
   let last: { bytesDone: number; bytesTotal: number } | undefined;
+  // A callback that throws fails the call with what it threw; the native pass is cancelled.
+  let thrown: { error: unknown } | undefined;
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
@@ -463,10 +465,22 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
         threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed,
         exactRank: rankOpts.exact === true, differences: options.differences ?? true, relatedness: options.relatedness === true, ...device.native,
       },
-      options.onProgress ? (p) => { if (!settled) { last = p; options.onProgress!(p); } } : undefined,
+      options.onProgress
+        ? (p) => {
+            if (settled || thrown) return;
+            last = p;
+            try {
+              options.onProgress!(p);
+            } catch (e) {
+              thrown = { error: e };
+              Atomics.store(cancel, 0, 1);
+            }
+          }
+        : undefined,
       cancel,
     );
     settled = true;
+    if (thrown) throw thrown.error;
     if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
       // the native final report can arrive after the promise settles: report completion here
       const total = raw.bytesRead.reduce((a, b) => a + b, 0);
@@ -485,6 +499,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
     };
   } catch (e) {
     settled = true;
+    if (thrown) throw thrown.error;
     throw fromNative(e);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

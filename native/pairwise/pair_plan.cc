@@ -273,6 +273,37 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       for (size_t j = i + 1; j < n_models; ++j)
         if (refs[t][i] && refs[t][j]) rank_jobs.push_back(RankJob{t, i, j});
   }
+  // Small tensors (4n <= k): the k x k sketch M = Psi^T D Omega has rank <= n, and its k^3
+  // Jacobi SVD made the rank of 100k tiny tensors take minutes. With G = Psi Psi^T = L L^T
+  // (Cholesky), M^T M = (L^T D Omega)^T (L^T D Omega) and L^T D Omega = L^-1 Psi M, so the
+  // singular values of M are those of the n x k matrix L^-1 Psi M (the other k - n are 0):
+  // the same values, for n^2 k instead of k^3 work.
+  struct SmallBasis { std::vector<double> psi, chol; };  // psi n x k; L n x n, lower, row-major
+  std::map<uint64_t, SmallBasis> small;
+  if (!options.exact_rank)
+    for (const auto& rj : rank_jobs) {
+      const uint64_t n = plan[rj.t].row_elems;
+      if (n == 0 || 4 * n > k || small.count(n)) continue;
+      SmallBasis b;
+      b.psi = make_basis(options.sketch_seed, n, k).psi;
+      std::vector<double> L(n * n, 0.0);
+      bool ok = true;
+      for (uint64_t i = 0; i < n && ok; ++i)
+        for (uint64_t j = 0; j <= i; ++j) {
+          double g = 0;
+          for (unsigned c = 0; c < k; ++c) g += b.psi[i * k + c] * b.psi[j * k + c];
+          for (uint64_t q = 0; q < j; ++q) g -= L[i * n + q] * L[j * n + q];
+          if (i == j) {
+            if (!(g > 0)) { ok = false; break; }
+            L[i * n + i] = std::sqrt(g);
+          } else {
+            L[i * n + j] = g / L[j * n + j];
+          }
+        }
+      if (!ok) continue;  // not positive definite (cannot happen for Gaussian Psi): the k x k path
+      b.chol = std::move(L);
+      small.emplace(n, std::move(b));
+    }
   parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
     const RankJob& rj = rank_jobs[x];
     const uint64_t n = plan[rj.t].row_elems;
@@ -297,7 +328,32 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       const double* sj = &sketches[rj.t][rj.j * k * k];
       d.resize(static_cast<size_t>(k) * k);
       for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
-      sv = singular_values(d.data(), k, k);
+      auto sb = small.find(n);
+      if (sb == small.end()) {
+        sv = singular_values(d.data(), k, k);
+      } else {
+        // R = L^-1 (Psi M), n x k: P = Psi M, then forward substitution row by row.
+        const std::vector<double>& psi = sb->second.psi;
+        const std::vector<double>& L = sb->second.chol;
+        std::vector<double> R(n * k, 0.0);
+        for (uint64_t i = 0; i < n; ++i) {
+          double* ri = &R[i * k];
+          for (unsigned a = 0; a < k; ++a) {
+            const double w = psi[i * k + a];
+            const double* da = &d[static_cast<size_t>(a) * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] += w * da[c];
+          }
+          for (uint64_t q = 0; q < i; ++q) {
+            const double l = L[i * n + q];
+            const double* rq = &R[q * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] -= l * rq[c];
+          }
+          const double inv = 1.0 / L[i * n + i];
+          for (unsigned c = 0; c < k; ++c) ri[c] *= inv;
+        }
+        sv = singular_values(R.data(), n, k);
+        sv.resize(k, 0.0);  // the k - n zero singular values of M
+      }
       noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
     }
     const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
