@@ -9,7 +9,9 @@
 //   gpu: the same passes on the CUDA backend vs the CPU, when a GPU is usable (else skipped).
 //   pytorch: the statistics pass on a PyTorch checkpoint written by torch.save (ZIP layout) vs a
 //   plain read of the same bytes, next to the same tensors as safetensors; peak RSS on 4 GiB.
-// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch ...] (default: all sections).
+//   scale: many tiny tensors (2 models x 10k..100k tensors): scanModel, the stats table,
+//   pairwiseStats, recover.
+// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch|scale ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
@@ -18,7 +20,12 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-import { pairwiseStats, resolveBackend, scanModel } from '../lib';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+import { pairwiseStats, recover, resolveBackend, scanModel } from '../lib';
+import { table as textTable } from '../lib/output/format';
+import { writeManyTensors } from '../test/helpers/many_tensors';
 import { native, packageRoot } from '../lib/core/binding';
 import { ensureTorchFile, ensureWeightsFile, gbps, machine, median, table } from './common';
 import { ensureGgufFile } from './gguf';
@@ -190,6 +197,39 @@ async function benchGpu(): Promise<void> {
   console.log(table(['pass', 'CPU GB/s', 'GPU GB/s', 'GPU / CPU'], rows));
 }
 
+// Models of very many tiny tensors (issue 15.5): scanModel + the stats table on one model, and
+// pairwiseStats and recover on two related models, of N square F32 tensors (side 4), for
+// N = 10k, 50k, 100k (MOTHER_BENCH_SCALE, comma-separated). Every stage should be linear in N.
+async function benchScale(): Promise<void> {
+  const sizes = (process.env.MOTHER_BENCH_SCALE || '10000,50000,100000').split(',').map(Number);
+  console.log(`\n## many tiny tensors (2 models of N 4 x 4 F32 tensors, seconds)\n`);
+  const rows: (string | number)[][] = [];
+  for (const n of sizes) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mother-scale-'));
+    try {
+      const a = path.join(dir, 'a'), b = path.join(dir, 'b');
+      fs.mkdirSync(a);
+      fs.mkdirSync(b);
+      writeManyTensors(path.join(a, 'model.safetensors'), n, 7, 0, 4);
+      writeManyTensors(path.join(b, 'model.safetensors'), n, 7, 0.05, 4);
+      const time = async (f: () => Promise<unknown> | unknown) => {
+        const t0 = process.hrtime.bigint();
+        await f();
+        return Number(process.hrtime.bigint() - t0) / 1e9;
+      };
+      let stats: Awaited<ReturnType<typeof scanModel>> | undefined;
+      const scan = await time(async () => { stats = await scanModel(a); });
+      const tab = await time(() => textTable(['tensor', 'mean'], stats!.tensors.map((t) => [t.name, String(t.mean)])));
+      const pw = await time(() => pairwiseStats([a, b]));
+      const rec = await time(() => recover([a, b]));
+      rows.push([n, scan.toFixed(2), tab.toFixed(2), pw.toFixed(2), rec.toFixed(2)]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(table(['tensors per model', 'scanModel', 'stats table', 'pairwiseStats', 'recover'], rows));
+}
+
 async function main(): Promise<void> {
   const sections = process.argv.slice(2);
   const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -208,6 +248,7 @@ async function main(): Promise<void> {
     console.log(benchMethod());
   }
   if (want('gpu')) await benchGpu();
+  if (want('scale')) await benchScale();
   if (want('pytorch')) await benchPytorch();
   if (want('pipeline')) {
     console.log(`\n## whole pipeline: mother recover vs a reference-style Python pipeline\n`);
