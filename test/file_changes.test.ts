@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { pairwiseStats, recover, scanModel } from '../lib';
+import { pairwiseStats, recover, related, scanModel } from '../lib';
 import { native } from '../lib/core/binding';
 import { Rng } from './helpers/reference';
 import { encode, writeSafetensors } from './helpers/safetensors';
@@ -140,6 +140,22 @@ describe('a file that changes while it is read', () => {
   });
 });
 
+describe('the SIGBUS guard chains to the handlers that were there before', () => {
+  const LIB = JSON.stringify(path.resolve(__dirname, '..', 'dist', 'lib', 'index.js'));
+  const SAMPLE_JS = JSON.stringify(SAMPLE);
+  test('a SIGBUS outside mother\'s mappings still gets the default action', () => {
+    const r = spawnSync(process.execPath, ['-e', `require(${LIB}).scanModel(${SAMPLE_JS}).then(() => process.kill(process.pid, 'SIGBUS'))`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal).toBe('SIGBUS');
+  });
+  test('a handler installed before the guard (a JS SIGBUS listener) still runs', () => {
+    const script = `process.on('SIGBUS', () => { console.log('listener ran'); process.exit(7); });
+      require(${LIB}).scanModel(${SAMPLE_JS}).then(() => { process.kill(process.pid, 'SIGBUS'); setTimeout(() => process.exit(1), 5000); })`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toContain('listener ran');
+    expect(r.status).toBe(7);
+  });
+});
+
 describe('only regular files are opened', () => {
   test('a FIFO named model.safetensors is refused at once (API, native reader, CLI)', async () => {
     const dir = path.join(tmp.dir, 'fifo');
@@ -206,5 +222,10 @@ describe('a progress callback that throws fails the call with that error', () =>
     const e = await recover([a, b], { onProgress: boom }).catch((x) => x);
     expect(e).toBeInstanceOf(RangeError);
     expect(e.message).toBe('boom from onProgress');
+  });
+
+  test('related', async () => {
+    const e = await related(a, b, { onProgress: boom }).catch((x) => x);
+    expect(e).toBeInstanceOf(RangeError);
   });
 });
