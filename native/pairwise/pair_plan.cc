@@ -152,16 +152,22 @@ void merge_pair_fields(double* acc, const double* q) {
                       q[kShC2]);
 }
 
-PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank)
-    : sketches(plan.size()), norms(plan.size()), whole(plan.size()), moments(plan.size()), pairs(plan.size()) {
+PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank, bool row_sketch)
+    : sketches(plan.size()), sketch_len(plan.size(), 0), rows(plan.size(), 0), norms(plan.size()), whole(plan.size()),
+      moments(plan.size()), pairs(plan.size()) {
   const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   for (size_t t = 0; t < plan.size(); ++t) {
     pairs[t].resize(n_pairs * kPairFields);
     init_pairs(pairs[t].data(), n_pairs);
     if (plan[t].sketch) {
       norms[t].assign(n_models, 0);
-      if (exact_rank) whole[t].resize(n_models);
-      else sketches[t].assign(n_models * k * k, 0);
+      if (exact_rank) {
+        whole[t].resize(n_models);
+      } else {
+        rows[t] = row_sketch && small_sketch(plan[t].row_elems, k);
+        sketch_len[t] = rows[t] ? static_cast<size_t>(plan[t].row_elems) * k : static_cast<size_t>(k) * k;
+        sketches[t].assign(n_models * sketch_len[t], 0);
+      }
     }
     if (plan[t].moments) moments[t].assign(n_models, Moments{});
   }
@@ -181,9 +187,10 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
     if (pt.sketch) {
       totals.norms[t][m] += q.norm2[m];
       if (q.sketch) {
-        double* dst = &totals.sketches[t][m * k * k];
-        const double* src = q.sketch + m * k * k;
-        for (size_t x = 0; x < static_cast<size_t>(k) * k; ++x) dst[x] += src[x];
+        const size_t len = totals.sketch_len[t];
+        double* dst = &totals.sketches[t][m * len];
+        const double* src = q.sketch + m * len;
+        for (size_t x = 0; x < len; ++x) dst[x] += src[x];
       }
     }
     if (pt.moments) merge(totals.moments[t][m], q.moments[m]);
@@ -283,7 +290,7 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   if (!options.exact_rank)
     for (const auto& rj : rank_jobs) {
       const uint64_t n = plan[rj.t].row_elems;
-      if (n == 0 || 4 * n > k || small.count(n)) continue;
+      if (!small_sketch(n, k) || small.count(n)) continue;
       SmallBasis b;
       b.psi = make_basis(options.sketch_seed, n, k).psi;
       std::vector<double> L(n * n, 0.0);
@@ -324,12 +331,29 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       sv = singular_values(d.data(), n, n);
       noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
     } else {
-      const double* si = &sketches[rj.t][rj.i * k * k];
-      const double* sj = &sketches[rj.t][rj.j * k * k];
-      d.resize(static_cast<size_t>(k) * k);
+      const size_t len = totals.sketch_len[rj.t];
+      const double* si = &sketches[rj.t][rj.i * len];
+      const double* sj = &sketches[rj.t][rj.j * len];
+      d.resize(len);
       for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
       auto sb = small.find(n);
-      if (sb == small.end()) {
+      if (totals.rows[rj.t] && sb != small.end()) {
+        // d = (Y_i - Y_j) = D Omega, n x k: R = L^T d (L lower: row i sums rows q >= i).
+        const std::vector<double>& L = sb->second.chol;
+        std::vector<double> R(n * k, 0.0);
+        for (uint64_t i = 0; i < n; ++i) {
+          double* ri = &R[i * k];
+          for (uint64_t q = i; q < n; ++q) {
+            const double l = L[q * n + i];
+            const double* dq = &d[q * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] += l * dq[c];
+          }
+        }
+        sv = singular_values(R.data(), n, k);
+        sv.resize(k, 0.0);  // the k - n zero singular values of the k x k sketch
+      } else if (totals.rows[rj.t]) {
+        throw Error(ErrorCode::Internal, "", plan[rj.t].name, "row sketch without its basis");
+      } else if (sb == small.end()) {
         sv = singular_values(d.data(), k, k);
       } else {
         // R = L^-1 (Psi M), n x k: P = Psi M, then forward substitution row by row.
