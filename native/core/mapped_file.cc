@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#if defined(__linux__)
 #include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 #include "error.h"
@@ -32,7 +34,12 @@ const char* kind_of(mode_t m) {
 }
 
 uint64_t mtime_ns(const struct stat& st) {
-  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull + static_cast<uint64_t>(st.st_mtim.tv_nsec);
+#if defined(__APPLE__)
+  const struct timespec& t = st.st_mtimespec;
+#else
+  const struct timespec& t = st.st_mtim;
+#endif
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 }  // namespace
 
@@ -124,8 +131,12 @@ void on_sigbus(int sig, siginfo_t* info, void* ctx) {
         // end of file are all gone, and one call covers them all. mmap is a plain system call
         // on Linux (no lock taken in user space), safe here.
         const uintptr_t page = addr & g_page_mask;
+#if defined(__linux__) && defined(SYS_mmap)
         void* r = reinterpret_cast<void*>(::syscall(SYS_mmap, page, e - page, PROT_READ,
                                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+#else
+        void* r = ::mmap(reinterpret_cast<void*>(page), e - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+#endif
         errno = saved_errno;
         if (r != MAP_FAILED) return;  // the faulting read restarts, on zeros
         chain_sigbus(sig, info, ctx);
