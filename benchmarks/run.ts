@@ -11,17 +11,22 @@
 //   plain read of the same bytes, next to the same tensors as safetensors; peak RSS on 4 GiB.
 //   svd: the exact singular values (`--exact-rank`) of n x n matrices, n = 64 .. 1024: the
 //   blocked method of the core (all threads and one) vs the one-sided Jacobi it replaced.
-// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch|method|svd ...] (default: all sections).
+//   scale: many tiny tensors (2 models x 10k..100k tensors): scanModel, the stats table,
+//   pairwiseStats, recover.
+// Usage: npm run bench [-- stats|pairwise|gpu|pipeline|pytorch|method|svd|scale ...] (default: all sections).
 // Env: MOTHER_BENCH_GIB (stats file size, default 1), MOTHER_BENCH_RSS_GIB (default 4),
 //      MOTHER_BENCH_REPS (default 5), MOTHER_BENCH_MODEL_MIB (pairwise model size, default 64),
 //      MOTHER_BENCH_NAIVE_PAIRS (naive baseline pairs timed per N, default 64),
 //      MOTHER_BENCH_DIR (data folder), MOTHER_BENCH_DTYPES (stats rows to run, e.g. Q8_0,Q4_K),
 //      MOTHER_BENCH_RSS=0 (skip the memory check), MOTHER_BENCH_SVD_SIZES (default 64,128,256,512,1024).
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { pairwiseStats, resolveBackend, scanModel } from '../lib';
+import { pairwiseStats, recover, resolveBackend, scanModel } from '../lib';
+import { table as textTable } from '../lib/output/format';
+import { writeManyTensors } from '../test/helpers/many_tensors';
 import { native, packageRoot } from '../lib/core/binding';
 import { ensureTorchFile, ensureWeightsFile, gbps, machine, median, table } from './common';
 import { ensureGgufFile } from './gguf';
@@ -240,6 +245,39 @@ function benchSvd(): void {
   console.log(`\nkernels: ${kernels}; Gaussian matrices; speedup = Jacobi / the faster blocked run; CPU s = process CPU time of the all-threads call (all threads, spinning included); max diff: blocked vs Jacobi (mostly the Jacobi's own error, up to about n eps sigma_max); load average (1, 5, 15 min) before: ${loadBefore}, after: ${load()} (on a busy machine the wall times grow with the load and the all-threads run can trail the one-thread run); target: 1024 x 1024 <= 0.8 s, the sketch sizes (k = 64 .. 256) no slower than the Jacobi`);
 }
 
+// Models of very many tiny tensors (issue 15.5): scanModel + the stats table on one model, and
+// pairwiseStats and recover on two related models, of N square F32 tensors (side 4), for
+// N = 10k, 50k, 100k (MOTHER_BENCH_SCALE, comma-separated). Every stage should be linear in N.
+async function benchScale(): Promise<void> {
+  const sizes = (process.env.MOTHER_BENCH_SCALE || '10000,50000,100000').split(',').map(Number);
+  console.log(`\n## many tiny tensors (2 models of N 4 x 4 F32 tensors, seconds)\n`);
+  const rows: (string | number)[][] = [];
+  for (const n of sizes) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mother-scale-'));
+    try {
+      const a = path.join(dir, 'a'), b = path.join(dir, 'b');
+      fs.mkdirSync(a);
+      fs.mkdirSync(b);
+      writeManyTensors(path.join(a, 'model.safetensors'), n, 7, 0, 4);
+      writeManyTensors(path.join(b, 'model.safetensors'), n, 7, 0.05, 4);
+      const time = async (f: () => Promise<unknown> | unknown) => {
+        const t0 = process.hrtime.bigint();
+        await f();
+        return Number(process.hrtime.bigint() - t0) / 1e9;
+      };
+      let stats: Awaited<ReturnType<typeof scanModel>> | undefined;
+      const scan = await time(async () => { stats = await scanModel(a); });
+      const tab = await time(() => textTable(['tensor', 'mean'], stats!.tensors.map((t) => [t.name, String(t.mean)])));
+      const pw = await time(() => pairwiseStats([a, b]));
+      const rec = await time(() => recover([a, b]));
+      rows.push([n, scan.toFixed(2), tab.toFixed(2), pw.toFixed(2), rec.toFixed(2)]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(table(['tensors per model', 'scanModel', 'stats table', 'pairwiseStats', 'recover'], rows));
+}
+
 async function main(): Promise<void> {
   const sections = process.argv.slice(2);
   const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -258,6 +296,7 @@ async function main(): Promise<void> {
     console.log(benchMethod());
   }
   if (want('gpu')) await benchGpu();
+  if (want('scale')) await benchScale();
   if (want('pytorch')) await benchPytorch();
   if (want('svd')) benchSvd();
   if (want('pipeline')) {

@@ -128,11 +128,18 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let settled = false;
   let last: ScanProgress | undefined;
+  // A callback that throws fails the call with what it threw; the native pass is cancelled.
+  let thrown: { error: unknown } | undefined;
   const onProgress = options.onProgress
     ? (p: ScanProgress) => {
-        if (settled) return;
+        if (settled || thrown) return;
         last = p;
-        options.onProgress!(p);
+        try {
+          options.onProgress!(p);
+        } catch (e) {
+          thrown = { error: e };
+          Atomics.store(cancel, 0, 1);
+        }
       }
     : undefined;
   try {
@@ -144,6 +151,7 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
       cancel,
     );
     settled = true;
+    if (thrown) throw thrown.error;
     const stats = toModelStats(resolved.path, raw, device.used);
     if (resolved.note) stats.note = resolved.note;
     if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal)) {
@@ -155,6 +163,7 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
     return stats;
   } catch (e) {
     settled = true;
+    if (thrown) throw thrown.error;
     throw fromNative(e);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

@@ -479,6 +479,8 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let settled = false;
   let last: PairwiseProgress | undefined;
+  // A callback that throws fails the call with what it threw; the native pass is cancelled.
+  let thrown: { error: unknown } | undefined;
   try {
     const raw = await native().pairwise(
       resolved.map((r) => ({ files: r.files, index: r.index })),
@@ -487,14 +489,27 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
         threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed,
         exactRank: rankOpts.exact === true, differences: options.differences ?? true, relatedness: options.relatedness === true, ...device.native,
       },
-      options.onProgress ? (p) => { if (!settled) { last = p; options.onProgress!(p); } } : undefined,
+      options.onProgress
+        ? (p) => {
+            if (settled || thrown) return;
+            last = p;
+            try {
+              options.onProgress!(p);
+            } catch (e) {
+              thrown = { error: e };
+              Atomics.store(cancel, 0, 1);
+            }
+          }
+        : undefined,
       cancel,
     );
     settled = true;
+    if (thrown) throw thrown.error;
     if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal || (last.svdDone ?? 0) !== (last.svdTotal ?? 0))) {
       // the native final report can arrive after the promise settles: report completion here
       const total = raw.bytesRead.reduce((a, b) => a + b, 0);
-      options.onProgress({ bytesDone: total, bytesTotal: total });
+      const svd = last?.svdTotal ? { svdDone: last.svdTotal, svdTotal: last.svdTotal } : {};
+      options.onProgress({ bytesDone: total, bytesTotal: total, ...svd });
     }
     const layers = tensors.map((t, i) => pairLayer(t, raw.tensors[i], n));
     return {
@@ -512,6 +527,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
     };
   } catch (e) {
     settled = true;
+    if (thrown) throw thrown.error;
     throw fromNative(e);
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

@@ -15,9 +15,14 @@ export function graphNum(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3);
 }
 
+/** A plain-text table. Loops, not spreads: a spread of one argument per row overflows the
+ *  stack at ~100k rows (a model of 150k tensors). */
 export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = headers.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) if (r[i].length > widths[i]) widths[i] = r[i].length;
   const line = (cells: string[]) =>
     cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  const lines = [line(headers), line(widths.map((w) => '-'.repeat(w)))];
+  for (const r of rows) lines.push(line(r));
+  return lines.join('\n');
 }

@@ -78,6 +78,8 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(OnnxDecodeLimit, "ERR_ONNX_DECODE_LIMIT", Input, "ONNX: values stored in typed fields need more than 256 MiB of decoded copies in one file") \
   X(AdapterConfig, "ERR_ADAPTER_CONFIG", Input, "PEFT adapter: adapter_config.json missing, not valid JSON, or a field of the wrong type or value") \
   X(AdapterTensor, "ERR_ADAPTER_TENSOR", Input, "PEFT adapter: a LoRA tensor without its partner, of the wrong rank, shape or dtype, or not named as PEFT names them") \
+  X(FileChanged, "ERR_FILE_CHANGED", Input, "a file shrank, grew or was rewritten or replaced while it was read") \
+  X(NotAFile, "ERR_NOT_A_FILE", Input, "a path to read is not a regular file (FIFO, socket, device, directory)") \
   X(InvalidArgument, "ERR_INVALID_ARGUMENT", Usage, "a bad argument or option value")                  \
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \

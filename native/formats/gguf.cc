@@ -335,7 +335,7 @@ bool has_suffix(const std::string& s, const char* suffix) {
 
 bool claims_gguf(const std::string& path) {
   if (has_suffix(path, ".gguf")) return true;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open_regular_file(path, true);  // never blocks (a FIFO is refused later, by MappedFile)
   if (fd < 0) return false;
   char magic[4];
   const ssize_t n = ::read(fd, magic, 4);

@@ -744,7 +744,7 @@ bool claims_pytorch(const std::string& path) {
   // Other names by content: the legacy magic, or a ZIP whose first entry is <folder>/data.pkl
   // (torch.save writes it first) or another record torch.save writes at the top of its folder.
   uint8_t head[512];
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = open_regular_file(path, true);  // never blocks (a FIFO is refused later, by MappedFile)
   if (fd < 0) return false;
   const ssize_t n = ::pread(fd, head, sizeof head, 0);
   ::close(fd);

@@ -1,6 +1,7 @@
 // Sharded checkpoints, whatever the shards' format: an index (model.safetensors.index.json and
 // the like) whose weight_map must resolve every entry to a tensor present in the named shard.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -46,6 +47,10 @@ std::string read_small_file(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     int e = errno;
     throw Error(ErrorCode::FileOpen, path, "", path + ": cannot open: " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const int fd = open_regular_file(path);  // throws Error(NotAFile)
+    ::close(fd);
   }
   if (static_cast<uint64_t>(st.st_size) > kMaxIndexBytes)
     fail(ErrorCode::IndexInvalid, path, "", "index file is larger than 100,000,000 bytes");

@@ -85,6 +85,11 @@ struct TensorView {
   // set (MappedFile::populate, MappedFile::release).
   void populate(uint64_t first, uint64_t n) const { map->populate(byte_offset(first), byte_len(n)); }
   void release(uint64_t first, uint64_t n) const { map->release(byte_offset(first), byte_len(n)); }
+  // After reading elements: throws Error(FileChanged) naming the file and this tensor when a
+  // read of the file faulted (it shrank under the map: MappedFile::faulted).
+  void check_read() const {
+    if (map->faulted()) map->check_unchanged(name);
+  }
 };
 
 struct ModelFile {
@@ -107,6 +112,11 @@ struct Model {
 
   // The tensor named `name`, or nullptr.
   const TensorView* find(const std::string& name) const;
+  // At the end of a pass: throws Error(FileChanged) for the first file that faulted or whose
+  // size, modification time or identity changed since it was opened.
+  void check_unchanged() const {
+    for (const ModelFile& f : files) f.map->check_unchanged();
+  }
   // Builds the name index that find() uses; throws Error(DuplicateTensor) for a name that two
   // files hold. open_model calls it once every file is read.
   void index_names();

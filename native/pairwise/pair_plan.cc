@@ -157,16 +157,22 @@ void merge_pair_fields(double* acc, const double* q) {
                       q[kShC2]);
 }
 
-PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank)
-    : sketches(plan.size()), norms(plan.size()), whole(plan.size()), moments(plan.size()), pairs(plan.size()) {
+PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank, bool row_sketch)
+    : sketches(plan.size()), sketch_len(plan.size(), 0), rows(plan.size(), 0), norms(plan.size()), whole(plan.size()),
+      moments(plan.size()), pairs(plan.size()) {
   const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   for (size_t t = 0; t < plan.size(); ++t) {
     pairs[t].resize(n_pairs * kPairFields);
     init_pairs(pairs[t].data(), n_pairs);
     if (plan[t].sketch) {
       norms[t].assign(n_models, 0);
-      if (exact_rank) whole[t].resize(n_models);
-      else sketches[t].assign(n_models * k * k, 0);
+      if (exact_rank) {
+        whole[t].resize(n_models);
+      } else {
+        rows[t] = row_sketch && small_sketch(plan[t].row_elems, k);
+        sketch_len[t] = rows[t] ? static_cast<size_t>(plan[t].row_elems) * k : static_cast<size_t>(k) * k;
+        sketches[t].assign(n_models * sketch_len[t], 0);
+      }
     }
     if (plan[t].moments) moments[t].assign(n_models, Moments{});
   }
@@ -186,9 +192,10 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
     if (pt.sketch) {
       totals.norms[t][m] += q.norm2[m];
       if (q.sketch) {
-        double* dst = &totals.sketches[t][m * k * k];
-        const double* src = q.sketch + m * k * k;
-        for (size_t x = 0; x < static_cast<size_t>(k) * k; ++x) dst[x] += src[x];
+        const size_t len = totals.sketch_len[t];
+        double* dst = &totals.sketches[t][m * len];
+        const double* src = q.sketch + m * len;
+        for (size_t x = 0; x < len; ++x) dst[x] += src[x];
       }
     }
     if (pt.moments) merge(totals.moments[t][m], q.moments[m]);
@@ -285,6 +292,37 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   std::atomic<uint64_t> svd_done{0};
   std::mutex progress_mu;
   if (options.exact_rank && options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total, 0, svd_total});
+  // Small tensors (4n <= k): the k x k sketch M = Psi^T D Omega has rank <= n, and its k^3
+  // Jacobi SVD made the rank of 100k tiny tensors take minutes. With G = Psi Psi^T = L L^T
+  // (Cholesky), M^T M = (L^T D Omega)^T (L^T D Omega) and L^T D Omega = L^-1 Psi M, so the
+  // singular values of M are those of the n x k matrix L^-1 Psi M (the other k - n are 0):
+  // the same values, for n^2 k instead of k^3 work.
+  struct SmallBasis { std::vector<double> psi, chol; };  // psi n x k; L n x n, lower, row-major
+  std::map<uint64_t, SmallBasis> small;
+  if (!options.exact_rank)
+    for (const auto& rj : rank_jobs) {
+      const uint64_t n = plan[rj.t].row_elems;
+      if (!small_sketch(n, k) || small.count(n)) continue;
+      SmallBasis b;
+      b.psi = make_basis(options.sketch_seed, n, k).psi;
+      std::vector<double> L(n * n, 0.0);
+      bool ok = true;
+      for (uint64_t i = 0; i < n && ok; ++i)
+        for (uint64_t j = 0; j <= i; ++j) {
+          double g = 0;
+          for (unsigned c = 0; c < k; ++c) g += b.psi[i * k + c] * b.psi[j * k + c];
+          for (uint64_t q = 0; q < j; ++q) g -= L[i * n + q] * L[j * n + q];
+          if (i == j) {
+            if (!(g > 0)) { ok = false; break; }
+            L[i * n + i] = std::sqrt(g);
+          } else {
+            L[i * n + j] = g / L[j * n + j];
+          }
+        }
+      if (!ok) continue;  // not positive definite (cannot happen for Gaussian Psi): the k x k path
+      b.chol = std::move(L);
+      small.emplace(n, std::move(b));
+    }
   parallel_for(rank_jobs.size(), resolve_threads(options.threads), [&](size_t x) {
     if (options.exact_rank) check_cancel(options.cancel, "exact SVD");
     const RankJob& rj = rank_jobs[x];
@@ -306,11 +344,53 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       sv = singular_values(d.data(), n, n);
       noise_sigma = 2.0 * noise_f / std::sqrt(static_cast<double>(n));  // n x n noise: sigma_max ~ 2 sqrt(n) rms
     } else {
-      const double* si = &sketches[rj.t][rj.i * k * k];
-      const double* sj = &sketches[rj.t][rj.j * k * k];
-      d.resize(static_cast<size_t>(k) * k);
+      const size_t len = totals.sketch_len[rj.t];
+      const double* si = &sketches[rj.t][rj.i * len];
+      const double* sj = &sketches[rj.t][rj.j * len];
+      d.resize(len);
       for (size_t e = 0; e < d.size(); ++e) d[e] = si[e] - sj[e];
-      sv = singular_values(d.data(), k, k);
+      auto sb = small.find(n);
+      if (totals.rows[rj.t] && sb != small.end()) {
+        // d = (Y_i - Y_j) = D Omega, n x k: R = L^T d (L lower: row i sums rows q >= i).
+        const std::vector<double>& L = sb->second.chol;
+        std::vector<double> R(n * k, 0.0);
+        for (uint64_t i = 0; i < n; ++i) {
+          double* ri = &R[i * k];
+          for (uint64_t q = i; q < n; ++q) {
+            const double l = L[q * n + i];
+            const double* dq = &d[q * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] += l * dq[c];
+          }
+        }
+        sv = singular_values(R.data(), n, k);
+        sv.resize(k, 0.0);  // the k - n zero singular values of the k x k sketch
+      } else if (totals.rows[rj.t]) {
+        throw Error(ErrorCode::Internal, "", plan[rj.t].name, "row sketch without its basis");
+      } else if (sb == small.end()) {
+        sv = singular_values(d.data(), k, k);
+      } else {
+        // R = L^-1 (Psi M), n x k: P = Psi M, then forward substitution row by row.
+        const std::vector<double>& psi = sb->second.psi;
+        const std::vector<double>& L = sb->second.chol;
+        std::vector<double> R(n * k, 0.0);
+        for (uint64_t i = 0; i < n; ++i) {
+          double* ri = &R[i * k];
+          for (unsigned a = 0; a < k; ++a) {
+            const double w = psi[i * k + a];
+            const double* da = &d[static_cast<size_t>(a) * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] += w * da[c];
+          }
+          for (uint64_t q = 0; q < i; ++q) {
+            const double l = L[i * n + q];
+            const double* rq = &R[q * k];
+            for (unsigned c = 0; c < k; ++c) ri[c] -= l * rq[c];
+          }
+          const double inv = 1.0 / L[i * n + i];
+          for (unsigned c = 0; c < k; ++c) ri[c] *= inv;
+        }
+        sv = singular_values(R.data(), n, k);
+        sv.resize(k, 0.0);  // the k - n zero singular values of M
+      }
       noise_sigma = 2.0 * std::sqrt(static_cast<double>(k)) * noise_f;  // Psi^T E Omega: entries of rms |E|_F
     }
     const double tol = std::max(sv.empty() ? 0.0 : sv[0] * static_cast<double>(n) * eps, options.rank_safety * noise_sigma);
@@ -328,6 +408,8 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
       }
     }
   });
+  // the stage seen to its end (a report above may have lost the race for the lock)
+  if (options.exact_rank && options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total, svd_total, svd_total});
 
   for (size_t t = 0; t < plan.size(); ++t) {
     if (!plan[t].moments) continue;

@@ -52,6 +52,10 @@ uint64_t elems_in_job(const std::vector<PairPlanTensor>& plan, const ResolvedPla
 // ---- the rank sketch ------------------------------------------------------------------------
 
 inline unsigned sketch_size(const PairwiseOptions& o) { return o.sketch_k > 0 ? o.sketch_k : 64; }
+// A small sketch tensor (4n <= k): the CPU pass keeps Y = W Omega (n x k) per model instead of
+// the k x k S = Psi^T Y, and the rank comes from L^T (Y_i - Y_j) with Psi Psi^T = L L^T
+// (pair_plan.cc): the same singular values, n/k of the memory and of the work.
+inline bool small_sketch(uint64_t n, unsigned k) { return n > 0 && 4 * n <= k; }
 // The Gaussian test matrices for n x n tensors: psi and omega, n x k row-major.
 struct SketchBasis {
   std::vector<double> psi;
@@ -125,15 +129,18 @@ void merge_pair_fields(double* acc, const double* q);
 struct PairPartial {
   const double* pairs;      // kPairFields per pair
   const double* norm2;      // sketch tensors: per model, sum of w^2
-  const double* sketch;     // sketch tensors (sketch mode): per model, k x k
+  const double* sketch;     // sketch tensors (sketch mode): per model, PassTotals::sketch_len[t] doubles
   const Moments* moments;   // moments tensors: per model
 };
 
 // What a pass accumulates besides the pair sums, per planned tensor.
 struct PassTotals {
   // Zeros for every sketch and moments tensor; whole tensors are filled as they are read.
-  PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank);
-  std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k
+  // row_sketch: small sketch tensors keep Y = W Omega, n x k (small_sketch; the CPU pass).
+  PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models, unsigned k, bool exact_rank, bool row_sketch = false);
+  std::vector<std::vector<double>> sketches;           // sketch tensors: per model k x k, or n x k (rows[t])
+  std::vector<size_t> sketch_len;                      // per tensor: doubles per model in sketches[t]
+  std::vector<uint8_t> rows;                           // per tensor: 1 where sketches[t] holds Y = W Omega
   std::vector<std::vector<double>> norms;              // sketch tensors: per model sum w^2
   std::vector<std::vector<std::vector<double>>> whole; // exact rank: per model the whole tensor
   std::vector<std::vector<Moments>> moments;           // moments tensors: per model

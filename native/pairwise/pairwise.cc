@@ -113,7 +113,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
 
   PairwiseResult result = empty_result(plan.size(), n_models);
   // per sketch tensor: per model sketch (k x k) and sum w^2, or (exact mode) the whole tensor
-  PassTotals totals(plan, n_models, k, options.exact_rank);
+  PassTotals totals(plan, n_models, k, options.exact_rank, true);
   auto& whole = totals.whole;
 
   // Ordered reduction: a tensor's job partials are folded in job order, so results do not
@@ -168,7 +168,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     init_pairs(part->pairs.data(), n_pairs);
     if (pt.sketch) {
       part->norm2.assign(n_models, 0);
-      if (!options.exact_rank) part->sketch.assign(n_models * k * k, 0);
+      if (!options.exact_rank) part->sketch.assign(n_models * totals.sketch_len[job.tensor], 0);
     }
     if (pt.moments) part->moments.assign(n_models, Moments{});
     // Map each model's range of this job in one call; it is released after the job.
@@ -236,6 +236,11 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
           const SketchBasis& basis = bases.at(n);
           y.resize(nrows * k);
           kernels->sketch_rows(w, nrows, n, basis.omega.data(), k, y.data());
+          if (totals.rows[job.tensor]) {  // small tensor: keep Y = W Omega itself (its rows r0..)
+            double* y_m = &part->sketch[m * totals.sketch_len[job.tensor]] + r0 * k;
+            for (uint64_t e = 0; e < nrows * k; ++e) y_m[e] += y[e];
+            continue;
+          }
           double* s_m = &part->sketch[m * k * k];
           for (uint64_t r = 0; r < nrows; ++r) {  // S += Psi[r0 + r]^T (x) y[r]
             const double* psi = &basis.psi[(r0 + r) * k];
@@ -388,6 +393,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     for (size_t m = 0; m < n_models; ++m) {
       if (!avail[m]) continue;
       const TensorView& v = *views[m];
+      v.check_read();
       release_view(v, job.first, avail[m]);
       const uint64_t bytes = v.byte_len(avail[m]);
       bytes_read[m].fetch_add(bytes, std::memory_order_relaxed);
@@ -409,6 +415,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       if (lock.owns_lock()) options.progress(PairwiseProgress{done, bytes_total});
     }
   });
+  for (const Model& m : models) m.check_unchanged();
 
   finish_pairwise(models, plan, options, resolved, totals, result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();  // the SVDs included

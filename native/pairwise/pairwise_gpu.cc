@@ -226,6 +226,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
   }
   while (!inflight.empty()) harvest();
 
+  for (const Model& m : models) m.check_unchanged();
   finish_pairwise(models, plan, options, resolved, totals, result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();  // the SVDs included
   if (options.progress) options.progress(PairwiseProgress{resolved.bytes_total, resolved.bytes_total});

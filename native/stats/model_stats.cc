@@ -41,7 +41,11 @@ std::vector<Summary> merge_jobs(const Model& model, const std::vector<size_t>& f
 }
 
 std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) {
-  if (options.gpu && !needs_cpu_decode(model)) return scan_model_gpu(model, options);  // GGUF blocks: CPU
+  if (options.gpu && !needs_cpu_decode(model)) {  // GGUF blocks: CPU
+    std::vector<Summary> out = scan_model_gpu(model, options);
+    model.check_unchanged();
+    return out;
+  }
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
   const unsigned threads = resolve_threads(options.threads);
   const uint64_t chunk_bytes = options.chunk_bytes > 0 ? options.chunk_bytes : (16ull << 20);
@@ -68,6 +72,7 @@ std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) 
     v.populate(job.first, job.count);
     Moments m;  // local: neighbouring partials belong to other threads
     accumulate_view(kernels, v, job.first, job.count, &m);
+    v.check_read();
     partial[j] = m;
     v.release(job.first, job.count);
     uint64_t done = bytes_done.fetch_add(nbytes) + nbytes;
@@ -79,6 +84,7 @@ std::vector<Summary> scan_model(const Model& model, const ScanOptions& options) 
     }
   });
 
+  model.check_unchanged();
   std::vector<Summary> out = merge_jobs(model, first_job, partial);
   if (options.progress) options.progress(ScanProgress{bytes_total, bytes_total, tensors_total, tensors_total});
   return out;
