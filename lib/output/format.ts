@@ -1,4 +1,5 @@
 // After the pipeline (output): numbers and plain-text tables for the terminal.
+import { escapeControl } from './escape';
 
 /** Formats a statistic compactly: fixed for moderate magnitudes, exponent otherwise. */
 export function num(v: number | null, digits = 4): string {
@@ -15,8 +16,13 @@ export function graphNum(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3);
 }
 
-export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+/** A plain-text table; every cell is one line, its control characters shown escaped. Widths in
+ *  one pass over the rows (no spread of a column into a call: 150k rows are fine). */
+export function table(rawHeaders: string[], rawRows: string[][], rightAlign: boolean[] = []): string {
+  const headers = rawHeaders.map(escapeControl);
+  const rows = rawRows.map((r) => r.map(escapeControl));
+  const widths = headers.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) if (r[i].length > widths[i]) widths[i] = r[i].length;
   const line = (cells: string[]) =>
     cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
