@@ -212,8 +212,8 @@ ${g.duplicates.length ? `<h2>Exact copies</h2>\n<table><tr><th>identical models<
 
 /** Renders the graph in `format` (JSON: the versioned model graph document). */
 export async function renderGraph(g: ModelGraph, format: GraphFormat): Promise<string> {
-  checkGraph(g, 'graph');
   check.oneOf(GRAPH_FORMATS)(format, 'format');
+  checkGraph(g, 'graph');
   switch (format) {
     case 'json': return JSON.stringify(g, null, 2) + '\n';
     case 'dot': return toDot(g);
