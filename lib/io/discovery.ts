@@ -152,7 +152,12 @@ async function safetensorsIn(abs: string, input: string, config: Record<string, 
     const p = path.join(abs, name);
     if ((await statOrNull(p))?.isFile()) return { path: abs, files: [], index: p, config };
   }
-  const entries = (await readDir(abs)).sort();
+  const entries: string[] = [];
+  for (const e of (await readDir(abs)).sort()) {
+    // weight files only when they are files (a dangling link or a folder named x.safetensors is none)
+    if (/\.(safetensors|gguf)$|\.safetensors\.index\.json$/.test(e) && !(await statOrNull(path.join(abs, e)))?.isFile()) continue;
+    entries.push(e);
+  }
   const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'));
   if (indexes.length === 1) return { path: abs, files: [], index: path.join(abs, indexes[0]), config };
   const singles = entries.filter((e) => e.endsWith('.safetensors'));
