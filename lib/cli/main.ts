@@ -13,7 +13,7 @@ import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
 import { defaultHfCache, discoverHfCache, discoverModels, HUB_ID, resolveHubId, resolveModel } from '../io/discovery';
-import { escapeControl } from '../output/escape';
+import { escapeControl, safeJson } from '../output/escape';
 import { checkOutTarget, modelInputFiles, ProtectedFile, refuseInputs, writeAtomic } from './outfile';
 import { graphEvaluation, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
 import { linkText, renderTree } from '../output/tree';
@@ -91,7 +91,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
         nan: t.nan, inf: t.inf, ...(t.unreadable ? { unreadable: t.unreadable } : {}),
       })),
     };
-    out.write(JSON.stringify(doc, null, 2) + '\n');
+    out.write(safeJson(JSON.stringify(doc, null, 2)) + '\n');
     return;
   }
   const rows = stats.tensors.map((t) => [
@@ -166,7 +166,7 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       skipped: r.skipped.map((s) => ({ name: s.name, model: s.model >= 0 ? r.models[s.model] : null, reason: s.reason })),
       bytesRead: r.bytesRead,
     };
-    out.write(JSON.stringify(doc) + '\n');
+    out.write(safeJson(JSON.stringify(doc)) + '\n');
     return;
   }
   const labels = models.map((_, i) => `[${i}]`);
@@ -416,7 +416,7 @@ async function relatedCommand(a: string, others: string[], opts: RelatedCliOpts,
   }
   const code = relatedExitCode(res.map((r) => r.verdict));
   if (opts.json) {
-    out.write(JSON.stringify({ version: 1, exitCode: code, results: res }, null, 2) + '\n');
+    out.write(safeJson(JSON.stringify({ version: 1, exitCode: code, results: res }, null, 2)) + '\n');
     return code;
   }
   for (const r of res) {

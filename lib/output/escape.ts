@@ -28,3 +28,13 @@ export function escapeControl(s: string): string {
 export function escapeHtml(s: string): string {
   return escapeControl(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
+
+/** The characters JSON.stringify leaves raw that a terminal still acts on: DEL, C1 and the
+ *  Unicode format characters above (C0 controls JSON escapes itself). */
+// eslint-disable-next-line no-control-regex
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\ufeff]/g;
+
+/** JSON text with those characters as \uXXXX escapes: the same document, safe to print. */
+export function safeJson(text: string): string {
+  return text.replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

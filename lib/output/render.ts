@@ -4,7 +4,7 @@
 import { check } from '../core/validate';
 import { checkGraph } from '../recover';
 import type { ModelGraph } from '../recover';
-import { escapeControl, escapeHtml } from './escape';
+import { escapeControl, escapeHtml, safeJson } from './escape';
 import { graphNum as fmt } from './format';
 import { linkText } from './tree';
 
@@ -215,7 +215,7 @@ export async function renderGraph(g: ModelGraph, format: GraphFormat): Promise<s
   check.oneOf(GRAPH_FORMATS)(format, 'format');
   checkGraph(g, 'graph');
   switch (format) {
-    case 'json': return JSON.stringify(g, null, 2) + '\n';
+    case 'json': return safeJson(JSON.stringify(g, null, 2)) + '\n';
     case 'dot': return toDot(g);
     case 'newick': return toNewick(g);
     case 'mermaid': return toMermaid(g);
