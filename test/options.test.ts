@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 
 import {
-  discoverHfCache, discoverModels, inspectModel, pairwiseStats, recover, renderGraph, resolveModel, scanModel,
+  discoverHfCache, discoverModels, evaluate, inspectModel, pairwiseStats, recover, renderGraph, resolveModel, scanModel,
 } from '../lib';
 
 // A path that does not exist: an option error must come before the file is looked for.
@@ -71,5 +71,20 @@ describe('option checks: one message shape, before any file is read', () => {
     await rejects(discoverHfCache(1 as never), 'expected a path (string) for cacheDir, got 1');
     await expect(discoverModels(NOPE, Infinity)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await rejects(renderGraph({} as never, 'png' as never), 'expected json, dot, newick, mermaid, svg or html for format, got "png"');
+    await rejects(renderGraph(null as never, 'dot'), 'expected a model graph (the result of recover) for graph, got null');
+    await rejects(renderGraph({ models: [] } as never, 'dot'), 'expected an array for graph.edges, got undefined');
+    await rejects(discoverHfCache('.', 5 as never), 'expected an object for options, got 5');
+    await rejects(discoverHfCache('.', { revision: 3 } as never), 'expected a string for revision, got 3');
+  });
+
+  test('evaluate: the graph and the truth checked, no TypeError', () => {
+    const g = { models: [{ id: 'a' }, { id: 'b' }], edges: [], families: [['a'], ['b']], roots: ['a', 'b'], familyReports: [] } as never;
+    const throws = (f: () => unknown, message: string) => expect(f).toThrow(expect.objectContaining({ name: 'MotherError', code: 'ERR_INVALID_ARGUMENT', message }));
+    throws(() => evaluate(null as never, { edges: [] }), 'expected a model graph (the result of recover) for graph, got null');
+    throws(() => evaluate(g, null as never), 'expected a ground truth {edges: [[parent, child], ...]} for truth, got null');
+    throws(() => evaluate(g, { edges: 5 } as never), 'expected an array of [parent, child] pairs for truth.edges, got 5');
+    throws(() => evaluate(g, { edges: [['a', 1]] } as never), 'expected a string for truth.edges[0][1], got 1');
+    throws(() => evaluate(g, { edges: [['a', 'b', 'c']] } as never), 'expected a [parent, child] pair of model ids for truth.edges[0], got an array of 3');
+    expect(evaluate(g, { edges: [['a', 'b']] }).directedAccuracy).toBe(0);
   });
 });
