@@ -216,3 +216,21 @@ describe('misuse: an exit code and one line each, never a stack trace', () => {
     }
   });
 });
+
+describe('warnings', () => {
+  test('a rank sketch that saturates at k says so (the rank is k or more)', () => {
+    const rng = new Rng(12);
+    const pair = [0, 1].map((m) => {
+      const f = path.join(tmp.dir, `full-rank-${m}.safetensors`);
+      writeSafetensors(f, [{ name: 'w', dtype: 'F32', shape: [80, 80], data: encode('F32', Array.from({ length: 6400 }, () => rng.normal())) }]);
+      return f;
+    });
+    const r = run(['distances', ...pair, '--metric', 'rank', '-q']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: the rank sketch saturates at k = 64 in 1 layer \(w\)/);
+    const big = run(['distances', ...pair, '--metric', 'rank', '--rank-k', '128', '-q']);
+    expect(big.status).toBe(0);
+    expect(big.stderr).not.toMatch(/saturates/);
+    expect(big.stdout).toMatch(/\b80\b/);
+  });
+});

@@ -141,12 +141,20 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       rank: { k: opts.rankK, exact: opts.exactRank },
       threads: opts.threads,
       backend: opts.backend,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.bytesDone >= p.bytesTotal && opts.exactRank ? 'exact SVD of each difference...' : undefined),
     });
   } finally {
     bar.finish();
   }
   const n = r.n;
+  if (opts.metric === 'rank' && !opts.exactRank) {
+    // a sketch rank of k means "k or more": say so rather than print a floor as a value
+    const k = opts.rankK ?? 64;
+    const saturated = r.layers.filter((l) => l.rank && Array.from(l.rank).some((v) => v >= k)).map((l) => l.name);
+    if (saturated.length) {
+      process.stderr.write(line(`mother: warning: the rank sketch saturates at k = ${k} in ${plural(saturated.length, 'layer')} (${saturated.slice(0, 3).join(', ')}${saturated.length > 3 ? ', ...' : ''}): those ranks are ${k} or more; ask for a larger --rank-k or --exact-rank`));
+    }
+  }
   const m = r.aggregates[AGGREGATE_OF[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   if (opts.json) {
