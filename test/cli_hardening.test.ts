@@ -217,6 +217,17 @@ describe('misuse: an exit code and one line each, never a stack trace', () => {
   });
 });
 
+describe('progress', () => {
+  test('-v names each stage of recover', () => {
+    const r = run(['recover', fam, '-v']);
+    expect(r.status).toBe(0);
+    const stages = ['finding models...', 'testing relatedness, building the trees...', 'writing the output...'];
+    const at = stages.map((s) => r.stderr.split('\n').indexOf(s));
+    for (const i of at) expect(i).toBeGreaterThanOrEqual(0);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+  });
+});
+
 describe('warnings', () => {
   test('a rank sketch that saturates at k says so (the rank is k or more)', () => {
     const rng = new Rng(12);

@@ -51,6 +51,13 @@ describe('escaping', () => {
     expect(escapeHtml('<a href="x">\x1b</a>')).toBe('&lt;a href=&quot;x&quot;&gt;\\x1b&lt;/a&gt;');
   });
 
+  test('a table of 200k rows (a model with that many tensors) needs no deep stack', () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => [`layer.${i}.weight`, 'F32']);
+    const t = table(['tensor', 'dtype'], rows);
+    expect(t.split('\n')).toHaveLength(200_002);
+    expect(t.split('\n')[1]).toBe(`${'-'.repeat('layer.199999.weight'.length)}  -----`);
+  });
+
   test('tables and the tree: every line one line, nothing raw', () => {
     const t = table(['name'], [['a\nb'], ['\x1b[31mred']]);
     expect(t.split('\n')).toHaveLength(4);
