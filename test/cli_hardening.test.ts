@@ -217,6 +217,34 @@ describe('misuse: an exit code and one line each, never a stack trace', () => {
   });
 });
 
+describe('no hang on FIFOs (the TypeScript side: discovery, config.json, --truth, cache refs)', () => {
+  test('a FIFO is never read: each case ends, with an error or without the FIFO', () => {
+    const mkfifo = (p: string) => spawnSync('mkfifo', [p]).status === 0;
+    const dir = path.join(tmp.dir, 'fifo-model');
+    fs.mkdirSync(dir, { recursive: true });
+    if (!mkfifo(path.join(dir, 'model.safetensors'))) return; // no mkfifo here: nothing to test
+    const t = { timeout: 20_000 };
+    const weights = run(['recover', dir, models[0], '-q'], t);
+    expect(weights.error).toBeUndefined(); // not killed by the timeout
+    expect(weights.status).toBe(3);
+    expect(weights.stderr).toMatch(/fifo-model: no models found/);
+    const cfgDir = path.join(tmp.dir, 'fifo-config');
+    fs.cpSync(models[0], cfgDir, { recursive: true });
+    fs.rmSync(path.join(cfgDir, 'config.json'));
+    mkfifo(path.join(cfgDir, 'config.json'));
+    const cfg = run(['recover', cfgDir, models[1], '-q'], t);
+    expect(cfg.error).toBeUndefined();
+    expect(cfg.status).toBe(3);
+    expect(cfg.stderr).toMatch(/config\.json: not a regular file/);
+    const truth = path.join(tmp.dir, 'truth.fifo');
+    mkfifo(truth);
+    const tr = run(['recover', fam, '--truth', truth, '-q'], t);
+    expect(tr.error).toBeUndefined();
+    expect(tr.status).toBe(3);
+    expect(tr.stderr).toMatch(/not a regular file/);
+  });
+});
+
 describe('progress', () => {
   test('-v names each stage of recover', () => {
     const r = run(['recover', fam, '-v']);

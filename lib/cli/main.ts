@@ -209,6 +209,8 @@ interface RecoverCliOpts {
 async function readTruth(file: string): Promise<TruthInput> {
   let doc: unknown;
   try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new Error('not a regular file'); // a FIFO would block the read
     doc = JSON.parse(await fsp.readFile(file, 'utf8'));
   } catch (e) {
     throw new MotherError('ERR_NOT_FOUND', `${file}: cannot read the ground truth: ${(e as Error).message}`, { file });

@@ -89,12 +89,14 @@ async function readDir(dir: string): Promise<string[]> {
 
 async function readConfig(dir: string): Promise<Record<string, unknown> | undefined> {
   const p = path.join(dir, 'config.json');
+  const st = await statOrNull(p);
+  if (!st) return undefined;
+  // a FIFO or device named config.json would block the read: only a regular file is read
+  if (!st.isFile()) throw new MotherError('ERR_FILE_OPEN', `${p}: not a regular file`, { file: p });
   let text: string;
   try {
     text = await fs.readFile(p, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
     throw fsError(e, p, 'read config.json');
   }
   try {
@@ -319,6 +321,8 @@ async function snapshotOf(repoDir: string, revision: string): Promise<{ snapshot
   const refFile = path.join(repoDir, 'refs', revision);
   let commit: string | undefined;
   try {
+    const st = await fs.stat(refFile);
+    if (!st.isFile()) return { broken: `${refFile}: not a regular file` };
     commit = (await fs.readFile(refFile, 'utf8')).trim();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
