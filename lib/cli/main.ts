@@ -321,6 +321,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   const truth = opts.truth ? await readTruth(opts.truth) : undefined;
   const bar = progressBar(`reading ${plural(models.length, 'model')}`, process.stderr, !opts.quiet && process.stderr.isTTY === true);
   let g: ModelGraph;
+  let readDone = false;
   try {
     g = await recover(models, {
       metric: opts.metric,
@@ -334,7 +335,8 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       backend: opts.backend,
       onProgress: (p) => {
         bar.update(p.bytesDone, p.bytesTotal, `${(models.length * (models.length - 1)) / 2} pairs`);
-        if (p.bytesDone >= p.bytesTotal) {
+        if (p.bytesDone >= p.bytesTotal && !readDone) {
+          readDone = true;
           bar.finish();
           say('testing relatedness, building the trees...');
         }
