@@ -104,6 +104,10 @@ describe('escaping', () => {
     expect(e.status).toBe(3);
     expect(e.stderr).not.toMatch(RAW_CONTROL);
     expect(e.stderr).toContain('no\\x1b[2Jsuch');
+    const u = spawnSync(process.execPath, [BIN, 'recover', zoo, '--metric', '\x1b[2Jbad'], { encoding: 'utf8' });
+    expect(u.status).toBe(2);
+    expect(u.stderr).not.toMatch(RAW_CONTROL);
+    expect(u.stderr).toContain('\\x1b[2Jbad');
   });
 });
 

@@ -458,7 +458,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .description('Model Tree Heritage Recovery: recover which model was fine-tuned from which, from the weights alone.')
     .version((require(path.join(packageRoot(), 'package.json')) as { version: string }).version)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s.split('\n').map(escapeControl).join('\n')) }) // an argument echoed in a usage error is escaped too
     .showHelpAfterError('(run with --help for usage)');
 
   program
