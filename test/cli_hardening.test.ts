@@ -147,6 +147,24 @@ describe('--out: no data loss', () => {
   });
 });
 
+describe('--out: a write that fails after the run', () => {
+  test('is ERR_OUTPUT naming the target; the old file stays, no temporary file is left', async () => {
+    const { checkOutTarget, writeAtomic } = await import('../lib/cli/outfile');
+    const dir = path.join(tmp.dir, 'vanishing');
+    fs.mkdirSync(dir);
+    const target = await checkOutTarget(path.join(dir, 'g.json'));
+    fs.rmSync(dir, { recursive: true }); // the folder goes away during the run
+    await expect(writeAtomic(target, 'x')).rejects.toMatchObject({ name: 'MotherError', code: 'ERR_OUTPUT', message: expect.stringMatching(/^--out .*g\.json: cannot write: ENOENT/) });
+    const keep = path.join(tmp.dir, 'keep');
+    fs.mkdirSync(keep);
+    fs.writeFileSync(path.join(keep, 'g.json'), 'old');
+    const t2 = await checkOutTarget(path.join(keep, 'g.json'));
+    await expect(writeAtomic({ ...t2, real: path.join(keep, 'g.json', 'not-a-folder') }, 'new')).rejects.toMatchObject({ code: 'ERR_OUTPUT' });
+    expect(fs.readFileSync(path.join(keep, 'g.json'), 'utf8')).toBe('old');
+    expect(fs.readdirSync(keep)).toEqual(['g.json']);
+  });
+});
+
 describe('misuse: an exit code and one line each, never a stack trace', () => {
   test('conflicting and out-of-range options are usage errors (2)', () => {
     const conflict = run(['recover', fam, '--json', '--format', 'dot']);
