@@ -10,7 +10,7 @@
 // then evaluation (method/evaluation.ts, recover's evaluate) and output (output/, cli/).
 // recover.ts runs stages 1 to 5; core/ is under every stage; method/matrix.ts holds the
 // helpers of stages 3 to 5.
-export { resolveModel, discoverModels, discoverHfCache, defaultHfCache, ModelFiles, DiscoveredModel } from './io/discovery';
+export { resolveModel, discoverModels, discoverHfCache, resolveHubId, defaultHfCache, ModelFiles, DiscoveredModel, HfCacheOptions } from './io/discovery';
 export { MotherError, MotherErrorCode } from './core/errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './io/model_stats';
 export { inspectModel, ModelHeader } from './io/inspect';
@@ -18,7 +18,7 @@ export { simdPaths } from './core/simd';
 export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './core/backend';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './io/alignment';
 export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './io/pairwise';
-export { recover, evaluate, related, RecoverOptions, RecoverMetric, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric, PairLink, PairEvidence, RelatednessGroup, RelatedOptions, RelatedResult, RelatedLayer, TruthInput } from './recover';
+export { recover, evaluate, graphEvaluation, related, GraphEvaluation, RecoverOptions, RecoverMetric, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric, PairLink, PairEvidence, RelatednessGroup, RelatedOptions, RelatedResult, RelatedLayer, TruthInput } from './recover';
 export { wardLinkage, cutTree, autoFamilies, clusterFamilies, relatedFamilies, weakestLink, Linkage } from './method/clustering';
 export { pairStatistic, testPairs, decide, measureNull, TensorSums, PairStatistic, PairDecision, NullCalibration, Verdict, RELATEDNESS_ALPHA, RELATED_R0 } from './method/relatedness';
 export { chooseMetric, chooseKurtosisLayers } from './method/choices';

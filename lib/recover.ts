@@ -218,6 +218,34 @@ export interface ModelGraph {
   seconds: number;
   /** The device the read ran on (and, for 'auto' on the CPU, why). */
   backend: BackendUsed;
+  /** The graph against a ground truth (set by the CLI's --truth, or by `graphEvaluation`): optional, additive. */
+  evaluation?: GraphEvaluation;
+}
+
+/** A recovered graph scored against a ground truth, as the JSON and HTML carry it. Each truth edge
+ *  is in exactly one of correct, reversed (recovered child -> parent) and missing; each recovered
+ *  edge in exactly one of correct, reversed and wrong. */
+export interface GraphEvaluation {
+  /** The truth file, where there is one. */
+  truth: string | null;
+  directedAccuracy: number | null;
+  undirectedAccuracy: number | null;
+  clusteringAccuracy: number;
+  truthEdges: number;
+  /** Truth edges between models outside the graph, left out. */
+  ignoredTruthEdges: number;
+  /** Scored on tree_edges (a version-2 zoo truth with merges). */
+  treeEdges: boolean;
+  families: { exact: number; truthFamilies: number; predictedFamilies: number; adjustedRand: number; wrong: { truth: string[]; predicted: string[][] }[] };
+  edges: {
+    correct: { parent: string; child: string }[];
+    /** Recovered parent -> child where the truth has child -> parent. */
+    reversed: { parent: string; child: string }[];
+    /** Recovered edges joining models the truth does not join (truthParent: the child's parent in the truth). */
+    wrong: { parent: string; child: string; truthParent: string | null }[];
+    /** Truth edges recovered in neither direction (predictedParent: the parent the graph gave the child). */
+    missing: { parent: string; child: string; predictedParent: string | null }[];
+  };
 }
 
 /** How the relatedness decision reads in the graph. */
@@ -889,6 +917,8 @@ export interface TruthInput {
  * edge.
  */
 export function evaluate(graph: ModelGraph, truth: TruthInput): Evaluation & { ignoredTruthEdges: number; familyAgreement: FamilyAgreement } {
+  checkGraph(graph, 'graph');
+  checkTruth(truth, 'truth');
   const ids = new Set(graph.models.map((m) => m.id));
   const forest = truth.tree_edges ?? truth.edges;
   const edges = forest.filter(([p, c]) => ids.has(p) && ids.has(c));
@@ -902,6 +932,64 @@ export function evaluate(graph: ModelGraph, truth: TruthInput): Evaluation & { i
   for (const [p, c] of truth.edges) if (index.has(p) && index.has(c)) uf.union(index.get(p)!, index.get(c)!);
   const truthFamilies = uf.sets(list.length).map((s) => s.map((i) => list[i]));
   return { ...ev, ignoredTruthEdges: forest.length - edges.length, familyAgreement: familyAgreement(graph.families, truthFamilies) };
+}
+
+const edgePair = check.list('a [parent, child] pair of model ids', check.string);
+const edgeList = (v: unknown, what: string) => {
+  check.list('an array of [parent, child] pairs', (e, w) => {
+    edgePair(e, w);
+    if ((e as unknown[]).length !== 2) throw invalid('a [parent, child] pair of model ids', w, e);
+  })(v, what);
+};
+
+/** A ground truth: {edges: [[parent, child], ...], tree_edges?: [...]}. */
+export function checkTruth(truth: unknown, what: string): void {
+  if (truth === null || typeof truth !== 'object' || Array.isArray(truth)) throw invalid('a ground truth {edges: [[parent, child], ...]}', what, truth);
+  edgeList((truth as TruthInput).edges, `${what}.edges`);
+  if ((truth as TruthInput).tree_edges !== undefined) edgeList((truth as TruthInput).tree_edges, `${what}.tree_edges`);
+}
+
+/** A model graph as recover returns it (the fields the outputs read). */
+export function checkGraph(graph: unknown, what: string): void {
+  if (graph === null || typeof graph !== 'object' || Array.isArray(graph)) throw invalid('a model graph (the result of recover)', what, graph);
+  const g = graph as Partial<ModelGraph>;
+  for (const key of ['models', 'edges', 'families', 'roots', 'familyReports'] as const) {
+    if (!Array.isArray(g[key])) throw invalid('an array', `${what}.${key}`, g[key]);
+  }
+  g.models!.forEach((m, i) => {
+    if (m === null || typeof m !== 'object' || typeof m.id !== 'string') throw invalid('a model {id, ...}', `${what}.models[${i}]`, m);
+  });
+  g.edges!.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || typeof e.parent !== 'string' || typeof e.child !== 'string') throw invalid('an edge {parent, child, distance, confidence}', `${what}.edges[${i}]`, e);
+  });
+  g.families!.forEach((f, i) => check.list('a list of model ids', check.string)(f, `${what}.families[${i}]`));
+}
+
+/** `evaluate` in the shape the JSON carries (`evaluation`): the scores, and every edge as correct,
+ *  reversed, wrong or missing (a reversed edge is one reversed edge, not one wrong plus one missing). */
+export function graphEvaluation(graph: ModelGraph, truth: TruthInput, truthFile: string | null = null): GraphEvaluation {
+  const ev = evaluate(graph, truth);
+  const str = (x: unknown) => String(x);
+  const reversed = ev.wrongEdges.filter((w) => w.kind === 'reversed').map((w) => ({ parent: str(w.parent), child: str(w.child) }));
+  const rev = new Set(reversed.map((e) => `${e.child}\u0000${e.parent}`));
+  const wrongKeys = new Set(ev.wrongEdges.map((w) => `${w.parent}\u0000${w.child}`));
+  const fa = ev.familyAgreement;
+  return {
+    truth: truthFile,
+    directedAccuracy: ev.directedAccuracy,
+    undirectedAccuracy: ev.undirectedAccuracy,
+    clusteringAccuracy: ev.clusteringAccuracy,
+    truthEdges: ev.truthEdges,
+    ignoredTruthEdges: ev.ignoredTruthEdges,
+    treeEdges: truth.tree_edges !== undefined,
+    families: { exact: fa.exact, truthFamilies: fa.truthFamilies, predictedFamilies: fa.predictedFamilies, adjustedRand: fa.adjustedRand, wrong: fa.wrong.map((w) => ({ truth: w.truth.map(str), predicted: w.predicted.map((f) => f.map(str)) })) },
+    edges: {
+      correct: graph.edges.filter((e) => !wrongKeys.has(`${e.parent}\u0000${e.child}`)).map((e) => ({ parent: e.parent, child: e.child })),
+      reversed,
+      wrong: ev.wrongEdges.filter((w) => w.kind !== 'reversed').map((w) => ({ parent: str(w.parent), child: str(w.child), truthParent: w.truthParent === null ? null : str(w.truthParent) })),
+      missing: ev.missingEdges.filter((m) => !rev.has(`${m.parent}\u0000${m.child}`)).map((m) => ({ parent: str(m.parent), child: str(m.child), predictedParent: m.predictedParent === null ? null : str(m.predictedParent) })),
+    },
+  };
 }
 
 // ---- the authorship question: is B derived from A? -------------------------------------------

@@ -27,10 +27,11 @@ describe('error codes: one list in the core, the TS union checked against it', (
     expect(kinds.get('ERR_UNSUPPORTED')).toBe('usage');
     expect(kinds.get('ERR_CANCELLED')).toBe('runtime');
     expect(kinds.get('ERR_BACKEND')).toBe('runtime');
+    expect(kinds.get('ERR_OUTPUT')).toBe('runtime');
     expect(kinds.get('ERR_INTERNAL')).toBe('internal');
     const input = inputErrorCodes();
-    // every code is an input code but these six (a count would change with every new format)
-    const notInput = ['ERR_INVALID_ARGUMENT', 'ERR_UNSUPPORTED', 'ERR_CANCELLED', 'ERR_BACKEND', 'ERR_NO_ADDON', 'ERR_INTERNAL'];
+    // every code is an input code but these seven (a count would change with every new format)
+    const notInput = ['ERR_INVALID_ARGUMENT', 'ERR_UNSUPPORTED', 'ERR_CANCELLED', 'ERR_BACKEND', 'ERR_OUTPUT', 'ERR_NO_ADDON', 'ERR_INTERNAL'];
     expect([...input].sort()).toEqual(ERROR_CODES.filter((c) => !notInput.includes(c)).sort());
     expect(input.size).toBe(ERROR_CODES.length - notInput.length);
     expect(kinds.get('ERR_NO_ADDON')).toBe('runtime');

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 
 import {
-  discoverHfCache, discoverModels, inspectModel, pairwiseStats, recover, renderGraph, resolveModel, scanModel,
+  discoverHfCache, discoverModels, evaluate, inspectModel, pairwiseStats, recover, related, renderGraph, resolveModel, scanModel,
 } from '../lib';
 
 // A path that does not exist: an option error must come before the file is looked for.
@@ -71,5 +71,35 @@ describe('option checks: one message shape, before any file is read', () => {
     await rejects(discoverHfCache(1 as never), 'expected a path (string) for cacheDir, got 1');
     await expect(discoverModels(NOPE, Infinity)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await rejects(renderGraph({} as never, 'png' as never), 'expected json, dot, newick, mermaid, svg or html for format, got "png"');
+    await rejects(renderGraph(null as never, 'dot'), 'expected a model graph (the result of recover) for graph, got null');
+    await rejects(renderGraph({ models: [] } as never, 'dot'), 'expected an array for graph.edges, got undefined');
+    await rejects(discoverHfCache('.', 5 as never), 'expected an object for options, got 5');
+    await rejects(discoverHfCache('.', { revision: 3 } as never), 'expected a string for revision, got 3');
+  });
+
+  test('a wrong type as the first argument of every call is ERR_INVALID_ARGUMENT, never a TypeError', async () => {
+    const cases: [string, () => Promise<unknown>, string][] = [
+      ['scanModel', () => scanModel(1 as never), 'expected a path (string) for modelPath, got 1'],
+      ['scanModel options', () => scanModel(NOPE, 5 as never), 'expected an object for options, got 5'],
+      ['pairwiseStats', () => pairwiseStats('a' as never), 'expected an array of model paths for models, got "a"'],
+      ['pairwiseStats item', () => pairwiseStats([1, 2] as never), 'expected a path (string) for models[0], got 1'],
+      ['recover', () => recover('x' as never), 'expected an array of models (paths or { id, path }) for models, got "x"'],
+      ['recover item', () => recover([{ id: 1, path: 'x' }] as never), 'expected a path or { id, path } for models[0], got an object'],
+      ['related', () => related(1 as never, 'b'), 'expected a path (string) for a, got 1'],
+      ['discoverModels', () => discoverModels(null as never), 'expected a path (string) for root, got null'],
+      ['renderGraph', () => renderGraph('graph' as never, 'json'), 'expected a model graph (the result of recover) for graph, got "graph"'],
+    ];
+    for (const [, call, message] of cases) await rejects(call(), message);
+  });
+
+  test('evaluate: the graph and the truth checked, no TypeError', () => {
+    const g = { models: [{ id: 'a' }, { id: 'b' }], edges: [], families: [['a'], ['b']], roots: ['a', 'b'], familyReports: [] } as never;
+    const throws = (f: () => unknown, message: string) => expect(f).toThrow(expect.objectContaining({ name: 'MotherError', code: 'ERR_INVALID_ARGUMENT', message }));
+    throws(() => evaluate(null as never, { edges: [] }), 'expected a model graph (the result of recover) for graph, got null');
+    throws(() => evaluate(g, null as never), 'expected a ground truth {edges: [[parent, child], ...]} for truth, got null');
+    throws(() => evaluate(g, { edges: 5 } as never), 'expected an array of [parent, child] pairs for truth.edges, got 5');
+    throws(() => evaluate(g, { edges: [['a', 1]] } as never), 'expected a string for truth.edges[0][1], got 1');
+    throws(() => evaluate(g, { edges: [['a', 'b', 'c']] } as never), 'expected a [parent, child] pair of model ids for truth.edges[0], got an array of 3');
+    expect(evaluate(g, { edges: [['a', 'b']] }).directedAccuracy).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { ModelGraph, recover, renderGraph, toDot, toMermaid, toNewick } from '../lib';
+import { graphEvaluation, ModelGraph, recover, renderGraph, toDot, toMermaid, toNewick } from '../lib';
 import { newickLabel } from '../lib/output/render';
 import { tmpDir } from './helpers/tmp';
 import { Schema, validate } from './helpers/schema';
@@ -78,6 +78,15 @@ describe('graph renderers', () => {
     for (const k of ['models', 'families', 'edges', 'roots', 'options']) expect(doc).toHaveProperty(k);
     for (const m of doc.models) expect(Object.keys(m).sort()).toEqual(['architecture', 'id', 'kurtosis', 'params', 'path']);
     expect(doc.families.flat().sort()).toEqual(doc.models.map((m: { id: string }) => m.id).sort());
+    // the optional evaluation (--truth) validates too, and a broken one does not
+    const truth = JSON.parse(fs.readFileSync(path.join(ZOO, 'truth.json'), 'utf8'));
+    const withEv = JSON.parse(await renderGraph({ ...g, evaluation: graphEvaluation(g, truth, 'truth.json') }, 'json'));
+    expect(withEv.version).toBe(3);
+    expect(validate(withEv, schema)).toEqual([]);
+    const ev = withEv.evaluation;
+    expect(ev.edges.correct.length + ev.edges.reversed.length + ev.edges.wrong.length).toBe(g.edges.length);
+    expect(validate({ ...withEv, evaluation: { ...ev, edges: { ...ev.edges, reversed: [{ parent: 1 }] } } }, schema)).not.toEqual([]);
+    expect(validate({ ...withEv, evaluation: { truth: null } }, schema)).not.toEqual([]);
   });
 
   test('Newick round trip: the same edges, branch lengths and roots', () => {
@@ -110,7 +119,8 @@ describe('graph renderers', () => {
     const m = toMermaid(g);
     expect(m.startsWith('flowchart TD')).toBe(true);
     expect((m.match(/-->/g) ?? []).length).toBe(g.edges.length);
-    for (const id of g.models.map((x) => x.id)) expect(m).toContain(`["${id}"]`);
+    // each model once, the roots of families marked
+    for (const id of g.models.map((x) => x.id)) expect(m).toContain(g.roots.includes(id) && g.families.find((f) => f.includes(id))!.length > 1 ? `(["${id} (root)"])` : `["${id}"]`);
   });
 
   test('CLI --format and --out write each format', () => {

@@ -1,7 +1,10 @@
-// The `mother` command line: stages 1 to 5 of the pipeline, evaluation and output. Exit codes:
-// 0 success, 2 usage error, 3 unreadable or invalid input (the message names the file and the
-// reason), 1 anything else; `mother related` answers with its exit code: 0 related, 1
-// unrelated, 4 undecided (or not comparable).
+// The `mother` command line: stages 1 to 5 of the pipeline, evaluation and output. Exit codes
+// (README, "Exit codes"): 0 success; 1 the answer is no (`mother related`: unrelated) or the run
+// could not finish (a runtime error: no GPU backend, cancelled, the output cannot be written);
+// 2 usage error (options, --out); 3 unreadable or invalid input (the message names the file and
+// the reason); 4 `mother related`: undecided or not comparable; 70 internal error (a bug: the
+// only case with a stack trace). Every name printed in text is escaped (output/escape.ts); a
+// closed stdout (EPIPE, `| head -1`) ends the output quietly.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as path from 'node:path';
 
@@ -9,11 +12,14 @@ import { MotherError } from '../core/errors';
 import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
-import { defaultHfCache, discoverHfCache, discoverModels, resolveModel } from '../io/discovery';
-import { evaluate, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
+import { defaultHfCache, discoverHfCache, discoverModels, HUB_ID, resolveHubId, resolveModel } from '../io/discovery';
+import { escapeControl, safeJson } from '../output/escape';
+import { checkOutTarget, modelInputFiles, ProtectedFile, refuseInputs, writeAtomic } from './outfile';
+import { graphEvaluation, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
 import { linkText, renderTree } from '../output/tree';
 import { GRAPH_FORMATS, GraphFormat, renderGraph } from '../output/render';
 import { promises as fsp } from 'node:fs';
+import * as fs from 'node:fs';
 import { SIMD_NAMES, simdPaths } from '../core/simd';
 import { BACKENDS, BackendName, BackendUsed } from '../core/backend';
 import { KURTOSIS_MODES, KurtosisMode } from '../method/direction';
@@ -26,6 +32,16 @@ export const EXIT_USAGE = 2;
 export const EXIT_INPUT = 3;
 /** `mother related`: the models could not be decided either way (or not compared). */
 export const EXIT_UNDECIDED = 4;
+/** A bug (sysexits' EX_SOFTWARE). */
+export const EXIT_INTERNAL = 70;
+
+/** One line of a message: control characters in names shown escaped. */
+const line = (s: string) => escapeControl(s) + '\n';
+
+/** "1 family", "2 families". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
 
 /** "CPU (avx512)" or "GPU NVIDIA H100 80GB HBM3". */
 function deviceLabel(b: BackendUsed, simd?: string): string {
@@ -37,7 +53,7 @@ const backendOption = () =>
 
 function parseThreads(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 4096) throw new InvalidArgumentError('expected an integer from 0 to 4096.');
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1 || n > 4096) throw new InvalidArgumentError('expected an integer from 1 to 4096 (leave it out for all cores).');
   return n;
 }
 
@@ -62,7 +78,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
   } finally {
     bar.finish();
   }
-  if (stats.note) process.stderr.write(`mother: ${stats.model}: ${stats.note}\n`);
+  if (stats.note) process.stderr.write(line(`mother: ${stats.model}: ${stats.note}`));
   if (opts.json) {
     const doc = {
       model: stats.model,
@@ -75,7 +91,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
         nan: t.nan, inf: t.inf, ...(t.unreadable ? { unreadable: t.unreadable } : {}),
       })),
     };
-    out.write(JSON.stringify(doc, null, 2) + '\n');
+    out.write(safeJson(JSON.stringify(doc, null, 2)) + '\n');
     return;
   }
   const rows = stats.tensors.map((t) => [
@@ -87,7 +103,7 @@ async function statsCommand(model: string, opts: StatsOpts, out: NodeJS.Writable
       false, false, false, true, true, true, true, true, true, true, true,
     ]) + '\n',
   );
-  for (const t of stats.tensors) if (t.unreadable) out.write(`not read: ${t.name}: ${t.unreadable}\n`);
+  for (const t of stats.tensors) if (t.unreadable) out.write(line(`not read: ${t.name}: ${t.unreadable}`));
   const rate = stats.seconds > 0 ? `${formatBytes(stats.bytes / stats.seconds)}/s` : '-';
   out.write(
     `\n${stats.tensors.length} tensors in ${stats.files.length} file(s), ${formatBytes(stats.bytes)} read in ${stats.seconds.toFixed(3)} s (${rate}, ${deviceLabel(stats.backend, stats.simd)}, ${stats.threads} threads)\n`,
@@ -130,8 +146,15 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
   } finally {
     bar.finish();
   }
-  for (const w of r.warnings) process.stderr.write(`mother: warning: ${w}\n`);
   const n = r.n;
+  if (opts.metric === 'rank' && !opts.exactRank) {
+    // a sketch rank of k means "k or more": say so rather than print a floor as a value
+    const k = opts.rankK ?? 64;
+    const saturated = r.layers.filter((l) => l.rank && Array.from(l.rank).some((v) => v >= k)).map((l) => l.name);
+    if (saturated.length) {
+      process.stderr.write(line(`mother: warning: the rank sketch saturates at k = ${k} in ${plural(saturated.length, 'layer')} (${saturated.slice(0, 3).join(', ')}${saturated.length > 3 ? ', ...' : ''}): those ranks are ${k} or more; ask for a larger --rank-k or --exact-rank`));
+    }
+  }
   const m = r.aggregates[AGGREGATE_OF[opts.metric]] ?? new Float64Array(n * n).fill(NaN); // no square 2-D tensor to rank
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   if (opts.json) {
@@ -153,17 +176,17 @@ async function distancesCommand(models: string[], opts: DistancesOpts, out: Node
       alignment: r.alignment.map((a) => ({ model: r.models[a.model], method: a.method, matched: a.matched, tensors: a.tensors })),
       bytesRead: r.bytesRead,
     };
-    out.write(JSON.stringify(doc) + '\n');
+    out.write(safeJson(JSON.stringify(doc)) + '\n');
     return;
   }
   const labels = models.map((_, i) => `[${i}]`);
   const rows = Array.from({ length: n }, (_, i) => [labels[i], ...Array.from({ length: n }, (_, j) => num(finite(m[i * n + j])))]);
-  out.write(models.map((p, i) => `${labels[i]} ${p}`).join('\n') + '\n\n');
+  out.write(models.map((p, i) => line(`${labels[i]} ${p}`)).join('') + '\n');
   out.write(table([opts.metric, ...labels], rows, [false, ...labels.map(() => true)]) + '\n');
   const resized = r.layers.filter((l) => l.resized).map((l) => l.name);
   const bytes = r.bytesRead.reduce((a, b) => a + b, 0);
-  for (const a of r.alignment) if (a.method !== 'name') out.write(`${labels[a.model]} aligned to [0] by ${a.method === 'order' ? 'order and shape' : 'normalised names'}: ${a.matched} of ${a.tensors} float tensors matched\n`);
-  out.write(`\n${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${deviceLabel(r.backend, r.simd)}, ${r.threads} threads)\n`);
+  for (const a of r.alignment) if (a.method !== 'name') out.write(line(`${labels[a.model]} aligned to [0] by ${a.method === 'order' ? 'order and shape' : 'normalised names'}: ${a.matched} of ${a.tensors} float tensors matched`));
+  out.write('\n' + line(`${r.layers.length} tensors compared${resized.length ? ` (${resized.length} on shared leading rows: ${resized.slice(0, 3).join(', ')}${resized.length > 3 ? ', ...' : ''})` : ''}, ${r.skipped.length} skipped; ${formatBytes(bytes)} read once in ${r.seconds.toFixed(3)} s (${deviceLabel(r.backend, r.simd)}, ${r.threads} threads)`));
 }
 
 interface RecoverCliOpts {
@@ -183,11 +206,14 @@ interface RecoverCliOpts {
   quiet?: boolean;
   verbose?: boolean;
   hfCache?: string | boolean;
+  revision?: string;
 }
 
 async function readTruth(file: string): Promise<TruthInput> {
   let doc: unknown;
   try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new Error('not a regular file'); // a FIFO would block the read
     doc = JSON.parse(await fsp.readFile(file, 'utf8'));
   } catch (e) {
     throw new MotherError('ERR_NOT_FOUND', `${file}: cannot read the ground truth: ${(e as Error).message}`, { file });
@@ -201,26 +227,104 @@ async function readTruth(file: string): Promise<TruthInput> {
   return treeOk ? { edges: edges as [string, string][], tree_edges: tree as [string, string][] } : { edges: edges as [string, string][] };
 }
 
-async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<void> {
-  const found = (await Promise.all(paths.map((p) => discoverModels(p)))).map((list, r) =>
-    list.map((m) => ({ ...m, root: paths[r] })),
-  );
-  if (opts.hfCache !== undefined && opts.hfCache !== false) {
-    const dir = typeof opts.hfCache === 'string' ? opts.hfCache : defaultHfCache();
-    found.push((await discoverHfCache(dir)).map((m) => ({ ...m, root: dir })));
+/** A model found for the recovery, before ids are settled. */
+interface Found {
+  /** Its id relative to its root (or the root's own name; ORG/NAME for the hub). */
+  id: string;
+  path: string;
+  /** The folder ids are relative to (a root that is a model: its parent folder); null for hub models. */
+  base: string | null;
+}
+
+/** The common ancestor folder of absolute paths. */
+function commonFolder(dirs: string[]): string {
+  let parts = dirs[0].split(path.sep);
+  for (const d of dirs.slice(1)) {
+    const q = d.split(path.sep);
+    let k = 0;
+    while (k < parts.length && k < q.length && parts[k] === q[k]) k++;
+    parts = parts.slice(0, k);
   }
-  const all = found.flat();
-  if (all.length === 0) throw new MotherError(paths.length === 0 ? 'ERR_INVALID_ARGUMENT' : 'ERR_NOT_A_MODEL', 'no models to compare: give model paths or --hf-cache');
-  const seen = new Map<string, number>();
-  for (const m of all) seen.set(m.id, (seen.get(m.id) ?? 0) + 1);
-  const models = all.map((m) => ({ id: seen.get(m.id)! > 1 ? `${m.root.replace(/\/+$/, '')}/${m.id}` : m.id, path: m.path }));
+  return parts.join(path.sep) || path.sep;
+}
+
+/**
+ * The models of every root, each model once (by real path, the first root's), with ids that are
+ * unique and readable: with one root, paths relative to it (as before); with several, the same
+ * when those are unique, else every local id is its path relative to the roots' common folder
+ * (samples/zoo-small/ft and samples/zoo-small/llm give ft/m00 and llm/m00, the zoo's truth ids).
+ * A path that does not exist and reads ORG/NAME is a hub id, looked up in the cache.
+ */
+async function findModels(paths: string[], opts: RecoverCliOpts, err: NodeJS.WritableStream): Promise<{ id: string; path: string }[]> {
+  const cacheDir = typeof opts.hfCache === 'string' ? opts.hfCache : defaultHfCache();
+  const lists: Found[][] = [];
+  for (const p of paths) {
+    if (!fs.existsSync(p) && HUB_ID.test(p) && p.includes('/')) {
+      lists.push((await resolveHubId(p, cacheDir, { revision: opts.revision })).map((m) => ({ ...m, base: null })));
+      continue;
+    }
+    const abs = path.resolve(p);
+    const list = await discoverModels(p);
+    const rootIsModel = list.length === 1 && list[0].path === abs;
+    lists.push(list.map((m) => ({ ...m, base: rootIsModel ? path.dirname(abs) : abs })));
+  }
+  if (opts.hfCache !== undefined && opts.hfCache !== false) {
+    const hub = await discoverHfCache(cacheDir, { revision: opts.revision, onWarning: (m) => err.write(line(`mother: warning: ${m}`)) });
+    lists.push(hub.map((m) => ({ ...m, base: null })));
+  }
+  const seen = new Set<string>();
+  const all: Found[] = [];
+  for (const m of lists.flat()) {
+    const real = await fsp.realpath(m.path);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    all.push(m);
+  }
+  const unique = (ids: string[]) => new Set(ids).size === ids.length;
+  let ids = all.map((m) => m.id);
+  if (!unique(ids)) {
+    const bases = all.filter((m) => m.base !== null).map((m) => m.base!);
+    const common = bases.length ? commonFolder(bases) : '';
+    ids = all.map((m) => (m.base === null ? m.id : path.relative(common, m.path).split(path.sep).join('/') || path.basename(m.path)));
+  }
+  const count = new Map<string, number>();
+  return all.map((m, i) => {
+    const k = (count.get(ids[i]) ?? 0) + 1;
+    count.set(ids[i], k);
+    return { id: k === 1 ? ids[i] : `${ids[i]}#${k}`, path: m.path };
+  });
+}
+
+async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<void> {
+  if (opts.json && opts.format && opts.format !== 'json') {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `--json and --format ${opts.format} conflict: give one of them`);
+  }
+  // where the output goes, checked before anything is read
+  const target = opts.out ? await checkOutTarget(opts.out) : undefined;
+  // each stage named: a transient line on a terminal, a line of its own with -v
+  const tty = !opts.quiet && process.stderr.isTTY === true && err === process.stderr;
+  const say = (s: string) => {
+    if (opts.verbose) err.write(line(s));
+    else if (tty) err.write(`\r${escapeControl(s)}\x1b[K`);
+  };
+  say('finding models...');
+  const models = await findModels(paths, opts, err);
+  if (models.length === 0) throw new MotherError(paths.length === 0 ? 'ERR_INVALID_ARGUMENT' : 'ERR_NOT_A_MODEL', 'no models to compare: give model paths or --hf-cache');
+  const resolved = await Promise.all(models.map((m) => resolveModel(m.path)));
+  if (target) {
+    const keep: ProtectedFile[] = [];
+    for (const r of resolved) keep.push(...(await modelInputFiles(r)));
+    if (opts.truth) keep.push({ file: opts.truth, what: 'the --truth file' });
+    await refuseInputs(target, keep);
+  }
   if (opts.verbose) {
-    const notes = await Promise.all(models.map((m) => resolveModel(m.path).then((r) => r.note, () => undefined)));
-    err.write(`found ${models.length} models:\n${models.map((m, i) => `  ${m.id}  ${m.path}${notes[i] ? `  (${notes[i]})` : ''}`).join('\n')}\n`);
+    err.write(line(`found ${plural(models.length, 'model')}:`));
+    models.forEach((m, i) => err.write(line(`  ${m.id}  ${m.path}${resolved[i].note ? `  (${resolved[i].note})` : ''}`)));
   }
   const truth = opts.truth ? await readTruth(opts.truth) : undefined;
-  const bar = progressBar('reading', process.stderr, !opts.quiet && process.stderr.isTTY === true);
+  const bar = progressBar(`reading ${plural(models.length, 'model')}`, process.stderr, !opts.quiet && process.stderr.isTTY === true);
   let g: ModelGraph;
+  let readDone = false;
   try {
     g = await recover(models, {
       metric: opts.metric,
@@ -232,50 +336,70 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       kurtosisLayers: opts.kurtosisLayers ? new RegExp(opts.kurtosisLayers) : undefined,
       threads: opts.threads,
       backend: opts.backend,
-      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, p.stage === 'svd' ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : `${models.length} models, ${(models.length * (models.length - 1)) / 2} pairs`),
+      onProgress: (p) => {
+        bar.update(p.bytesDone, p.bytesTotal, p.stage === 'svd' ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : `${(models.length * (models.length - 1)) / 2} pairs`);
+        if (p.bytesDone >= p.bytesTotal && (p.svdDone ?? 0) >= (p.svdTotal ?? 0) && !readDone) {
+          readDone = true;
+          bar.finish();
+          say('testing relatedness, building the trees...');
+        }
+      },
     });
   } finally {
     bar.finish();
   }
+  if (truth) g.evaluation = graphEvaluation(g, truth, opts.truth ?? null);
   if (opts.verbose) {
-    err.write(`read on ${deviceLabel(g.backend)}${g.backend.reason ? ` (${g.backend.reason})` : ''}\n`);
-    err.write(`relatedness: alpha ${g.relatedness.alpha} over the pairs of each comparability group, r0 ${g.relatedness.r0}\n`);
+    const w = (s: string) => err.write(line(s));
+    w(`read on ${deviceLabel(g.backend)}${g.backend.reason ? ` (${g.backend.reason})` : ''}`);
+    w(`relatedness: alpha ${g.relatedness.alpha} over the pairs of each comparability group, r0 ${g.relatedness.r0}`);
     for (const grp of g.relatedness.groups) {
       const v = grp.verdicts;
-      err.write(`  group of ${grp.members.length} models, ${grp.pairs} pairs: null variance ${num(grp.null.kappa)} (measured ${num(Number.isFinite(grp.null.measured) ? grp.null.measured : null)} from ${grp.null.draws} shifted draws of ${grp.null.pairs} pairs, ${grp.null.excludedRelated} related pairs left out); ${v.related} related, ${v.unrelated} unrelated, ${v.undecided} undecided${v['not comparable'] ? `, ${v['not comparable']} not comparable` : ''}\n`);
+      w(`  group of ${plural(grp.members.length, 'model')}, ${plural(grp.pairs, 'pair')}: null variance ${num(grp.null.kappa)} (measured ${num(Number.isFinite(grp.null.measured) ? grp.null.measured : null)} from ${grp.null.draws} shifted draws of ${plural(grp.null.pairs, 'pair')}, ${grp.null.excludedRelated} related pairs left out); ${v.related} related, ${v.unrelated} unrelated, ${v.undecided} undecided${v['not comparable'] ? `, ${v['not comparable']} not comparable` : ''}`);
     }
-    for (const d of g.duplicates) err.write(`  exact copies: ${d.members.join(' = ')}\n`);
+    for (const d of g.duplicates) w(`  exact copies: ${d.members.join(' = ')}`);
     for (const f of g.familyReports) {
-      err.write(`family of ${f.members.length}: root ${f.root}, clock ${f.clock.used}${f.clock.chosen ? '' : ' (given)'}, cost ${num(f.cost)}${f.copies.copies || f.copies.merges ? `, ${f.copies.copies} copies and ${f.copies.merges} merges as leaves` : ''}\n`);
-      err.write(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}\n`);
-      err.write(`  metric ${f.metric.used}: ${f.metric.why}\n  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}\n`);
-      if (f.evidence.weakestLink) err.write(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}\n`);
-      if (f.evidence.nearestOutsider) err.write(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})\n`);
+      w(`family of ${plural(f.members.length, 'model')}: root ${f.root}, clock ${f.clock.used}${f.clock.chosen ? '' : ' (given)'}, cost ${num(f.cost)}${f.copies.copies || f.copies.merges ? `, ${f.copies.copies} copies and ${f.copies.merges} merges as leaves` : ''}`);
+      w(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}`);
+      w(`  metric ${f.metric.used}: ${f.metric.why}`);
+      w(`  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}`);
+      if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
+      if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);
     }
     const aligned = g.alignment.filter((a) => a.method !== 'name');
-    err.write(`alignment to ${g.models[0]?.id ?? '-'}: ${g.alignment.length - aligned.length} of ${g.alignment.length} models by name${aligned.map((a) => `; ${a.model} by ${a.method === 'order' ? 'order and shape' : 'normalised names'} (${a.matched} of ${a.tensors} float tensors matched)`).join('')}\n`);
-    for (const s of g.skipped.slice(0, 20)) err.write(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}\n`);
+    w(`alignment to ${g.models[0]?.id ?? '-'}: ${g.alignment.length - aligned.length} of ${g.alignment.length} models by name${aligned.map((a) => `; ${a.model} by ${a.method === 'order' ? 'order and shape' : 'normalised names'} (${a.matched} of ${a.tensors} float tensors matched)`).join('')}`);
+    for (const s of g.skipped.slice(0, 20)) w(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}`);
   }
+  say('writing the output...');
+  if (tty) err.write('\r\x1b[K');
   const format = opts.json ? 'json' : opts.format ?? 'text';
   let text =
     format === 'text'
-      ? renderTree(g) + `${g.models.length} models, ${g.families.length} families, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s on ${deviceLabel(g.backend)}\n`
+      ? renderTree(g) + line(`${plural(g.models.length, 'model')}, ${plural(g.families.length, 'family', 'families')}, ${formatBytes(g.bytesRead)} read once in ${g.seconds.toFixed(2)} s on ${deviceLabel(g.backend)}`)
       : await renderGraph(g, format);
   if (opts.pairs && format === 'text' && g.pairs) {
     const rows = g.pairs.filter((p) => p.verdict !== 'not comparable').map((p) => [p.a, p.b, p.verdict, num(p.r, 3), num(p.z, 3), pText(p), String(p.tensors)]);
     text += `\n${table(['model', 'model', 'verdict', 'r', 'z', 'p', 'tensors'], rows, [false, false, false, true, true, true, true])}\n`;
   }
-  if (opts.out) await fsp.writeFile(opts.out, text);
-  else out.write(text);
-  if (truth) {
-    const ev = evaluate(g, truth);
-    const pct = (x: number | null) => (x === null ? "n/a (no edges)" : `${(100 * x).toFixed(1)}%`);
-    const fa = ev.familyAgreement;
-    err.write(`\nagainst ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}${ev.ignoredTruthEdges ? ` (${ev.ignoredTruthEdges} truth edges between other models ignored)` : ''}\n`);
-    err.write(`families: ${fa.exact} of ${fa.truthFamilies} exact (${fa.predictedFamilies} recovered), adjusted Rand index ${fa.adjustedRand.toFixed(3)}${truth.tree_edges ? '; edges scored on tree_edges (each merge under its heavier parent)' : ''}\n`);
-    for (const w of fa.wrong) err.write(`  family ${w.truth.join(', ')} recovered as ${w.predicted.map((f) => `[${f.join(', ')}]`).join(' ')}\n`);
-    const wrong = [...ev.wrongEdges.map((w) => `  wrong: ${w.parent} -> ${w.child}`), ...ev.missingEdges.map((m) => `  missing: ${m.parent} -> ${m.child}`)];
-    if (wrong.length) err.write(wrong.join('\n') + '\n');
+  if (target) {
+    const again: ProtectedFile[] = [];
+    for (const r of resolved) again.push(...(await modelInputFiles(r)));
+    if (opts.truth) again.push({ file: opts.truth, what: 'the --truth file' });
+    await refuseInputs(target, again); // nothing has become an input since the first check
+    await writeAtomic(target, text);
+  } else out.write(text);
+  const ev = g.evaluation;
+  if (ev) {
+    const pct = (x: number | null) => (x === null ? 'n/a (no edges)' : `${(100 * x).toFixed(1)}%`);
+    const fa = ev.families;
+    const w = (s: string) => err.write(line(s));
+    err.write('\n');
+    w(`against ${opts.truth}: directed edge accuracy ${pct(ev.directedAccuracy)}, undirected ${pct(ev.undirectedAccuracy)}, family accuracy ${pct(ev.clusteringAccuracy)}${ev.ignoredTruthEdges ? ` (${ev.ignoredTruthEdges} truth edges between other models ignored)` : ''}`);
+    w(`families: ${fa.exact} of ${fa.truthFamilies} exact (${fa.predictedFamilies} recovered), adjusted Rand index ${fa.adjustedRand.toFixed(3)}${ev.treeEdges ? '; edges scored on tree_edges (each merge under its heavier parent)' : ''}`);
+    for (const x of fa.wrong) w(`  family ${x.truth.join(', ')} recovered as ${x.predicted.map((f) => `[${f.join(', ')}]`).join(' ')}`);
+    for (const e of ev.edges.reversed) w(`  reversed: ${e.parent} -> ${e.child} (truth: ${e.child} -> ${e.parent})`);
+    for (const e of ev.edges.wrong) w(`  wrong: ${e.parent} -> ${e.child}`);
+    for (const e of ev.edges.missing) w(`  missing: ${e.parent} -> ${e.child}`);
   }
 }
 
@@ -310,14 +434,14 @@ async function relatedCommand(a: string, others: string[], opts: RelatedCliOpts,
   }
   const code = relatedExitCode(res.map((r) => r.verdict));
   if (opts.json) {
-    out.write(JSON.stringify({ version: 1, exitCode: code, results: res }, null, 2) + '\n');
+    out.write(safeJson(JSON.stringify({ version: 1, exitCode: code, results: res }, null, 2)) + '\n');
     return code;
   }
   for (const r of res) {
     const head = r.verdict === 'not comparable'
       ? `${r.b}: not comparable with ${r.a} (no tensor shared by name and shape)`
       : `${r.b}: ${r.verdict} to ${r.a}${r.identical ? ' (identical values)' : ''}: r = ${num(r.r, 3)}, z = ${num(r.z, 3)}, p = ${pText(r)}; excess over the shifted null ${num(r.excess, 3)} [${num(r.excessLow, 3)}, ${num(r.excessHigh, 3)}] over ${r.tensors} tensors`;
-    out.write(head + '\n');
+    out.write(line(head));
     const rows = r.layers.map((l) => [l.name, l.used ? String(l.count) : '-', num(l.r, 3), num(l.rShift1, 3), num(l.rShift2, 3), num(l.z, 3), l.used ? (l.identical ? 'identical' : '') : `left out: ${l.reason}`]);
     if (rows.length) out.write(table(['tensor', 'compared', 'r', 'r (shift 1)', 'r (shift 2)', 'z', ''], rows, [false, true, true, true, true, true, false]).replace(/^/gm, '  ') + '\n');
     out.write('\n');
@@ -340,7 +464,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .description('Model Tree Heritage Recovery: recover which model was fine-tuned from which, from the weights alone.')
     .version((require(path.join(packageRoot(), 'package.json')) as { version: string }).version)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) })
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s.split('\n').map(escapeControl).join('\n')) }) // an argument echoed in a usage error is escaped too
     .showHelpAfterError('(run with --help for usage)');
 
   program
@@ -368,7 +492,8 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .command('recover')
     .description('recover the family tree (parent -> child) of the models found under the given paths')
     .argument('[paths...]', 'model directories, .safetensors files, diffusers pipelines, or folders holding several models')
-    .option('--hf-cache [dir]', 'also the models in a Hugging Face hub cache (default $HF_HUB_CACHE or ~/.cache/huggingface/hub); ids are ORG/NAME')
+    .option('--hf-cache [dir]', 'also the models in a Hugging Face hub cache (default, as huggingface_hub: $HF_HUB_CACHE, $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub); ids are ORG/NAME; a path argument ORG/NAME that does not exist is looked up there')
+    .option('--revision <rev>', 'the cache revision read: a branch or tag (refs/<rev>) or a commit hash (default main)')
     .addOption(new Option('--metric <m>', 'distance within families: auto (per family: rank when the pairwise differences are low-rank, else rms), rms (full fine-tuning), rank (LoRA), l1, maxdiff').choices(RECOVER_METRICS).default('auto'))
     .option('--lambda <x>', 'weight of the kurtosis penalty', (v: string) => {
       const x = Number(v);
@@ -386,14 +511,14 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per family: the architecture\'s layers that vary in the family, else every square layer that varies)', parseRegex)
     .option('--pairs', 'also every pair\'s relatedness evidence (r, z, p, verdict): a table, or `pairs` in the JSON')
     .option('--json', 'print the model graph as JSON (version 3; same as --format json)')
-    .addOption(new Option('--format <f>', 'output: text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]).default('text'))
-    .option('--out <file>', 'write the output to a file')
-    .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation')
+    .addOption(new Option('--format <f>', 'output (default text): text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]))
+    .option('--out <file>', 'write the output to a file (checked before the run: never an input file, the --truth file or a cache blob; written atomically after a successful run)')
+    .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation (and add it to the JSON and HTML: correct, reversed, wrong and missing edges)')
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar')
     .option('-v, --verbose', 'explain each stage (models found, the measured null, families, metric and kurtosis layers and why, skipped tensors)')
-    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small --truth samples/zoo-small/truth.json\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n`)
+    .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small --truth samples/zoo-small/truth.json\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n  $ mother recover openai-community/gpt2 distilbert/distilgpt2 --revision main\n\nExit codes: 0 ok; 1 the run could not finish (runtime error); 2 usage error; 3 unreadable or invalid input; 70 internal error.\n`)
     .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
 
   program
@@ -433,25 +558,77 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
   return program;
 }
 
-/** Runs the CLI; resolves to the exit code. Never throws for a user mistake. */
+/** The exit code of an error: by its code's kind (input 3, usage 2, runtime 1, internal 70). */
+export function exitCodeOf(e: MotherError): number {
+  let kind: string | undefined;
+  try {
+    kind = errorKinds().get(e.code);
+  } catch {
+    kind = undefined;
+  }
+  if (kind === 'input') return EXIT_INPUT;
+  if (kind === 'usage') return EXIT_USAGE;
+  if (kind === 'internal') return EXIT_INTERNAL;
+  return EXIT_FAILURE;
+}
+
+/** Watches a stream for write errors: `error` is the first one (EPIPE when the reader went away). */
+function watchWrites(stream: NodeJS.WritableStream): { error: NodeJS.ErrnoException | null; flushed(): Promise<void>; dispose(): void } {
+  const state = {
+    error: null as NodeJS.ErrnoException | null,
+    flushed: () =>
+      new Promise<void>((resolve) => {
+        if (state.error) return resolve();
+        try {
+          stream.write('', (e?: Error | null) => {
+            if (e && !state.error) state.error = e as NodeJS.ErrnoException;
+            resolve();
+          });
+        } catch (e) {
+          if (!state.error) state.error = e as NodeJS.ErrnoException;
+          resolve();
+        }
+      }),
+    dispose: () => stream.removeListener('error', onError),
+  };
+  const onError = (e: NodeJS.ErrnoException) => {
+    if (!state.error) state.error = e;
+  };
+  stream.on('error', onError);
+  return state;
+}
+
+/** Runs the CLI; resolves to the exit code. Never throws: a user mistake is one line and its
+ *  exit code, a bug is "internal error" with the stack (70). A reader that closes stdout early
+ *  (EPIPE) ends the output quietly with the run's own exit code; any other failure to write
+ *  stdout (ENOSPC, EIO) is one line and exit code 1 (ERR_OUTPUT). */
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const state: ProgramState = { code: EXIT_OK };
   const program = buildProgram(out, err, state);
+  const writes = watchWrites(out);
+  let code: number;
   try {
     await program.parseAsync(argv);
-    return state.code;
+    code = state.code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
-      return EXIT_USAGE;
+      code = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? EXIT_OK : EXIT_USAGE;
+    } else if (e instanceof MotherError) {
+      if (e.code !== 'ERR_OUTPUT' || !writes.error) err.write(line(`mother: ${e.message}`));
+      code = exitCodeOf(e);
+    } else if (writes.error) {
+      code = state.code; // a write to a closed stdout threw: reported below
+    } else {
+      err.write(`mother: internal error: ${escapeControl(e instanceof Error && e.stack ? e.stack : String(e)).replace(/\\n/g, '\n')}\n`);
+      code = EXIT_INTERNAL;
     }
-    if (e instanceof MotherError) {
-      err.write(`mother: ${e.message}\n`);
-      const kind = errorKinds().get(e.code);
-      if (kind === 'input') return EXIT_INPUT;
-      if (kind === 'usage') return EXIT_USAGE;
-      return EXIT_FAILURE;
-    }
-    throw e;
   }
+  await writes.flushed();
+  const we = writes.error; // the listener stays: a late EPIPE must not become an uncaught error
+  if (we) {
+    if (we.code === 'EPIPE' || we.code === 'ERR_STREAM_DESTROYED') return code; // the reader has what it wanted
+    err.write(line(`mother: cannot write the output to stdout: ${we.message}`));
+    return code === EXIT_OK ? exitCodeOf(new MotherError('ERR_OUTPUT', we.message)) : code;
+  }
+  return code;
 }

@@ -72,6 +72,7 @@ export const ERROR_CODES = [
   'ERR_UNSUPPORTED',
   'ERR_CANCELLED',
   'ERR_BACKEND',
+  'ERR_OUTPUT',
   'ERR_NO_ADDON',
   'ERR_INTERNAL',
 ] as const;

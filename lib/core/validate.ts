@@ -52,6 +52,7 @@ export const check = {
   nonNegative: is('a finite number >= 0', (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0),
   boolean: is('a boolean', (v) => typeof v === 'boolean'),
   function: is('a function', (v) => typeof v === 'function'),
+  string: is('a string', (v) => typeof v === 'string'),
   /** A file or folder path. */
   path: is('a path (string)', (v) => typeof v === 'string'),
   /** One of the strings `values`. */

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import { native } from '../core/binding';
 import { MotherError } from '../core/errors';
-import { check, invalid } from '../core/validate';
+import { check, checkOptions, invalid } from '../core/validate';
 import { AdapterConfig, adapterIn } from './adapter';
 
 export interface ModelFiles {
@@ -64,21 +64,44 @@ async function ggufFiles(file: string): Promise<string[]> {
 /** A .gguf file that is a model by itself or the first of its split set. */
 const isGgufModelFile = (name: string) => name.endsWith('.gguf') && (ggufSplit(name)?.[1] ?? 1) === 1;
 
+/** An fs error as a MotherError naming the path: ERR_FILE_OPEN with the reason (EACCES: permission denied, ELOOP, ...). */
+function fsError(e: unknown, p: string, doing: string): MotherError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ELOOP' ? 'too many levels of symbolic links' : (e as Error).message;
+  return new MotherError('ERR_FILE_OPEN', `${p}: cannot ${doing}: ${why}`, { file: p });
+}
+
+/** stat, following links; null when nothing is there (ENOENT, ENOTDIR, a dangling link); other failures (EACCES, ELOOP) are ERR_FILE_OPEN. */
 async function statOrNull(p: string) {
   try {
     return await fs.stat(p);
-  } catch {
-    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw fsError(e, p, 'read its status');
+  }
+}
+
+/** readdir, with EACCES and the like as ERR_FILE_OPEN naming the folder. */
+async function readDir(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (e) {
+    throw fsError(e, dir, 'list the folder');
   }
 }
 
 async function readConfig(dir: string): Promise<Record<string, unknown> | undefined> {
   const p = path.join(dir, 'config.json');
+  const st = await statOrNull(p);
+  if (!st) return undefined;
+  // a FIFO or device named config.json would block the read: only a regular file is read
+  if (!st.isFile()) throw new MotherError('ERR_FILE_OPEN', `${p}: not a regular file`, { file: p });
   let text: string;
   try {
     text = await fs.readFile(p, 'utf8');
-  } catch {
-    return undefined;
+  } catch (e) {
+    throw fsError(e, p, 'read config.json');
   }
   try {
     const v = JSON.parse(text) as unknown;
@@ -143,7 +166,12 @@ async function safetensorsIn(abs: string, input: string, config: Record<string, 
     const p = path.join(abs, name);
     if ((await statOrNull(p))?.isFile()) return { path: abs, files: [], index: p, config };
   }
-  const entries = (await fs.readdir(abs)).sort();
+  const entries: string[] = [];
+  for (const e of (await readDir(abs)).sort()) {
+    // weight files only when they are files (a dangling link or a folder named x.safetensors is none)
+    if (/\.(safetensors|gguf)$|\.safetensors\.index\.json$/.test(e) && !(await statOrNull(path.join(abs, e)))?.isFile()) continue;
+    entries.push(e);
+  }
   const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'));
   if (indexes.length === 1) return { path: abs, files: [], index: path.join(abs, indexes[0]), config };
   const singles = entries.filter((e) => e.endsWith('.safetensors'));
@@ -176,11 +204,8 @@ async function onnxFiles(abs: string): Promise<string[]> {
   for (const sub of ['', 'onnx']) {
     const dir = path.join(abs, sub);
     let entries: string[];
-    try {
-      entries = (await fs.readdir(dir)).sort();
-    } catch {
-      continue;
-    }
+    if (sub && !(await statOrNull(dir))?.isDirectory()) continue;
+    entries = (await readDir(dir)).sort();
     for (const e of entries) {
       if (!e.endsWith('.onnx')) continue;
       if ((await statOrNull(path.join(dir, e)))?.isFile()) out.push(sub ? `${sub}/${e}` : e);
@@ -197,11 +222,25 @@ export interface DiscoveredModel {
 
 const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
 
+/** A weight file that is a model by itself in a folder that is not a model directory. */
+const isBareModelFile = (name: string) =>
+  (name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(name)) || isGgufModelFile(name) || name.endsWith('.onnx');
+
+/** `p` is `dir` or below it. */
+const inside = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
+
 /**
  * Finds the models under `root`: the root itself when it is a model (a model directory, a
  * .safetensors, .gguf or .onnx file or a shard index), else every model directory below it, and
  * bare .safetensors, .gguf (the first of a split set) and .onnx files in folders that are not
  * model directories themselves. Sorted by id.
+ *
+ * Symbolic links: a link to a model (a model directory or a weight file) is followed wherever
+ * it points (the Hugging Face cache is made of links); a link to a folder that is no model is
+ * walked only when its real path is inside the root's, so discovery never leaves the root (a
+ * link to / walks nothing). Every folder is walked once (by real path: no loop can repeat it)
+ * and every model is listed once (by real path, under its first id in name order), at most
+ * `maxDepth` folders below the root. An unreadable folder is ERR_FILE_OPEN naming it.
  */
 export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
   check.path(root, 'root');
@@ -223,19 +262,36 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
     }
     return [{ id: path.basename(absRoot), path: absRoot }];
   }
+  if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a file or directory`, { file: absRoot });
+  const realRoot = await fs.realpath(absRoot);
   const out: DiscoveredModel[] = [];
+  const models = new Set<string>(); // real paths of the models listed
+  const walked = new Set<string>([realRoot]); // real paths of the folders walked
   const rel = (p: string) => path.relative(absRoot, p).split(path.sep).join('/');
+  const add = async (p: string) => {
+    const real = await fs.realpath(p);
+    if (models.has(real)) return;
+    models.add(real);
+    out.push({ id: rel(p), path: p });
+  };
   const walk = async (dir: string, depth: number): Promise<void> => {
-    const entries = (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
-    for (const e of entries) {
-      if (e.name.startsWith('.') || SKIP_DIRS.has(e.name)) continue;
-      const p = path.join(dir, e.name);
-      const isDir = e.isDirectory() || (e.isSymbolicLink() && (await statOrNull(p))?.isDirectory());
-      if (isDir) {
-        if (await asModel(p)) out.push({ id: rel(p), path: p });
-        else if (depth < maxDepth) await walk(p, depth + 1);
-      } else if ((e.name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(e.name)) || isGgufModelFile(e.name) || e.name.endsWith('.onnx')) {
-        out.push({ id: rel(p), path: p });
+    const entries = (await readDir(dir)).sort((a, b) => a.localeCompare(b));
+    for (const name of entries) {
+      if (name.startsWith('.') || SKIP_DIRS.has(name)) continue;
+      const p = path.join(dir, name);
+      const target = await statOrNull(p); // null: a dangling link
+      if (!target) continue;
+      if (target.isDirectory()) {
+        if (await asModel(p)) {
+          await add(p);
+          continue;
+        }
+        const real = await fs.realpath(p);
+        if (walked.has(real) || !inside(real, realRoot) || depth >= maxDepth) continue; // a loop, outside the root, too deep
+        walked.add(real);
+        await walk(p, depth + 1);
+      } else if (target.isFile() && isBareModelFile(name)) {
+        await add(p);
       }
     }
   };
@@ -244,47 +300,123 @@ export async function discoverModels(root: string, maxDepth = 8): Promise<Discov
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** The Hugging Face hub cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
-export function defaultHfCache(): string {
-  if (process.env.HF_HUB_CACHE) return process.env.HF_HUB_CACHE;
-  if (process.env.HF_HOME) return path.join(process.env.HF_HOME, 'hub');
+/** `~/x` with the home folder (as huggingface_hub's expanduser). */
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(require('node:os').homedir(), p.slice(1)) : p;
+}
+
+/** The Hugging Face hub cache folder, in huggingface_hub's order: $HF_HUB_CACHE, else
+ *  $HUGGINGFACE_HUB_CACHE (its older name), else $HF_HOME/hub, else
+ *  $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. */
+export function defaultHfCache(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HF_HUB_CACHE) return expandHome(env.HF_HUB_CACHE);
+  if (env.HUGGINGFACE_HUB_CACHE) return expandHome(env.HUGGINGFACE_HUB_CACHE);
+  if (env.HF_HOME) return path.join(expandHome(env.HF_HOME), 'hub');
+  if (env.XDG_CACHE_HOME) return path.join(expandHome(env.XDG_CACHE_HOME), 'huggingface', 'hub');
   return path.join(require('node:os').homedir(), '.cache', 'huggingface', 'hub');
 }
 
+export interface HfCacheOptions {
+  /** A branch or tag (refs/<revision>) or a commit hash (snapshots/<hash>); default 'main'. */
+  revision?: string;
+  /** Called with each broken cache entry that is skipped (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
+}
+
+const HF_CACHE_OPTIONS = { revision: check.string, onWarning: check.function };
+
+/** A Hugging Face repo id (ORG/NAME or NAME): letters, digits, '-', '_', '.'. */
+export const HUB_ID = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]*$/;
+
+/** The snapshot folder of `revision` in the cache folder of one repo, or a reason it has none. */
+async function snapshotOf(repoDir: string, revision: string): Promise<{ snapshot: string } | { missing: string } | { broken: string }> {
+  const refFile = path.join(repoDir, 'refs', revision);
+  let commit: string | undefined;
+  try {
+    const st = await fs.stat(refFile);
+    if (!st.isFile()) return { broken: `${refFile}: not a regular file` };
+    commit = (await fs.readFile(refFile, 'utf8')).trim();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EISDIR') return { broken: `${refFile}: cannot read: ${(e as Error).message}` };
+  }
+  if (commit === undefined) {
+    if (!/^[0-9a-f]{40}$/i.test(revision)) return { missing: `no revision ${revision} (refs/${revision})` };
+    commit = revision;
+  } else if (!/^[0-9a-f]{7,64}$/i.test(commit)) {
+    return { broken: `${refFile}: not a commit hash` };
+  }
+  const snapshot = path.join(repoDir, 'snapshots', commit);
+  let st;
+  try {
+    st = await statOrNull(snapshot);
+  } catch (e) {
+    return { broken: (e as Error).message };
+  }
+  if (!st?.isDirectory()) return commit === revision ? { missing: `no snapshot ${commit}` } : { broken: `${refFile} names ${commit}, but snapshots/${commit} is missing` };
+  return { snapshot };
+}
+
+const repoOfEntry = (entry: string) => entry.slice('models--'.length).split('--').join('/');
+
+/** The models of one snapshot, with hub ids: ORG/NAME, or ORG/NAME/component for a diffusers pipeline. */
+async function snapshotModels(repo: string, snapshot: string): Promise<DiscoveredModel[]> {
+  const found = await discoverModels(snapshot);
+  return found.map((m) => ({ id: m.path === snapshot ? repo : `${repo}/${m.id}`, path: m.path }));
+}
+
 /**
- * Models in a Hugging Face hub cache: models--ORG--NAME/refs/main names a commit whose
+ * Models in a Hugging Face hub cache: models--ORG--NAME/refs/<revision> names a commit whose
  * snapshots/<commit>/ folder holds the files (symlinks into blobs/). The id is ORG/NAME
- * (ORG/NAME/component for the components of a diffusers pipeline).
+ * (ORG/NAME/component for the components of a diffusers pipeline). Repos without the revision
+ * are left out; a broken entry (an unreadable or malformed ref, a missing snapshot, a snapshot
+ * that cannot be read) is a warning and is skipped, as huggingface_hub's scan-cache does.
  */
-export async function discoverHfCache(cacheDir: string = defaultHfCache()): Promise<DiscoveredModel[]> {
+export async function discoverHfCache(cacheDir: string = defaultHfCache(), options: HfCacheOptions = {}): Promise<DiscoveredModel[]> {
   check.path(cacheDir, 'cacheDir');
+  checkOptions(options, HF_CACHE_OPTIONS);
+  const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'MotherWarning'));
+  const revision = options.revision ?? 'main';
   const abs = path.resolve(cacheDir);
   const st = await statOrNull(abs);
   if (!st?.isDirectory()) throw new MotherError('ERR_NOT_FOUND', `${cacheDir}: no Hugging Face cache folder here`, { file: abs });
   const out: DiscoveredModel[] = [];
-  for (const entry of (await fs.readdir(abs)).sort()) {
+  for (const entry of (await readDir(abs)).sort()) {
     if (!entry.startsWith('models--')) continue;
-    const repo = entry.slice('models--'.length).split('--').join('/');
-    const refFile = path.join(abs, entry, 'refs', 'main');
-    let commit: string;
-    try {
-      commit = (await fs.readFile(refFile, 'utf8')).trim();
-    } catch {
-      continue; // no main ref: nothing downloaded from main
+    const repo = repoOfEntry(entry);
+    const snap = await snapshotOf(path.join(abs, entry), revision);
+    if ('missing' in snap) continue; // nothing downloaded at this revision
+    if ('broken' in snap) {
+      warn(`${repo}: skipped: ${snap.broken}`);
+      continue;
     }
-    if (!/^[0-9a-f]{7,64}$/i.test(commit)) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${refFile}: not a commit hash`, { file: refFile });
-    }
-    const snapshot = path.join(abs, entry, 'snapshots', commit);
-    if (!(await statOrNull(snapshot))?.isDirectory()) continue;
-    let found: DiscoveredModel[];
     try {
-      found = await discoverModels(snapshot);
+      out.push(...(await snapshotModels(repo, snap.snapshot)));
     } catch (e) {
-      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL') continue; // no safetensors weights in this repo
-      throw e;
+      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL' && !/not valid JSON/.test(e.message)) continue; // no weights in this repo
+      if (e instanceof MotherError) warn(`${repo}: skipped: ${e.message}`);
+      else throw e;
     }
-    for (const m of found) out.push({ id: m.path === snapshot ? repo : `${repo}/${m.id}`, path: m.path });
   }
   return out;
+}
+
+/**
+ * The models of one hub id (ORG/NAME, as on the command line) in the cache: its snapshot at
+ * `revision` (default main). ERR_NOT_FOUND when the cache has no such repo or revision.
+ */
+export async function resolveHubId(repo: string, cacheDir: string = defaultHfCache(), options: { revision?: string } = {}): Promise<DiscoveredModel[]> {
+  check.string(repo, 'repo');
+  check.path(cacheDir, 'cacheDir');
+  checkOptions(options, { revision: check.string });
+  if (!HUB_ID.test(repo)) throw invalid('a hub id ORG/NAME', 'repo', repo);
+  const revision = options.revision ?? 'main';
+  const repoDir = path.join(path.resolve(cacheDir), `models--${repo.split('/').join('--')}`);
+  if (!(await statOrNull(repoDir))?.isDirectory()) {
+    throw new MotherError('ERR_NOT_FOUND', `${repo}: no such file or directory, and not in the Hugging Face cache ${cacheDir}`, { file: repoDir });
+  }
+  const snap = await snapshotOf(repoDir, revision);
+  if ('missing' in snap) throw new MotherError('ERR_NOT_FOUND', `${repo}: ${snap.missing} in the Hugging Face cache ${cacheDir}`, { file: repoDir });
+  if ('broken' in snap) throw new MotherError('ERR_NOT_A_MODEL', `${repo}: broken cache entry: ${snap.broken}`, { file: repoDir });
+  return snapshotModels(repo, snap.snapshot);
 }

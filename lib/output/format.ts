@@ -1,4 +1,5 @@
 // After the pipeline (output): numbers and plain-text tables for the terminal.
+import { escapeControl } from './escape';
 
 /** Formats a statistic compactly: fixed for moderate magnitudes, exponent otherwise. */
 export function num(v: number | null, digits = 4): string {
@@ -15,9 +16,11 @@ export function graphNum(x: number | null): string {
   return x === null || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(3);
 }
 
-/** A plain-text table. Loops, not spreads: a spread of one argument per row overflows the
- *  stack at ~100k rows (a model of 150k tensors). */
-export function table(headers: string[], rows: string[][], rightAlign: boolean[] = []): string {
+/** A plain-text table; every cell is one line, its control characters shown escaped. Widths in
+ *  one pass over the rows (no spread of a column into a call: 150k rows are fine). */
+export function table(rawHeaders: string[], rawRows: string[][], rightAlign: boolean[] = []): string {
+  const headers = rawHeaders.map(escapeControl);
+  const rows = rawRows.map((r) => r.map(escapeControl));
   const widths = headers.map((h) => h.length);
   for (const r of rows) for (let i = 0; i < widths.length; i++) if (r[i].length > widths[i]) widths[i] = r[i].length;
   const line = (cells: string[]) =>

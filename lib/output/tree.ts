@@ -3,6 +3,7 @@
 // and kurtosis layers used) and why each singleton has no relative.
 import { treeEdges } from '../recover';
 import type { GraphEdge, ModelGraph, PairLink } from '../recover';
+import { escapeControl } from './escape';
 import { num } from './format';
 
 /** "r = 0.87, z = 140" (and "identical" for exact copies). */
@@ -83,5 +84,6 @@ export function renderTree(g: ModelGraph): string {
   if (singles.length) lines.push(`no relatives found (${singles.length}):`, ...singles, '');
   const undecided = (g.relatedness?.groups ?? []).reduce((a, x) => a + x.verdicts.undecided, 0);
   if (undecided) lines.push(`${undecided} pair(s) undecided (too little evidence either way; not joined): see --pairs`, '');
-  return lines.join('\n');
+  // each line is one line: a name holding a newline or an ESC sequence is shown escaped
+  return lines.map(escapeControl).join('\n');
 }

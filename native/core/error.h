@@ -84,6 +84,7 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(Unsupported, "ERR_UNSUPPORTED", Usage, "not available here (e.g. a SIMD path this CPU lacks)")      \
   X(Cancelled, "ERR_CANCELLED", Runtime, "the caller aborted the operation")                           \
   X(Backend, "ERR_BACKEND", Runtime, "the GPU backend is unavailable or a device call failed")         \
+  X(Output, "ERR_OUTPUT", Runtime, "the output cannot be written (stdout or --out: no space left, an I/O error)") \
   X(NoAddon, "ERR_NO_ADDON", Runtime, "no native addon for this platform loads (npm rebuild mother)")  \
   X(Internal, "ERR_INTERNAL", Internal, "a bug: an unexpected exception inside mother")
 
