@@ -179,7 +179,7 @@ PassTotals::PassTotals(const std::vector<PairPlanTensor>& plan, size_t n_models,
 }
 
 void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, const PairJob& job,
-                  const PairPartial& q, unsigned k, PassTotals& totals, PairwiseResult& result) {
+                  const PairPartial& q, PassTotals& totals, PairwiseResult& result) {
   const uint32_t t = job.tensor;
   const PairPlanTensor& pt = plan[t];
   const size_t n_models = resolved.refs[t].size();

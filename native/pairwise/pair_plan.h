@@ -150,7 +150,7 @@ struct PassTotals {
 // Folds the partial of `job` into its tensor's totals: the pairs, and for the models with
 // elements in the job, norms, sketches and moments. Touches that tensor only.
 void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& resolved, const PairJob& job,
-                  const PairPartial& q, unsigned k, PassTotals& totals, PairwiseResult& result);
+                  const PairPartial& q, PassTotals& totals, PairwiseResult& result);
 
 // ---- before and after a pass --------------------------------------------------------------
 

@@ -404,7 +404,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
       std::lock_guard<std::mutex> lock(st.mu);
       st.pending[j - first_job[job.tensor]] = std::move(part);
       while (st.next < st.pending.size() && st.pending[st.next]) {
-        fold_partial(plan, resolved, jobs[first_job[job.tensor] + st.next], st.pending[st.next]->view(), k, totals, result);
+        fold_partial(plan, resolved, jobs[first_job[job.tensor] + st.next], st.pending[st.next]->view(), totals, result);
         st.pending[st.next].reset();
         ++st.next;
       }

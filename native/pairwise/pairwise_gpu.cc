@@ -150,7 +150,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     }
     const PairPartial q{pairs.data(), pt.sketch ? reinterpret_cast<const double*>(out + out_norms) : nullptr,
                         pt.sketch ? reinterpret_cast<const double*>(out + out_sketch) : nullptr, pt.moments ? moments.data() : nullptr};
-    fold_partial(plan, resolved, job, q, k, totals, result);
+    fold_partial(plan, resolved, job, q, totals, result);
     for (size_t m = 0; m < n_models; ++m) {
       if (!slot.avail[m]) continue;
       const uint64_t b = refs[job.tensor][m]->byte_len(slot.avail[m]);
