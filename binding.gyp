@@ -19,6 +19,7 @@
         "native/formats/gguf.cc",
         "native/formats/gguf_names.cc",
         "native/stats/decode.cc",
+        "native/stats/quant_grid.cc",
         "native/formats/protobuf.cc",
         "native/formats/onnx.cc",
         "native/stats/kernels_scalar.cc",

@@ -17,7 +17,7 @@ export { inspectModel, ModelHeader } from './io/inspect';
 export { simdPaths } from './core/simd';
 export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './core/backend';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './io/alignment';
-export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions } from './io/pairwise';
+export { pairwiseStats, aggregate, PairwiseStats, PairwiseOptions, LayerDistances, PairMetric, RankOptions, QuantGrid } from './io/pairwise';
 export { recover, evaluate, graphEvaluation, related, GraphEvaluation, RecoverOptions, RecoverMetric, ModelGraph, GraphModel, GraphEdge, FamilyReport, ModelInput, DistanceMetric, PairLink, PairEvidence, RelatednessGroup, RelatedOptions, RelatedResult, RelatedLayer, TruthInput } from './recover';
 export { wardLinkage, cutTree, autoFamilies, clusterFamilies, relatedFamilies, weakestLink, Linkage } from './method/clustering';
 export { pairStatistic, testPairs, decide, measureNull, TensorSums, PairStatistic, PairDecision, NullCalibration, Verdict, RELATEDNESS_ALPHA, RELATED_R0 } from './method/relatedness';

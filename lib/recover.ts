@@ -82,8 +82,21 @@ export const ADAPTER_RANK_FRACTION = 0.25;
 export const UNCERTAIN_CONFIDENCE = 0.05;
 /** A pair differing by at most this RMS relative to the weights' spread, in different dtypes, is a dtype conversion (BF16 rounding: about 2^-9 relative). */
 export const CONVERTED_REL = 2 ** -8;
-/** A pair differing by at most this relative RMS is a quantisation round-trip copy (Q8_0: about 0.005); Q4_0 (about 0.08) is not told from a fine-tune this way. */
+/** A pair differing by at most this relative RMS is a quantisation round-trip copy (Q8_0: about 0.005), when neither model shows a quantisation grid. */
 export const QUANTIZED_REL = 0.01;
+/** A model whose sampled blocks of 32 lie on a quantisation grid in at least this fraction
+ *  (native/stats/quant_grid.h: a block of independent values does so with probability ~1e-30)
+ *  is a dequantised copy; so is a model whose 2-D weights have a block-quantised dtype (GGUF). */
+export const GRID_FRACTION = 0.5;
+/** How far (relative RMS, as CONVERTED_REL) a quantised copy may lie from its source: 4 times
+ *  the expected rounding noise of its type. A block's step is max|x| / L (L = 8 for 4-bit
+ *  types, 127 for Q8_0), max|x| about 2.5 standard deviations of 32 weights, the noise
+ *  step / sqrt(12): Q8_0 0.023, 4-bit 0.36; the 2- and 3-bit K-quants twice the 4-bit bound. */
+export function quantizedCopyRel(kind: string): number {
+  const levels = /^Q8/.test(kind) ? 127 : /^(Q[23]|IQ[123]|TQ)/.test(kind) ? 4 : 8;
+  return (4 * 2.5) / levels / Math.sqrt(12);
+}
+const BLOCK_DTYPE = /^(Q\d|IQ\d|TQ\d)/;
 
 export interface GraphEdge {
   parent: string;
@@ -524,6 +537,26 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     for (const t of h.tensors) if (isSquare(t.shape)) bits = Math.min(bits, mantissa(t.dtype));
     return Number.isFinite(bits) ? bits : 0;
   });
+  // per model: a quantised copy? (its 2-D weights in a block-quantised dtype, or on a grid)
+  const quantOf: (string | null)[] = headers.map((h, m) => {
+    const weights = h.tensors.filter((t) => t.shape.length === 2);
+    const blockDtype = weights.filter((t) => BLOCK_DTYPE.test(t.dtype));
+    if (weights.length && blockDtype.length * 2 >= weights.length) {
+      // the most common block type
+      const count = new Map<string, number>();
+      for (const t of blockDtype) count.set(t.dtype, (count.get(t.dtype) ?? 0) + 1);
+      return [...count].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0][0];
+    }
+    let t4 = 0, o4 = 0, t8 = 0, o8 = 0;
+    for (const l of stats.layers) {
+      const g = l.grid?.[m];
+      if (!g) continue;
+      t4 += g.q4Tested, o4 += g.q4On, t8 += g.q8Tested, o8 += g.q8On;
+    }
+    if (t4 >= 4 && o4 >= GRID_FRACTION * t4) return 'Q4_0';
+    if (t8 >= 4 && o8 >= GRID_FRACTION * t8) return 'Q8_0';
+    return null;
+  });
   // squared Euclidean distance over the square tensors both have, and the difference relative to the models' spread
   const pairSq = (i: number, j: number): { sq: number; rel: number } => {
     const p = pairIndex(n, i, j);
@@ -556,6 +589,13 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         const i = fam[a], j = fam[b];
         if (identical[pairIndex(n, i, j)]) { cands.push({ s: a, c: b, rel: 0, relation: 'duplicate' }); continue; }
         const r = rel[a * m + b];
+        // one of the two a quantised copy, the other not: the copy is the quantised one
+        const qa = quantOf[i], qb = quantOf[j];
+        if (!qa !== !qb) {
+          const [s, c] = qa ? [b, a] : [a, b];
+          if (r <= quantizedCopyRel((qa ?? qb)!)) cands.push({ s, c, rel: r, relation: 'quantized' });
+          continue;
+        }
         if (!(r <= QUANTIZED_REL)) continue;
         if (precisionOf[i] !== precisionOf[j] && r <= CONVERTED_REL) {
           const [s, c] = precisionOf[i] > precisionOf[j] ? [a, b] : [b, a];

@@ -269,6 +269,7 @@ describe('pairwise on the GPU path (device emulator) against the CPU path', () =
       { name: 'layers.0.attn.q_proj.weight', shape: [300, 300] }, // spans several row blocks
       { name: 'layers.0.mlp.up.weight', shape: [97, 24] },
       { name: 'norm.weight', shape: [24] },
+      { name: 'layers.0.mlp.down.weight', shape: [40, 64] }, // rows of 64: tested for quantisation grids
     ].map((t) => ({ ...t, values: Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal()) }));
     return Array.from({ length: n }, (_, m) => {
       const specs: Spec[] = base.map((t) => {
@@ -320,6 +321,9 @@ describe('pairwise on the GPU path (device emulator) against the CPU path', () =
           if (!(exact ? Object.is(g[f][k], c[f][k]) : close(g[f][k], c[f][k], 1e-12))) bad.push(`${c.name}.${f}[${k}]: ${g[f][k]} vs ${c[f][k]}`);
         }
       if (c.rank) for (let k = 0; k < n * n; k++) if (!Object.is(g.rank![k], c.rank[k])) bad.push(`${c.name}.rank[${k}]: ${g.rank![k]} vs ${c.rank[k]}`);
+      // the quantisation grid sample: the same blocks on both backends, whatever the jobs
+      if (c.name === 'layers.0.mlp.down.weight' && !c.grid!.some((x) => x && x.q4Tested === 3)) bad.push('down: no block tested');
+      if (JSON.stringify(g.grid) !== JSON.stringify(c.grid)) bad.push(`${c.name}.grid: ${JSON.stringify(g.grid)} vs ${JSON.stringify(c.grid)}`);
       c.moments?.forEach((mc, m) => {
         const mg = g.moments![m];
         if (!mc || !mg) return void (mc !== mg && bad.push(`${c.name}.moments[${m}]`));

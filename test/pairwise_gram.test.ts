@@ -268,6 +268,21 @@ describe('the Gram path against the exact reference', () => {
       expect(Array.from(k.rShift1!)).toEqual(Array.from(l.rShift1!));
       expect(k.meanAbs.every((v) => Number.isNaN(v))).toBe(true);
     });
+    // the default follows the metrics: rms and rank take the Gram products only, l1 and maxdiff the differences
+    for (const metrics of [['rms'], ['rank'], ['rms', 'rank']] as const) {
+      const m = await run({ threads: 2, metrics });
+      m.layers.forEach((l, t) => {
+        expect(Array.from(l.sumSq)).toEqual(Array.from(one.layers[t].sumSq));
+        expect(l.meanAbs.every((v) => Number.isNaN(v))).toBe(true);
+      });
+    }
+    for (const metrics of [['l1'], ['maxdiff'], ['rms', 'l1']] as const) {
+      const m = await run({ threads: 2, metrics });
+      m.layers.forEach((l, t) => {
+        expect(Array.from(l.meanAbs)).toEqual(Array.from(one.layers[t].meanAbs));
+        expect(Array.from(l.maxDiff)).toEqual(Array.from(one.layers[t].maxDiff));
+      });
+    }
   });
 });
 

@@ -56,6 +56,9 @@ export interface RawPairTensor {
   rank?: Float64Array; rankTol?: Float64Array; sigmaMax?: Float64Array;
   /** per model, the float64 slots of summaryLayout() (read them with packedRecords) */
   moments?: Float64Array;
+  /** per model, 4 counts of sampled blocks of 32: tested for the Q4_0 grid, on it, tested for
+   *  Q8_0, on it (native/stats/quant_grid.h); absent from an older addon */
+  grid?: Float64Array;
 }
 
 export interface RawPairwise {
@@ -154,6 +157,8 @@ export interface NativeAddon {
     gram(rows: Float64Array[], simd?: string): Float64Array;
     pairDd(a: Float64Array, b: Float64Array, simd?: string): Float64Array;
     moments2(x: Float64Array, simd?: string): Float64Array;
+    /** native/stats/quant_grid.h grid_block: bit 0 tested for Q4_0, 1 on it, 2 tested for Q8_0, 3 on it */
+    gridBlock(x: Float64Array, unitRoundoff: number): number;
     /** pairwise with row maps set on some views (no format sets one yet): tensor `tensor` of
      *  model `model` reads logical row r from stored row map[r]. */
     pairwiseRowMaps(

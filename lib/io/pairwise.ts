@@ -23,6 +23,12 @@ export type PairMetric = (typeof PAIR_METRICS)[number];
 export const DEFAULT_METRICS = ['rms', 'l1', 'maxdiff'] as const;
 export type DefaultMetric = (typeof DEFAULT_METRICS)[number];
 
+/** Whether the metrics need the differences themselves (sum |d|, max d, min d), not only the
+ *  Gram products: l1 and maxdiff do; rms and rank do not. */
+export function needsDifferences(metrics: readonly PairMetric[]): boolean {
+  return metrics.includes('l1') || metrics.includes('maxdiff');
+}
+
 /** The aggregate each metric gives. */
 export const AGGREGATE_OF = { rms: 'meanRms', l1: 'sumMeanAbs', maxdiff: 'maxNormMaxDiff', rank: 'sumRank' } as const;
 
@@ -55,8 +61,9 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
   jobElems?: number;
   /** Compute sum |d|, max d and min d of every pair (meanAbs, maxDiff, minDiff; the l1 and
-   *  maxdiff metrics). Default true. false: those are NaN, and the CPU pass takes sums of
-   *  squares from Gram products only (faster, see README "Memory and speed"). */
+   *  maxdiff metrics). Default: when `metrics` names l1 or maxdiff (as the default metrics do).
+   *  false: those are NaN, and the CPU pass takes sums of squares from Gram products only
+   *  (faster, see README "Memory and speed"). */
   differences?: boolean;
   /** Also the shifted null of the relatedness statistic per layer and pair (rShift1, rShift2,
    *  nShift), and the N x N relatedness matrices of LayerDistances. Default false. */
@@ -114,6 +121,9 @@ export interface LayerDistances {
   rankTol?: Float64Array;
   /** per model (null where the model was left out): moments of its whole tensor, when asked */
   moments?: (TensorMoments | null)[];
+  /** per model (null where the model was left out): the sampled blocks tested for a
+   *  quantisation grid and found on it (QuantGrid) */
+  grid?: (QuantGrid | null)[];
   /** With `relatedness` only: [i * n + j] = the mean of model i's tensor over the positions it
    *  was compared on with model j (NaN on the diagonal and where not compared) */
   mean?: Float64Array;
@@ -206,6 +216,19 @@ export interface PairLayer {
   rank?: Float64Array;
   rankTol?: Float64Array;
   moments?: (TensorMoments | null)[];
+  /** Per model (null where the model lacks the tensor): sampled blocks of 32 values tested for
+   *  a blockwise quantisation grid and found on it (a dequantised copy; README "Relation types") */
+  grid?: (QuantGrid | null)[];
+}
+
+/** One tensor's sample of blocks of 32 values (one per 1024 elements): how many were tested
+ *  for the Q4_0 grid (every value an integer multiple of max|x| / 8) and how many lie on it;
+ *  likewise for Q8_0 (max|x| / 127; not tested in BF16, whose rounding is coarser than it). */
+export interface QuantGrid {
+  q4Tested: number;
+  q4On: number;
+  q8Tested: number;
+  q8On: number;
 }
 
 /** The pass over N models, compact. */
@@ -252,6 +275,10 @@ function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: num
   if (raw.rank) {
     layer.rank = raw.rank;
     layer.rankTol = raw.rankTol!;
+  }
+  if (raw.grid && raw.grid.length === 4 * n) {
+    const g = raw.grid;
+    layer.grid = t.rows.map((r, m) => (r < 0 ? null : { q4Tested: g[4 * m], q4On: g[4 * m + 1], q8Tested: g[4 * m + 2], q8On: g[4 * m + 3] }));
   }
   if (raw.moments) {
     const slot = packedRecords(raw.moments, n, summaryLayout(), `pairwise moments of ${t.name}`);
@@ -393,6 +420,7 @@ function squareLayer(l: PairLayer, n: number, relatedness = false): LayerDistanc
     });
   }
   if (l.moments) layer.moments = l.moments;
+  if (l.grid) layer.grid = l.grid;
   return layer;
 }
 
@@ -487,7 +515,7 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
       tensors.map((t, i) => ({ name: t.name, ...(t.names ? { names: t.names.map((x) => x ?? '') } : {}), rows: t.rows, rowElems: t.rowElems, sketch: sketch[i], moments: momentsOf[i] })),
       {
         threads: options.threads, simd: options.simd, chunkElems: options.chunkElems, jobElems: options.jobElems, sketchK: k, sketchSeed: rankOpts.seed,
-        exactRank: rankOpts.exact === true, differences: options.differences ?? true, relatedness: options.relatedness === true, ...device.native,
+        exactRank: rankOpts.exact === true, differences: options.differences ?? needsDifferences(metrics), relatedness: options.relatedness === true, ...device.native,
       },
       options.onProgress
         ? (p) => {

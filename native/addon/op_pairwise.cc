@@ -101,6 +101,7 @@ struct PairwiseOp {
         for (size_t m = 0; m < r.moments.size(); ++m) mother::pack(r.moments[m], &mv[m * width]);
         o.Set("moments", f64_array(env, mv));
       }
+      o.Set("grid", f64_array(env, r.grid));
       if (!r.rank.empty()) {
         o.Set("rank", f64_array(env, r.rank));
         o.Set("rankTol", f64_array(env, r.rank_tol));

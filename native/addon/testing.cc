@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../bench/plain_read.h"
+#include "../stats/quant_grid.h"
 #include "../stats/summary.h"
 #include "args.h"
 #include "exports.h"
@@ -157,6 +158,15 @@ Napi::Value Moments2(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// gridBlock(x: Float64Array of 32, unitRoundoff) => the bits of stats/quant_grid.h grid_block
+Napi::Value GridBlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Float64Array x = f64_arg(info, 0, "x");
+  if (x.ElementLength() != mother::kGridBlock) throw Napi::RangeError::New(env, "x must hold 32 values");
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "unitRoundoff must be a number");
+  return Napi::Number::New(env, mother::grid_block(x.Data(), info[1].As<Napi::Number>().DoubleValue()));
+}
+
 // sumU64(bytes: Uint8Array, simd?) => bigint: the plain-read kernel
 Napi::Value SumU64(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -208,6 +218,7 @@ Napi::Object Testing(Napi::Env env) {
   t.Set("gram", Napi::Function::New(env, Gram, "gram"));
   t.Set("pairDd", Napi::Function::New(env, PairDd, "pairDd"));
   t.Set("moments2", Napi::Function::New(env, Moments2, "moments2"));
+  t.Set("gridBlock", Napi::Function::New(env, GridBlock, "gridBlock"));
   t.Set("pairwiseRowMaps", Napi::Function::New(env, PairwiseRowMaps, "pairwiseRowMaps"));
   { void AddSvdTesting(Napi::Env, Napi::Object&); AddSvdTesting(env, t); }  // testing_svd.cc
   return t;

@@ -10,6 +10,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "../stats/decode.h"
+#include "../stats/quant_grid.h"
 #include "svd.h"
 
 namespace mother {
@@ -183,7 +184,6 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
   const uint32_t t = job.tensor;
   const PairPlanTensor& pt = plan[t];
   const size_t n_models = resolved.refs[t].size();
-  (void)result;
   double* acc = totals.pairs[t].data();
   const size_t n_pairs = totals.pairs[t].size() / kPairFields;
   for (size_t p = 0; p < n_pairs; ++p) merge_pair_fields(acc + kPairFields * p, q.pairs + kPairFields * p);
@@ -199,6 +199,8 @@ void fold_partial(const std::vector<PairPlanTensor>& plan, const ResolvedPlan& r
       }
     }
     if (pt.moments) merge(totals.moments[t][m], q.moments[m]);
+    if (q.grid)  // counts: the order of the jobs does not matter
+      for (unsigned f = 0; f < kGridFields; ++f) result.tensors[t].grid[m * kGridFields + f] += q.grid[m * kGridFields + f];
   }
 }
 
@@ -213,6 +215,7 @@ PairwiseResult empty_result(size_t n_tensors, size_t n_models) {
     r.min_diff.assign(n_pairs, std::numeric_limits<double>::infinity());
     r.count.assign(n_pairs, 0);
     r.skipped.assign(n_pairs, 0);
+    r.grid.assign(n_models * kGridFields, 0);
   }
   result.bytes_read.assign(n_models, 0);
   return result;

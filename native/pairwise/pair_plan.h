@@ -131,6 +131,7 @@ struct PairPartial {
   const double* norm2;      // sketch tensors: per model, sum of w^2
   const double* sketch;     // sketch tensors (sketch mode): per model, PassTotals::sketch_len[t] doubles
   const Moments* moments;   // moments tensors: per model
+  const double* grid;       // per model, kGridFields (stats/quant_grid.h); nullptr: none sampled
 };
 
 // What a pass accumulates besides the pair sums, per planned tensor.

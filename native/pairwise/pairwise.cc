@@ -12,6 +12,7 @@
 #include "../core/parallel.h"
 #include "../stats/decode.h"
 #include "../stats/dispatch.h"
+#include "../stats/quant_grid.h"
 #include "pair_plan.h"
 #include "shift_null.h"
 
@@ -25,9 +26,10 @@ struct Partial {
   std::vector<double> sketch;     // sketch tensors: per model k x k
   std::vector<double> norm2;      // sketch tensors: per model sum w^2
   std::vector<Moments> moments;   // moments tensors: per model
+  std::vector<double> grid;       // per model, kGridFields
   PairPartial view() const {
     return PairPartial{pairs.data(), norm2.empty() ? nullptr : norm2.data(), sketch.empty() ? nullptr : sketch.data(),
-                       moments.empty() ? nullptr : moments.data()};
+                       moments.empty() ? nullptr : moments.data(), grid.data()};
   }
 };
 
@@ -173,9 +175,14 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
     if (pt.moments) part->moments.assign(n_models, Moments{});
     // Map each model's range of this job in one call; it is released after the job.
     uint64_t job_bytes = 0;
+    part->grid.assign(n_models * kGridFields, 0);
     for (size_t m = 0; m < n_models; ++m) {
       avail[m] = elems_in_job(plan, resolved, job, m);
-      if (avail[m]) populate_view(*views[m], job.first, avail[m]);
+      if (!avail[m]) continue;
+      populate_view(*views[m], job.first, avail[m]);
+      // one block of 32 in 1024 tested for a quantisation grid (stats/quant_grid.h)
+      if (!views[m]->row_map)
+        sample_grid(kernels, *views[m], views[m]->data(job.first), job.first, avail[m], &part->grid[m * kGridFields]);
     }
     // Sub-chunks of every model stay in cache while all pairs run over them.
     const uint64_t sub = planned.sub[job.tensor];

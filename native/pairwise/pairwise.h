@@ -92,6 +92,9 @@ struct PairTensorResult {
   // moments tensors only (else empty): per model, over that model's whole tensor (the
   // default summary, has_stats 0, for a model without it)
   std::vector<Summary> moments;
+  // per model, kGridFields (stats/quant_grid.h): sampled blocks tested for and lying on the
+  // Q4_0 and Q8_0 grids (a dequantised copy of a quantised model)
+  std::vector<double> grid;
 };
 
 struct PairwiseResult {

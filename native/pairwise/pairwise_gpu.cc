@@ -14,6 +14,7 @@
 #include "../gpu/gpu_backend.h"
 #include "../gpu/staging.h"
 #include "../stats/dispatch.h"
+#include "../stats/quant_grid.h"
 #include "pair_plan.h"
 #include "shift_null.h"
 
@@ -85,6 +86,7 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
     std::unique_ptr<Buffer> host, dev, dec, out_host, out_dev;
     size_t job = 0;
     std::vector<uint64_t> avail;
+    std::vector<double> grid;  // per model, kGridFields (host side)
   };
   std::vector<Slot> slots(n_slots);
   for (auto& s : slots) {
@@ -149,7 +151,8 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
       shift_windows(kernels, refs[job.tensor], elems, pt.row_elems, job.first, job.count, 0, pairs.data(), shift);
     }
     const PairPartial q{pairs.data(), pt.sketch ? reinterpret_cast<const double*>(out + out_norms) : nullptr,
-                        pt.sketch ? reinterpret_cast<const double*>(out + out_sketch) : nullptr, pt.moments ? moments.data() : nullptr};
+                        pt.sketch ? reinterpret_cast<const double*>(out + out_sketch) : nullptr, pt.moments ? moments.data() : nullptr,
+                        slot.grid.data()};
     fold_partial(plan, resolved, job, q, totals, result);
     for (size_t m = 0; m < n_models; ++m) {
       if (!slot.avail[m]) continue;
@@ -185,6 +188,13 @@ PairwiseResult pairwise_gpu(const std::vector<Model>& models, const std::vector<
       used = offsets[m] + v->byte_len(a);
     }
     stage(ranges, threads);
+    // the quantisation grids on the host, from the staged bytes (the same blocks as on the CPU)
+    slot.grid.assign(n_models * kGridFields, 0);
+    for (size_t m = 0; m < n_models; ++m) {
+      const TensorView* v = refs[job.tensor][m];
+      if (slot.avail[m] && !v->row_map)
+        sample_grid(kernels, *v, slot.host->get() + offsets[m], job.first, slot.avail[m], &slot.grid[m * kGridFields]);
+    }
     g.check(api.upload(g.ctx(), s, slot.dev->get(), slot.host->get(), used), "copy to the device", "", pt.name);
     auto* dec = reinterpret_cast<double*>(slot.dec->get());
     uint8_t* out = slot.out_dev->get();
