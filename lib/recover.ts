@@ -638,7 +638,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const logstdClock = core.map((x) => clockLayers.reduce((t, l) => t + Math.log(l.moments![fam[x]]!.std), 0));
     const kuClock = core.map((x) => ku[x]);
     const mst = minimumSpanningTree(sub, c);
-    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null });
+    const coreS = new Float64Array(c * c);
+    for (let x = 0; x < c; x++) for (let y = 0; y < c; y++) coreS[x * c + y] = S[core[x] * m + core[y]];
+    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null }, coreS);
     let fr: FamilyRecovery;
     let modeUsed: KurtosisMode | null;
     let clockReport: FamilyReport['clock'];

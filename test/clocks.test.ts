@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 
 import {
-  CHAIN_RATIO, chooseClock, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
+  CHAIN_RATIO, chooseClock, SHAPE_MARGIN, shapeScore, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
 } from '../lib/method/clocks';
 import { Rng } from './helpers/reference';
 
@@ -190,6 +190,43 @@ describe('fans vs chains', () => {
       const r = resolveFans([-1, 0, 1, 2, 3], S, n);
       expect(r.parent).toEqual([-1, 0, 1, 2, 3]);
       expect(r.moved).toEqual([]);
+    }
+  });
+  /** A chain 0 -> 1 -> ... whose steps share a drift d (continued pre-training on one corpus). */
+  function drift(rng: Rng, steps: number, dim: number, shared: number) {
+    const d = Array.from({ length: dim }, () => shared * rng.normal());
+    const v = [Array.from({ length: dim }, () => 10 * rng.normal())];
+    for (let s = 0; s < steps; s++) v.push(v[s].map((x, k) => x + d[k] + rng.normal()));
+    const n = v.length;
+    const S = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) S[i * n + j] = sqDist(v[i], v[j]);
+    return { S, n };
+  }
+  test('the shape of a tree: a same-recipe fan reads best from its parent, a drifting chain from an end, orthogonal steps decide nothing', () => {
+    const rng = new Rng(23);
+    const path = [-1, 0, 1]; // the undirected path 0 - 1 - 2
+    for (let t = 0; t < 5; t++) {
+      // fan: parent 0 with children 1, 2, laid out as the path 1 - 0 - 2
+      const f = fan(rng, 2, 300, 1);
+      const star = [1, -1, 0]; // path 1 - 0 - 2 rooted at 1
+      expect(shapeScore(star, f.S, 0) - shapeScore(star, f.S, 1)).toBeGreaterThan(SHAPE_MARGIN);
+      // chain 0 -> 1 -> 2 with drift
+      const c = drift(rng, 2, 300, 1);
+      expect(shapeScore(path, c.S, 0) - shapeScore(path, c.S, 1)).toBeGreaterThan(SHAPE_MARGIN);
+      expect(shapeScore(path, c.S, 0)).toBeCloseTo(shapeScore(path, c.S, 2), 10); // both ends read it as a chain
+      // orthogonal increments: within the margin
+      const o = walk(rng, path, 3000, 1);
+      expect(Math.abs(shapeScore(path, o.S, 0) - shapeScore(path, o.S, 1))).toBeLessThan(SHAPE_MARGIN);
+      // the tie of two clocks that agree fully, one rooting the path at its middle (1), one at an end (0)
+      const clocks = { norm: [1, 2, 3], kurtosis: [0, 1, 0] }; // norm+ monotone from 0; kurtosis- falls from 1 both ways
+      const onChain = chooseClock(path, clocks, c.S);
+      expect(onChain.chosen!.label).toBe('norm+');
+      expect(onChain.why).toMatch(/shape of the tree/);
+      expect(chooseClock(path, clocks).chosen!.label).toBe('kurtosis-'); // without distances: the most central root
+      expect(chooseClock(path, clocks, o.S).chosen!.label).toBe('kurtosis-'); // no shape evidence: the most central root
+      // the same two clocks on a same-recipe fan laid out as the path 1 - 0 - 2: the parent 0 is the middle
+      const fanClocks = { norm: [2, 1, 3], kurtosis: [1, 0, 0] };
+      expect(chooseClock(star, fanClocks, f.S).chosen!.root).toBe(0);
     }
   });
   test('eccentricity of tree nodes (hops to the farthest node), the tie-break of clocks', () => {
