@@ -11,6 +11,7 @@ import { clusterFamiliesOfPairs, relatedFamilies, weakestLink } from './method/c
 import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, FamilyRecovery, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { chooseClock, findMerges, minimumSpanningTree } from './method/clocks';
+import { bootstrapSupport, hashString } from './method/support';
 import { chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel } from './io/discovery';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
@@ -78,8 +79,8 @@ export const MANTISSA_BITS: Record<string, number> = {
 };
 /** In a family with the rank metric, an edge whose difference uses at most this fraction of the ranked layers' capacity is an 'adapter' edge (measured: merged LoRAs 0.06-0.15, full fine-tunes of the small zoo 0.3-0.9). */
 export const ADAPTER_RANK_FRACTION = 0.25;
-/** A training edge with a confidence (relative margin) below this, or none (a family of two), is marked uncertain: see benchmarks/RESULTS.md for how often such edges are right. */
-export const UNCERTAIN_CONFIDENCE = 0.05;
+/** A training edge with a confidence (bootstrap support) below this, or none, is marked uncertain: see benchmarks/RESULTS.md for how often such edges are right. */
+export const UNCERTAIN_CONFIDENCE = 0.5;
 /** A pair differing by at most this RMS relative to the weights' spread, in different dtypes, is a dtype conversion (BF16 rounding: about 2^-9 relative). */
 export const CONVERTED_REL = 2 ** -8;
 /** A pair differing by at most this relative RMS is a quantisation round-trip copy (Q8_0: about 0.005), when neither model shows a quantisation grid. */
@@ -111,12 +112,19 @@ export interface GraphEdge {
   /** A training edge whose confidence is below UNCERTAIN_CONFIDENCE (its direction or parent may well be wrong); false for copies and merges. */
   uncertain: boolean;
   /**
-   * Margin of the chosen parent, scale-free: (cost of the child's best other parent - cost of
-   * this edge) / mean distance of the family. Positive: the chosen parent is the cheapest by
-   * that much; negative: a cheaper parent would have closed a cycle; null: no alternative
-   * (a family of two).
+   * Training edges: the edge's bootstrap support, the fraction of BOOTSTRAP_REPLICATES
+   * resamplings of the layers (with replacement) on which the whole direction stage gives this
+   * parent to this child (README "Confidence"; benchmarks/RESULTS.md how often edges of each
+   * support are right). null for copies, merges, adapters of PEFT folders and with --metric maxdiff.
    */
   confidence: number | null;
+  /**
+   * Training edges: the margin of the chosen parent, scale-free: (cost of the child's best other
+   * parent - cost of this edge) / mean distance of the family. Positive: the chosen parent is
+   * the cheapest by that much; negative: a cheaper parent would have closed a cycle; null: no
+   * alternative (a family of two). Absent on other edges.
+   */
+  margin?: number | null;
 }
 
 /** A PEFT LoRA adapter of the set: its base, how it was found, and its difference to it. */
@@ -207,7 +215,7 @@ export interface RelatednessGroup {
 }
 
 export interface ModelGraph {
-  version: 3;
+  version: 4;
   models: GraphModel[];
   families: string[][];
   edges: GraphEdge[];
@@ -370,6 +378,92 @@ function pairSums(layers: readonly EvidenceLayer[], n: number, i: number, j: num
 const emptyVerdicts = (): Record<Verdict, number> => ({ related: 0, unrelated: 0, undecided: 0, 'not comparable': 0 });
 
 /** Recovers the model graph (a directed forest, parent -> child) of `models`. */
+/** What a family's direction stage is recomputed from on a bootstrap replicate (see bootstrapSupport). */
+interface FamilyResample {
+  n: number;
+  metric: DistanceMetric;
+  /** the layers the family's distance aggregates */
+  distance: PairLayer[];
+  /** the square layers with moments (the squared distances of the shape score; the clock layers are among them) */
+  square: PairLayer[];
+  /** the family's kurtosis layers (moments of every member) */
+  kurtosis: PairLayer[];
+  seed: number;
+}
+
+/**
+ * The support of every directed edge among the core members `g` (global model indices): the
+ * direction stage (distances, the minimum spanning tree, the clock by self-consistency, the
+ * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
+ * Copies and merges are not resampled (they are decided by near-zero differences and fits).
+ */
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number): Float64Array {
+  const c = g.length;
+  const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
+  const index = new Map(universe.map((l, k) => [l, k]));
+  const pairs: number[] = [];
+  for (let x = 0; x < c; x++) for (let y = x + 1; y < c; y++) pairs.push(pairIndex(rs.n, Math.min(g[x], g[y]), Math.max(g[x], g[y])));
+  const full = new Float64Array(pairs.length);
+  const value = (l: PairLayer, p: number): number => {
+    if (!(l.count[p] > 0)) return NaN;
+    return rs.metric === 'rms' ? l.rms[p] : rs.metric === 'rank' ? (l.rank ? l.rank[p] : NaN) : l.meanAbs[p];
+  };
+  const aggregate = (w: (k: number) => number, out: Float64Array) => {
+    pairs.forEach((p, q) => {
+      let t = 0, ws = 0;
+      for (const l of rs.distance) {
+        const v = value(l, p);
+        if (!Number.isFinite(v)) continue;
+        const wl = w(index.get(l)!);
+        t += wl * v;
+        ws += wl;
+      }
+      // rms: the mean over layers; rank and l1: sums (a replicate's weights sum to the layer count)
+      out[q] = ws > 0 ? (rs.metric === 'rms' ? t / ws : t) : NaN;
+    });
+  };
+  aggregate(() => 1, full);
+  const hasKurtosis = rs.kurtosis.length > 0;
+  return bootstrapSupport({
+    n: c,
+    layers: universe.length,
+    seed: rs.seed,
+    tree: (w) => {
+      const agg = new Float64Array(pairs.length);
+      aggregate((k) => w[k], agg);
+      const Dr = new Float64Array(c * c), Sr = new Float64Array(c * c);
+      let q = 0;
+      for (let x = 0; x < c; x++)
+        for (let y = x + 1; y < c; y++, q++) {
+          const d = Number.isFinite(agg[q]) ? agg[q] : full[q];
+          Dr[x * c + y] = Dr[y * c + x] = d;
+          const p = pairs[q];
+          let sq = 0;
+          for (const l of rs.square) if (l.count[p] > 0) sq += w[index.get(l)!] * l.sumSq[p];
+          Sr[x * c + y] = Sr[y * c + x] = sq;
+        }
+      const sumOver = (layers: PairLayer[], f: (l: PairLayer, x: number) => number) => g.map((_, x) => layers.reduce((t, l) => t + w[index.get(l)!] * f(l, x), 0));
+      const norm = clockLayers.length ? sumOver(clockLayers, (l, x) => { const mo = l.moments![g[x]]!; return mo.count * (mo.std * mo.std + mo.mean * mo.mean); }) : null;
+      const logstd = clockLayers.length ? sumOver(clockLayers, (l, x) => Math.log(l.moments![g[x]]!.std)) : null;
+      const ku = hasKurtosis ? sumOver(rs.kurtosis, (l, x) => l.moments![g[x]]!.kurtosis) : g.map(() => 0);
+      let fr: FamilyRecovery;
+      if (direction === 'auto' || direction === undefined) {
+        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd }, Sr);
+        if (!choice.chosen) fr = recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda });
+        else {
+          const v = choice.chosen.clock === 'norm' ? norm! : choice.chosen.clock === 'logstd' ? logstd! : ku;
+          fr = recoverFamily({ n: c, data: Dr }, v.map((x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda });
+        }
+      } else {
+        fr = recoverFamily({ n: c, data: Dr }, ku, { mode: direction, lambda });
+      }
+      const parent = new Array<number>(c).fill(-1);
+      for (const e of fr.edges) parent[e.child] = e.parent;
+      return parent;
+    },
+  });
+}
+
 export async function recover(models: (string | ModelInput)[], options: RecoverOptions = {}): Promise<ModelGraph> {
   const t0 = Date.now();
   check.list('an array of models (paths or { id, path })', modelInput)(models, 'models');
@@ -569,7 +663,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
   };
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, adapterFamily: boolean) => {
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, adapterFamily: boolean, resample: FamilyResample | null) => {
     const m = fam.length;
     const S = new Float64Array(m * m);
     const rel = new Float64Array(m * m);
@@ -660,11 +754,19 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       const sc = scores.find((s) => s.clock === label);
       clockReport = { used: label, chosen: false, agreement: sc ? sc.agreement : null, rootMargin: null, why: direction === 'auto' ? 'no clock has values: kurtosis, fine-tuning mode' : `given: --direction ${mode}`, scores };
     }
+    // the confidence of each training edge: its support over resamplings of the layers (the
+    // bootstrap of phylogenetics): the whole direction stage again on each replicate
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
       const [pa, ch] = [core[e.parent], core[e.child]];
-      out.push({ parent: id(pa), child: id(ch), distance: e.distance, confidence: e.relativeMargin, uncertain: e.relativeMargin === null || e.relativeMargin < UNCERTAIN_CONFIDENCE, relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune' });
+      const conf = support ? support[e.parent * c + e.child] : null;
+      out.push({
+        parent: id(pa), child: id(ch), distance: e.distance, confidence: conf, margin: e.relativeMargin,
+        uncertain: conf === null || conf < UNCERTAIN_CONFIDENCE,
+        relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune',
+      });
     }
     const dist = (x: number, y: number) => D[pairIndex(n, fam[x], fam[y])];
     for (const [ch, f] of merges) {
@@ -748,7 +850,15 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       return s.layers.length ? s.value : 0;
     });
     familyMetric.push({ used: metricUsed, allTensors });
-    const dir = orientFamily(fam, ku, D, metricUsed === 'rank');
+    const resample: FamilyResample | null = metricUsed === 'maxdiff' ? null : {
+      n,
+      metric: metricUsed,
+      distance: allTensors ? stats.layers.filter((l) => userLayers(l.name, layerShape(l))) : distLayers,
+      square: squareMoment,
+      kurtosis: momentLayers.filter((l) => fam.every((i) => l.moments![i]) && kuPredicate(l.name, l.shapes[fam[0]]!)),
+      seed: fam.reduce((h, i) => Math.imul(h ^ hashString(inputs[i].id), 0x9e3779b1) >>> 0, fam.length),
+    };
+    const dir = orientFamily(fam, ku, D, metricUsed === 'rank', resample);
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -776,7 +886,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
   const graph: ModelGraph = {
-    version: 3,
+    version: 4,
     models: inputs.map((inp, i) => ({ id: inp.id, path: resolved[i].path, architecture: archs[i], params: params[i], kurtosis: kurtosisOf[i] })),
     families: families.map((f) => f.map((i) => inputs[i].id)),
     edges,

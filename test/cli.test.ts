@@ -105,10 +105,16 @@ describe('mother CLI', () => {
     expect(r.stdout).toMatch(/family 1 \(3 models/);
     const j = run('recover', root, '--json');
     const g = JSON.parse(j.stdout);
-    expect(g.version).toBe(3);
+    expect(g.version).toBe(4);
     expect(g.models.map((m: { id: string }) => m.id)).toEqual(['model-0', 'model-1', 'model-2']);
     expect(g.edges).toHaveLength(2);
-    for (const e of g.edges) expect(Object.keys(e).sort()).toEqual(['child', 'confidence', 'distance', 'parent', 'relation', 'uncertain']);
+    for (const e of g.edges) {
+      expect(Object.keys(e).sort()).toEqual(['child', 'confidence', 'distance', 'margin', 'parent', 'relation', 'uncertain']);
+      // the bootstrap support: a fraction of the 100 replicates
+      expect(e.confidence).toBeGreaterThanOrEqual(0);
+      expect(e.confidence).toBeLessThanOrEqual(1);
+      expect(Math.abs(e.confidence * 100 - Math.round(e.confidence * 100))).toBeLessThan(1e-9);
+    }
     const truthFile = path.join(tmp.dir, 'truth.json');
     fs.writeFileSync(truthFile, JSON.stringify({ edges: g.edges.map((e: { parent: string; child: string }) => [e.parent, e.child]) }));
     const ev = run('recover', root, '--truth', truthFile, '-q');

@@ -135,7 +135,7 @@ describe('--out: no data loss', () => {
     const ok = run(['recover', fam, '--json', '--out', out, '-q']);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe('');
-    expect(JSON.parse(fs.readFileSync(out, 'utf8')).version).toBe(3);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8')).version).toBe(4);
     expect(fs.statSync(out).mode & 0o777).toBe(0o640); // the file's mode is kept
     expect(fs.readdirSync(path.dirname(out))).toEqual(['graph.json']);
     // a symlink to a file that is no input: the file it points at is replaced, the link stays

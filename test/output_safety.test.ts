@@ -143,7 +143,7 @@ describe('the evaluation in the JSON and the HTML', () => {
     const r = spawnSync(process.execPath, [BIN, 'recover', root, '--json', '--truth', truthFile, '-q'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     const doc = JSON.parse(r.stdout) as ModelGraph;
-    expect(doc.version).toBe(3);
+    expect(doc.version).toBe(4);
     expect(doc.evaluation!.truth).toBe(truthFile);
     expect(doc.evaluation!.edges.reversed).toEqual([{ parent: flip.parent, child: flip.child }]);
     expect(r.stderr).toMatch(/reversed: /);
@@ -174,7 +174,7 @@ describe('pictures', () => {
   test('SVG and HTML: a legend; families wrapped into rows', async () => {
     const svg = await renderGraph(g, 'svg');
     expect(svg).toMatch(/legend/);
-    expect(svg).toMatch(/confidence = \(cost of the best other parent/);
+    expect(svg).toMatch(/confidence = the edge(&#39;|')s bootstrap support/);
     expect(toDot(g)).not.toMatch(/legend/); // plain DOT stays plain
     const rows = toDot(g, { rowWidth: 1 });
     expect(rows.match(/style=invis/g)!.length).toBeGreaterThanOrEqual(g.families.length - 1);

@@ -74,14 +74,14 @@ describe('graph renderers', () => {
     expect(validate(doc, schema)).toEqual([]);
     expect(validate({ ...doc, version: 1 }, schema)).not.toEqual([]);
     expect(validate({ ...doc, edges: [{ parent: 'a' }] }, schema)).not.toEqual([]);
-    expect(doc.version).toBe(3);
+    expect(doc.version).toBe(4);
     for (const k of ['models', 'families', 'edges', 'roots', 'options']) expect(doc).toHaveProperty(k);
     for (const m of doc.models) expect(Object.keys(m).sort()).toEqual(['architecture', 'id', 'kurtosis', 'params', 'path']);
     expect(doc.families.flat().sort()).toEqual(doc.models.map((m: { id: string }) => m.id).sort());
     // the optional evaluation (--truth) validates too, and a broken one does not
     const truth = JSON.parse(fs.readFileSync(path.join(ZOO, 'truth.json'), 'utf8'));
     const withEv = JSON.parse(await renderGraph({ ...g, evaluation: graphEvaluation(g, truth, 'truth.json') }, 'json'));
-    expect(withEv.version).toBe(3);
+    expect(withEv.version).toBe(4);
     expect(validate(withEv, schema)).toEqual([]);
     const ev = withEv.evaluation;
     expect(ev.edges.correct.length + ev.edges.reversed.length + ev.edges.wrong.length).toBe(g.edges.length);

@@ -510,7 +510,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per family: the architecture\'s layers that vary in the family, else every square layer that varies)', parseRegex)
     .option('--pairs', 'also every pair\'s relatedness evidence (r, z, p, verdict): a table, or `pairs` in the JSON')
-    .option('--json', 'print the model graph as JSON (version 3; same as --format json)')
+    .option('--json', 'print the model graph as JSON (version 4; same as --format json)')
     .addOption(new Option('--format <f>', 'output (default text): text (an indented tree), json, dot (Graphviz), newick, mermaid, svg (drawn offline), html (one self-contained file)').choices(['text', ...GRAPH_FORMATS]))
     .option('--out <file>', 'write the output to a file (checked before the run: never an input file, the --truth file or a cache blob; written atomically after a successful run)')
     .option('--truth <file>', 'ground truth {"edges": [[parent, child], ...]}: print the evaluation (and add it to the JSON and HTML: correct, reversed, wrong and missing edges)')

@@ -106,9 +106,9 @@ export function toDot(g: ModelGraph, options: DotOptions = {}): string {
     const key = [
       'box: a model (its summed kurtosis); bold box: the root of its family',
       'edge parent -> child, labelled relation distance (confidence); a merge: relation, weight, distance',
-      'dashed: uncertain (confidence below 0.05 or none); dotted: a copy (duplicate, converted, quantized)',
-      'confidence = (cost of the best other parent - cost of this edge) / the family\'s mean distance;',
-      '  negative: a cheaper parent exists but would close a cycle; -: no other parent (a family of two)',
+      'dashed: uncertain (confidence below 0.5 or none); dotted: a copy (duplicate, converted, quantized)',
+      'confidence = the edge\'s bootstrap support: the fraction of 100 resamplings of the layers',
+      '  on which the whole direction stage gives this parent to this child; -: a copy or merge',
       ...(ev ? ['against the truth: orange = reversed, red = wrong, dashed grey = missing'] : []),
     ];
     lines.push('  subgraph cluster_legend {', '    label="legend"; color="#cccccc"; fontname="Helvetica";', `    legend [shape=plaintext, fontsize=10, label=${dotString(key.join('\\l') + '\\l').replace(/\\\\l/g, '\\l')}];`, '  }');
