@@ -56,7 +56,7 @@ export interface PairwiseOptions<M extends PairMetric = PairMetric> {
   moments?: LayerFilter;
   threads?: number;
   simd?: string;
-  /** Elements per model (default 1024) that stay in cache while all pairs run over them. */
+  /** Elements per model that stay in cache while all pairs run over them (default: 16 Ki / 2^ceil(log2 N / 4), 1 Ki to 16 Ki: about 512 KiB of float64 for the N models). */
   chunkElems?: number;
   /** Elements per model per job (default: 16M / N, at most 1M): what a thread maps and releases at once. */
   jobElems?: number;
