@@ -158,7 +158,7 @@ PairwiseOp pairwise_op(const Napi::CallbackInfo& info) {
   mother::PairwiseOptions o;
   o.kernels = kernels_or_throw(env, opt_str(opts, "simd"));
   o.threads = opt_u32(opts, "threads", 0);
-  o.chunk_elems = opt_u32(opts, "chunkElems", 1024);
+  o.chunk_elems = opt_u32(opts, "chunkElems", 0);  // 0: default_chunk_elems(N)
   o.sketch_k = opt_u32(opts, "sketchK", 64);
   o.sketch_seed = opt_u64(opts, "sketchSeed", mother::kDefaultSketchSeed);
   o.exact_rank = opts.Get("exactRank").ToBoolean().Value();

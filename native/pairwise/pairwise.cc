@@ -92,7 +92,7 @@ PairwiseResult pairwise(const std::vector<Model>& models, const std::vector<Pair
   const size_t n_models = models.size();
   const size_t n_pairs = n_models >= 2 ? pair_count(n_models) : 0;
   const Kernels* kernels = options.kernels ? options.kernels : select_kernels("");
-  const uint64_t chunk = options.chunk_elems > 0 ? options.chunk_elems : 1024;
+  const uint64_t chunk = options.chunk_elems > 0 ? options.chunk_elems : default_chunk_elems(n_models);
 
   const ResolvedPlan resolved = resolve_plan(models, plan);
   const auto& refs = resolved.refs;
