@@ -3,7 +3,8 @@
 // format read and what was set aside), mixed folders of bare files (GGUF next to safetensors
 // next to .bin next to .onnx: four models of one set), a split GGUF set (one model), and the reason for each
 // entry skipped (no weights, not a weight file, later splits, training state, dangling links,
-// hidden and tool folders, loops, too deep, a folder inside a model).
+// hidden and tool folders, loops, too deep, a folder inside a model); `recover -v` prints both.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -15,6 +16,7 @@ import { Rng } from './helpers/reference';
 import { encode, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
 
+const BIN = path.resolve(__dirname, '..', 'bin', 'mother.js');
 const TORCH_BIN = path.join(__dirname, 'fixtures', 'pytorch', 'hf-bin', 'pytorch_model.bin');
 
 let tmp: ReturnType<typeof tmpDir>;
@@ -230,6 +232,27 @@ describe('a plain folder of every case', () => {
     // several weight files, none under a Hugging Face name: no one model, point at one of them
     await expect(resolveModel(path.join(root, 'mixed'))).rejects.toMatchObject({ code: 'ERR_NOT_A_MODEL', message: expect.stringMatching(/several weight files \(tiny-F16-00001-of-00002\.gguf, tiny-Q8_0\.gguf, tiny\.bin, tiny\.onnx, \.\.\.\) and none under a Hugging Face name/) });
   });
+
+  test('recover -v: one line per model with its format and what was set aside, one per skipped entry; nothing new without -v', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'recover', root, '-q', '--json', ...args], { encoding: 'utf8' });
+    const v = run('-v');
+    expect(v.stderr).not.toMatch(/internal error/);
+    expect(v.status).toBe(0);
+    // one set: every model of the folder, the four formats of mixed/ side by side (the adapter is listed last)
+    expect(JSON.parse(v.stdout).models.map((m: { id: string }) => m.id).sort()).toEqual([...MODEL_IDS, 'deep/a/b'].sort());
+    const lines = v.stderr.split('\n');
+    const modelLine = (id: string) => lines.find((l) => l.startsWith(`  ${id}  `)) ?? '';
+    expect(modelLine('mixed/tiny.bin')).toMatch(/ pytorch$/);
+    expect(modelLine('mixed/tiny-F16-00001-of-00002.gguf')).toMatch(/ gguf, 2 splits$/);
+    expect(modelLine('adapter-only')).toMatch(/ peft-adapter: PEFT LoRA adapter/);
+    expect(modelLine('onnx-next-to-safetensors')).toMatch(/ safetensors: read model\.safetensors; also present: pytorch_model\.bin, onnx\/model\.onnx, onnx\/model_quantized\.onnx: not read, safetensors preferred$/);
+    expect(lines).toContain(`skipped ${path.join(root, 'no-weights')}: no weights (config.json, tokenizer.json)`);
+    expect(lines.some((l) => l.startsWith(`skipped ${path.join(root, 'mixed', 'training_args.bin')}: training state`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`skipped ${path.join(root, 'z-alias')}: the same model as bin-only`))).toBe(true);
+    const quiet = run();
+    expect(quiet.status).toBe(0);
+    expect(quiet.stderr).toBe('');
+  }, 60_000);
 });
 
 describe('the Hugging Face cache: the same cases as repos', () => {
@@ -285,4 +308,16 @@ describe('the Hugging Face cache: the same cases as repos', () => {
     expect((await discoverHfCache(cache, { onWarning: (m) => again.push(m) })).map((m) => m.id)).toEqual(found.map((m) => m.id));
     expect(again).toEqual(warnings);
   });
+
+  test('recover --hf-cache -v: the repos with their formats, the skipped ones with their reasons (a broken entry once, as the warning)', () => {
+    const r = spawnSync(process.execPath, [BIN, 'recover', '--hf-cache', cache, '-q', '--json', '-v'], { encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.status).toBe(0);
+    const lines = r.stderr.split('\n');
+    expect(lines.find((l) => l.startsWith('  org/onnx-next-to-safetensors  '))).toMatch(/ safetensors: read model\.safetensors; also present: .*onnx\/model\.onnx.*: not read, safetensors preferred$/);
+    expect(lines.find((l) => l.startsWith('  org/split-only  '))).toMatch(/ gguf, 3 splits$/);
+    expect(lines).toContain('skipped org/not-downloaded: no revision main (refs/main)');
+    expect(lines).toContain('skipped org/no-weights: no weights (config.json, tokenizer.json)');
+    expect(lines.filter((l) => /bad-ref/.test(l))).toEqual([expect.stringMatching(/^mother: warning: org\/bad-ref: skipped/)]);
+  }, 60_000);
 });
