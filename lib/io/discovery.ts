@@ -327,7 +327,7 @@ async function resolveOrWhy(input: string): Promise<{ model: ModelFiles } | NotA
   // several weight files, none of them under a Hugging Face name: several models side by side
   if (!chosen.canonical && sets.length > 1 && !sets.some((s) => s.canonical)) {
     const list = sets.map((c) => c.rel).sort();
-    return fail(`several weight files (${several(list)}) and none under a Hugging Face name (model.safetensors, pytorch_model.bin, model.onnx, onnx/model.onnx, a shard index): each is a model; point at one of them`);
+    return fail(`several weight files (${several(list)}) and none under a Hugging Face name (model.safetensors, pytorch_model.bin, model.onnx, onnx/model.onnx, their variants and indexes): each is a model; point at one of them`);
   }
   const file = path.join(abs, chosen.rel);
   const aside = asideOf((s) => s !== chosen);
