@@ -10,7 +10,7 @@
 // then evaluation (method/evaluation.ts, recover's evaluate) and output (output/, cli/).
 // recover.ts runs stages 1 to 5; core/ is under every stage; method/matrix.ts holds the
 // helpers of stages 3 to 5.
-export { resolveModel, discoverModels, discoverHfCache, resolveHubId, defaultHfCache, ModelFiles, DiscoveredModel, HfCacheOptions } from './io/discovery';
+export { resolveModel, discoverModels, discoverHfCache, resolveHubId, defaultHfCache, ModelFiles, DiscoveredModel, HfCacheOptions, DiscoveryOptions, DiscoverySkip, SkipKind, WeightFormat, SetAside, PREFERENCE } from './io/discovery';
 export { MotherError, MotherErrorCode } from './core/errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './io/model_stats';
 export { inspectModel, ModelHeader } from './io/inspect';

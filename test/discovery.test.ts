@@ -31,7 +31,7 @@ describe('discovery', () => {
     weights(path.join(root, '.hidden', 'model.safetensors'), 5);
     const found = await discoverModels(root);
     expect(found.map((m) => m.id)).toEqual(['a', 'group/b', 'loose/x.safetensors', 'loose/y.safetensors']);
-    expect(await discoverModels(path.join(root, 'a'))).toEqual([{ id: 'a', path: path.join(root, 'a') }]);
+    expect(await discoverModels(path.join(root, 'a'))).toEqual([{ id: 'a', path: path.join(root, 'a'), format: 'safetensors' }]);
   });
 
   test('a diffusers pipeline: each component is a model', async () => {

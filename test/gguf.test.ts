@@ -192,7 +192,7 @@ describe('a Llama-like model and its GGUF conversions', () => {
     expect(h.tensors.map((t) => [t.name, t.shape, t.dtype])).toEqual(single.tensors.map((t) => [t.name, t.shape, t.dtype]));
     // discovery: a folder whose only weights are the set is that model; in a folder of models the
     // set is listed once, by its first file
-    expect(await discoverModels(dir)).toEqual([{ id: 'split', path: dir }]);
+    expect(await discoverModels(dir)).toEqual([{ id: 'split', path: dir, format: 'gguf', splits: 3 }]);
     const zoo = at('zoo');
     fs.mkdirSync(zoo);
     for (let k = 0; k < 3; k++) fs.copyFileSync(file(k), path.join(zoo, path.basename(file(k))));

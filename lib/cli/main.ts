@@ -12,7 +12,7 @@ import { MotherError } from '../core/errors';
 import { errorKinds, packageRoot } from '../core/binding';
 import { scanModel } from '../io/model_stats';
 import { AGGREGATE_OF, PAIR_METRICS, PairMetric, pairwiseStats, PairwiseStats } from '../io/pairwise';
-import { defaultHfCache, discoverHfCache, discoverModels, HUB_ID, resolveHubId, resolveModel } from '../io/discovery';
+import { defaultHfCache, discoverHfCache, discoverModels, DiscoverySkip, HUB_ID, ModelFiles, resolveHubId, resolveModel } from '../io/discovery';
 import { escapeControl, safeJson } from '../output/escape';
 import { checkOutTarget, modelInputFiles, ProtectedFile, refuseInputs, writeAtomic } from './outfile';
 import { graphEvaluation, ModelGraph, RECOVER_METRICS, RecoverMetric, recover, related, RelatedResult, TruthInput } from '../recover';
@@ -248,36 +248,56 @@ function commonFolder(dirs: string[]): string {
   return parts.join(path.sep) || path.sep;
 }
 
+/** The format a model is read from, and what its folder set aside: "gguf, 3 splits",
+ *  "safetensors: read model.safetensors; also present: onnx/model.onnx: not read, safetensors preferred". */
+export function formatText(r: ModelFiles): string {
+  return `${r.format}${r.format === 'gguf' && (r.splits ?? 1) > 1 ? `, ${r.splits} splits` : ''}${r.note ? `: ${r.note}` : ''}`;
+}
+
 /**
  * The models of every root, each model once (by real path, the first root's), with ids that are
  * unique and readable: with one root, paths relative to it (as before); with several, the same
  * when those are unique, else every local id is its path relative to the roots' common folder
  * (samples/zoo-small/ft and samples/zoo-small/llm give ft/m00 and llm/m00, the zoo's truth ids).
- * A path that does not exist and reads ORG/NAME is a hub id, looked up in the cache.
+ * A path that does not exist and reads ORG/NAME is a hub id, looked up in the cache. With -v,
+ * each file or folder discovery passed over is a line "skipped WHAT: WHY" as it is found (a broken
+ * cache entry is the warning only).
  */
 async function findModels(paths: string[], opts: RecoverCliOpts, err: NodeJS.WritableStream): Promise<{ id: string; path: string }[]> {
   const cacheDir = typeof opts.hfCache === 'string' ? opts.hfCache : defaultHfCache();
+  const skipped = (shown: (s: DiscoverySkip) => string) =>
+    opts.verbose
+      ? {
+          onSkipped: (s: DiscoverySkip) => {
+            if (s.kind !== 'broken-cache-entry') err.write(line(`skipped ${shown(s)}: ${s.reason}`));
+          },
+        }
+      : {};
   const lists: Found[][] = [];
   for (const p of paths) {
     if (!fs.existsSync(p) && HUB_ID.test(p) && p.includes('/')) {
-      lists.push((await resolveHubId(p, cacheDir, { revision: opts.revision })).map((m) => ({ ...m, base: null })));
+      lists.push((await resolveHubId(p, cacheDir, { revision: opts.revision, ...skipped((s) => s.id) })).map((m) => ({ ...m, base: null })));
       continue;
     }
     const abs = path.resolve(p);
-    const list = await discoverModels(p);
+    const list = await discoverModels(p, 8, skipped((s) => path.join(p, s.id)));
     const rootIsModel = list.length === 1 && list[0].path === abs;
     lists.push(list.map((m) => ({ ...m, base: rootIsModel ? path.dirname(abs) : abs })));
   }
   if (opts.hfCache !== undefined && opts.hfCache !== false) {
-    const hub = await discoverHfCache(cacheDir, { revision: opts.revision, onWarning: (m) => err.write(line(`mother: warning: ${m}`)) });
+    const hub = await discoverHfCache(cacheDir, { revision: opts.revision, onWarning: (m) => err.write(line(`mother: warning: ${m}`)), ...skipped((s) => s.id) });
     lists.push(hub.map((m) => ({ ...m, base: null })));
   }
-  const seen = new Set<string>();
+  const seen = new Map<string, string>();
   const all: Found[] = [];
   for (const m of lists.flat()) {
     const real = await fsp.realpath(m.path);
-    if (seen.has(real)) continue;
-    seen.add(real);
+    const first = seen.get(real);
+    if (first !== undefined) {
+      if (opts.verbose) err.write(line(`skipped ${m.path}: the same model as ${first} (by its real path): listed once`));
+      continue;
+    }
+    seen.set(real, m.path);
     all.push(m);
   }
   const unique = (ids: string[]) => new Set(ids).size === ids.length;
@@ -319,7 +339,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
   }
   if (opts.verbose) {
     err.write(line(`found ${plural(models.length, 'model')}:`));
-    models.forEach((m, i) => err.write(line(`  ${m.id}  ${m.path}${resolved[i].note ? `  (${resolved[i].note})` : ''}`)));
+    models.forEach((m, i) => err.write(line(`  ${m.id}  ${m.path}  ${formatText(resolved[i])}`)));
   }
   const truth = opts.truth ? await readTruth(opts.truth) : undefined;
   const bar = progressBar(`reading ${plural(models.length, 'model')}`, process.stderr, !opts.quiet && process.stderr.isTTY === true);
@@ -517,7 +537,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
     .option('--threads <n>', 'worker threads (default: all cores)', parseThreads)
     .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar')
-    .option('-v, --verbose', 'explain each stage (models found, the measured null, families, metric and kurtosis layers and why, skipped tensors)')
+    .option('-v, --verbose', 'explain each stage (models found with the format read and the weight files set aside, files and folders skipped and why, the measured null, families, metric and kurtosis layers and why, skipped tensors)')
     .addHelpText('after', `\nExamples:\n  $ mother recover samples/zoo-small --truth samples/zoo-small/truth.json\n  $ mother recover samples/zoo-small/ft\n  $ mother recover ./models --metric rank --layers 'attention\\.value' --json --out graph.json\n  $ mother recover ./zoo --truth ./zoo/truth.json\n  $ mother recover samples/zoo-small --format html --out tree.html\n  $ mother recover --hf-cache --metric rms --format json\n  $ mother recover openai-community/gpt2 distilbert/distilgpt2 --revision main\n\nExit codes: 0 ok; 1 the run could not finish (runtime error); 2 usage error; 3 unreadable or invalid input; 70 internal error.\n`)
     .action(async (paths: string[], opts: RecoverCliOpts) => recoverCommand(paths, opts, out, err));
 

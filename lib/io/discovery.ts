@@ -1,16 +1,18 @@
 // Stage 1 of the pipeline (read): model discovery, from a path the user gives to the weight
-// files of one model.
+// files of one model, and what it read and left out.
 // Accepted: a Hugging Face model directory (config.json + model.safetensors, or shards with
 // model.safetensors.index.json; else pytorch_model.bin or its shards with
-// pytorch_model.bin.index.json: safetensors are preferred when both are there), a diffusers
-// component directory (diffusion_pytorch_model.*), a weight file of a format the addon reads
-// (.safetensors, PyTorch .bin/.pt/.pth/.ckpt, .gguf: a GGUF split set NAME-0000N-of-0000M.gguf
-// is one model, all its files; .onnx), or a *.safetensors.index.json / *.bin.index.json file;
-// a directory whose only weights are one GGUF model; and a directory holding model.onnx,
-// onnx/model.onnx (the Hugging Face layout of ONNX exports) or one .onnx file, where it has no
-// safetensors or PyTorch weights; a PEFT adapter folder (adapter_config.json with
-// adapter_model.safetensors or .bin: `adapter` holds its config). When other weight files are
-// there too, the ModelFiles note says which file was read.
+// pytorch_model.bin.index.json), a diffusers component directory (diffusion_pytorch_model.*), a
+// weight file of a format the addon reads (.safetensors, PyTorch .bin/.pt/.pth/.ckpt, .gguf: a
+// GGUF split set NAME-0000N-of-0000M.gguf is one model, all its files; .onnx), or a
+// *.safetensors.index.json / *.bin.index.json file; a directory whose only weights are one
+// file or set of any of these formats; a directory holding model.onnx, onnx/model.onnx (the
+// Hugging Face layout of ONNX exports) or one .onnx file; a PEFT adapter folder
+// (adapter_config.json with adapter_model.safetensors or .bin: `adapter` holds its config).
+// A folder holding several formats of one model reads one, in the order of PREFERENCE below, and
+// ModelFiles says which (`format`) and what it set aside (`setAside`, `note`). A folder holding
+// several weight files none of which has a Hugging Face name is no one model: discovery lists
+// each file as a model. Discovery reports what it passed over, with the reason (onSkipped).
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -18,6 +20,21 @@ import { native } from '../core/binding';
 import { MotherError } from '../core/errors';
 import { check, checkOptions, invalid } from '../core/validate';
 import { AdapterConfig, adapterIn } from './adapter';
+
+/** The weight formats a model is read from: a single file of safetensors, PyTorch, GGUF (a
+ *  split set counts as one, with `splits`) or ONNX; a shard index of safetensors or PyTorch
+ *  shards; a PEFT adapter folder (its own adapter_model.safetensors or .bin). */
+export type WeightFormat = 'safetensors' | 'safetensors-index' | 'pytorch' | 'pytorch-index' | 'gguf' | 'onnx' | 'peft-adapter';
+
+/** The order in which a folder's weights are preferred when it holds several formats. */
+export const PREFERENCE: readonly WeightFormat[] = ['peft-adapter', 'safetensors', 'safetensors-index', 'pytorch', 'pytorch-index', 'gguf', 'onnx'];
+
+/** A weight file of a model folder that was not read: another format or variant of the model. */
+export interface SetAside {
+  /** Relative to the model folder, POSIX separators: a weight file, a shard index, or the first file of a GGUF split set. */
+  file: string;
+  format: WeightFormat;
+}
 
 export interface ModelFiles {
   /** The path as given, resolved to an absolute path. */
@@ -28,8 +45,14 @@ export interface ModelFiles {
   index: string;
   /** Parsed config.json next to the weights, when there is one. */
   config?: Record<string, unknown>;
-  /** Which file was chosen when the directory holds weights in more than one file or format
-   *  (safetensors next to onnx/, several .onnx variants), and which were not read. */
+  /** The format read. */
+  format: WeightFormat;
+  /** GGUF: the number of files of the split set read (1 for a single file). */
+  splits?: number;
+  /** The other weight files of the folder, not read (in the order of PREFERENCE, then by name); absent when there are none. */
+  setAside?: SetAside[];
+  /** Which file was read and which were not, in words, when the folder holds other weight files
+   *  (safetensors next to onnx/, several .onnx variants), and for an adapter. */
   note?: string;
   /** A PEFT adapter folder (adapter_config.json + adapter_model.safetensors or .bin): its config; `files` is its weight file. */
   adapter?: AdapterConfig;
@@ -60,9 +83,6 @@ async function ggufFiles(file: string): Promise<string[]> {
   }
   return out.length ? out : [file];
 }
-
-/** A .gguf file that is a model by itself or the first of its split set. */
-const isGgufModelFile = (name: string) => name.endsWith('.gguf') && (ggufSplit(name)?.[1] ?? 1) === 1;
 
 /** An fs error as a MotherError naming the path: ERR_FILE_OPEN with the reason (EACCES: permission denied, ELOOP, ...). */
 function fsError(e: unknown, p: string, doing: string): MotherError {
@@ -111,129 +131,316 @@ async function readConfig(dir: string): Promise<Record<string, unknown> | undefi
   }
 }
 
-/** Finds the weight files of the model at `input`. Throws MotherError(ERR_NOT_FOUND | ERR_NOT_A_MODEL). */
-export async function resolveModel(input: string): Promise<ModelFiles> {
-  check.path(input, 'path');
-  const abs = path.resolve(input);
-  const st = await statOrNull(abs);
-  if (!st) throw new MotherError('ERR_NOT_FOUND', `${input}: no such file or directory`, { file: abs });
-  if (st.isFile()) {
-    if (isIndex(abs)) {
-      return { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)) };
-    }
-    if (native().formatOf(abs) === 'gguf') return { path: abs, files: await ggufFiles(abs), index: '' };
-    if (native().formatOf(abs) !== null) return { path: abs, files: [abs], index: '' };
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index`, { file: abs });
-  }
-  if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${input}: not a file or directory`, { file: abs });
+/** Trainer state saved next to the weights (transformers' Trainer, Lightning): never a model. */
+const TRAINING_STATE = /^(?:optimizer|scheduler|scaler|rng_state(?:_\d+)?|training_args)\.(?:bin|pt|pth)$/;
 
-  const config = await readConfig(abs);
-  const adapter = await adapterIn(abs);
-  if (adapter) {
-    const c = adapter.config;
-    return {
-      path: abs, files: [adapter.weights], index: '', config, adapter: c,
-      note: `PEFT LoRA adapter (r ${c.r}, lora_alpha ${c.loraAlpha}${c.useRslora ? ', rslora' : ''}, base ${c.baseModel === null ? 'not named' : JSON.stringify(c.baseModel)}): read ${path.basename(adapter.weights)}, its own tensors`,
-    };
+/** NAME-0000N-of-0000M.safetensors / .bin with M > 1: a shard, read only through its index. */
+const isShard = (name: string) => {
+  const m = /-(\d{5})-of-(\d{5})\.(?:safetensors|bin)$/.exec(name);
+  return m !== null && Number(m[2]) > 1;
+};
+
+/** What a file is to discovery, by its name (and, for .bin/.pt/.pth/.ckpt, its first bytes). */
+type FileClass =
+  | { kind: 'weights'; format: Exclude<WeightFormat, 'peft-adapter'>; canonical: boolean }
+  | { kind: 'shard' }
+  | { kind: 'gguf-split'; no: number; count: number; first: string }
+  | { kind: 'training-state' }
+  | { kind: 'onnx-data' }
+  | { kind: 'other' };
+
+/** Names a file might be weights by, before its bytes are looked at. */
+const WEIGHT_LIKE = /\.(?:safetensors|gguf|onnx|bin|pt|pth|ckpt)$|\.(?:safetensors|bin)\.index\.json$/;
+
+/** Hugging Face names (transformers, diffusers), with their variants (model.fp16.safetensors,
+ *  diffusion_pytorch_model.non_ema.bin): a folder holding one is one model. */
+const HF_SAFETENSORS = /^(?:model|diffusion_pytorch_model)(?:\.[\w-]+)?\.safetensors(?:\.index\.json)?$/;
+const HF_TORCH = /^(?:pytorch_model|diffusion_pytorch_model)(?:\.[\w-]+)?\.bin(?:\.index\.json)?$/;
+
+function classifyFile(file: string, name: string): FileClass {
+  if (name.endsWith('.safetensors.index.json')) return { kind: 'weights', format: 'safetensors-index', canonical: HF_SAFETENSORS.test(name) };
+  if (name.endsWith('.bin.index.json')) return { kind: 'weights', format: 'pytorch-index', canonical: HF_TORCH.test(name) };
+  if (name.endsWith('.safetensors')) return isShard(name) ? { kind: 'shard' } : { kind: 'weights', format: 'safetensors', canonical: HF_SAFETENSORS.test(name) };
+  if (name.endsWith('.gguf')) {
+    const split = ggufSplit(name);
+    if (split && split[1] !== 1) {
+      const [base, no, count] = split;
+      return { kind: 'gguf-split', no, count, first: `${base}-00001-of-${String(count).padStart(5, '0')}.gguf` };
+    }
+    return { kind: 'weights', format: 'gguf', canonical: false };
   }
-  const onnx = await onnxFiles(abs);
-  const found = await safetensorsIn(abs, input, config);
-  const several = (names: string[]) => `${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}`;
-  if (found) {
-    if (onnx.length) found.note = `read ${path.relative(abs, found.files[0] ?? found.index)}; not read: ${several(onnx)}`;
-    return found;
+  if (name.endsWith('.onnx')) return { kind: 'weights', format: 'onnx', canonical: name === 'model.onnx' };
+  if (/\.onnx(?:_data|\.data)$/.test(name)) return { kind: 'onnx-data' };
+  if (TRAINING_STATE.test(name)) return { kind: 'training-state' };
+  if (/\.(?:bin|pt|pth|ckpt)$/.test(name)) {
+    if (isShard(name)) return { kind: 'shard' };
+    // .pt/.pth/.ckpt and pytorch_model*.bin by name; other .bin files by their first bytes
+    const format = native().formatOf(file);
+    if (format === 'pytorch' || format === 'gguf' || format === 'onnx' || format === 'safetensors') {
+      return { kind: 'weights', format, canonical: HF_TORCH.test(name) };
+    }
   }
-  const chosen = ['model.onnx', 'onnx/model.onnx'].find((n) => onnx.includes(n)) ?? (onnx.length === 1 ? onnx[0] : undefined);
-  if (chosen) {
-    const others = onnx.filter((n) => n !== chosen);
-    return { path: abs, files: [path.join(abs, chosen)], index: '', config, ...(others.length ? { note: `read ${chosen}; not read: ${several(others)}` } : {}) };
-  }
-  if (onnx.length > 1) {
-    throw new MotherError('ERR_NOT_A_MODEL', `${input}: several ONNX files (${several(onnx)}) and no model.onnx: point at one of them`, { file: abs });
-  }
-  throw new MotherError('ERR_NOT_A_MODEL', `${input}: no weights (model.safetensors, pytorch_model.bin or a shard index, a .gguf file, model.onnx or onnx/model.onnx) in this directory`, {
-    file: abs,
-  });
+  return { kind: 'other' };
 }
 
-/** The safetensors weights of the directory `abs`, else its PyTorch checkpoint, or null when it has neither. */
-async function safetensorsIn(abs: string, input: string, config: Record<string, unknown> | undefined): Promise<ModelFiles | null> {
-  for (const name of SINGLE_NAMES) {
-    const p = path.join(abs, name);
-    if ((await statOrNull(p))?.isFile()) return { path: abs, files: [p], index: '', config };
-  }
-  for (const name of INDEX_NAMES) {
-    const p = path.join(abs, name);
-    if ((await statOrNull(p))?.isFile()) return { path: abs, files: [], index: p, config };
-  }
-  const entries: string[] = [];
-  for (const e of (await readDir(abs)).sort()) {
+/** One weight set of a folder: a file, a shard index, or the first file of a GGUF split set. */
+interface Candidate {
+  /** Relative to the folder (onnx/model.onnx for the Hugging Face ONNX layout). */
+  rel: string;
+  format: Exclude<WeightFormat, 'peft-adapter'>;
+  /** A Hugging Face name: model.safetensors, diffusion_pytorch_model.safetensors, pytorch_model.bin,
+   *  diffusion_pytorch_model.bin (each also with a variant: model.fp16.safetensors) or their
+   *  indexes; model.onnx, onnx/model.onnx. */
+  canonical: boolean;
+}
+
+const rank = (f: WeightFormat) => PREFERENCE.indexOf(f);
+const byPreference = (a: Candidate, b: Candidate) => rank(a.format) - rank(b.format) || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0);
+
+/** The weight sets of the folder `abs` (its files, and the .onnx files of its onnx/ folder) and the names it holds. */
+async function inventory(abs: string): Promise<{ sets: Candidate[]; names: string[] }> {
+  const names = (await readDir(abs)).sort();
+  const sets: Candidate[] = [];
+  for (const e of names) {
+    if (e.startsWith('.') || !WEIGHT_LIKE.test(e)) continue;
+    const p = path.join(abs, e);
     // weight files only when they are files (a dangling link or a folder named x.safetensors is none)
-    if (/\.(safetensors|gguf)$|\.safetensors\.index\.json$/.test(e) && !(await statOrNull(path.join(abs, e)))?.isFile()) continue;
-    entries.push(e);
+    if (!(await statOrNull(p))?.isFile()) continue;
+    const c = classifyFile(p, e);
+    if (c.kind === 'weights') sets.push({ rel: e, format: c.format, canonical: c.canonical });
   }
-  const indexes = entries.filter((e) => e.endsWith('.safetensors.index.json'));
-  if (indexes.length === 1) return { path: abs, files: [], index: path.join(abs, indexes[0]), config };
-  const singles = entries.filter((e) => e.endsWith('.safetensors'));
-  if (indexes.length === 0 && singles.length === 1) {
-    return { path: abs, files: [path.join(abs, singles[0])], index: '', config };
-  }
-  if (indexes.length === 0 && singles.length === 0) {
-    for (const name of TORCH_NAMES) {
-      const p = path.join(abs, name);
-      if ((await statOrNull(p))?.isFile()) return name.endsWith('.json') ? { path: abs, files: [], index: p, config } : { path: abs, files: [p], index: '', config };
+  const onnxDir = path.join(abs, 'onnx');
+  if (names.includes('onnx') && (await statOrNull(onnxDir))?.isDirectory()) {
+    for (const e of (await readDir(onnxDir)).sort()) {
+      if (e.startsWith('.') || !e.endsWith('.onnx')) continue;
+      if ((await statOrNull(path.join(onnxDir, e)))?.isFile()) sets.push({ rel: `onnx/${e}`, format: 'onnx', canonical: e === 'model.onnx' });
     }
   }
-  const ggufs = entries.filter(isGgufModelFile);
-  if (indexes.length === 0 && singles.length === 0 && ggufs.length === 1) {
-    return { path: abs, files: await ggufFiles(path.join(abs, ggufs[0])), index: '', config };
-  }
-  if (indexes.length > 1 || singles.length > 1 || (indexes.length + singles.length === 0 && ggufs.length > 1)) {
-    throw new MotherError(
-      'ERR_NOT_A_MODEL',
-      `${input}: several weight files (${[...indexes, ...singles, ...ggufs].slice(0, 4).join(', ')}${indexes.length + singles.length + ggufs.length > 4 ? ', ...' : ''}) and no model.safetensors or index: point at one of them`,
-      { file: abs },
-    );
+  return { sets, names: names.filter((n) => !n.startsWith('.')) };
+}
+
+/** At most four names, then "...". */
+const several = (names: string[]) => `${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}`;
+
+/** The weight set read from a folder's sets: in the order of PREFERENCE, a format's Hugging Face
+ *  name first, else its one file; several files of the first format present and none of them
+ *  under its Hugging Face name is ambiguous (no later format is looked at, as before). */
+function choose(sets: Candidate[]): { chosen: Candidate } | { ambiguous: Candidate[] } | null {
+  const named = (names: string[]) => names.map((n) => sets.find((s) => s.rel === n)).find((s) => s !== undefined);
+  const of = (f: WeightFormat) => sets.filter((s) => s.format === f);
+  const tier = (single: WeightFormat, index: WeightFormat | null, names: string[]) => {
+    const hit = named(names);
+    if (hit) return { chosen: hit };
+    const idx = index ? of(index) : [];
+    const one = of(single);
+    if (idx.length === 1) return { chosen: idx[0] };
+    if (idx.length === 0 && one.length === 1) return { chosen: one[0] };
+    if (idx.length + one.length > 1) return { ambiguous: [...idx, ...one] };
+    return null;
+  };
+  const formats = [
+    () => tier('safetensors', 'safetensors-index', [...SINGLE_NAMES, ...INDEX_NAMES]),
+    () => tier('pytorch', 'pytorch-index', TORCH_NAMES),
+    () => tier('gguf', null, []),
+    () => tier('onnx', null, ['model.onnx', 'onnx/model.onnx']),
+  ];
+  for (const f of formats) {
+    const r = f();
+    if (r) return r;
   }
   return null;
 }
 
-/** The .onnx files of the directory `abs` and of its onnx/ subfolder, relative to `abs`, sorted. */
-async function onnxFiles(abs: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const sub of ['', 'onnx']) {
-    const dir = path.join(abs, sub);
-    let entries: string[];
-    if (sub && !(await statOrNull(dir))?.isDirectory()) continue;
-    entries = (await readDir(dir)).sort();
-    for (const e of entries) {
-      if (!e.endsWith('.onnx')) continue;
-      if ((await statOrNull(path.join(dir, e)))?.isFile()) out.push(sub ? `${sub}/${e}` : e);
+/** What was set aside, in words: "also present: a, b: not read, safetensors preferred". */
+function setAsideNote(chosen: { rel: string; format: WeightFormat }, aside: SetAside[]): string {
+  const family = (f: WeightFormat) => f.replace(/-index$/, '');
+  const sameFamily = aside.some((a) => family(a.format) === family(chosen.format));
+  return `also present: ${several(aside.map((a) => a.file))}: not read, ${sameFamily ? chosen.rel : chosen.format === 'peft-adapter' ? 'the adapter' : family(chosen.format)} preferred`;
+}
+
+/** A folder that is no model, and why (for the error, and for discovery's skipped list). */
+interface NotAModel {
+  error: MotherError;
+  /** The reason without the path: "no weights (config.json, README.md)". */
+  why: string;
+}
+
+/** resolveModel, with ERR_NOT_A_MODEL for a directory returned with its reason rather than thrown (other errors are thrown). */
+async function resolveOrWhy(input: string): Promise<{ model: ModelFiles } | NotAModel> {
+  check.path(input, 'path');
+  const abs = path.resolve(input);
+  const st = await statOrNull(abs);
+  if (!st) throw new MotherError('ERR_NOT_FOUND', `${input}: no such file or directory`, { file: abs });
+  const fail = (why: string, message = `${input}: ${why}`): NotAModel => ({ error: new MotherError('ERR_NOT_A_MODEL', message, { file: abs }), why });
+  if (st.isFile()) {
+    if (isIndex(abs)) {
+      return { model: { path: abs, files: [], index: abs, config: await readConfig(path.dirname(abs)), format: abs.endsWith('.bin.index.json') ? 'pytorch-index' : 'safetensors-index' } };
     }
+    const format = native().formatOf(abs);
+    if (format === 'gguf') {
+      const files = await ggufFiles(abs);
+      return { model: { path: abs, files, index: '', format: 'gguf', splits: files.length } };
+    }
+    if (format === 'safetensors' || format === 'pytorch' || format === 'onnx') return { model: { path: abs, files: [abs], index: '', format } };
+    return fail('not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index');
   }
-  return out;
+  if (!st.isDirectory()) return fail('not a file or directory');
+
+  const config = await readConfig(abs);
+  let adapter;
+  try {
+    adapter = await adapterIn(abs);
+  } catch (e) {
+    if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL') return { error: e, why: e.message.startsWith(`${abs}: `) ? e.message.slice(abs.length + 2) : e.message };
+    throw e;
+  }
+  const { sets, names } = await inventory(abs);
+  const asideOf = (keep: (c: Candidate) => boolean): SetAside[] => sets.filter(keep).sort(byPreference).map((c) => ({ file: c.rel, format: c.format }));
+  if (adapter) {
+    const c = adapter.config;
+    const own = path.basename(adapter.weights);
+    const aside = asideOf((s) => s.rel !== own);
+    const note = `PEFT LoRA adapter (r ${c.r}, lora_alpha ${c.loraAlpha}${c.useRslora ? ', rslora' : ''}, base ${c.baseModel === null ? 'not named' : JSON.stringify(c.baseModel)}): read ${own}, its own tensors`;
+    return {
+      model: {
+        path: abs, files: [adapter.weights], index: '', config, adapter: c, format: 'peft-adapter',
+        ...(aside.length ? { setAside: aside } : {}),
+        note: aside.length ? `${note}; ${setAsideNote({ rel: own, format: 'peft-adapter' }, aside)}` : note,
+      },
+    };
+  }
+  const pick = choose(sets);
+  if (pick === null) {
+    return fail(
+      `no weights (${names.length ? several(names) : 'an empty folder'})`,
+      `${input}: no weights (model.safetensors, pytorch_model.bin or a shard index, a .gguf file, model.onnx or onnx/model.onnx) in this directory`,
+    );
+  }
+  if ('ambiguous' in pick) {
+    const list = pick.ambiguous.map((c) => c.rel).sort();
+    const f = pick.ambiguous[0].format;
+    const missing = f.startsWith('safetensors') ? ' and no model.safetensors or index' : f.startsWith('pytorch') ? ' and no pytorch_model.bin or index' : f === 'onnx' ? ' and no model.onnx' : '';
+    const why = `several weight files (${several(list)})${missing}: point at one of them`;
+    return fail(why);
+  }
+  const chosen = pick.chosen;
+  // several weight files, none of them under a Hugging Face name: several models side by side
+  if (!chosen.canonical && sets.length > 1 && !sets.some((s) => s.canonical)) {
+    const list = sets.map((c) => c.rel).sort();
+    return fail(`several weight files (${several(list)}) and none under a Hugging Face name (model.safetensors, pytorch_model.bin, model.onnx, onnx/model.onnx, their variants and indexes): each is a model; point at one of them`);
+  }
+  const file = path.join(abs, chosen.rel);
+  const aside = asideOf((s) => s !== chosen);
+  const extra = { format: chosen.format, ...(aside.length ? { setAside: aside, note: `read ${chosen.rel}; ${setAsideNote(chosen, aside)}` } : {}) };
+  if (chosen.format === 'safetensors-index' || chosen.format === 'pytorch-index') return { model: { path: abs, files: [], index: file, config, ...extra } };
+  if (chosen.format === 'gguf') {
+    const files = await ggufFiles(file);
+    return { model: { path: abs, files, index: '', config, ...extra, splits: files.length } };
+  }
+  return { model: { path: abs, files: [file], index: '', config, ...extra } };
+}
+
+/** Finds the weight files of the model at `input`, with the format read and the other weight
+ *  files of its folder set aside. Throws MotherError(ERR_NOT_FOUND | ERR_NOT_A_MODEL). */
+export async function resolveModel(input: string): Promise<ModelFiles> {
+  const r = await resolveOrWhy(input);
+  if ('error' in r) throw r.error;
+  return r.model;
 }
 
 export interface DiscoveredModel {
   /** Path relative to the root it was found under (POSIX separators); the root's own name when the root is a model. */
   id: string;
   path: string;
+  /** The format read (resolveModel's). */
+  format: WeightFormat;
+  /** GGUF: the number of files of the split set. */
+  splits?: number;
+  /** The other weight files of the model folder, not read; absent when there are none. */
+  setAside?: SetAside[];
 }
 
-const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
+/** Why discovery passed over a file or folder (DiscoverySkip.kind). */
+export type SkipKind =
+  /** a folder (or the root) with no weights in it; its other files are not listed one by one */
+  | 'no-weights'
+  /** a file that is no weight file of a format mother reads */
+  | 'not-a-model-file'
+  /** a GGUF split after the first: read with the first */
+  | 'gguf-split'
+  /** a shard of a sharded checkpoint: read only through its index */
+  | 'shard'
+  /** an ONNX external data file: read with the .onnx that names it */
+  | 'onnx-data'
+  /** optimizer, scheduler, RNG state, trainer arguments */
+  | 'training-state'
+  | 'dangling-link'
+  /** a FIFO, socket or device */
+  | 'not-a-file'
+  /** a hidden folder (.name) */
+  | 'hidden'
+  /** node_modules, .git, .cache */
+  | 'skipped-folder'
+  /** a folder reached again by its real path (a link loop, a second link) */
+  | 'already-walked'
+  /** a link to a folder outside the root that is no model */
+  | 'outside-root'
+  /** a folder more than maxDepth folders below the root */
+  | 'too-deep'
+  /** a model reached again by its real path: listed once */
+  | 'duplicate'
+  /** a model in a subfolder of a model folder, whose subfolders are not walked */
+  | 'inside-model'
+  /** the hub cache: a repo without the revision asked */
+  | 'no-revision'
+  /** the hub cache: an unreadable or malformed ref, a missing snapshot (also a warning) */
+  | 'broken-cache-entry'
+  /** the hub cache: datasets--* and spaces--* repos */
+  | 'not-a-model-repo';
 
-/** A weight file that is a model by itself in a folder that is not a model directory. */
-const isBareModelFile = (name: string) =>
-  (name.endsWith('.safetensors') && !/-\d{5}-of-\d{5}\.safetensors$/.test(name)) || isGgufModelFile(name) || name.endsWith('.onnx');
+/** A file or folder discovery passed over, and why. */
+export interface DiscoverySkip {
+  /** Relative to the root (POSIX separators; '.' for the root itself), as model ids are; in the
+   *  hub cache ORG/NAME or ORG/NAME/path, or the cache folder's entry name. */
+  id: string;
+  /** Its absolute path. */
+  path: string;
+  kind: SkipKind;
+  /** In words: "no weights (config.json, README.md)", "split 2 of 3: read with NAME-00001-of-00003.gguf". */
+  reason: string;
+}
+
+export interface DiscoveryOptions {
+  /** At most this many folders below the root are walked (default 8; Infinity for no bound). */
+  maxDepth?: number;
+  /** Called with each file or folder passed over, with the reason (in name order, after the
+   *  folder's walk). Without it discovery does only the work the models need. */
+  onSkipped?: (entry: DiscoverySkip) => void;
+}
+
+const DISCOVERY_OPTIONS = { maxDepth: (v: unknown, what: string) => {
+  if (!(Number.isInteger(v) && (v as number) >= 0) && v !== Infinity) throw invalid('an integer >= 0 or Infinity', what, v);
+}, onSkipped: check.function };
+
+const SKIP_DIRS = new Set(['node_modules', '.git', '.cache']);
 
 /** `p` is `dir` or below it. */
 const inside = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith(path.sep) ? dir : dir + path.sep);
 
+const discovered = (id: string, p: string, m: ModelFiles): DiscoveredModel => ({
+  id, path: p, format: m.format, ...(m.splits !== undefined ? { splits: m.splits } : {}), ...(m.setAside ? { setAside: m.setAside } : {}),
+});
+
+/** stat that never throws (null for anything unreadable): for entries that are only reported. */
+const statQuiet = (p: string) => fs.stat(p).catch(() => null);
+
 /**
- * Finds the models under `root`: the root itself when it is a model (a model directory, a
- * .safetensors, .gguf or .onnx file or a shard index), else every model directory below it, and
- * bare .safetensors, .gguf (the first of a split set) and .onnx files in folders that are not
- * model directories themselves. Sorted by id.
+ * Finds the models under `root`: the root itself when it is a model (a model directory, a weight
+ * file or a shard index), else every model directory below it, and the bare weight files
+ * (.safetensors, .gguf: the first of a split set, .onnx, PyTorch .pt/.pth/.ckpt and .bin by its
+ * first bytes, a shard index) in folders that are not model directories themselves (a folder
+ * holding several weight files none of which has a Hugging Face name is such a folder: each file
+ * is a model). Sorted by id. Each model says the format read and what its folder set aside.
  *
  * Symbolic links: a link to a model (a model directory or a weight file) is followed wherever
  * it points (the Hugging Face cache is made of links); a link to a folder that is no model is
@@ -241,61 +448,166 @@ const inside = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWit
  * link to / walks nothing). Every folder is walked once (by real path: no loop can repeat it)
  * and every model is listed once (by real path, under its first id in name order), at most
  * `maxDepth` folders below the root. An unreadable folder is ERR_FILE_OPEN naming it.
+ *
+ * `onSkipped` hears of every file and folder passed over, with the reason (DiscoverySkip); the
+ * models returned are the same with or without it. `discoverModels(root, maxDepth)` still works.
  */
-export async function discoverModels(root: string, maxDepth = 8): Promise<DiscoveredModel[]> {
+export async function discoverModels(root: string, maxDepthOrOptions: number | DiscoveryOptions = 8, options: DiscoveryOptions = {}): Promise<DiscoveredModel[]> {
   check.path(root, 'root');
-  if (!(Number.isInteger(maxDepth) && maxDepth >= 0) && maxDepth !== Infinity) throw invalid('an integer >= 0 or Infinity', 'maxDepth', maxDepth);
+  let maxDepth: number;
+  if (typeof maxDepthOrOptions === 'object' && maxDepthOrOptions !== null) {
+    checkOptions(maxDepthOrOptions, DISCOVERY_OPTIONS);
+    options = maxDepthOrOptions;
+    maxDepth = options.maxDepth ?? 8;
+  } else {
+    DISCOVERY_OPTIONS.maxDepth(maxDepthOrOptions, 'maxDepth');
+    checkOptions(options, DISCOVERY_OPTIONS);
+    maxDepth = maxDepthOrOptions;
+  }
+  const onSkipped = options.onSkipped;
   const absRoot = path.resolve(root);
   const st = await statOrNull(absRoot);
   if (!st) throw new MotherError('ERR_NOT_FOUND', `${root}: no such file or directory`, { file: absRoot });
-  const asModel = async (p: string) => {
-    try {
-      return await resolveModel(p);
-    } catch (e) {
-      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL' && !/not valid JSON/.test(e.message)) return null;
-      throw e;
-    }
+  const asModel = async (p: string): Promise<{ model: ModelFiles } | { why: string }> => {
+    const r = await resolveOrWhy(p);
+    if ('model' in r) return r;
+    if (/not valid JSON/.test(r.error.message)) throw r.error;
+    return { why: r.why };
   };
-  if (st.isFile() || (await asModel(absRoot))) {
-    if (st.isFile() && !(await asModel(absRoot))) {
-      throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index`, { file: absRoot });
+  const rel = (p: string) => path.relative(absRoot, p).split(path.sep).join('/') || '.';
+  const skip = (p: string, kind: SkipKind, reason: string): DiscoverySkip => ({ id: rel(p), path: p, kind, reason });
+
+  /** The subfolders of the model folder `dir` that hold a model of their own: not walked, said so. */
+  const modelsInside = async (dir: string, m: ModelFiles): Promise<DiscoverySkip[]> => {
+    if (!onSkipped) return [];
+    const found: DiscoverySkip[] = [];
+    let names: string[];
+    try {
+      names = (await fs.readdir(dir)).sort((a, b) => a.localeCompare(b));
+    } catch {
+      return [];
     }
-    return [{ id: path.basename(absRoot), path: absRoot }];
+    const usesOnnxDir = [...m.files, ...(m.setAside ?? []).map((a) => path.join(dir, a.file))].some((f) => inside(f, path.join(dir, 'onnx')));
+    for (const name of names) {
+      if (name.startsWith('.') || SKIP_DIRS.has(name) || (name === 'onnx' && usesOnnxDir)) continue;
+      const p = path.join(dir, name);
+      if (!(await statQuiet(p))?.isDirectory()) continue;
+      let sub;
+      try {
+        sub = await resolveOrWhy(p);
+      } catch {
+        continue; // what is not read is not checked either
+      }
+      if ('model' in sub) found.push(skip(p, 'inside-model', `a ${sub.model.format} model in a subfolder of a model folder (whose subfolders are not walked): give its path to read it`));
+    }
+    return found;
+  };
+
+  if (st.isFile()) {
+    const r = await asModel(absRoot);
+    if (!('model' in r)) throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a weight file of a format mother reads (.safetensors, PyTorch .bin/.pt, .gguf, .onnx) or a shard index`, { file: absRoot });
+    return [discovered(path.basename(absRoot), absRoot, r.model)];
   }
   if (!st.isDirectory()) throw new MotherError('ERR_NOT_A_MODEL', `${root}: not a file or directory`, { file: absRoot });
+  const rootModel = await asModel(absRoot);
+  if ('model' in rootModel) {
+    for (const s of await modelsInside(absRoot, rootModel.model)) onSkipped?.(s);
+    return [discovered(path.basename(absRoot), absRoot, rootModel.model)];
+  }
   const realRoot = await fs.realpath(absRoot);
   const out: DiscoveredModel[] = [];
-  const models = new Set<string>(); // real paths of the models listed
-  const walked = new Set<string>([realRoot]); // real paths of the folders walked
-  const rel = (p: string) => path.relative(absRoot, p).split(path.sep).join('/');
-  const add = async (p: string) => {
+  const models = new Map<string, string>(); // real path of each model listed -> its id
+  const walked = new Map<string, string>([[realRoot, '.']]); // real path of each folder walked -> its id
+  /** Lists the model at `p` (once by real path); its skipped entries go to `skips`. */
+  const add = async (p: string, m: ModelFiles, skips: DiscoverySkip[]): Promise<number> => {
     const real = await fs.realpath(p);
-    if (models.has(real)) return;
-    models.add(real);
-    out.push({ id: rel(p), path: p });
+    const first = models.get(real);
+    if (first !== undefined) {
+      skips.push(skip(p, 'duplicate', `the same model as ${first} (by its real path): listed once`));
+      return 0;
+    }
+    models.set(real, rel(p));
+    out.push(discovered(rel(p), p, m));
+    if (m.path === p && !m.files.includes(p) && m.index !== p) skips.push(...(await modelsInside(p, m)));
+    return 1;
   };
-  const walk = async (dir: string, depth: number): Promise<void> => {
+  /** Walks a folder that is no model: its models counted, what it passed over returned. */
+  const walk = async (dir: string, depth: number): Promise<{ found: number; skips: DiscoverySkip[] }> => {
     const entries = (await readDir(dir)).sort((a, b) => a.localeCompare(b));
+    let found = 0;
+    const skips: DiscoverySkip[] = [];
     for (const name of entries) {
-      if (name.startsWith('.') || SKIP_DIRS.has(name)) continue;
       const p = path.join(dir, name);
+      if (name.startsWith('.') || SKIP_DIRS.has(name)) {
+        // hidden files pass unsaid; hidden and tool folders are named
+        if (onSkipped && (await statQuiet(p))?.isDirectory()) skips.push(skip(p, SKIP_DIRS.has(name) ? 'skipped-folder' : 'hidden', SKIP_DIRS.has(name) ? `${name} folders are not walked` : 'a hidden folder: not walked'));
+        continue;
+      }
       const target = await statOrNull(p); // null: a dangling link
-      if (!target) continue;
+      if (!target) {
+        if (onSkipped) {
+          const to = await fs.readlink(p).catch(() => null);
+          skips.push(skip(p, 'dangling-link', to === null ? 'gone while the folder was read' : `a symbolic link to ${to}, which does not exist`));
+        }
+        continue;
+      }
       if (target.isDirectory()) {
-        if (await asModel(p)) {
-          await add(p);
+        const r = await asModel(p);
+        if ('model' in r) {
+          found += await add(p, r.model, skips);
           continue;
         }
         const real = await fs.realpath(p);
-        if (walked.has(real) || !inside(real, realRoot) || depth >= maxDepth) continue; // a loop, outside the root, too deep
-        walked.add(real);
-        await walk(p, depth + 1);
-      } else if (target.isFile() && isBareModelFile(name)) {
-        await add(p);
+        const again = walked.get(real);
+        if (again !== undefined) {
+          skips.push(skip(p, 'already-walked', `the same folder as ${again === '.' ? 'the root' : again} (by its real path: a link loop or a second link): walked once`));
+          continue;
+        }
+        if (!inside(real, realRoot)) {
+          skips.push(skip(p, 'outside-root', `a link to ${real}, outside the root, and no model: not walked`));
+          continue;
+        }
+        if (depth >= maxDepth) {
+          skips.push(skip(p, 'too-deep', `more than maxDepth ${maxDepth} folders below the root: not walked`));
+          continue;
+        }
+        walked.set(real, rel(p));
+        const sub = await walk(p, depth + 1);
+        found += sub.found;
+        // a folder without models: one line for it, unless something inside says more than "not a weight file"
+        const specific = sub.skips.filter((s) => s.kind !== 'not-a-model-file' && s.kind !== 'no-weights');
+        if (sub.found === 0 && specific.length === 0) skips.push(skip(p, 'no-weights', r.why));
+        else skips.push(...sub.skips);
+      } else if (target.isFile()) {
+        const c = classifyFile(p, name);
+        if (c.kind === 'weights') {
+          const r = await asModel(p);
+          if ('model' in r) found += await add(p, r.model, skips);
+          else skips.push(skip(p, 'not-a-model-file', r.why));
+        } else if (c.kind === 'gguf-split') {
+          const first = (await statOrNull(path.join(dir, c.first)))?.isFile();
+          skips.push(skip(p, 'gguf-split', first ? `split ${c.no} of ${c.count}: read with ${c.first}` : `split ${c.no} of ${c.count}, and the first split ${c.first} is missing: not read`));
+        } else if (c.kind === 'shard') {
+          skips.push(skip(p, 'shard', 'a shard: read only through its index (*.index.json), and no index here is read'));
+        } else if (c.kind === 'onnx-data') {
+          skips.push(skip(p, 'onnx-data', 'ONNX external data: read with the .onnx model that names it'));
+        } else if (c.kind === 'training-state') {
+          skips.push(skip(p, 'training-state', 'training state (optimizer, scheduler, RNG or trainer arguments), not model weights'));
+        } else {
+          skips.push(skip(p, 'not-a-model-file', 'not a weight file mother reads (.safetensors, .gguf, .onnx, PyTorch .bin/.pt/.pth/.ckpt, a shard index)'));
+        }
+      } else {
+        skips.push(skip(p, 'not-a-file', 'not a regular file or folder'));
       }
     }
+    return { found, skips };
   };
-  await walk(absRoot, 0);
+  const top = await walk(absRoot, 0);
+  if (onSkipped) {
+    const specific = top.skips.filter((s) => s.kind !== 'not-a-model-file' && s.kind !== 'no-weights');
+    const list = top.found === 0 && specific.length === 0 ? [skip(absRoot, 'no-weights', rootModel.why)] : top.skips;
+    for (const s of list) onSkipped(s);
+  }
   if (out.length === 0) throw new MotherError('ERR_NOT_A_MODEL', `${root}: no models found (model directories, .safetensors or .onnx files)`, { file: absRoot });
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
@@ -321,9 +633,12 @@ export interface HfCacheOptions {
   revision?: string;
   /** Called with each broken cache entry that is skipped (default: process.emitWarning). */
   onWarning?: (message: string) => void;
+  /** Called with each repo, file or folder passed over, with the reason (ids ORG/NAME[/path]);
+   *  a broken entry is reported here too (kind 'broken-cache-entry'), besides onWarning. */
+  onSkipped?: (entry: DiscoverySkip) => void;
 }
 
-const HF_CACHE_OPTIONS = { revision: check.string, onWarning: check.function };
+const HF_CACHE_OPTIONS = { revision: check.string, onWarning: check.function, onSkipped: check.function };
 
 /** A Hugging Face repo id (ORG/NAME or NAME): letters, digits, '-', '_', '.'. */
 export const HUB_ID = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]*$/;
@@ -359,43 +674,60 @@ async function snapshotOf(repoDir: string, revision: string): Promise<{ snapshot
 
 const repoOfEntry = (entry: string) => entry.slice('models--'.length).split('--').join('/');
 
-/** The models of one snapshot, with hub ids: ORG/NAME, or ORG/NAME/component for a diffusers pipeline. */
-async function snapshotModels(repo: string, snapshot: string): Promise<DiscoveredModel[]> {
-  const found = await discoverModels(snapshot);
-  return found.map((m) => ({ id: m.path === snapshot ? repo : `${repo}/${m.id}`, path: m.path }));
+/** The models of one snapshot, with hub ids: ORG/NAME, or ORG/NAME/component for a diffusers
+ *  pipeline; what it passed over goes to onSkipped with the same ids. */
+async function snapshotModels(repo: string, snapshot: string, onSkipped?: (entry: DiscoverySkip) => void): Promise<DiscoveredModel[]> {
+  const hubId = (p: string) => (p === snapshot ? repo : `${repo}/${path.relative(snapshot, p).split(path.sep).join('/')}`);
+  const found = await discoverModels(snapshot, onSkipped ? { onSkipped: (s) => onSkipped({ ...s, id: hubId(s.path) }) } : {});
+  return found.map((m) => ({ ...m, id: hubId(m.path) }));
 }
 
 /**
  * Models in a Hugging Face hub cache: models--ORG--NAME/refs/<revision> names a commit whose
  * snapshots/<commit>/ folder holds the files (symlinks into blobs/). The id is ORG/NAME
- * (ORG/NAME/component for the components of a diffusers pipeline). Repos without the revision
- * are left out; a broken entry (an unreadable or malformed ref, a missing snapshot, a snapshot
- * that cannot be read) is a warning and is skipped, as huggingface_hub's scan-cache does.
+ * (ORG/NAME/component for the components of a diffusers pipeline, ORG/NAME/FILE for each weight
+ * file of a repo of several side by side). Repos without the revision are left out; a broken
+ * entry (an unreadable or malformed ref, a missing snapshot, a snapshot that cannot be read) is
+ * a warning and is skipped, as huggingface_hub's scan-cache does. `onSkipped` hears of each repo
+ * left out (no revision, no weights, broken, datasets--/spaces-- repos) and of what discovery
+ * passed over inside each snapshot.
  */
 export async function discoverHfCache(cacheDir: string = defaultHfCache(), options: HfCacheOptions = {}): Promise<DiscoveredModel[]> {
   check.path(cacheDir, 'cacheDir');
   checkOptions(options, HF_CACHE_OPTIONS);
   const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, 'MotherWarning'));
+  const onSkipped = options.onSkipped;
   const revision = options.revision ?? 'main';
   const abs = path.resolve(cacheDir);
   const st = await statOrNull(abs);
   if (!st?.isDirectory()) throw new MotherError('ERR_NOT_FOUND', `${cacheDir}: no Hugging Face cache folder here`, { file: abs });
   const out: DiscoveredModel[] = [];
   for (const entry of (await readDir(abs)).sort()) {
-    if (!entry.startsWith('models--')) continue;
+    if (!entry.startsWith('models--')) {
+      // the cache's own files (.locks, version.txt, CACHEDIR.TAG) pass unsaid; other repo kinds are named
+      const kind = /^(datasets|spaces)--/.exec(entry)?.[1];
+      if (kind) onSkipped?.({ id: entry, path: path.join(abs, entry), kind: 'not-a-model-repo', reason: `a ${kind === 'datasets' ? 'dataset' : 'Space'} repo, not a model` });
+      continue;
+    }
     const repo = repoOfEntry(entry);
-    const snap = await snapshotOf(path.join(abs, entry), revision);
-    if ('missing' in snap) continue; // nothing downloaded at this revision
+    const repoDir = path.join(abs, entry);
+    const snap = await snapshotOf(repoDir, revision);
+    if ('missing' in snap) {
+      onSkipped?.({ id: repo, path: repoDir, kind: 'no-revision', reason: snap.missing }); // nothing downloaded at this revision
+      continue;
+    }
     if ('broken' in snap) {
       warn(`${repo}: skipped: ${snap.broken}`);
+      onSkipped?.({ id: repo, path: repoDir, kind: 'broken-cache-entry', reason: snap.broken });
       continue;
     }
     try {
-      out.push(...(await snapshotModels(repo, snap.snapshot)));
+      out.push(...(await snapshotModels(repo, snap.snapshot, onSkipped)));
     } catch (e) {
-      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL' && !/not valid JSON/.test(e.message)) continue; // no weights in this repo
-      if (e instanceof MotherError) warn(`${repo}: skipped: ${e.message}`);
-      else throw e;
+      if (e instanceof MotherError && e.code === 'ERR_NOT_A_MODEL' && !/not valid JSON/.test(e.message)) continue; // no weights in this repo (onSkipped heard why)
+      if (!(e instanceof MotherError)) throw e;
+      warn(`${repo}: skipped: ${e.message}`);
+      onSkipped?.({ id: repo, path: snap.snapshot, kind: 'broken-cache-entry', reason: e.message });
     }
   }
   return out;
@@ -404,11 +736,14 @@ export async function discoverHfCache(cacheDir: string = defaultHfCache(), optio
 /**
  * The models of one hub id (ORG/NAME, as on the command line) in the cache: its snapshot at
  * `revision` (default main). ERR_NOT_FOUND when the cache has no such repo or revision.
+ * `onSkipped` hears of what discovery passed over in the snapshot.
  */
-export async function resolveHubId(repo: string, cacheDir: string = defaultHfCache(), options: { revision?: string } = {}): Promise<DiscoveredModel[]> {
+export async function resolveHubId(
+  repo: string, cacheDir: string = defaultHfCache(), options: { revision?: string; onSkipped?: (entry: DiscoverySkip) => void } = {},
+): Promise<DiscoveredModel[]> {
   check.string(repo, 'repo');
   check.path(cacheDir, 'cacheDir');
-  checkOptions(options, { revision: check.string });
+  checkOptions(options, { revision: check.string, onSkipped: check.function });
   if (!HUB_ID.test(repo)) throw invalid('a hub id ORG/NAME', 'repo', repo);
   const revision = options.revision ?? 'main';
   const repoDir = path.join(path.resolve(cacheDir), `models--${repo.split('/').join('--')}`);
@@ -418,5 +753,5 @@ export async function resolveHubId(repo: string, cacheDir: string = defaultHfCac
   const snap = await snapshotOf(repoDir, revision);
   if ('missing' in snap) throw new MotherError('ERR_NOT_FOUND', `${repo}: ${snap.missing} in the Hugging Face cache ${cacheDir}`, { file: repoDir });
   if ('broken' in snap) throw new MotherError('ERR_NOT_A_MODEL', `${repo}: broken cache entry: ${snap.broken}`, { file: repoDir });
-  return snapshotModels(repo, snap.snapshot);
+  return snapshotModels(repo, snap.snapshot, options.onSkipped);
 }
