@@ -67,7 +67,7 @@ struct ScanOp {
     for (size_t i = 0; i < n; ++i) {
       const mother::TensorView& t = model.tensors[i];
       names.Set(i, t.name);
-      dtypes.Set(i, mother::dtype_name(t.dtype));
+      dtypes.Set(i, mother::view_dtype_name(t));
       shapes.Set(i, number_array(env, t.shape));
       file_of[i] = t.file;
       unreadable.Set(i, t.unreadable.empty() ? env.Null() : Napi::Value(Napi::String::New(env, t.unreadable)));

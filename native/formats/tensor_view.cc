@@ -4,6 +4,12 @@
 
 namespace mother {
 
+const char* view_dtype_name(const TensorView& v) {
+  if (v.decode == DecodeKind::AffineU8) return "QUINT8";
+  if (v.decode == DecodeKind::AffineI8) return "QINT8";
+  return dtype_name(v.dtype);
+}
+
 const TensorView* Model::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &tensors[it->second];

@@ -18,8 +18,25 @@ namespace mother {
 // How kernels decode a view's bytes. Plain: element i is one value of `dtype`, stored at its
 // natural size in file order; that is every safetensors dtype. The GGUF block types have a
 // kind each: blocks of block_elems elements in block_bytes bytes, with their own scales
-// (native/stats/quant.h); Opaque: a block type without statistics, never decoded.
-enum class DecodeKind : uint8_t { Plain, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Opaque };
+// (native/stats/quant.h); Opaque: a block type without statistics, never decoded. AffineU8 /
+// AffineI8: ONNX linear quantisation, U8 / I8 elements q whose values are (q - zero) x scale
+// with one scale and zero point per tensor or per channel (AffineQuant).
+enum class DecodeKind : uint8_t { Plain, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, AffineU8, AffineI8, Opaque };
+
+// The parameters of an affine (linear) quantised view: element i of channel c = (i / inner) %
+// channels has the value (q_i - zero[c]) x scale[c]. One channel: per tensor. The scales are
+// finite and > 0 (F32, F16 or BF16 values, exact in a double), so a value is the exact real
+// number: q - zero is an integer of at most 9 bits, its product with a scale of at most 24
+// significant bits is exact in float64. Copies of the scale and zero point tensors (the size
+// of one axis), never of the quantised data.
+struct AffineQuant {
+  std::vector<double> scale;
+  std::vector<int32_t> zero;
+  uint64_t inner = 1;   // elements per step of the channel axis (the product of the dims after it)
+  int64_t axis = -1;    // the channel axis; -1: per tensor
+  // Where they came from (ONNX initializer names), for inspect.
+  std::string data_name, scale_name, zero_name;
+};
 
 struct TensorView {
   std::string name;
@@ -40,6 +57,8 @@ struct TensorView {
   // in order. Set by readers whose files reorder rows (GGUF's Q/K permutation); owned by the
   // Model (Model::row_maps). Moments do not depend on the order; decoding follows it.
   const std::vector<uint32_t>* row_map = nullptr;
+  // AffineU8 / AffineI8: the scales and zero points (owned by the Model: Model::affines).
+  const AffineQuant* affine = nullptr;
 
   // Sets dtype and its plain block layout: 8 / gcd(bits, 8) elements in a whole number of
   // bytes (F4: 2 in 1 byte, F6: 4 in 3 bytes, F32: 1 in 4 bytes).
@@ -50,6 +69,13 @@ struct TensorView {
     block_elems = 8 / std::gcd(bits, 8u);
     block_bytes = bits * block_elems / 8;
   }
+  // Sets an affine quantised view: U8 or I8 elements, one per byte, decoded with `a`.
+  void set_affine(DType d, const AffineQuant* a) {
+    set_plain(d);
+    decode = d == DType::I8 ? DecodeKind::AffineI8 : DecodeKind::AffineU8;
+    affine = a;
+  }
+  bool is_affine() const { return decode == DecodeKind::AffineU8 || decode == DecodeKind::AffineI8; }
   // Why the elements cannot be read in order (a non-contiguous view in a PyTorch checkpoint),
   // or empty. Such a view has no statistics and takes no part in comparisons.
   std::string unreadable;
@@ -72,7 +98,7 @@ struct TensorView {
     }
   }
   // Float values the statistics and pairwise passes reduce.
-  bool has_stats() const { return unreadable.empty() && dtype_has_stats(dtype); }
+  bool has_stats() const { return unreadable.empty() && (dtype_has_stats(dtype) || is_affine()); }
   uint64_t byte_offset(uint64_t first) const { return offset + first / block_elems * block_bytes; }
   uint64_t byte_len(uint64_t elems) const { return (elems + block_elems - 1) / block_elems * block_bytes; }
   const uint8_t* data(uint64_t first) const { return map->data() + byte_offset(first); }
@@ -92,6 +118,11 @@ struct TensorView {
   }
 };
 
+// The dtype name a view is listed with: its storage dtype ("F16", "Q4_K"), or for the affine
+// quantised views "QUINT8" / "QINT8" (PyTorch's names for the same per-tensor / per-channel
+// scale and zero point quantisation): their values are floats, their storage U8 / I8.
+const char* view_dtype_name(const TensorView& v);
+
 struct ModelFile {
   std::shared_ptr<MappedFile> map;
   std::string format;         // the reader's name: "safetensors"
@@ -109,6 +140,8 @@ struct Model {
   // The row maps the views point to (TensorView::row_map); shared, so views stay valid when
   // the Model moves.
   std::vector<std::shared_ptr<const std::vector<uint32_t>>> row_maps;
+  // The affine parameters the views point to (TensorView::affine); shared, as row_maps.
+  std::vector<std::shared_ptr<const AffineQuant>> affines;
 
   // The tensor named `name`, or nullptr.
   const TensorView* find(const std::string& name) const;

@@ -43,11 +43,45 @@ void stored_span(const TensorView& v, uint64_t first, uint64_t n, uint64_t* lo, 
   *hi = std::min(b * re, v.count);
 }
 
+// Elements [first, first + n) of an affine quantised view (DecodeKind::AffineU8 / AffineI8):
+// (q - zero[c]) x scale[c], channel by channel (exact in float64: tensor_view.h). Never NaN.
+template <typename Q>
+void decode_affine(const TensorView& v, uint64_t first, uint64_t n, double* out) {
+  const AffineQuant& a = *v.affine;
+  const Q* q = reinterpret_cast<const Q*>(v.data(first));
+  const uint64_t channels = a.scale.size();
+  if (channels == 1) {
+    const double s = a.scale[0];
+    const int32_t z = a.zero[0];
+    for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<double>(static_cast<int32_t>(q[i]) - z) * s;
+    return;
+  }
+  uint64_t c = (first / a.inner) % channels, in = first % a.inner;
+  for (uint64_t i = 0; i < n;) {
+    const uint64_t len = std::min(n - i, a.inner - in);
+    const double s = a.scale[c];
+    const int32_t z = a.zero[c];
+    for (uint64_t j = i; j < i + len; ++j) out[j] = static_cast<double>(static_cast<int32_t>(q[j]) - z) * s;
+    i += len;
+    in = 0;
+    if (++c == channels) c = 0;
+  }
+}
+
+void decode_affine_any(const TensorView& v, uint64_t first, uint64_t n, double* out) {
+  if (v.decode == DecodeKind::AffineI8) decode_affine<int8_t>(v, first, n, out);
+  else decode_affine<uint8_t>(v, first, n, out);
+}
+
 // Stored elements [first, first + n) of a view, no row map: the kernel's decoder for plain
 // dtypes, the block decoders (quant.h) for the GGUF block types. A range that starts inside a
 // block (only a row of a row-mapped view can) decodes that block into a small buffer.
 bool decode_stored(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, double* out) {
   if (n == 0) return false;
+  if (v.affine) {
+    decode_affine_any(v, first, n, out);
+    return false;
+  }
   if (!dtype_is_block(v.dtype)) return k->decode_f64(v.dtype, v.data(first), static_cast<size_t>(n), out);
   const uint64_t be = v.block_elems;
   bool bad = false;
@@ -70,7 +104,7 @@ bool decode_stored(const Kernels* k, const TensorView& v, uint64_t first, uint64
 
 bool needs_cpu_decode(const Model& model) {
   for (const TensorView& t : model.tensors)
-    if (dtype_is_block(t.dtype)) return true;
+    if (dtype_is_block(t.dtype) || t.affine) return true;
   return false;
 }
 
@@ -105,7 +139,7 @@ bool decode_f64_center(const Kernels* k, const TensorView& v, uint64_t first, ui
                        double* sum) {
   *sum = 0;
   if (n == 0) return false;
-  if (!dtype_is_block(v.dtype) && (!v.row_map || view_row_elems(v) == 0)) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
+  if (!dtype_is_block(v.dtype) && !v.affine && (!v.row_map || view_row_elems(v) == 0)) return k->decode_center(v.dtype, v.data(first), static_cast<size_t>(n), ref, out, sum);
   const bool bad = decode_f64(k, v, first, n, out);
   *sum = k->center(out, ref, static_cast<size_t>(n), out);
   return bad;
@@ -113,6 +147,15 @@ bool decode_f64_center(const Kernels* k, const TensorView& v, uint64_t first, ui
 
 void accumulate_view(const Kernels* k, const TensorView& v, uint64_t first, uint64_t n, Moments* acc) {
   if (n == 0) return;
+  if (v.affine) {  // decoded in chunks of kBlock, reduced with the float64 kernel (the values are exact)
+    alignas(64) double buf[kBlock];
+    for (uint64_t i = 0; i < n; i += kBlock) {
+      const uint64_t len = std::min<uint64_t>(kBlock, n - i);
+      decode_affine_any(v, first + i, len, buf);
+      k->accumulate(DType::F64, reinterpret_cast<const uint8_t*>(buf), len, acc);
+    }
+    return;
+  }
   accumulate_any(k, v.dtype, v.data(first), n, acc);
 }
 

@@ -5,7 +5,8 @@
 // the device.
 //
 // Block-quantised kinds (TensorView::decode) are added inside these two functions and the
-// kernels, not in the engines. Row maps (TensorView::row_map) are honoured here: decode_f64
+// kernels, not in the engines; the affine kinds (ONNX linear quantisation) are decoded here,
+// per channel, and their statistics reduced from float64 chunks. Row maps (TensorView::row_map) are honoured here: decode_f64
 // reads logical rows through the map; accumulate_view reads the stored order (moments do not
 // depend on the order, and the union of a pass's ranges is the whole tensor either way).
 #pragma once
@@ -38,8 +39,8 @@ bool decode_f64_center(const Kernels* k, const TensorView& view, uint64_t first,
 // Folds the stored elements [first, first + n) of `view` (first on a block boundary) into *acc.
 void accumulate_view(const Kernels* k, const TensorView& view, uint64_t first, uint64_t n, Moments* acc);
 
-// Whether a model holds views only the CPU decodes (the GGUF block types): the GPU passes leave
-// such models to the CPU.
+// Whether a model holds views only the CPU decodes (the GGUF block types, the affine quantised
+// ONNX weights): the GPU passes leave such models to the CPU.
 bool needs_cpu_decode(const Model& model);
 
 // Maps in one call / drops from the resident set the pages that hold logical elements
