@@ -13,7 +13,7 @@
 export { resolveModel, discoverModels, discoverHfCache, resolveHubId, defaultHfCache, ModelFiles, DiscoveredModel, HfCacheOptions, DiscoveryOptions, DiscoverySkip, SkipKind, WeightFormat, SetAside, PREFERENCE } from './io/discovery';
 export { MotherError, MotherErrorCode } from './core/errors';
 export { scanModel, ModelStats, TensorStats, ScanOptions, ScanProgress } from './io/model_stats';
-export { inspectModel, ModelHeader } from './io/inspect';
+export { Dequantized, inspectModel, ModelHeader } from './io/inspect';
 export { simdPaths } from './core/simd';
 export { resolveBackend, openGpu, gpuLibraryCandidates, BackendName, BackendUsed, GpuInfo } from './core/backend';
 export { alignTensors, Alignment, AlignedTensor, LayerFilter, SkippedTensor } from './io/alignment';

@@ -998,7 +998,7 @@ export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [
   ];
 }
 
-const FLOAT_FOR_DISTANCE = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']);
+const FLOAT_FOR_DISTANCE = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'QUINT8', 'QINT8']);
 
 /** The last part of a hub id or path. */
 const lastPart = (s: string) => s.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? s;

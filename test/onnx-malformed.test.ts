@@ -84,7 +84,7 @@ describe.each(malformed.map((c) => [c.name, c] as const))('%s', (_name, c) => {
 });
 
 describe.each(valid.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-  test('inspectModel and scanModel accept it: names, dtypes, shapes, files', async () => {
+  test('inspectModel and scanModel accept it: names, dtypes, shapes, files, metadata', async () => {
     const v = c.valid!;
     const h = await inspectModel(abs(c.input));
     expect(h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, file: t.file }))).toEqual(
@@ -94,6 +94,7 @@ describe.each(valid.map((c) => [c.name, c] as const))('%s', (_name, c) => {
       const f = h.files.find((x) => x.path === t.file)!;
       if (!t.decoded) expect(t.offset + t.bytes).toBeLessThanOrEqual(f.size);
     }
+    if (v.metadata) expect(h.files[0].metadata).toMatchObject(v.metadata);
     const s = await scanModel(abs(c.input), { threads: 2 });
     expect(s.tensors.map((t) => t.name)).toEqual(v.tensors.map((t) => t.name));
   });

@@ -382,7 +382,7 @@ describe('ONNX: what is left out, and the model metadata', () => {
 const PY = '/usr/bin/python3';
 const hasOnnx = spawnSync(PY, ['-c', 'import onnx, numpy'], { encoding: 'utf8' }).status === 0;
 (hasOnnx ? describe : describe.skip)('ONNX files written by the onnx package (python3-onnx)', () => {
-  test('raw and typed initializers, FLOAT16 in int32_data, Constants in If / Loop subgraphs, external data: names, dtypes, shapes and statistics', async () => {
+  test('raw and typed initializers, FLOAT16 in int32_data, Constants in If / Loop subgraphs, external data, QDQ-quantised weights (read dequantised): names, dtypes, shapes and statistics', async () => {
     const out = path.join(tmp.dir, 'pyonnx');
     const r = spawnSync(PY, [path.join(__dirname, 'helpers', 'make_onnx_reference.py'), out], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`make_onnx_reference.py failed: ${r.stderr}`);

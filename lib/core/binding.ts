@@ -32,8 +32,12 @@ export interface RawScan {
 
 export interface RawInspect {
   files: { path: string; format: string; size: number; headerBytes: number; metadata: Record<string, string> }[];
-  /** decoded: the reader decoded the values into memory (ONNX typed fields); offset is then in that copy */
-  tensors: { name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
+  /** decoded: the reader decoded the values into memory (ONNX typed fields); offset is then in that copy.
+   *  dequantized: an ONNX quantised weight read as a float view (lib/io/inspect.ts). */
+  tensors: {
+    name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string; decoded?: true;
+    dequantized?: { data: string; scale: string; zeroPoint: string; axis: number | null; channels: number };
+  }[];
 }
 
 /**

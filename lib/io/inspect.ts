@@ -17,8 +17,28 @@ export interface ModelHeader {
   /** `unreadable`: why the tensor's values cannot be read in order (a non-contiguous view in a
    *  PyTorch checkpoint); such a tensor has no statistics and is not compared. `decoded`: the
    *  reader decoded the values into memory (ONNX values stored as protobuf varints), and
-   *  `offset` is in that copy, not in `file`. */
-  tensors: { name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string; decoded?: true }[];
+   *  `offset` is in that copy, not in `file`. `dequantized`: an ONNX quantised weight (dtype
+   *  QUINT8 or QINT8) read as one float view of values (q - zero point) x scale: the
+   *  initializers it is made of (`offset` and `bytes` are those of `data`; the scale and zero
+   *  point are not listed as tensors), the channel axis (null: per tensor) and the number of
+   *  scales. */
+  tensors: {
+    name: string; dtype: string; shape: number[]; file: string; offset: number; bytes: number; unreadable?: string; decoded?: true;
+    dequantized?: Dequantized;
+  }[];
+}
+
+/** Where an ONNX quantised weight's float view comes from (README, ONNX models). */
+export interface Dequantized {
+  /** The quantised integers, NAME_quantized. */
+  data: string;
+  /** NAME_scale and NAME_zero_point. */
+  scale: string;
+  zeroPoint: string;
+  /** The axis the per-channel scales run along; null: one scale for the tensor. */
+  axis: number | null;
+  /** How many scales (1 per tensor; the length of the axis per channel). */
+  channels: number;
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

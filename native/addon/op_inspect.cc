@@ -43,7 +43,7 @@ struct InspectOp {
       const auto& t = model.tensors[i];
       Napi::Object to = Napi::Object::New(env);
       to.Set("name", t.name);
-      to.Set("dtype", mother::dtype_name(t.dtype));
+      to.Set("dtype", mother::view_dtype_name(t));
       to.Set("shape", number_array(env, t.shape));
       to.Set("file", Napi::Number::New(env, t.file));
       to.Set("offset", Napi::Number::New(env, static_cast<double>(t.offset)));
@@ -51,6 +51,17 @@ struct InspectOp {
       if (!t.unreadable.empty()) to.Set("unreadable", t.unreadable);
       // values the reader decoded (ONNX varint fields): offset is in the decoded copy, not the file
       if (t.map != model.files[t.file].map.get()) to.Set("decoded", true);
+      // an affine quantised view (ONNX NAME_quantized x NAME_scale - NAME_zero_point): offset and
+      // bytes are those of the quantised data; the scale and zero point tensors are not listed
+      if (t.affine) {
+        Napi::Object q = Napi::Object::New(env);
+        q.Set("data", t.affine->data_name);
+        q.Set("scale", t.affine->scale_name);
+        q.Set("zeroPoint", t.affine->zero_name);
+        q.Set("axis", t.affine->axis < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, static_cast<double>(t.affine->axis))));
+        q.Set("channels", Napi::Number::New(env, static_cast<double>(t.affine->scale.size())));
+        to.Set("dequantized", q);
+      }
       tensors.Set(i, to);
     }
     out.Set("tensors", tensors);

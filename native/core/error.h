@@ -75,6 +75,7 @@ enum class ErrorKind { Input, Usage, Runtime, Internal };
   X(OnnxExternalMissing, "ERR_ONNX_EXTERNAL_MISSING", Input, "ONNX: an external data file that does not exist") \
   X(OnnxExternalRange, "ERR_ONNX_EXTERNAL_RANGE", Input, "ONNX: external data offset + length past the end of its file") \
   X(OnnxDuplicateName, "ERR_ONNX_DUPLICATE_NAME", Input, "ONNX: two initializers or Constant outputs with one name") \
+  X(OnnxQuantization, "ERR_ONNX_QUANTIZATION", Input, "ONNX: a quantised weight (NAME_quantized) whose scale or zero point has the wrong dtype, shape or value (a scale not finite and > 0)") \
   X(OnnxDecodeLimit, "ERR_ONNX_DECODE_LIMIT", Input, "ONNX: values stored in typed fields need more than 256 MiB of decoded copies in one file") \
   X(AdapterConfig, "ERR_ADAPTER_CONFIG", Input, "PEFT adapter: adapter_config.json missing, not valid JSON, or a field of the wrong type or value") \
   X(AdapterTensor, "ERR_ADAPTER_TENSOR", Input, "PEFT adapter: a LoRA tensor without its partner, of the wrong rank, shape or dtype, or not named as PEFT names them") \

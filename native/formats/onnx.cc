@@ -2,10 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "../core/error.h"
@@ -28,7 +32,7 @@ namespace model_f { enum : uint32_t { ir_version = 1, producer_name = 2, produce
 namespace opset_f { enum : uint32_t { domain = 1, version = 2 }; }
 namespace entry_f { enum : uint32_t { key = 1, value = 2 }; }  // StringStringEntryProto
 namespace graph_f { enum : uint32_t { node = 1, initializer = 5, sparse_initializer = 15 }; }
-namespace node_f { enum : uint32_t { output = 2, op_type = 4, attribute = 5, domain = 7 }; }
+namespace node_f { enum : uint32_t { input = 1, output = 2, op_type = 4, attribute = 5, domain = 7 }; }
 namespace attr_f { enum : uint32_t { name = 1, f = 2, i = 3, s = 4, t = 5, g = 6, floats = 7, ints = 8, strings = 9, graphs = 11, type = 20, sparse_tensor = 22 }; }
 namespace attr_type { enum : uint64_t { FLOAT = 1, INT = 2, STRING = 3, TENSOR = 4, GRAPH = 5, FLOATS = 6, INTS = 7, STRINGS = 8, GRAPHS = 10, SPARSE_TENSOR = 11 }; }
 namespace tensor_f { enum : uint32_t { dims = 1, data_type = 2, segment = 3, float_data = 4, int32_data = 5, string_data = 6, int64_data = 7, name = 8, raw_data = 9, double_data = 10, uint64_data = 11, external_data = 13, data_location = 14 }; }
@@ -110,6 +114,14 @@ struct Repeated {
   uint64_t offset = 0, length = 0;  // of that record's payload
 };
 
+// A node that consumes a quantised weight (an input named NAME_quantized, at the position the
+// op takes its weight), and the axis it says that weight's per-channel scale runs along.
+struct QuantUse {
+  std::string op;
+  int64_t axis = 0;      // as the op gives it: negative counts from the end
+  bool blocked = false;  // DequantizeLinear with block_size > 0 (blocked quantisation)
+};
+
 // The state of one parse.
 struct Ctx {
   const uint8_t* data;
@@ -117,7 +129,41 @@ struct Ctx {
   OnnxModel& out;
   std::unordered_set<std::string> names;
   uint64_t initializers = 0, constants = 0;  // read (not skipped)
+  std::unordered_map<std::string, std::vector<QuantUse>> uses;  // by the weight's name
 };
+
+const std::string kQuantizedSuffix = "_quantized";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The ops that consume a quantised weight: the weight's input position, and the axis of its
+// per-channel scale (DequantizeLinear: its axis attribute, default 1; the convolutions: the
+// output channels, 0; the matrix products: B's columns, the last axis).
+struct QuantOp {
+  const char* op;
+  size_t input;
+  int64_t axis;
+  bool axis_attr;
+};
+const QuantOp kQuantOps[] = {
+    {"DequantizeLinear", 0, 1, true},       {"ConvInteger", 1, 0, false},          {"QLinearConv", 3, 0, false},
+    {"MatMulInteger", 1, -1, false},        {"QLinearMatMul", 3, -1, false},      {"DynamicQuantizeMatMul", 1, -1, false},
+    {"MatMulIntegerToFloat", 1, -1, false},
+};
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string shape_str(const std::vector<uint64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
 
 bool last_read(const Ctx& c) { return !c.out.tensors.empty() && c.out.tensors.back().storage != OnnxStorage::Skipped; }
 
@@ -620,10 +666,13 @@ void read_node(Ctx& c, const Cursor& node) {
   std::string op_type, domain, output0;
   uint64_t outputs = 0;
   bool seen_op = false, seen_domain = false;
+  std::vector<Field> inputs;  // not validated: only compared with the names of quantised weights
   Cursor cur = node;
   Field f;
   while (cur.next(&f)) {
-    if (f.number == node_f::op_type) {
+    if (f.number == node_f::input) {
+      if (f.wire == Wire::Len) inputs.push_back(f);
+    } else if (f.number == node_f::op_type) {
       once(c, &seen_op, f, "NodeProto.op_type", "");
       op_type = read_string(c, f, "op_type", kOnnxMaxNameBytes, "");
     } else if (f.number == node_f::domain) {
@@ -642,8 +691,11 @@ void read_node(Ctx& c, const Cursor& node) {
     fail(ErrorCode::OnnxSchema, c.path, output0,
          "a Constant node must have exactly one named output, this one has " + str(outputs) + (outputs == 1 ? " (empty)" : ""));
 
-  // Pass 2: the attributes: subgraphs of any node, the value of a Constant.
+  // Pass 2: the attributes: subgraphs of any node, the value of a Constant, the axis and
+  // block_size of a node that consumes a quantised weight.
   int values = 0;
+  bool has_axis = false;
+  int64_t axis = 0, block_size = 0;
   cur = node;
   while (cur.next(&f)) {
     if (f.number != node_f::attribute) continue;
@@ -703,6 +755,16 @@ void read_node(Ctx& c, const Cursor& node) {
           break;
       }
     }
+    if (a.name == "axis" || a.name == "block_size") {
+      // proto3 writers leave i out when it is 0
+      const int64_t v = a.has_i ? static_cast<int64_t>(a.i_field.value) : 0;
+      if (a.name == "axis") {
+        has_axis = true;
+        axis = v;
+      } else {
+        block_size = v;
+      }
+    }
     if (!is_constant) continue;
     const std::string& an = a.name;
     const auto want_type = [&](uint64_t ty, const char* tname) {
@@ -745,6 +807,19 @@ void read_node(Ctx& c, const Cursor& node) {
     add_name(c, output0, "a Constant output");
     if (last_read(c)) ++c.constants;
   }
+  if (!domain.empty() && domain != "ai.onnx" && domain != "com.microsoft") return;
+  for (const QuantOp& q : kQuantOps) {
+    if (op_type != q.op || q.input >= inputs.size()) continue;
+    const Field& in = inputs[q.input];
+    const std::string name(reinterpret_cast<const char*>(c.data + in.offset), in.length);
+    if (!ends_with(name, kQuantizedSuffix)) break;
+    QuantUse u;
+    u.op = op_type;
+    u.axis = q.axis_attr && has_axis ? axis : q.axis;
+    u.blocked = q.axis_attr && block_size > 0;
+    c.uses[name].push_back(std::move(u));
+    break;
+  }
 }
 
 void read_graph(Ctx& c, const Cursor& graph) {
@@ -786,7 +861,124 @@ void read_graph(Ctx& c, const Cursor& graph) {
   }
 }
 
+// The bytes of a tensor parse_onnx can read itself (in the file or the decoded copy).
+const uint8_t* bytes_of(const Ctx& c, const OnnxTensor& t) {
+  return t.storage == OnnxStorage::Decoded ? c.out.decoded.data() + t.offset : c.data + t.offset;
+}
+
+// Pairs every quantised weight NAME_quantized with NAME_scale and NAME_zero_point (onnx.h,
+// OnnxRole) and checks the three; what cannot be dequantised is left as it is and listed in the
+// metadata as onnx.not_dequantized.<name>. Returns how many were paired.
+uint64_t pair_quantized(Ctx& c) {
+  std::vector<OnnxTensor>& ts = c.out.tensors;
+  std::unordered_map<std::string, uint32_t> at;
+  for (uint32_t i = 0; i < ts.size(); ++i)
+    if (ts[i].storage != OnnxStorage::Skipped) at.emplace(ts[i].name, i);
+  uint64_t paired = 0;
+  for (uint32_t i = 0; i < ts.size(); ++i) {
+    OnnxTensor& q = ts[i];
+    if (q.storage == OnnxStorage::Skipped || q.name.size() <= kQuantizedSuffix.size() || !ends_with(q.name, kQuantizedSuffix)) continue;
+    const std::string base = q.name.substr(0, q.name.size() - kQuantizedSuffix.size());
+    const auto si = at.find(base + "_scale"), zi = at.find(base + "_zero_point");
+    const auto leave = [&](const std::string& why) { c.out.metadata.emplace_back("onnx.not_dequantized." + q.name, why); };
+    const bool integer = q.dtype == DType::U8 || q.dtype == DType::I8;
+    if (si == at.end() || zi == at.end()) {
+      if (integer)
+        leave(std::string(kTypes[q.data_type].name) + " weight without " + quoted(base + (si == at.end() ? "_scale" : "_zero_point")) +
+              ": left as an integer tensor");
+      continue;
+    }
+    if (!integer) {
+      leave(std::string(kTypes[q.data_type].name) + ": mother dequantises UINT8 and INT8 weights only");
+      continue;
+    }
+    const OnnxTensor& s = ts[si->second];
+    const OnnxTensor& z = ts[zi->second];
+    const auto uses = c.uses.find(q.name);
+    if (uses != c.uses.end() && std::any_of(uses->second.begin(), uses->second.end(), [](const QuantUse& u) { return u.blocked; })) {
+      leave("blocked quantisation (DequantizeLinear block_size): not dequantised");
+      continue;
+    }
+    if (s.dtype != DType::F32 && s.dtype != DType::F16 && s.dtype != DType::BF16)
+      fail(ErrorCode::OnnxQuantization, c.path, s.name,
+           "the scale of the quantised weight " + quoted(q.name) + " is " + kTypes[s.data_type].name + ": a scale is FLOAT, FLOAT16 or BFLOAT16");
+    if (z.dtype != q.dtype)
+      fail(ErrorCode::OnnxQuantization, c.path, z.name,
+           "the zero point of the quantised weight " + quoted(q.name) + " is " + kTypes[z.data_type].name + " and the weight " +
+               kTypes[q.data_type].name + ": they have one dtype");
+    if (s.shape.size() > 1)
+      fail(ErrorCode::OnnxQuantization, c.path, s.name,
+           "the scale of the quantised weight " + quoted(q.name) + " has shape " + shape_str(s.shape) +
+               ": a scale is a scalar (per tensor) or 1-D (per channel)");
+    if (z.shape != s.shape)
+      fail(ErrorCode::OnnxQuantization, c.path, z.name,
+           "the zero point of the quantised weight " + quoted(q.name) + " has shape " + shape_str(z.shape) + " and its scale " +
+               shape_str(s.shape) + ": they have one shape");
+    int64_t axis = -1;
+    uint64_t inner = 1;
+    if (s.count != 1) {
+      if (uses == c.uses.end()) {
+        leave("a per-channel scale of " + str(s.count) + " values, and no node that consumes the weight says along which axis: not dequantised");
+        continue;
+      }
+      const int64_t rank = static_cast<int64_t>(q.shape.size());
+      for (const QuantUse& u : uses->second) {
+        const int64_t a = u.axis < 0 ? u.axis + rank : u.axis;
+        if (a < 0 || a >= rank)
+          fail(ErrorCode::OnnxQuantization, c.path, q.name,
+               u.op + " takes the quantised weight per channel along axis " + std::to_string(u.axis) + ", outside its " + std::to_string(rank) +
+                   " dims " + shape_str(q.shape));
+        if (axis >= 0 && a != axis)
+          fail(ErrorCode::OnnxQuantization, c.path, q.name,
+               "the nodes that consume the quantised weight disagree on the axis of its per-channel scale (" + std::to_string(axis) + " and " +
+                   std::to_string(a) + ")");
+        axis = a;
+      }
+      if (q.shape[axis] != s.count)
+        fail(ErrorCode::OnnxQuantization, c.path, s.name,
+             "the scale of the quantised weight " + quoted(q.name) + " has " + str(s.count) + " values, but the weight " + shape_str(q.shape) +
+                 " has " + str(q.shape[axis]) + " along axis " + std::to_string(axis));
+      for (size_t d = static_cast<size_t>(axis) + 1; d < q.shape.size(); ++d) inner *= q.shape[d];  // <= count: no overflow
+    }
+    q.role = OnnxRole::QuantData;
+    q.quant.view = c.names.count(base) ? q.name : base;
+    q.quant.scale = si->second;
+    q.quant.zero = zi->second;
+    q.quant.axis = axis;
+    q.quant.inner = inner;
+    ts[si->second].role = OnnxRole::QuantScale;
+    ts[zi->second].role = OnnxRole::QuantZero;
+    if (s.storage != OnnxStorage::External && z.storage != OnnxStorage::External)
+      read_onnx_quant(q, s, bytes_of(c, s), z, bytes_of(c, z), c.path);
+    ++paired;
+  }
+  return paired;
+}
+
 }  // namespace
+
+void read_onnx_quant(OnnxTensor& q, const OnnxTensor& s, const uint8_t* sb, const OnnxTensor& z, const uint8_t* zb, const std::string& path) {
+  OnnxQuant& p = q.quant;
+  p.scales.resize(s.count);
+  for (uint64_t i = 0; i < s.count; ++i) {
+    double v;
+    if (s.dtype == DType::F32) {
+      float f;
+      std::memcpy(&f, sb + 4 * i, 4);
+      v = f;
+    } else {
+      const uint16_t h = static_cast<uint16_t>(sb[2 * i] | (sb[2 * i + 1] << 8));
+      v = s.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+    if (!(std::isfinite(v) && v > 0))
+      fail(ErrorCode::OnnxQuantization, path, s.name,
+           "scale " + num(v) + " (index " + str(i) + ") of the quantised weight " + quoted(q.name) + " is not finite and > 0");
+    p.scales[i] = v;
+  }
+  p.zeros.resize(z.count);
+  for (uint64_t i = 0; i < z.count; ++i) p.zeros[i] = z.dtype == DType::I8 ? static_cast<int8_t>(zb[i]) : static_cast<int32_t>(zb[i]);
+  p.values = true;
+}
 
 const char* onnx_dtype_name(int32_t data_type) {
   return data_type >= 0 && data_type < kTypeCount ? kTypes[data_type].name : "UNKNOWN";
@@ -794,7 +986,7 @@ const char* onnx_dtype_name(int32_t data_type) {
 
 OnnxModel parse_onnx(const uint8_t* data, uint64_t size, const std::string& path) {
   OnnxModel out;
-  Ctx c{data, path, out, {}};
+  Ctx c{data, path, out, {}, 0, 0, {}};
   Cursor model(data, size, path, "ModelProto");
   Field f;
   bool seen_graph = false, seen[8] = {};
@@ -855,9 +1047,11 @@ OnnxModel parse_onnx(const uint8_t* data, uint64_t size, const std::string& path
     }
   }
   if (!seen_graph) fail(ErrorCode::OnnxSchema, path, "", "no graph (ModelProto field 7): not an ONNX model");
+  const uint64_t dequantized = pair_quantized(c);
   // Metadata: the model's fields, metadata_props, then the tensors left out; keys distinct.
   head.emplace_back("onnx.initializers", std::to_string(c.initializers));
   head.emplace_back("onnx.constants", std::to_string(c.constants));
+  head.emplace_back("onnx.dequantized", std::to_string(dequantized));
   std::vector<std::pair<std::string, std::string>> meta = std::move(head);
   for (auto& kv : props) meta.push_back(std::move(kv));
   for (auto& kv : out.metadata) meta.push_back(std::move(kv));
@@ -894,12 +1088,14 @@ void open_onnx(const std::string& path, Model& into) {
   into.files.push_back(ModelFile{map, "onnx", map->size() - m.in_file_bytes, std::move(m.metadata), decoded});
   const std::string folder = folder_of(path);
   std::map<std::string, uint32_t> external;  // location -> file index
-  for (OnnxTensor& t : m.tensors) {
+  std::vector<TensorView> views(m.tensors.size());  // by index in m.tensors
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    OnnxTensor& t = m.tensors[i];
     if (t.storage == OnnxStorage::Skipped) continue;
-    TensorView v;
-    v.name = std::move(t.name);
+    TensorView& v = views[i];
+    v.name = t.name;
     v.set_plain(t.dtype);
-    v.shape = std::move(t.shape);
+    v.shape = t.shape;
     v.count = t.count;
     v.bytes = t.bytes;
     v.offset = t.offset;
@@ -933,7 +1129,35 @@ void open_onnx(const std::string& path, Model& into) {
       v.file = it->second;
       v.map = &ext;
     }
-    into.tensors.push_back(std::move(v));
+  }
+  // The quantised weights: one affine view each (their scales and zero points read here when
+  // they are stored in external data), named NAME; the scale and zero point views are dropped.
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    OnnxTensor& q = m.tensors[i];
+    if (q.role != OnnxRole::QuantData) continue;
+    OnnxQuant& p = q.quant;
+    if (!p.values) {
+      const TensorView &sv = views[p.scale], &zv = views[p.zero];
+      read_onnx_quant(q, m.tensors[p.scale], sv.data(0), m.tensors[p.zero], zv.data(0), path);
+      sv.check_read();
+      zv.check_read();
+    }
+    auto a = std::make_shared<AffineQuant>();
+    a->scale = std::move(p.scales);
+    a->zero = std::move(p.zeros);
+    a->axis = p.axis;
+    a->inner = p.inner;
+    a->data_name = q.name;
+    a->scale_name = m.tensors[p.scale].name;
+    a->zero_name = m.tensors[p.zero].name;
+    views[i].name = p.view;
+    views[i].set_affine(q.dtype, a.get());
+    into.affines.push_back(std::move(a));
+  }
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const OnnxTensor& t = m.tensors[i];
+    if (t.storage == OnnxStorage::Skipped || t.role == OnnxRole::QuantScale || t.role == OnnxRole::QuantZero) continue;
+    into.tensors.push_back(std::move(views[i]));
   }
 }
 

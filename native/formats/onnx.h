@@ -18,8 +18,12 @@
 //   files) and typed fields for small constants, so the copy stays small, and the engines see
 //   a plain TensorView.
 // Metadata: onnx.ir_version, onnx.producer_name / _version, onnx.domain, onnx.model_version,
-// onnx.opset.<domain>, onnx.initializers and onnx.constants (how many of each were read), the
-// model's metadata_props as they are, and the tensors left out.
+// onnx.opset.<domain>, onnx.initializers and onnx.constants (how many of each were read),
+// onnx.dequantized (how many quantised weights are read as float views: OnnxRole), the
+// model's metadata_props as they are, the tensors left out, and as
+// "onnx.not_dequantized.<name>" (with the reason) the quantised-looking weights left as integer
+// tensors (no scale or zero point, a dtype other than UINT8 / INT8, blocked quantisation, a
+// per-channel scale whose axis no node gives).
 // Listed in the file's metadata as "onnx.skipped.<name>" (with the reason) and left out:
 // STRING, COMPLEX128, INT4/UINT4/INT2/UINT2, FLOAT4E2M1 with an odd count, segmented tensors,
 // sparse initializers and sparse or string Constants.
@@ -40,6 +44,25 @@ constexpr uint64_t kOnnxMaxStringBytes = 1ull << 20;  // metadata values, extern
 
 enum class OnnxStorage : uint8_t { InFile, External, Decoded, Skipped };
 
+// A tensor's part in an ONNX linear quantisation (onnxruntime's quantize_dynamic / quantize_static,
+// the older onnx.quantize): the quantised weight NAME_quantized (UINT8 or INT8) with its scale
+// NAME_scale (FLOAT, FLOAT16 or BFLOAT16) and zero point NAME_zero_point (the weight's dtype),
+// both scalars (per tensor) or 1-D of the length of one axis (per channel; the axis from the
+// nodes that consume the weight). The weight is read as one float view of values
+// (q - zero_point) x scale (DecodeKind::AffineU8 / AffineI8), named NAME; the scale and zero
+// point are then not listed.
+enum class OnnxRole : uint8_t { Tensor, QuantData, QuantScale, QuantZero };
+
+struct OnnxQuant {
+  std::string view;              // the float view's name: NAME (NAME_quantized if NAME is taken)
+  uint32_t scale = 0, zero = 0;  // indices of NAME_scale and NAME_zero_point in OnnxModel::tensors
+  int64_t axis = -1;             // the channel axis (0 .. rank - 1); -1: per tensor
+  uint64_t inner = 1;            // per channel: the product of the dims after the axis
+  bool values = false;           // scales and zeros read (parse_onnx reads them unless external)
+  std::vector<double> scales;    // finite, > 0
+  std::vector<int32_t> zeros;
+};
+
 struct OnnxTensor {
   std::string name;
   int32_t data_type = 0;  // TensorProto.DataType
@@ -52,6 +75,8 @@ struct OnnxTensor {
   std::string location;   // External: the file, relative to the model's folder (checked: stays inside)
   bool length_given = false;  // External: "length" was given (else the data must run to the end of the file)
   std::string skipped;    // Skipped: why
+  OnnxRole role = OnnxRole::Tensor;
+  OnnxQuant quant;        // QuantData: the pairing
 };
 
 struct OnnxModel {
@@ -63,8 +88,15 @@ struct OnnxModel {
 
 // Parses and validates the ONNX ModelProto [data, data + size). `path` is used in error
 // messages only; external data files are not opened (the reader's open() does, and checks the
-// ranges against them). Throws Error. (The reader's open() and the fuzz target call it.)
+// ranges against them; it also reads the scales and zero points stored there). Throws Error.
+// (The reader's open() and the fuzz target call it.)
 OnnxModel parse_onnx(const uint8_t* data, uint64_t size, const std::string& path);
+
+// Reads and checks the scales and zero points of the quantised weight `q` (role QuantData) from
+// the bytes of its scale and zero point tensors: every scale finite and > 0, else
+// Error(OnnxQuantization) naming the scale tensor.
+void read_onnx_quant(OnnxTensor& q, const OnnxTensor& scale, const uint8_t* scale_bytes, const OnnxTensor& zero,
+                     const uint8_t* zero_bytes, const std::string& path);
 
 // "FLOAT16" for 10; "UNKNOWN" outside the enum.
 const char* onnx_dtype_name(int32_t data_type);

@@ -6,15 +6,18 @@
 // allowed are mother::Errors with a protobuf code. Then mother::parse_onnx reads it as a
 // ModelProto: a mother::Error is the expected outcome for malformed input; when the model is
 // accepted, the invariants the reader's views rely on are checked (tensor bytes inside the file
-// or the decoded copy, sizes = dims x data_type, names unique, the decode cap held).
+// or the decoded copy, sizes = dims x data_type, names unique, the decode cap held, each
+// quantised weight paired with one scale and zero point of checked dtypes, shapes and values).
 //
 // Build and run: FUZZ_TARGET=onnx npm run fuzz   (see native/fuzz/run.sh)
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "../core/dtype.h"
 #include "../core/error.h"
@@ -105,6 +108,41 @@ void check_accepted(const mother::OnnxModel& m, uint64_t size) {
         break;
     }
   }
+  // Quantised weights: each pairs one scale and one zero point, of the checked dtypes and shapes.
+  std::vector<int> claimed(m.tensors.size(), 0);
+  for (const mother::OnnxTensor& q : m.tensors) {
+    if (q.role != mother::OnnxRole::QuantData) continue;
+    const mother::OnnxQuant& p = q.quant;
+    if (p.scale >= m.tensors.size() || p.zero >= m.tensors.size()) invariant_failed("quantised weight pairs a tensor out of range");
+    const mother::OnnxTensor& s = m.tensors[p.scale];
+    const mother::OnnxTensor& z = m.tensors[p.zero];
+    if (s.role != mother::OnnxRole::QuantScale || z.role != mother::OnnxRole::QuantZero) invariant_failed("scale or zero point without its role");
+    ++claimed[p.scale];
+    ++claimed[p.zero];
+    if (q.dtype != mother::DType::U8 && q.dtype != mother::DType::I8) invariant_failed("quantised weight not U8 / I8 accepted");
+    if (z.dtype != q.dtype) invariant_failed("zero point of another dtype accepted");
+    if (s.dtype != mother::DType::F32 && s.dtype != mother::DType::F16 && s.dtype != mother::DType::BF16) invariant_failed("scale of a non-float dtype accepted");
+    if (s.shape.size() > 1 || z.shape != s.shape) invariant_failed("scale / zero point shape accepted");
+    if (p.axis < 0) {
+      if (s.count != 1) invariant_failed("per-tensor quantisation with several scales");
+    } else {
+      if (static_cast<uint64_t>(p.axis) >= q.shape.size() || q.shape[p.axis] != s.count) invariant_failed("per-channel axis does not match the scales");
+      uint64_t inner = 1;
+      for (size_t d = static_cast<size_t>(p.axis) + 1; d < q.shape.size(); ++d) inner *= q.shape[d];
+      if (inner != p.inner) invariant_failed("per-channel inner size wrong");
+    }
+    if (p.view.empty() || (p.view != q.name && names.count(p.view))) invariant_failed("float view name taken");
+    const bool external = s.storage == mother::OnnxStorage::External || z.storage == mother::OnnxStorage::External;
+    if (p.values == external) invariant_failed("scales read although external, or not read although in the file");
+    if (p.values) {
+      if (p.scales.size() != s.count || p.zeros.size() != z.count) invariant_failed("scale / zero point values of the wrong count");
+      for (double v : p.scales)
+        if (!(std::isfinite(v) && v > 0)) invariant_failed("scale not finite and > 0 accepted");
+    }
+  }
+  for (size_t i = 0; i < m.tensors.size(); ++i)
+    if ((m.tensors[i].role == mother::OnnxRole::QuantScale || m.tensors[i].role == mother::OnnxRole::QuantZero) && claimed[i] != 1)
+      invariant_failed("scale or zero point paired with no weight or with several");
 }
 
 }  // namespace

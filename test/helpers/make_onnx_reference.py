@@ -3,7 +3,8 @@
 
     /usr/bin/python3 test/helpers/make_onnx_reference.py OUT_DIR
 
-Writes a few models with onnx.helper / onnx.numpy_helper / onnx.save_model, and
+Writes a few models with onnx.helper / onnx.numpy_helper / onnx.save_model (among them a QDQ
+quantised MLP, whose weights mother reads dequantised), and
 OUT_DIR/expected.json: for each model, its file, the files mother must list (the model and its
 external data), and every tensor mother must read with its mother dtype, shape and, for float
 tensors, the exact values (as onnx.numpy_helper.to_array reads them back from the saved file).
@@ -71,7 +72,36 @@ def describe(path, folder):
         if t.data_location == TensorProto.EXTERNAL:
             loc = dict((e.key, e.value) for e in t.external_data)["location"]
             files.add(os.path.relpath(os.path.join(os.path.dirname(path), loc), folder))
-    for name, t in tensors_of(m.graph, []):
+    listed = tensors_of(m.graph, [])
+    by_name = dict(listed)
+    # quantised weights NAME_quantized + NAME_scale + NAME_zero_point: mother reads one float view
+    # NAME of (q - zero_point) x scale; the axis of a per-channel scale from the DequantizeLinear
+    # node that consumes the weight (default 1). Dequantised here with numpy, in float64.
+    axes = {}
+    for node in m.graph.node:
+        if node.op_type == "DequantizeLinear":
+            axes[node.input[0]] = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    triples = {}
+    for name, t in listed:
+        base = name[: -len("_quantized")]
+        if name.endswith("_quantized") and base + "_scale" in by_name and base + "_zero_point" in by_name:
+            triples[name] = base
+    parts = {b + s for b in triples.values() for s in ("_scale", "_zero_point")}
+    for name, t in listed:
+        if name in parts:
+            continue
+        if name in triples:
+            q = numpy_helper.to_array(t).astype(np.float64)
+            scale = numpy_helper.to_array(by_name[triples[name] + "_scale"]).astype(np.float64)
+            zero = numpy_helper.to_array(by_name[triples[name] + "_zero_point"]).astype(np.float64)
+            if scale.size > 1:
+                shape = [1] * q.ndim
+                shape[axes[name]] = scale.size
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            v = (q - zero) * scale
+            dtype = "QUINT8" if t.data_type == TensorProto.UINT8 else "QINT8"
+            tensors.append({"name": triples[name], "dtype": dtype, "shape": list(t.dims), "values": [float(x) for x in v.ravel()]})
+            continue
         entry = {"name": name, "dtype": MOTHER_DTYPE[t.data_type], "shape": list(t.dims), "values": None}
         if t.data_type in FLOATS:
             v = bf16_values(t) if t.data_type == TensorProto.BFLOAT16 else numpy_helper.to_array(t).astype(np.float64)
@@ -156,7 +186,45 @@ def main():
     onnx.save_model(mlp(np.float32, "fp32"), p3)
     onnx.save_model(mlp(np.float16, "fp16"), p4)
 
-    doc = {"onnx": onnx.__version__, "models": [describe(p, out) for p in (p1, p2, p3, p4)]}
+    # 5: the MLP quantised as onnxruntime's QDQ format writes it (numpy here): layers.0.weight
+    # int8 symmetric per output channel (DequantizeLinear axis 0), layers.1.weight uint8 per
+    # tensor; checked by onnx.checker. 6: the same with the scales and zero points (and the
+    # weights) in an external data file.
+    def quantise(x, kind, axis):
+        red = tuple(i for i in range(x.ndim) if i != axis) if axis is not None else None
+        lo = np.minimum(x.min(axis=red, keepdims=axis is not None), 0).astype(np.float64)
+        hi = np.maximum(x.max(axis=red, keepdims=axis is not None), 0).astype(np.float64)
+        if kind == "u8":
+            scale = ((hi - lo) / 255).astype(np.float32)
+            zero = np.clip(np.round(-lo / scale), 0, 255).astype(np.uint8)
+            q = np.clip(np.round(x / scale) + zero, 0, 255).astype(np.uint8)
+        else:
+            scale = (2 * np.maximum(-lo, hi) / 254).astype(np.float32)
+            zero = np.zeros(scale.shape, np.int8)
+            q = np.clip(np.round(x / scale), -127, 127).astype(np.int8)
+        return q, scale.reshape(-1) if axis is not None else scale.reshape(()), zero.reshape(-1) if axis is not None else zero.reshape(())
+    qinits, qnodes = [], []
+    for i, (kind, axis) in enumerate([("i8", 0), ("u8", None)]):
+        name = f"layers.{i}.weight"
+        q, scale, zero = quantise(w[2 * i], kind, axis)
+        qinits += [numpy_helper.from_array(q, name + "_quantized"), numpy_helper.from_array(scale, name + "_scale"),
+                   numpy_helper.from_array(zero, name + "_zero_point"), numpy_helper.from_array(w[2 * i + 1], f"layers.{i}.bias")]
+        qnodes.append(helper.make_node("DequantizeLinear", [name + "_quantized", name + "_scale", name + "_zero_point"], [name],
+                                       **({"axis": axis} if axis is not None else {})))
+    qnodes += [helper.make_node("Gemm", ["x", "layers.0.weight", "layers.0.bias"], ["h"], transB=1),
+               helper.make_node("Gemm", ["h", "layers.1.weight", "layers.1.bias"], ["y"], transB=1)]
+    qg = helper.make_graph(qnodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=qinits)
+    qm = helper.make_model(qg, producer_name="make_onnx_reference", opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(qm)
+    p5 = os.path.join(out, "mlp_qdq.onnx")
+    onnx.save_model(qm, p5)
+    d6 = os.path.join(out, "qdq_external")
+    os.makedirs(d6, exist_ok=True)
+    p6 = os.path.join(d6, "model.onnx")
+    onnx.save_model(onnx.load(p5), p6, save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=16)
+
+    doc = {"onnx": onnx.__version__, "models": [describe(p, out) for p in (p1, p2, p3, p4, p5, p6)]}
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(doc, f, indent=1)
 
