@@ -110,7 +110,7 @@ function f16(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** The values of a tensor viewed in place in its file (F16, F32, U8). */
+/** The values of a tensor viewed in place in its file (F16, F32, U8; of a QUINT8 view, its stored integers). */
 function valuesOf(t: ModelHeader['tensors'][number], fd: number): Float64Array {
   const buf = Buffer.alloc(t.bytes);
   fs.readSync(fd, buf, 0, t.bytes, t.offset);
@@ -160,16 +160,22 @@ async function main(): Promise<void> {
       sharedKinds.set(k, (sharedKinds.get(k) ?? 0) + 1);
     }
     process.stdout.write(`tensor names in both exports: ${shared.length} (${sameShape.length} with the same shape): ${[...sharedKinds].map(([k, n]) => `${n} ${k}`).join(', ')}\n`);
-    // quantised weights: NAME_quantized (U8) next to NAME_scale and NAME_zero_point; NAME in the fp16 export
-    const quantized = small.tensors.filter((t) => t.name.endsWith('_quantized'));
-    const matched = quantized.filter((t) => mNames.get(t.name.slice(0, -'_quantized'.length))?.shape.join() === t.shape.join());
-    process.stdout.write(`quantised weights (NAME_quantized, U8): ${quantized.length}; NAME in the fp16 export with the same shape: ${matched.length}\n`);
+    // quantised weights: NAME_quantized (U8) next to NAME_scale and NAME_zero_point, read as one
+    // float view NAME (dtype QUINT8); NAME in the fp16 export
+    const quantized = small.tensors.filter((t) => t.dequantized);
+    const perTensor = quantized.filter((t) => t.dequantized!.axis === null).length;
+    const matched = quantized.filter((t) => mNames.get(t.name)?.shape.join() === t.shape.join());
+    process.stdout.write(
+      `quantised weights (NAME_quantized U8 + NAME_scale + NAME_zero_point, read as NAME, ${quantized[0]?.dtype ?? 'QUINT8'}): ${quantized.length} ` +
+        `(${perTensor} per tensor, ${quantized.length - perTensor} per channel); NAME in the fp16 export with the same shape: ${matched.length}\n`,
+    );
     const fdS = fs.openSync(small.files[0].path, 'r');
     const fdM = fs.openSync(medium.files[0].path, 'r');
     const rs: number[] = [];
     for (const q of matched) {
-      const w = mNames.get(q.name.slice(0, -'_quantized'.length))!;
-      if (q.decoded || w.decoded || count(q.shape) < 2) continue;
+      const w = mNames.get(q.name)!;
+      // r of the stored integers: the same as of the dequantised values for a per-tensor scale
+      if (q.decoded || w.decoded || count(q.shape) < 2 || q.dequantized!.axis !== null) continue;
       rs.push(pearson(valuesOf(q, fdS), valuesOf(w, fdM)));
     }
     fs.closeSync(fdS);
@@ -179,7 +185,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `Pearson r between each uint8 weight and its fp16 counterpart over ${rs.length} layers: min ${rs[0].toFixed(5)}, median ${rs[rs.length >> 1].toFixed(5)}, max ${rs[rs.length - 1].toFixed(5)}\n`,
       );
-    const unmatched = medium.tensors.filter((t) => t.shape.length === 4 && !small.tensors.some((u) => u.name === `${t.name}_quantized` || u.name === t.name));
+    const unmatched = medium.tensors.filter((t) => t.shape.length === 4 && !small.tensors.some((u) => u.name === t.name));
     process.stdout.write(`4-D fp16 weights without a counterpart by name: ${unmatched.length}\n`);
   }
   if (failures) {

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     const align = g.alignment.find((x) => x.model === rel.b || x.model === rel.a);
     rows.push([
       `${rel.a.split('/').pop()} - ${rel.b.split('/').pop()}`, rel.relation, rel.expect,
-      together ? (edge ? `one family, edge ${edge.parent.split('/').pop()} -> ${edge.child.split('/').pop()}` : 'one family, no direct edge') : 'two families',
+      together ? (edge ? `one family, edge ${edge.parent.split('/').pop()} -> ${edge.child.split('/').pop()} (${edge.relation})` : 'one family, no direct edge') : 'two families',
       `${r.verdict} (${r.tensors} tensors${r.r === null ? '' : `, r = ${r.r.toFixed(4)}`})`,
       align ? `${align.method}, ${align.matched} of ${align.tensors}` : '-',
       ok ? 'yes' : 'MISSED',
@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   process.stdout.write(table(['pair', 'documented relation', 'expected', 'recovered', 'related', 'alignment', 'agrees'], rows) + '\n\n');
   for (const rel of relations) process.stdout.write(`- ${rel.a.split('/').pop()} - ${rel.b.split('/').pop()}: ${rel.source}\n`);
   const why = g.familyReports.filter((f) => f.members.length === 1).map((f) => f.members[0].split('/').pop()).join(', ');
-  process.stdout.write(`\n${found} of ${relations.length} documented relations recovered${why ? `; models with no relative: ${why}` : ''}; ${g.skipped.length} tensors skipped (e.g. ${g.skipped.slice(0, 1).map((s) => `${s.tensor}: ${s.reason}`).join('')})\n`);
+  const skipped = g.skipped.length ? `${g.skipped.length} tensors skipped (e.g. ${g.skipped[0].tensor}: ${g.skipped[0].reason})` : 'no tensor skipped';
+  process.stdout.write(`\n${found} of ${relations.length} documented relations recovered${why ? `; models with no relative: ${why}` : ''}; ${skipped}\n`);
 }
 
 main().catch((e) => {
