@@ -6,7 +6,7 @@
 import { native, STAT_FIELDS } from '../lib/core/binding';
 import { decode, encode, FLOAT_DTYPES, FloatDtype } from './helpers/safetensors';
 import { close, refStats, RefStats, Rng } from './helpers/reference';
-import { f32Bound, StatBound, usesF32Pass } from './helpers/f32_bound';
+import { BLOCK, F32_EPS, f32Bound, StatBound, usesF32Pass } from './helpers/f32_bound';
 
 const addon = native();
 const PATHS = addon.simdPaths();
@@ -203,6 +203,31 @@ describe('moment kernels vs float64 reference', () => {
           const ok = close(got[k], scalar[k], 1e-12, floors[k]) || Math.abs(got[k] - scalar[k]) <= 1e-12 * Math.max(Math.abs(scalar[k]), floors[k]) + slack;
           if (!ok) throw new Error(`${dtype} ${simd} ${name}: ${got[k]} vs scalar ${scalar[k]} (bound ${slack})`);
         }
+      }
+    }
+  });
+
+  test('the float32 pass of F16/BF16: the bound tested is the one the kernels state, and the pass runs', () => {
+    // test/helpers/f32_bound.ts and README state kF32Eps and kBlock of native/stats/kernels.h
+    expect(addon.testing.f32Eps).toBe(F32_EPS);
+    expect(addon.testing.block).toBe(BLOCK);
+    // on SIMD paths the pass really is float32 (not float64 by a guard or a fallback): normal
+    // data, many blocks, not bit-identical to the float64 scalar path but within the bound; and
+    // the errors stay far below it (the bound is a worst case: x100 here)
+    const rng = new Rng(123);
+    for (const dtype of ['F16', 'BF16'] as FloatDtype[]) {
+      const bytes = encode(dtype, Array.from({ length: 100_000 }, () => 0.02 * rng.normal() + 0.001));
+      const values = decode(dtype, bytes);
+      const truth = refStats(values);
+      const bound = f32Bound(values);
+      const scalar = addon.testing.moments(bytes, dtype, 'scalar');
+      expect(mismatch(scalar, truth)).toBeNull();
+      for (const simd of PATHS.filter((p) => p !== 'scalar')) {
+        const got = addon.testing.moments(bytes, dtype, simd);
+        expect(Array.from(got)).not.toEqual(Array.from(scalar));
+        expect(mismatch(got, truth, 0, bound)).toBeNull();
+        const tight: StatBound = Object.fromEntries(Object.entries(bound).map(([k, v]) => [k, v / 100])) as unknown as StatBound;
+        expect(mismatch(got, truth, 1e-12, tight)).toBeNull();
       }
     }
   });

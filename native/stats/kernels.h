@@ -28,6 +28,11 @@
 namespace mother {
 
 constexpr size_t kBlock = 2048;
+// The float32 pass of F16 and BF16 (block_h.inc): float32 additions per lane before a fold into
+// float64, and the relative error bound of each block sum that follows (README, "Accuracy of
+// the 16-bit SIMD path").
+constexpr size_t kF32Run = 32;
+constexpr double kF32Eps = (kF32Run + 8) * 0x1p-24;
 
 struct Kernels {
   const char* name;

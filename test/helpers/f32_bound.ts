@@ -18,8 +18,8 @@
 const { abs, sqrt } = Math; // global lookups are slow in jest's VM context
 const { isFinite: isFin } = Number;
 
-/** (kRun + 8) 2^-24, kRun = 16 float32 additions per lane before a fold into float64. */
-export const F32_EPS = 24 * 2 ** -24;
+/** (kRun + 8) 2^-24, kRun = 32 float32 additions per lane before a fold into float64. */
+export const F32_EPS = 40 * 2 ** -24;
 /** The kernels' block (kBlock in native/stats/kernels.h). */
 export const BLOCK = 2048;
 
