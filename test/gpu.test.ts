@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { gpuLibraryCandidates, MotherError, pairwiseStats, recover, resolveBackend, scanModel } from '../lib';
 import { native } from '../lib/core/binding';
 import { close, refStats, Rng } from './helpers/reference';
+import { f32Bound, StatBound, usesF32Pass } from './helpers/f32_bound';
 import { decode, encode, FLOAT_DTYPES, FloatDtype, TensorSpec, writeLargeSafetensors, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
 
@@ -81,23 +82,32 @@ function adversarialTensors(rng: Rng): TensorSpec[] {
 
 const STAT_KEYS = ['mean', 'std', 'skewness', 'kurtosis', 'min', 'max', 'l2', 'absMean', 'nan', 'inf'] as const;
 
-/** GPU-path statistics vs the CPU path: the documented tolerances (README, "CUDA backend"). */
-function compareStats(cpu: Awaited<ReturnType<typeof scanModel>>, gpu: Awaited<ReturnType<typeof scanModel>>): string[] {
+/** GPU-path statistics vs the CPU path: the documented tolerances (README, "CUDA backend").
+ *  The GPU kernels are float64 throughout; so is the CPU but for F16 and BF16 on its SIMD paths,
+ *  which sum in float32 (native/stats/block_h.inc): those tensors may differ by that pass's
+ *  stated bound as well (test/helpers/f32_bound.ts; `tensors` gives their values). */
+function compareStats(cpu: Awaited<ReturnType<typeof scanModel>>, gpu: Awaited<ReturnType<typeof scanModel>>, tensors: TensorSpec[]): string[] {
   const bad: string[] = [];
   cpu.tensors.forEach((c, i) => {
     const g = gpu.tensors[i];
     if (g.name !== c.name) bad.push(`order: ${g.name} vs ${c.name}`);
+    const spec = tensors.find((t) => t.name === c.name);
+    const bound: Partial<StatBound> = spec && usesF32Pass(spec.dtype, cpu.simd) ? f32Bound(decode(spec.dtype as FloatDtype, spec.data)) : {};
     for (const k of STAT_KEYS) {
       const a = c[k], b = g[k];
       if (a === null || b === null) {
         if (a !== b) bad.push(`${c.name}.${k}: ${b} vs ${a}`);
         continue;
       }
+      const slack = (bound as Record<string, number>)[k] ?? 0;
       let ok: boolean;
       if (k === 'min' || k === 'max' || k === 'nan' || k === 'inf') ok = a === b;
-      else if (k === 'skewness' || k === 'kurtosis') ok = abs(a - b) <= 1e-9 * max(1, abs(a));
-      else ok = close(b, a, 1e-12, (c.std ?? 0) + abs(c.mean ?? 0)); // relative to the spread where the mean is ~0
-      if (!ok) bad.push(`${c.name}.${k}: ${b} vs ${a}`);
+      else if (k === 'skewness' || k === 'kurtosis') ok = abs(a - b) <= 1e-9 * max(1, abs(a)) + slack;
+      else {
+        const floor = (c.std ?? 0) + abs(c.mean ?? 0); // relative to the spread where the mean is ~0
+        ok = close(b, a, 1e-12, floor) || abs(b - a) <= 1e-12 * max(abs(a), floor) + slack;
+      }
+      if (!ok) bad.push(`${c.name}.${k}: ${b} vs ${a}${slack ? ` (bound ${slack})` : ''}`);
     }
   });
   return bad;
@@ -221,7 +231,7 @@ describe('statistics on the GPU path (device emulator) against the CPU path and 
     const gpu = await scanModel(file, { backend: 'cuda', chunkBytes });
     expect(gpu.backend).toMatchObject({ used: 'cuda', device: 'CPU emulation of the CUDA kernels' });
     expect(gpu.bytes).toBe(cpu.bytes);
-    expect(compareStats(cpu, gpu)).toEqual([]);
+    expect(compareStats(cpu, gpu, tensors)).toEqual([]);
     // and directly against the independent float64 reference
     const bad: string[] = [];
     for (const spec of tensors) {
@@ -399,7 +409,7 @@ describeCuda(`CUDA device (${CUDA.ok ? CUDA.reason : `skipped: ${CUDA.reason}`})
     const cpu = await scanModel(file, { backend: 'cpu' });
     expect(dev.backend.used).toBe('cuda');
     expect(dev.tensors).toEqual(emu.tensors);
-    expect(compareStats(cpu, dev)).toEqual([]);
+    expect(compareStats(cpu, dev, tensors)).toEqual([]);
   });
 
   test('pairwise and recover on the trained sample: same as the CPU', async () => {

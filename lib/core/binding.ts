@@ -153,6 +153,10 @@ export interface NativeAddon {
     pairDiff4(a: Float64Array[], b: Float64Array, simd?: string): Float64Array;
     plainRead(files: string[], options: RawNativeOptions): Promise<{ bytes: number; seconds: number; checksum: bigint; simd: string }>;
     moments(bytes: Uint8Array, dtype: string, simd?: string): Float64Array;
+    /** The float32 pass of F16/BF16 on the SIMD paths: the relative error bound of each block
+     *  sum (kF32Eps) and the block length (kBlock), native/stats/kernels.h. */
+    f32Eps: number;
+    block: number;
     /** Float64 values of the elements (GGUF block types: whole blocks), as the pairwise pass decodes them. */
     decode(bytes: Uint8Array, dtype: string, simd?: string): Float64Array & { bad: boolean };
     sumU64(bytes: Uint8Array, simd?: string): bigint;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../bench/plain_read.h"
+#include "../stats/kernels.h"
 #include "../stats/quant_grid.h"
 #include "../stats/summary.h"
 #include "args.h"
@@ -210,6 +211,9 @@ Napi::Value PlainRead(const Napi::CallbackInfo& info) {
 Napi::Object Testing(Napi::Env env) {
   Napi::Object t = Napi::Object::New(env);
   t.Set("moments", Napi::Function::New(env, Moments, "moments"));
+  // the float32 pass of F16/BF16: the relative error bound of each block sum, and the block
+  t.Set("f32Eps", Napi::Number::New(env, mother::kF32Eps));
+  t.Set("block", Napi::Number::New(env, static_cast<double>(mother::kBlock)));
   t.Set("decode", Napi::Function::New(env, Decode, "decode"));
   t.Set("pairDiff", Napi::Function::New(env, PairDiff, "pairDiff"));
   t.Set("pairDiff4", Napi::Function::New(env, PairDiff4, "pairDiff4"));

@@ -11,8 +11,12 @@
 //    mean is folded in exactly by block_moments(); when the block mean is far from K
 //    relative to its spread (|mean - K| > std, e.g. the first block, a level shift) the
 //    block is redone with two passes.
+//    F16 and BF16 (AVX2, AVX-512): the same single pass in float32 over short runs folded
+//    into float64 (block_h.inc), redone in float64 when a guard fails.
 // Blocks that hold a NaN or Inf are redone by the scalar kernel, which skips and counts
-// them. Every path agrees with the scalar one to rounding (tested at 1e-12).
+// them. Every path agrees with the scalar one to rounding (tested at 1e-12), but for F16 and
+// BF16 on AVX2 and AVX-512, which agree to the float32 pass's stated bound (README, "Accuracy
+// of the 16-bit SIMD path"; test/helpers/f32_bound.ts).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +28,11 @@
 namespace mother {
 
 constexpr size_t kBlock = 2048;
+// The float32 pass of F16 and BF16 (block_h.inc): float32 additions per lane before a fold into
+// float64, and the relative error bound of each block sum that follows (README, "Accuracy of
+// the 16-bit SIMD path").
+constexpr size_t kF32Run = 32;
+constexpr double kF32Eps = (kF32Run + 8) * 0x1p-24;
 
 struct Kernels {
   const char* name;

@@ -1,9 +1,11 @@
-// AVX2 + FMA + F16C kernels: 8 elements per step, float64 accumulation.
+// AVX2 + FMA + F16C kernels: 8 elements per step, float64 accumulation (F16 and BF16: float32
+// over short runs, folded into float64; block_h.inc).
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -18,9 +20,15 @@ struct F32 { static constexpr size_t kSize = 4;
 struct BF16 { static constexpr size_t kSize = 2;
   ISA_FN static __m256 load8(const uint8_t* p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)); } };
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)); }
+  // 16 elements, in an order of their own (elements 0-3 and 8-11 in x0): for sums, min and max
+  ISA_FN static void load16(const uint8_t* p, __m256& x0, __m256& x1) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), z = _mm256_setzero_si256();
+    x0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, w));
+    x1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, w)); } };
 struct F16 { static constexpr size_t kSize = 2;
-  ISA_FN static __m256 load8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); } };
+  ISA_FN static __m256 load8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  ISA_FN static void load16(const uint8_t* p, __m256& x0, __m256& x1) { x0 = load8(p); x1 = load8(p + 16); } };
 
 ISA_FN inline double hsum(__m256d v) {
   __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -109,7 +117,7 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   return true;
 }
 
-enum class Pass { kOk, kNonFinite, kPoorShift };
+enum class Pass { kOk, kNonFinite, kPoorShift, kRange };
 
 // Single pass about a shift K (the previous block's mean); see kernels_avx512.cc.
 template <typename L>
@@ -223,17 +231,54 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
   return true;
 }
 
+// The float32 operations of the 16-bit pass (block_h.inc): 8 lanes.
+struct H16 {
+  using vec = __m256;
+  struct acc { __m256d lo, hi; };
+  static constexpr size_t W = 8;
+  ISA_FN static vec zero() { return _mm256_setzero_ps(); }
+  ISA_FN static vec set1(float x) { return _mm256_set1_ps(x); }
+  template <typename L> ISA_FN static vec load(const uint8_t* p) { return L::load8(p); }
+  template <typename L> ISA_FN static void load2(const uint8_t* p, vec& x0, vec& x1) { L::load16(p, x0, x1); }
+  ISA_FN static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
+  ISA_FN static void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  ISA_FN static vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  ISA_FN static vec fmsub(vec a, vec b, vec c) { return _mm256_fmsub_ps(a, b, c); }
+  ISA_FN static vec abs(vec a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF))); }
+  ISA_FN static vec min(vec a, vec b) { return _mm256_min_ps(a, b); }
+  ISA_FN static vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
+  ISA_FN static float hmin(vec v) { return mother::hmin(v); }
+  ISA_FN static float hmax(vec v) { return mother::hmax(v); }
+  ISA_FN static acc acc_zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  ISA_FN static void fold(acc& a, vec v) {
+    a.lo = _mm256_add_pd(a.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    a.hi = _mm256_add_pd(a.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  ISA_FN static double hsum(const acc& a) { return mother::hsum(_mm256_add_pd(a.lo, a.hi)); }
+};
+#include "block_h.inc"
+
 template <typename L>
 ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
   double shift = NAN;  // no block seen yet: the first block takes two passes
+  double spread = 0;   // the previous block's std (the 16-bit pass's scale)
   for (uint64_t i = 0; i < n; i += kBlock) {
     size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
     const uint8_t* q = p + i * L::kSize;
     Moments b;
-    Pass r = __builtin_isnan(shift) ? Pass::kPoorShift : block_f1<L>(q, len, shift, &b);
+    Pass r = Pass::kPoorShift;
+    if (!__builtin_isnan(shift)) {
+      if constexpr (L::kSize == 2) r = block_h<L>(q, len, shift, spread, &b);
+      else r = block_f1<L>(q, len, shift, &b);
+    }
     if (r == Pass::kPoorShift && !block_f<L>(q, len, &b)) r = Pass::kNonFinite;
     if (r == Pass::kNonFinite) scalar_block_moments(d, q, len, &b);
-    if (b.n > 0) shift = b.mean;
+    if (b.n > 0) {
+      shift = b.mean;
+      spread = std::sqrt(b.m2 / b.n);
+    }
     merge(*acc, b);
   }
 }

@@ -1,9 +1,11 @@
-// AVX-512 (F, BW, VL, DQ) kernels: 16 elements per step, float64 accumulation.
+// AVX-512 (F, BW, VL, DQ) kernels: 16 elements per step, float64 accumulation (F16 and BF16:
+// float32 over short runs, folded into float64; block_h.inc).
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -18,9 +20,15 @@ struct F32 { static constexpr size_t kSize = 4;
 struct BF16 { static constexpr size_t kSize = 2;
   ISA_FN static __m512 load16(const uint8_t* p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)); } };
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)); }
+  // 32 elements, in an order of their own (the low 4 of each 8 in x0): for sums, min and max
+  ISA_FN static void load32(const uint8_t* p, __m512& x0, __m512& x1) {
+    const __m512i w = _mm512_loadu_si512(p), z = _mm512_setzero_si512();
+    x0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w));
+    x1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w)); } };
 struct F16 { static constexpr size_t kSize = 2;
-  ISA_FN static __m512 load16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); } };
+  ISA_FN static __m512 load16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  ISA_FN static void load32(const uint8_t* p, __m512& x0, __m512& x1) { x0 = load16(p); x1 = load16(p + 32); } };
 
 // fpclass bits: QNaN 0x01, +Inf 0x08, -Inf 0x10, SNaN 0x80
 constexpr int kNonFinite = 0x01 | 0x08 | 0x10 | 0x80;
@@ -96,7 +104,7 @@ ISA_FN bool block_f(const uint8_t* p, size_t n, Moments* out) {
   return true;
 }
 
-enum class Pass { kOk, kNonFinite, kPoorShift };
+enum class Pass { kOk, kNonFinite, kPoorShift, kRange };
 
 // Single pass about a shift K (the previous block's mean): sums of d = x - K, d^2, d^3, d^4,
 // |x|, min, max in one read. block_moments() folds the residual mean exactly; that loses
@@ -203,17 +211,54 @@ ISA_FN bool block_f64(const uint8_t* p, size_t n, Moments* out) {
   return true;
 }
 
+// The float32 operations of the 16-bit pass (block_h.inc): 16 lanes.
+struct H16 {
+  using vec = __m512;
+  struct acc { __m512d lo, hi; };
+  static constexpr size_t W = 16;
+  ISA_FN static vec zero() { return _mm512_setzero_ps(); }
+  ISA_FN static vec set1(float x) { return _mm512_set1_ps(x); }
+  template <typename L> ISA_FN static vec load(const uint8_t* p) { return L::load16(p); }
+  template <typename L> ISA_FN static void load2(const uint8_t* p, vec& x0, vec& x1) { L::load32(p, x0, x1); }
+  ISA_FN static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
+  ISA_FN static void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  ISA_FN static vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
+  ISA_FN static vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+  ISA_FN static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+  ISA_FN static vec fmsub(vec a, vec b, vec c) { return _mm512_fmsub_ps(a, b, c); }
+  ISA_FN static vec abs(vec a) { return _mm512_abs_ps(a); }
+  ISA_FN static vec min(vec a, vec b) { return _mm512_min_ps(a, b); }
+  ISA_FN static vec max(vec a, vec b) { return _mm512_max_ps(a, b); }
+  ISA_FN static float hmin(vec v) { return _mm512_reduce_min_ps(v); }
+  ISA_FN static float hmax(vec v) { return _mm512_reduce_max_ps(v); }
+  ISA_FN static acc acc_zero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  ISA_FN static void fold(acc& a, vec v) {
+    a.lo = _mm512_add_pd(a.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    a.hi = _mm512_add_pd(a.hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+  }
+  ISA_FN static double hsum(const acc& a) { return _mm512_reduce_add_pd(_mm512_add_pd(a.lo, a.hi)); }
+};
+#include "block_h.inc"
+
 template <typename L>
 ISA_FN void run_f(DType d, const uint8_t* p, uint64_t n, Moments* acc) {
   double shift = NAN;  // no block seen yet: the first block takes two passes
+  double spread = 0;   // the previous block's std (the 16-bit pass's scale)
   for (uint64_t i = 0; i < n; i += kBlock) {
     size_t len = static_cast<size_t>(n - i < kBlock ? n - i : kBlock);
     const uint8_t* q = p + i * L::kSize;
     Moments b;
-    Pass r = __builtin_isnan(shift) ? Pass::kPoorShift : block_f1<L>(q, len, shift, &b);
+    Pass r = Pass::kPoorShift;
+    if (!__builtin_isnan(shift)) {
+      if constexpr (L::kSize == 2) r = block_h<L>(q, len, shift, spread, &b);
+      else r = block_f1<L>(q, len, shift, &b);
+    }
     if (r == Pass::kPoorShift && !block_f<L>(q, len, &b)) r = Pass::kNonFinite;
     if (r == Pass::kNonFinite) scalar_block_moments(d, q, len, &b);
-    if (b.n > 0) shift = b.mean;
+    if (b.n > 0) {
+      shift = b.mean;
+      spread = std::sqrt(b.m2 / b.n);
+    }
     merge(*acc, b);
   }
 }
