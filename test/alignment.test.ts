@@ -153,6 +153,24 @@ describe('alignment across exporters (names that do not correspond)', () => {
     expect(a.names[1]).toEqual(hf.map((t) => t.name));
   });
 
+  test('models of another architecture first: each model keeps its names when another model shares them (a zoo as one folder)', () => {
+    // model 0 a ViT; models 1 and 2 Llama-like, model 1 without one of the tensors (tied
+    // embeddings) and with a resized head: their names correspond to each other, not to model 0
+    const vit = [{ name: 'vit.encoder.layer.0.attention.query.weight', shape: [16, 16] }, { name: 'vit.encoder.layer.0.output.dense.weight', shape: [16, 32] }, { name: 'classifier.weight', shape: [10, 16] }];
+    const child = hf.slice(1).map((t) => (t.name === 'model.layers.1.self_attn.q_proj.weight' ? { ...t, shape: [16, 16] } : t));
+    const a = alignNames([header(vit), header(hf), header(child)]);
+    // (model 0, whose names no other model shares, is itself aligned by order to the model that
+    // matches most of it: harmless, its tensors are then compared as unrelated)
+    expect(a.methods.filter((x) => x.model > 0).map((x) => x.method)).toEqual(['name', 'name']);
+    expect(a.names[1]).toEqual(hf.map((t) => t.name));
+    expect(a.names[2]).toEqual(child.map((t) => t.name));
+    // an export with names of its own among them is aligned to the model that matches most of it
+    const onnx = hf.map((t, i) => ({ ...t, name: `onnx::T_${i}` }));
+    const b = alignNames([header(vit), header(hf), header(child), header(onnx)]);
+    expect(b.methods.find((x) => x.model === 3)!.method).toBe('order');
+    expect(b.names[3].filter((x) => hf.some((t) => t.name === x)).length).toBeGreaterThanOrEqual(4);
+  });
+
   test('prefixed and /-separated names: by normalised names, every tensor matched', () => {
     const other = hf.map((t) => ({ ...t, name: '/' + ('base_model.model.' + t.name).replace(/\./g, '/') }));
     const a = alignNames([header(hf), header(other)]);

@@ -131,40 +131,54 @@ function matchByOrder(mine: HeaderTensor[], ref: HeaderTensor[]): Map<number, nu
 
 /**
  * Per model, the name under which each of its tensors is aligned: its own where its names
- * correspond to the reference's (model 0: at least half of the smaller set of float tensors
- * match by name and shape), else the reference's name of the tensor it is matched to by
- * normalised names (when that matches half) or by order and shape (when that matches more).
+ * correspond to another model's of the set (at least half of the smaller set of float tensors
+ * match by name and shape: the usual case, and every model of one architecture among others),
+ * else the names of the model whose names correspond to most of its tensors by normalised names
+ * (when that matches half) or by order and shape (when that matches more): an exporter that
+ * names the tensors its own way. When no model's names correspond to any other's (two exports
+ * named differently), model 0's names are the reference.
  */
 export function alignNames(headers: ModelHeader[]): { names: string[][]; methods: ModelAlignment[] } {
   const names = headers.map((h) => h.tensors.map((t) => t.name));
   const methods: ModelAlignment[] = [];
   if (headers.length < 2) return { names, methods };
-  const ref = headers[0].tensors.filter(floatTensor);
-  const refByName = new Map(ref.map((t) => [t.name, t]));
-  for (let m = 1; m < headers.length; m++) {
-    const all = headers[m].tensors;
-    const mine = all.filter(floatTensor);
-    const half = Math.min(mine.length, ref.length) / 2;
-    const byName = mine.filter((t) => refByName.get(t.name) && shapeKey(refByName.get(t.name)!) === shapeKey(t)).length;
-    if (byName >= half || mine.length === 0 || ref.length === 0) {
-      methods.push({ model: m, method: 'name', matched: byName, tensors: mine.length });
+  const floats = headers.map((h) => h.tensors.filter(floatTensor));
+  const byNameMaps = floats.map((f) => new Map(f.map((t) => [t.name, shapeKey(t)])));
+  const byName = (m: number, k: number) => floats[m].filter((t) => byNameMaps[k].get(t.name) === shapeKey(t)).length;
+  const half = (m: number, k: number) => Math.min(floats[m].length, floats[k].length) / 2;
+  // the models whose names correspond to another model's
+  const named: boolean[] = headers.map((_, m) => floats[m].length === 0 || headers.some((_, k) => k !== m && floats[k].length > 0 && byName(m, k) >= half(m, k)));
+  const refs = named.some((x, m) => x && floats[m].length > 0) ? headers.map((_, k) => k).filter((k) => named[k] && floats[k].length > 0) : [0];
+  for (let m = 0; m < headers.length; m++) {
+    const mine = floats[m];
+    if (named[m] || refs.includes(m)) {
+      if (m > 0) methods.push({ model: m, method: 'name', matched: Math.max(0, ...headers.map((_, k) => (k === m ? 0 : byName(m, k)))), tensors: mine.length });
       continue;
     }
-    let match = matchByNormalisedNames(mine, ref);
-    let method: ModelAlignment['method'] = 'normalised';
-    if (match.size < half) {
-      const order = matchByOrder(mine, ref);
-      if (order.size > match.size) { match = order; method = 'order'; }
+    // the reference that matches most of its tensors
+    let best: { k: number; match: Map<number, number>; method: ModelAlignment['method'] } | null = null;
+    for (const k of refs) {
+      const ref = floats[k];
+      let match = matchByNormalisedNames(mine, ref);
+      let method: ModelAlignment['method'] = 'normalised';
+      if (match.size < half(m, k)) {
+        const order = matchByOrder(mine, ref);
+        if (order.size > match.size) { match = order; method = 'order'; }
+      }
+      if (best === null || match.size > best.match.size) best = { k, match, method };
     }
-    if (match.size <= byName) {
-      methods.push({ model: m, method: 'name', matched: byName, tensors: mine.length });
+    const plain = Math.max(0, ...headers.map((_, k) => (k === m ? 0 : byName(m, k))));
+    if (!best || best.match.size <= plain) {
+      methods.push({ model: m, method: 'name', matched: plain, tensors: mine.length });
       continue;
     }
-    methods.push({ model: m, method, matched: match.size, tensors: mine.length });
+    methods.push({ model: m, method: best.method, matched: best.match.size, tensors: mine.length });
+    const ref = floats[best.k];
+    const refNames = byNameMaps[best.k];
     const taken = new Set<string>();
     const rename = new Map<HeaderTensor, string>();
-    for (const [i, j] of match) { rename.set(mine[i], ref[j].name); taken.add(ref[j].name); }
-    names[m] = all.map((t) => rename.get(t) ?? (taken.has(t.name) || refByName.has(t.name) ? `${t.name} (model ${m}, not aligned)` : t.name));
+    for (const [i, j] of best.match) { rename.set(mine[i], ref[j].name); taken.add(ref[j].name); }
+    names[m] = headers[m].tensors.map((t) => rename.get(t) ?? (taken.has(t.name) || refNames.has(t.name) ? `${t.name} (model ${m}, not aligned)` : t.name));
   }
   return { names, methods };
 }
