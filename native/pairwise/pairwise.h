@@ -107,8 +107,8 @@ struct PairwiseResult {
 inline size_t pair_count(size_t n) { return n * (n - 1) / 2; }
 // The default sub-chunk: N models' decoded sub-chunks take about 512 KiB (64 Ki float64 in
 // all, the size of a core's L2), 1 Ki to 16 Ki elements per model. Measured (BF16, 64 MiB
-// models, Gram path): against 1 Ki, +15 % at N = 2 (16 Ki), +40 % at N = 8 (8 Ki), +43 % at
-// N = 32 (2 Ki): fewer per-sub-chunk steps per element, still in cache.
+// models, rms only: the Gram path, idle 2-core EPYC, median of 5) against 1 Ki: +15 % at N = 2
+// (16 Ki), +14 % at N = 8 (8 Ki), +24 % at N = 32 (2 Ki): fewer per-sub-chunk steps per element.
 inline uint64_t default_chunk_elems(size_t n_models) {
   uint64_t c = 16384;
   while (c > 1024 && c * (n_models ? n_models : 1) > 65536) c /= 2;
