@@ -69,6 +69,8 @@ export interface RawPairwise {
   tensors: RawPairTensor[];
   bytesRead: number[];
   seconds: number;
+  /** exact SVDs run (rank.exact); absent from an older addon */
+  svdTotal?: number;
   simd: string;
   threads: number;
   backend: 'cpu' | 'cuda';

@@ -533,11 +533,12 @@ export async function pairwisePass(resolved: ModelFiles[], headers: ModelHeader[
     );
     settled = true;
     if (thrown) throw thrown.error;
-    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal || (last.svdDone ?? 0) !== (last.svdTotal ?? 0))) {
-      // the native final report can arrive after the promise settles: report completion here
+    // The native final report can arrive after the promise settles (another async handle):
+    // report completion here, the SVD stage included, unless it was seen.
+    const svdTotal = raw.svdTotal ?? last?.svdTotal ?? 0;
+    if (options.onProgress && (!last || last.bytesDone !== last.bytesTotal || (last.svdTotal ?? 0) !== svdTotal || (last.svdDone ?? 0) !== svdTotal)) {
       const total = raw.bytesRead.reduce((a, b) => a + b, 0);
-      const svd = last?.svdTotal ? { svdDone: last.svdTotal, svdTotal: last.svdTotal } : {};
-      options.onProgress({ bytesDone: total, bytesTotal: total, ...svd });
+      options.onProgress({ bytesDone: total, bytesTotal: total, ...(svdTotal > 0 ? { svdDone: svdTotal, svdTotal } : {}) });
     }
     const layers = tensors.map((t, i) => pairLayer(t, raw.tensors[i], n));
     return {

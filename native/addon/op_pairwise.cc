@@ -66,7 +66,8 @@ struct PairwiseOp {
                          {"bytesTotal", static_cast<double>(p.bytes_total)},
                          {"svdDone", static_cast<double>(p.svd_done)},
                          {"svdTotal", static_cast<double>(p.svd_total)}},
-                        p.bytes_done == p.bytes_total && p.svd_done == p.svd_total);
+                        // never throttled: the end of the read, and the start and end of the SVDs
+                        p.bytes_done == p.bytes_total && (p.svd_done == 0 || p.svd_done == p.svd_total));
       };
     }
     result = mother::pairwise(models, plan, opt);
@@ -113,6 +114,7 @@ struct PairwiseOp {
     out.Set("tensors", tensors);
     out.Set("bytesRead", number_array(env, result.bytes_read));
     out.Set("seconds", Napi::Number::New(env, result.seconds));
+    out.Set("svdTotal", Napi::Number::New(env, static_cast<double>(result.svd_total)));
     out.Set("simd", options.kernels->name);
     out.Set("threads", Napi::Number::New(env, threads_used));
     put_device(env, out, gpu);

@@ -292,6 +292,7 @@ void finish_pairwise(const std::vector<Model>& models, const std::vector<PairPla
   // and cancellable between them.
   const uint64_t bytes_total = resolved.bytes_total;
   const uint64_t svd_total = options.exact_rank ? rank_jobs.size() : 0;
+  result.svd_total = svd_total;
   std::atomic<uint64_t> svd_done{0};
   std::mutex progress_mu;
   if (options.exact_rank && options.progress) options.progress(PairwiseProgress{bytes_total, bytes_total, 0, svd_total});

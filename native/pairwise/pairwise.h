@@ -102,6 +102,7 @@ struct PairwiseResult {
   std::vector<PairTensorResult> tensors;  // same order as the plan
   std::vector<uint64_t> bytes_read;       // per model
   double seconds = 0;
+  uint64_t svd_total = 0;                 // exact SVDs run (exact_rank only)
 };
 
 inline size_t pair_count(size_t n) { return n * (n - 1) / 2; }
