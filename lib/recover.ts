@@ -12,8 +12,9 @@ import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPa
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, FamilyRecovery, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
 import { chooseClock, findMerges, minimumSpanningTree } from './method/clocks';
 import { bootstrapSupport, hashString } from './method/support';
-import { chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, rankCapacity } from './method/choices';
-import { ModelFiles, resolveModel } from './io/discovery';
+import { adapterLike, chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, PairRankEvidence, pairRankEvidence, rankCapacity } from './method/choices';
+import { ModelFiles, resolveModel, writtenAt } from './io/discovery';
+import { duplicateSource } from './method/duplicates';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -77,8 +78,6 @@ export type EdgeRelation = (typeof EDGE_RELATIONS)[number];
 export const MANTISSA_BITS: Record<string, number> = {
   F64: 52, F32: 23, F16: 10, BF16: 7, F8_E4M3: 3, F8_E4M3FNUZ: 3, F8_E5M2: 2, F8_E5M2FNUZ: 2,
 };
-/** In a family with the rank metric, an edge whose difference uses at most this fraction of the ranked layers' capacity is an 'adapter' edge (measured: merged LoRAs 0.06-0.15, full fine-tunes of the small zoo 0.3-0.9). */
-export const ADAPTER_RANK_FRACTION = 0.25;
 /** A training edge with a confidence (bootstrap support) below this, or none, is marked uncertain: see benchmarks/RESULTS.md for how often such edges are right. */
 export const UNCERTAIN_CONFIDENCE = 0.5;
 /** A pair differing by at most this RMS relative to the weights' spread, in different dtypes, is a dtype conversion (BF16 rounding: about 2^-9 relative). */
@@ -223,7 +222,8 @@ export interface ModelGraph {
   familyReports: FamilyReport[];
   /** Sets of exact copies: every compared tensor holds identical values (they stay in their family; edges between them have distance 0).
    *  sameDtypes: every member stores every tensor (by name) in the same dtype, so the tensor bytes are identical too (else, e.g., a BF16 model and its F32 upcast). */
-  duplicates: { members: string[]; sameDtypes: boolean }[];
+  /** Sets of identical models; `source`: the member the others hang off in the graph, `sourceBy`: 'written' (its weight files are the oldest, by 2 s or more) or 'order' (first in input order). */
+  duplicates: { members: string[]; sameDtypes: boolean; source: string; sourceBy: 'written' | 'order' }[];
   /** The relatedness test: its levels and rule, and each comparability group's measured null. */
   relatedness: { alpha: number; r0: number; rule: string; groups: RelatednessGroup[] };
   /** Every pair's evidence (only with `pairs: true`). */
@@ -566,6 +566,11 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   for (let p = 0; p < P; p++) if (!decisions[p]) decisions[p] = notComparable;
   const related = (p: number) => decisions[p].verdict === 'related';
   const fams = relatedFamilies(n, (p) => pairStats[p].comparable, related, (p) => identical[p] === 1);
+  // the source of each set of identical models: the one written first (lib/method/duplicates.ts)
+  const written = fams.duplicates.length ? await Promise.all(resolved.map((r) => writtenAt(r))) : [];
+  const duplicateSets = fams.duplicates.map((set) => ({ set, ...duplicateSource(set, written) }));
+  const duplicateSourceOf = new Int32Array(n).fill(-1);
+  for (const d of duplicateSets) for (const i of d.set) duplicateSourceOf[i] = d.source;
 
   let families: number[][];
   if (n === 0) families = [];
@@ -598,17 +603,17 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     if (!fallback.has(m)) fallback.set(m, aggregatePairs(stats.layers.filter((l) => userLayers(l.name, layerShape(l))), n, [m])[AGGREGATE_OF[m]]!);
     return fallback.get(m)!;
   };
-  // per pair, the rank fraction of the ranked distance layers (metric auto)
+  // per pair, the rank evidence of the ranked distance layers (metric auto, adapter edges)
   const rankedDist = distLayers.filter((l) => l.rank);
-  const rankFraction = (i: number, j: number): number => {
+  const rankEvidence = (i: number, j: number): PairRankEvidence => {
     const p = pairIndex(n, i, j);
-    let rank = 0, cap = 0;
+    const ranks: number[] = [], caps: number[] = [];
     for (const l of rankedDist) {
       if (!(l.count[p] > 0) || !Number.isFinite(l.rank![p])) continue;
-      rank += l.rank![p];
-      cap += rankCapacity(layerShape(l)[0], k);
+      ranks.push(l.rank![p]);
+      caps.push(rankCapacity(layerShape(l)[0], k));
     }
-    return cap > 0 ? rank / cap : NaN;
+    return pairRankEvidence(ranks, caps);
   };
   // whether a square layer's difference in pair p is nonzero above the storage noise
   const changed = (l: PairLayer, p: number) => (l.rank ? l.rank[p] > 0 : l.rms[p] > 0);
@@ -663,8 +668,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
   };
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, adapterFamily: boolean, resample: FamilyResample | null) => {
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null) => {
     const m = fam.length;
+    const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
     const rel = new Float64Array(m * m);
     for (let a = 0; a < m; a++)
@@ -681,7 +687,13 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     for (let a = 0; a < m; a++)
       for (let b = a + 1; b < m; b++) {
         const i = fam[a], j = fam[b];
-        if (identical[pairIndex(n, i, j)]) { cands.push({ s: a, c: b, rel: 0, relation: 'duplicate' }); continue; }
+        if (identical[pairIndex(n, i, j)]) {
+          // every member of a set of identical models hangs off the set's source
+          const src = duplicateSourceOf[i];
+          if (src === j) cands.push({ s: b, c: a, rel: 0, relation: 'duplicate' });
+          else if (src === i || !inFamily.has(src)) cands.push({ s: a, c: b, rel: 0, relation: 'duplicate' });
+          continue;
+        }
         const r = rel[a * m + b];
         // one of the two a quantised copy, the other not: the copy is the quantised one
         const qa = quantOf[i], qb = quantOf[j];
@@ -765,7 +777,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({
         parent: id(pa), child: id(ch), distance: e.distance, confidence: conf, margin: e.relativeMargin,
         uncertain: conf === null || conf < UNCERTAIN_CONFIDENCE,
-        relation: adapterFamily && rankFraction(fam[pa], fam[ch]) <= ADAPTER_RANK_FRACTION ? 'adapter' : 'finetune',
+        relation: adapterLike(rankEvidence(fam[pa], fam[ch])) ? 'adapter' : 'finetune',
       });
     }
     const dist = (x: number, y: number) => D[pairIndex(n, fam[x], fam[y])];
@@ -793,8 +805,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     let metricUsed: DistanceMetric;
     let metricReport: FamilyReport['metric'];
     if (metric === 'auto') {
-      const fr: number[] = [];
-      for (let a = 0; a < m; a++) for (let b = a + 1; b < m; b++) fr.push(rankFraction(fam[a], fam[b]));
+      const fr: PairRankEvidence[] = [];
+      for (let a = 0; a < m; a++) for (let b = a + 1; b < m; b++) fr.push(rankEvidence(fam[a], fam[b]));
       const choice: MetricChoice = chooseMetric(fr);
       metricUsed = choice.metric === 'rank' && agg.sumRank ? 'rank' : 'rms';
       if (metricUsed === 'rank') {
@@ -858,7 +870,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosis: momentLayers.filter((l) => fam.every((i) => l.moments![i]) && kuPredicate(l.name, l.shapes[fam[0]]!)),
       seed: fam.reduce((h, i) => Math.imul(h ^ hashString(inputs[i].id), 0x9e3779b1) >>> 0, fam.length),
     };
-    const dir = orientFamily(fam, ku, D, metricUsed === 'rank', resample);
+    const dir = orientFamily(fam, ku, D, resample);
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -892,9 +904,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     edges,
     roots,
     familyReports,
-    duplicates: fams.duplicates.map((s) => {
+    duplicates: duplicateSets.map(({ set: s, source, by }) => {
       const dtypes = (i: number) => JSON.stringify(headers[i].tensors.map((t) => [t.name, t.dtype]).sort());
-      return { members: s.map((i) => inputs[i].id), sameDtypes: s.every((i) => dtypes(i) === dtypes(s[0])) };
+      return { members: s.map((i) => inputs[i].id), sameDtypes: s.every((i) => dtypes(i) === dtypes(s[0])), source: inputs[source].id, sourceBy: by };
     }),
     relatedness: { alpha, r0, rule: RELATEDNESS_RULE, groups: groupsOut },
     options: { metric, lambda, direction, families: familiesOpt },

@@ -1,7 +1,7 @@
 // Families from related pairs (connected components), the weakest link, the per-family metric
 // and kurtosis-layer choices, and the family agreement scores of the benchmark.
 import { relatedFamilies, weakestLink } from '../lib/method/clustering';
-import { chooseKurtosisLayers, chooseMetric } from '../lib/method/choices';
+import { adapterLike, chooseKurtosisLayers, chooseMetric, pairRankEvidence } from '../lib/method/choices';
 import { familyAgreement } from '../lib/method/evaluation';
 import { pairIndex } from '../lib/method/matrix';
 
@@ -50,17 +50,70 @@ describe('weakestLink', () => {
 });
 
 describe('metric auto', () => {
-  test('low-rank differences (merged adapters) use the rank; full-rank ones RMS; the median decides', () => {
-    const lora = chooseMetric([0.12, 0.25, 0.2, 0.06, 1, 0]); // a quantised copy (1) and an exact copy (0) among them
-    expect(lora.metric).toBe('rank');
-    expect(lora.rankFraction).toBeCloseTo(0.16, 10);
-    expect(lora.why).toMatch(/low-rank/);
-    const full = chooseMetric([1, 1, 0.97, 0, 1]);
+  // per pair: ranks of its ranked layers (capacity 64 each)
+  const ev = (ranks: number[]) => pairRankEvidence(ranks, ranks.map(() => 64));
+  test('pair evidence: uniformity over the layers that differ, the modal rank, near the top, untouched layers, saturation', () => {
+    const lora = ev([0, 8, 8, 0, 0, 8, 8, 0]);
+    expect(lora).toEqual({ rankFraction: 32 / 512, uniformity: 1, modalRank: 8, nearTop: 1, untouched: 0.5, saturated: false });
+    expect(adapterLike(lora)).toBe(true);
+    // measured on the medium zoo: an SGD fine-tune, low-rank but not uniformly so
+    const sgd = ev([11, 9, 18, 20, 6, 6, 11, 11, 3, 3, 10, 7, 2, 2, 7, 4]);
+    expect(sgd.rankFraction).toBeLessThan(0.25);
+    expect(sgd.uniformity).toBeCloseTo(3 / 16, 12); // 11 three times
+    expect(sgd.modalRank).toBe(11);
+    expect(sgd.untouched).toBe(0);
+    expect(adapterLike(sgd)).toBe(false);
+    // an AdamW fine-tune: every layer near the top, but none untouched and no common rank
+    const adamw = ev([16, 15, 18, 22, 18, 21, 21, 24, 21, 21, 24, 23, 25, 23, 25, 22]);
+    expect(adamw.nearTop).toBe(1);
+    expect(adapterLike(adamw)).toBe(false);
+    // rank 8 and rank 16 adapters on a BF16 parent (medium zoo): some singular values hidden
+    expect(adapterLike(ev([0, 8, 7, 0, 0, 7, 8, 0, 0, 6, 8, 0, 0, 7, 8, 0]))).toBe(true);
+    expect(adapterLike(ev([0, 12, 15, 0, 0, 11, 15, 0, 0, 12, 16, 0, 0, 10, 14, 0]))).toBe(true);
+    // ... but a spread below 0.6 of the top is not one
+    expect(adapterLike(ev([0, 16, 9, 0, 0, 16, 9, 0]))).toBe(false);
+    // ties of the mode go to the lower rank
+    expect(ev([4, 4, 9, 9]).modalRank).toBe(4);
+    // quantisation noise: full rank everywhere, uniform but saturated
+    const quant = ev([64, 64, 64, 64]);
+    expect(quant.saturated).toBe(true);
+    expect(adapterLike(quant)).toBe(false);
+    // an exact copy: nothing differs
+    expect(ev([0, 0, 0])).toMatchObject({ rankFraction: 0, modalRank: 0, untouched: 0, saturated: false });
+    expect(Number.isNaN(ev([0, 0]).uniformity)).toBe(true);
+    expect(adapterLike(ev([0, 0]))).toBe(false);
+    expect(Number.isNaN(ev([]).rankFraction)).toBe(true);
+    // NaN layers (not compared) are left out
+    expect(ev([NaN, 4, 4])).toMatchObject({ uniformity: 1, modalRank: 4, rankFraction: 8 / 128 });
+    // a uniform rank above half the capacity is no adapter we can tell from a fine-tune
+    expect(adapterLike(ev([40, 40, 40]))).toBe(false);
+    // one layer in five at another rank still passes (0.8)
+    expect(adapterLike(ev([8, 8, 8, 8, 3]))).toBe(true);
+    expect(adapterLike(ev([8, 8, 8, 3, 3]))).toBe(false);
+  });
+
+  test('adapter-like pairs (merged LoRAs) use the rank; unsaturated low ranks too; saturated or full-rank ones RMS', () => {
+    const lora = chooseMetric([ev([0, 8, 8, 0]), ev([0, 16, 16, 0]), ev([0, 8, 8, 0]), ev([64, 64, 64, 64]), ev([0, 0, 0, 0])]);
+    expect(lora).toMatchObject({ metric: 'rank', differing: 4, adapterLike: 3, pairs: 5 });
+    expect(lora.rankFraction).toBeCloseTo(16 / 256, 12); // median of 0, 1/16, 1/16, 1/8, 1
+    expect(lora.why).toMatch(/low-rank adapters: 3 of 4/);
+    // Llama-like fine-tunes: not adapters, but low-rank and far from the capacity: rank
+    const llm = chooseMetric([ev([19, 32, 18, 28]), ev([8, 12, 9, 10]), ev([16, 21, 15, 20]), ev([40, 45, 38, 50])]);
+    expect(llm).toMatchObject({ metric: 'rank', adapterLike: 0 });
+    expect(llm.why).toMatch(/unsaturated/);
+    // SGD ViTs: a low median, but the far pairs reach the capacity: RMS
+    const sgd = chooseMetric([ev([11, 9, 18, 20]), ev([2, 3, 7, 4]), ev([6, 6, 3, 3]), ev([62, 61, 62, 62])]);
+    expect(sgd.metric).toBe('rms');
+    expect(sgd.rankFraction!).toBeLessThan(0.5);
+    expect(sgd.why).toMatch(/saturates/);
+    const full = chooseMetric([ev([60, 50, 55, 58]), ev([40, 45, 50, 35]), ev([20, 22, 30, 25])]);
     expect(full.metric).toBe('rms');
     expect(full.why).toMatch(/full-rank/);
+    // half the differing pairs adapter-like: rank
+    expect(chooseMetric([ev([4, 4]), ev([3, 60])]).metric).toBe('rank');
+    expect(chooseMetric([ev([0, 0]), ev([0, 0])])).toMatchObject({ metric: 'rank', differing: 0 }); // copies only: rank 0 is a distance too
     expect(chooseMetric([]).why).toMatch(/single model/);
-    expect(chooseMetric([NaN, NaN])).toMatchObject({ metric: 'rms', rankFraction: null });
-    expect(chooseMetric([0.5]).metric).toBe('rank');
+    expect(chooseMetric([ev([]), ev([])])).toMatchObject({ metric: 'rms', rankFraction: null });
   });
 });
 

@@ -111,3 +111,29 @@ test("--direction finetune keeps the paper's kurtosis mode (reported as given)",
   expect(h.familyReports[0].clock).toMatchObject({ used: 'kurtosis-', chosen: false });
   expect(h.options.direction).toBe('finetune');
 });
+
+describe('the source of identical models: the one written first, else the first in input order', () => {
+  // copies of root, a (and its duplicate), b and c, with the weight files' times set by hand
+  const setUp = (name: string, times: Record<string, number>) => {
+    const dir = path.join(tmp.dir, name);
+    for (const id of ['root', 'a', 'a_dup', 'b', 'c']) {
+      fs.cpSync(path.join(tmp.dir, 'zoo', id), path.join(dir, id), { recursive: true });
+      const t = new Date(times[id] ?? 1.7e12);
+      fs.utimesSync(path.join(dir, id, 'model.safetensors'), t, t);
+    }
+    return ['a', 'a_dup', 'b', 'c', 'root'].map((id) => ({ id, path: path.join(dir, id) }));
+  };
+  const parents = (h: ModelGraph) => Object.fromEntries(h.edges.map((e) => [e.child, [e.parent, e.relation]]));
+
+  test('a_dup written 10 s before a: a_dup is the source, a its duplicate and c hangs off a_dup', async () => {
+    const h = await recover(setUp('dup-older', { a: 1.7e12 + 10_000, a_dup: 1.7e12 }));
+    expect(h.duplicates).toEqual([{ members: ['a', 'a_dup'], sameDtypes: true, source: 'a_dup', sourceBy: 'written' }]);
+    expect(parents(h)).toEqual({ a_dup: ['root', 'finetune'], a: ['a_dup', 'duplicate'], b: ['root', 'finetune'], c: ['a_dup', 'finetune'] });
+  });
+
+  test('written within 2 s of each other: a tie, the first in input order', async () => {
+    const h = await recover(setUp('dup-tie', { a: 1.7e12 + 1500, a_dup: 1.7e12 }));
+    expect(h.duplicates).toEqual([{ members: ['a', 'a_dup'], sameDtypes: true, source: 'a', sourceBy: 'order' }]);
+    expect(parents(h)).toEqual({ a: ['root', 'finetune'], a_dup: ['a', 'duplicate'], b: ['root', 'finetune'], c: ['a', 'finetune'] });
+  });
+});

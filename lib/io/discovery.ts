@@ -58,6 +58,21 @@ export interface ModelFiles {
   adapter?: AdapterConfig;
 }
 
+/**
+ * When a model's weights were last written: the latest modification time (ms since the epoch)
+ * of its weight files and shard index; null when one of them cannot be read.
+ */
+export async function writtenAt(m: Pick<ModelFiles, 'files' | 'index'>): Promise<number | null> {
+  const files = [...m.files, ...(m.index ? [m.index] : [])];
+  if (files.length === 0) return null;
+  try {
+    const times = await Promise.all(files.map(async (f) => (await fs.stat(f)).mtimeMs));
+    return Math.max(...times);
+  } catch {
+    return null;
+  }
+}
+
 const SINGLE_NAMES = ['model.safetensors', 'diffusion_pytorch_model.safetensors'];
 const INDEX_NAMES = ['model.safetensors.index.json', 'diffusion_pytorch_model.safetensors.index.json'];
 /** PyTorch checkpoints, used only where a directory holds no safetensors weights. */
