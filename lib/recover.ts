@@ -15,6 +15,8 @@ import { bootstrapSupport, hashString } from './method/support';
 import { adapterLike, chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, PairRankEvidence, pairRankEvidence, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel, writtenAt } from './io/discovery';
 import { duplicateSource } from './method/duplicates';
+import { differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDING } from './method/embedding_rows';
+import { rowHashes } from './io/row_hashes';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -202,6 +204,10 @@ export interface FamilyReport {
    *  null for one model or with K given when its members are not all linked) and its strongest
    *  link to any model outside (null when none is comparable). */
   evidence: { weakestLink: PairLink | null; nearestOutsider: PairLink | null };
+  /** Identical token-embedding rows (lib/method/embedding_rows.ts): the tensor, and the fewest and
+   *  most rows that differ between two tree members; the tree is built on them first, then on the
+   *  distance. null when the family has no such evidence. */
+  rows: { tensor: string; minDiffering: number; maxDiffering: number } | null;
 }
 
 /** The relatedness test of one comparability group. */
@@ -397,7 +403,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, differing: Float64Array | null): Float64Array {
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
   const index = new Map(universe.map((l, k) => [l, k]));
@@ -442,6 +448,12 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
           for (const l of rs.square) if (l.count[p] > 0) sq += w[index.get(l)!] * l.sumSq[p];
           Sr[x * c + y] = Sr[y * c + x] = sq;
         }
+      if (differing) {
+        // the rows are not resampled (one tensor); the distance breaks their ties
+        let dMax = 0;
+        for (let q = 0; q < c * c; q++) if (Number.isFinite(Dr[q])) dMax = Math.max(dMax, Dr[q]);
+        for (let x = 0; x < c; x++) for (let y = 0; y < c; y++) if (x !== y) Dr[x * c + y] = rowDistance(differing[x * c + y], Dr[x * c + y], dMax);
+      }
       const sumOver = (layers: PairLayer[], f: (l: PairLayer, x: number) => number) => g.map((_, x) => layers.reduce((t, l) => t + w[index.get(l)!] * f(l, x), 0));
       const norm = clockLayers.length ? sumOver(clockLayers, (l, x) => { const mo = l.moments![g[x]]!; return mo.count * (mo.std * mo.std + mo.mean * mo.mean); }) : null;
       const logstd = clockLayers.length ? sumOver(clockLayers, (l, x) => Math.log(l.moments![g[x]]!.std)) : null;
@@ -668,7 +680,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
   };
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null) => {
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null) => {
     const m = fam.length;
     const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
@@ -726,7 +738,12 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const merges = findMerges(S, m, nonCopies);
     const core = nonCopies.filter((a) => !merges.has(a));
     const c = core.length;
-    const sub = squareFromPairs(c, 0, (x, y) => D[pairIndex(n, fam[core[x]], fam[core[y]])]);
+    const dist0 = squareFromPairs(c, 0, (x, y) => D[pairIndex(n, fam[core[x]], fam[core[y]])]);
+    // identical embedding rows: the tree on the rows that differ first, then the distance
+    const rowsEv = rowTables ? differingRows(core.map((x) => rowTables[x]), core.map((x) => rowDtype[fam[x]])) : null;
+    let dMax = 0;
+    for (let q = 0; q < c * c; q++) if (Number.isFinite(dist0[q])) dMax = Math.max(dMax, dist0[q]);
+    const sub = rowsEv ? dist0.map((d, q) => (Math.floor(q / c) === q % c ? 0 : rowDistance(rowsEv.differing[q], d, dMax))) : dist0;
     // clocks of the core models: the norm and log-std over the family's varying square layers
     const varying = squareMoment.filter((l) => {
       let ch = 0, cmp = 0;
@@ -768,14 +785,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv ? rowsEv.differing : null) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
       const [pa, ch] = [core[e.parent], core[e.child]];
       const conf = support ? support[e.parent * c + e.child] : null;
       out.push({
-        parent: id(pa), child: id(ch), distance: e.distance, confidence: conf, margin: e.relativeMargin,
+        parent: id(pa), child: id(ch), distance: dist0[e.parent * c + e.child], confidence: conf, margin: e.relativeMargin,
         uncertain: conf === null || conf < UNCERTAIN_CONFIDENCE,
         relation: adapterLike(rankEvidence(fam[pa], fam[ch])) ? 'adapter' : 'finetune',
       });
@@ -790,8 +807,20 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
-    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies };
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv };
   };
+
+  // the token embedding's row hashes of the members of families of three or more that all have
+  // one under the same name (lib/method/embedding_rows.ts): one tensor read again per model.
+  // With direction 'auto' only: a kurtosis mode set by hand is the paper's method, distances alone.
+  const rowTensor: (string | null)[] = headers.map((h) => h.tensors.find((t) => t.shape.length === 2 && TOKEN_EMBEDDING.test(t.name))?.name ?? null);
+  const rowDtype: string[] = headers.map((h, i) => h.tensors.find((t) => t.name === rowTensor[i])?.dtype ?? '');
+  const rowTables = new Map<number, RowHashTable | null>();
+  for (const fam of direction === 'auto' ? families : []) {
+    if (fam.length < 3 || !fam.every((i) => rowTensor[i] !== null && rowTensor[i] === rowTensor[fam[0]])) continue;
+    for (const i of fam) rowTables.set(i, await rowHashes(resolved[i], rowTensor[i]!, { simd: options.simd, signal: options.signal }));
+  }
+  const familyRows = (fam: number[]): (RowHashTable | null)[] | null => (fam.every((i) => rowTables.has(i)) ? fam.map((i) => rowTables.get(i) ?? null) : null);
 
   const edges: GraphEdge[] = [];
   const roots: string[] = [];
@@ -870,7 +899,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosis: momentLayers.filter((l) => fam.every((i) => l.moments![i]) && kuPredicate(l.name, l.shapes[fam[0]]!)),
       seed: fam.reduce((h, i) => Math.imul(h ^ hashString(inputs[i].id), 0x9e3779b1) >>> 0, fam.length),
     };
-    const dir = orientFamily(fam, ku, D, resample);
+    const dir = orientFamily(fam, ku, D, resample, familyRows(fam));
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -894,6 +923,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       metric: metricReport,
       kurtosisLayers: { layers: kChoice.layers, rule: kChoice.rule, why: kChoice.why },
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
+      rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
@@ -949,6 +979,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
           diagnostics: { size: 1, meanDistance: null, minDistance: null, maxDistance: null, spread: null, againstEdges: 0, kurtosisAgreement: 1, kurtosisConsistent: true },
           metric: { used: metric === 'auto' ? 'rms' : metric, chosen: false, why: `a PEFT adapter whose base is absent: ${base.why}`, rankFraction: null },
           kurtosisLayers: { layers: [], rule: 'default', why: 'a PEFT adapter whose base is absent: no kurtosis' },
+          rows: null,
           clock: { used: 'none', chosen: false, agreement: null, rootMargin: null, why: 'a PEFT adapter whose base is absent: a family of one', scores: [] },
           copies: { copies: 0, merges: 0 },
           evidence: { weakestLink: null, nearestOutsider: null },

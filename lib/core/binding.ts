@@ -122,6 +122,15 @@ export interface PairwiseProgress {
   svdTotal?: number;
 }
 
+export interface RawRowHashes {
+  name: string;
+  rows: number;
+  rowElems: number;
+  f32: Float64Array;
+  f16: Float64Array;
+  bf16: Float64Array;
+}
+
 export interface NativeAddon {
   scan(
     files: string[],
@@ -131,6 +140,8 @@ export interface NativeAddon {
     cancel?: Int32Array,
   ): Promise<RawScan>;
   inspect(files: string[], index: string): Promise<RawInspect>;
+  /** Per named tensor (null where the model has none): the hash of each row at float32, float16 and bfloat16 (native/stats/row_hash.h), top 53 bits. */
+  rowHashes(files: string[], index: string, tensors: string[], options: { simd?: string }, cancel?: Int32Array): Promise<{ tensors: (RawRowHashes | null)[] }>;
   pairwise(
     models: { files: string[]; index: string }[],
     plan: RawPlanTensor[],
@@ -169,6 +180,9 @@ export interface NativeAddon {
     moments2(x: Float64Array, simd?: string): Float64Array;
     /** native/stats/quant_grid.h grid_block: bit 0 tested for Q4_0, 1 on it, 2 tested for Q8_0, 3 on it */
     gridBlock(x: Float64Array, unitRoundoff: number): number;
+    /** float32 -> IEEE half / bfloat16 bits, nearest even (the row hashes' roundings) */
+    f16Bits(x: Float32Array): Uint16Array;
+    bf16Bits(x: Float32Array): Uint16Array;
     /** pairwise with row maps set on some views (no format sets one yet): tensor `tensor` of
      *  model `model` reads logical row r from stored row map[r]. */
     pairwiseRowMaps(

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace mother_addon;
   exports.Set("scan", Napi::Function::New(env, Scan, "scan"));
   exports.Set("inspect", Napi::Function::New(env, Inspect, "inspect"));
+  exports.Set("rowHashes", Napi::Function::New(env, RowHashes, "rowHashes"));
   exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
   exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
   exports.Set("formatOf", Napi::Function::New(env, FormatOf, "formatOf"));

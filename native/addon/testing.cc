@@ -9,6 +9,7 @@
 #include "../stats/kernels.h"
 #include "../stats/quant_grid.h"
 #include "../stats/summary.h"
+#include "../stats/row_hash.h"
 #include "args.h"
 #include "exports.h"
 #include "promise_worker.h"
@@ -206,6 +207,18 @@ Napi::Value PlainRead(const Napi::CallbackInfo& info) {
       env, "mother.plainRead", PlainReadOp{std::move(files), opt_u32(opts, "threads", 0), k, opt_u32(opts, "chunkBytes", 16u << 20)});
 }
 
+// f16Bits(Float32Array) / bf16Bits(Float32Array) => Uint16Array: the roundings of the row hashes
+template <uint16_t (*F)(float)>
+Napi::Value RoundBits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "a Float32Array");
+  Napi::Float32Array x = info[0].As<Napi::Float32Array>();
+  Napi::Uint16Array out = Napi::Uint16Array::New(env, x.ElementLength());
+  for (size_t i = 0; i < x.ElementLength(); ++i) out[i] = F(x[i]);
+  return out;
+}
+
 }  // namespace
 
 Napi::Object Testing(Napi::Env env) {
@@ -223,6 +236,8 @@ Napi::Object Testing(Napi::Env env) {
   t.Set("pairDd", Napi::Function::New(env, PairDd, "pairDd"));
   t.Set("moments2", Napi::Function::New(env, Moments2, "moments2"));
   t.Set("gridBlock", Napi::Function::New(env, GridBlock, "gridBlock"));
+  t.Set("f16Bits", Napi::Function::New(env, RoundBits<mother::f32_to_f16_bits>, "f16Bits"));
+  t.Set("bf16Bits", Napi::Function::New(env, RoundBits<mother::f32_to_bf16_bits>, "bf16Bits"));
   t.Set("pairwiseRowMaps", Napi::Function::New(env, PairwiseRowMaps, "pairwiseRowMaps"));
   { void AddSvdTesting(Napi::Env, Napi::Object&); AddSvdTesting(env, t); }  // testing_svd.cc
   return t;
