@@ -115,6 +115,15 @@ describe('row hashes of files', () => {
     // no such tensor: null
     expect(await rowHashes(write('p2', parent, 'F32'), 'lm_head.weight')).toBeNull();
   });
+  test('an aborted signal cancels; a file that is no model fails with its error', async () => {
+    const m = write('p-cancel', parent, 'F32');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(rowHashes(m, 'model.embed_tokens.weight', { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+    const bad = path.join(tmp.dir, 'rows', 'bad.safetensors');
+    fs.writeFileSync(bad, Buffer.from([1, 2, 3]));
+    await expect(rowHashes({ files: [bad], index: '' }, 'model.embed_tokens.weight')).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+  });
   test('a resized vocabulary compares its shared leading rows; other row lengths are not compared', () => {
     const t = (rows: number, rowElems: number, h: number[]): RowHashTable => ({ rows, rowElems, f32: h, f16: h, bf16: h });
     expect(identicalRows(t(3, 4, [1, 2, 3]), t(5, 4, [1, 9, 3, 4, 5]), 'f32')).toEqual({ compared: 3, identical: 2 });

@@ -1,6 +1,7 @@
 // rowHashes(files: string[], index: string, tensors: string[], options: {simd}, cancel?: Int32Array)
 //   => Promise<{ tensors: ({ name, rows, rowElems, f32, f16, bf16 } | null)[] }>
-// Per named tensor of the model (null where the model has none, or none with statistics): the
+// Per named tensor of the model (null where the model has none, none with statistics, or rows
+// that are not whole blocks of its storage type): the
 // hash of each logical row at float32, float16 and bfloat16 (native/stats/row_hash.h), as
 // Float64Arrays of the hashes' top 53 bits (exact integers: compare them with ===).
 #include <string>
@@ -31,7 +32,8 @@ struct RowHashesOp {
     for (size_t t = 0; t < names.size(); ++t) {
       for (const auto& v : model.tensors) {
         if (v.name != names[t] || !v.has_stats() || v.count == 0) continue;
-        results[t] = {true, mother::row_hashes(kernels, v, progress.cancel())};
+        mother::RowHashes h = mother::row_hashes(kernels, v, progress.cancel());
+        if (h.rows > 0) results[t] = {true, std::move(h)};
         break;
       }
     }

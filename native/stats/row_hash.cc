@@ -61,22 +61,20 @@ struct Hasher {
 RowHashes row_hashes(const Kernels* k, const TensorView& v, const int32_t* cancel) {
   RowHashes out;
   if (!v.has_stats() || v.count == 0) return out;
-  out.row_elems = view_row_elems(v);
-  out.rows = out.row_elems ? v.count / out.row_elems : 0;
+  // decode_f64 takes ranges on multiples of view_align: a row that is not one (a block type whose
+  // blocks straddle rows) has no row hashes; memory stays one row
+  const uint64_t row_elems = view_row_elems(v);
+  if (row_elems == 0 || row_elems % view_align(v) != 0) return out;
+  out.row_elems = row_elems;
+  out.rows = v.count / row_elems;
   out.f32.resize(out.rows);
   out.f16.resize(out.rows);
   out.bf16.resize(out.rows);
-  // decode_f64 takes ranges on multiples of view_align: whole rows are (a row holds whole blocks
-  // for the block types the readers accept; a row map aligns to rows), else decode in one go.
-  const uint64_t align = view_align(v);
-  const bool whole_rows = out.row_elems % align == 0;
-  std::vector<double> buf(whole_rows ? out.row_elems : v.count);
-  if (!whole_rows) decode_f64(k, v, 0, v.count, buf.data());
+  std::vector<double> buf(row_elems);
   for (uint64_t r = 0; r < out.rows; ++r) {
     if (cancel && (r & 255) == 0 && *cancel) throw Error(ErrorCode::Cancelled, "", v.name, "row hashes cancelled");
     const double* x = buf.data();
-    if (whole_rows) decode_f64(k, v, r * out.row_elems, out.row_elems, buf.data());
-    else x += r * out.row_elems;
+    decode_f64(k, v, r * out.row_elems, out.row_elems, buf.data());
     Hasher a, b, c;
     for (uint64_t i = 0; i < out.row_elems; ++i) {
       const float f = static_cast<float>(x[i]);

@@ -27,8 +27,9 @@ struct RowHashes {
   std::vector<uint64_t> f32, f16, bf16;
 };
 
-// The hashes of every row of view v (a 2-D tensor; 1-D: one row). cancel: checked between rows
-// (nonzero: throws Error(Cancelled)).
+// The hashes of every row of view v (a 2-D tensor; 1-D: one row); none (rows 0) for a view
+// without statistics or whose rows are not whole blocks of its storage type. Memory: one row.
+// cancel: checked between rows (nonzero: throws Error(Cancelled)).
 RowHashes row_hashes(const Kernels* k, const TensorView& v, const int32_t* cancel);
 
 // The roundings used (exposed for the tests): float32 -> IEEE half / bfloat16 bits, nearest even.
