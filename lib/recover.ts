@@ -15,7 +15,7 @@ import { bootstrapSupport, hashString } from './method/support';
 import { adapterLike, chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, PairRankEvidence, pairRankEvidence, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel, writtenAt } from './io/discovery';
 import { duplicateSource } from './method/duplicates';
-import { differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDING } from './method/embedding_rows';
+import { DifferingRows, differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDING } from './method/embedding_rows';
 import { rowHashes } from './io/row_hashes';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
@@ -403,7 +403,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, differing: Float64Array | null): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null): Float64Array {
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
   const index = new Map(universe.map((l, k) => [l, k]));
@@ -448,11 +448,11 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
           for (const l of rs.square) if (l.count[p] > 0) sq += w[index.get(l)!] * l.sumSq[p];
           Sr[x * c + y] = Sr[y * c + x] = sq;
         }
-      if (differing) {
+      if (rows) {
         // the rows are not resampled (one tensor); the distance breaks their ties
         let dMax = 0;
         for (let q = 0; q < c * c; q++) if (Number.isFinite(Dr[q])) dMax = Math.max(dMax, Dr[q]);
-        for (let x = 0; x < c; x++) for (let y = 0; y < c; y++) if (x !== y) Dr[x * c + y] = rowDistance(differing[x * c + y], Dr[x * c + y], dMax);
+        for (let x = 0; x < c; x++) for (let y = 0; y < c; y++) if (x !== y) Dr[x * c + y] = rowDistance(rows.differing[x * c + y], Dr[x * c + y], dMax, rows.tolerance);
       }
       const sumOver = (layers: PairLayer[], f: (l: PairLayer, x: number) => number) => g.map((_, x) => layers.reduce((t, l) => t + w[index.get(l)!] * f(l, x), 0));
       const norm = clockLayers.length ? sumOver(clockLayers, (l, x) => { const mo = l.moments![g[x]]!; return mo.count * (mo.std * mo.std + mo.mean * mo.mean); }) : null;
@@ -743,7 +743,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const rowsEv = rowTables ? differingRows(core.map((x) => rowTables[x]), core.map((x) => rowDtype[fam[x]])) : null;
     let dMax = 0;
     for (let q = 0; q < c * c; q++) if (Number.isFinite(dist0[q])) dMax = Math.max(dMax, dist0[q]);
-    const sub = rowsEv ? dist0.map((d, q) => (Math.floor(q / c) === q % c ? 0 : rowDistance(rowsEv.differing[q], d, dMax))) : dist0;
+    const sub = rowsEv ? dist0.map((d, q) => (Math.floor(q / c) === q % c ? 0 : rowDistance(rowsEv.differing[q], d, dMax, rowsEv.tolerance))) : dist0;
     // clocks of the core models: the norm and log-std over the family's varying square layers
     const varying = squareMoment.filter((l) => {
       let ch = 0, cmp = 0;
@@ -785,7 +785,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv ? rowsEv.differing : null) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {

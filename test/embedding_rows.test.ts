@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { recover } from '../lib';
 import { native } from '../lib/core/binding';
 import { rowHashes } from '../lib/io/row_hashes';
-import { coarsest, comparisonLevel, differingRows, identicalRows, RowHashTable, rowDistance, TOKEN_EMBEDDING } from '../lib/method/embedding_rows';
+import { coarsest, comparisonLevel, differingRows, identicalRows, ROW_TOLERANCE_FRACTION, RowHashTable, rowDistance, TOKEN_EMBEDDING } from '../lib/method/embedding_rows';
 import { Rng } from './helpers/reference';
 import { encode, encodeF16, FloatDtype, writeSafetensors } from './helpers/safetensors';
 import { tmpDir } from './helpers/tmp';
@@ -174,11 +174,20 @@ describe('the family evidence', () => {
     // one pair shares rows, no other (a continued pre-training chain): nothing is nested
     expect(differingRows([table(all(1)), table(all(1).map((v, r) => (r < 5 ? v : 9000 + r))), table(all(3))], F)).toBeNull();
   });
-  test('rowDistance: rows first, the distance below half a row', () => {
-    expect(rowDistance(3, 0.5, 1)).toBe(3.25);
-    expect(rowDistance(3, 1, 1)).toBe(3.5);
-    expect(rowDistance(2, 1, 1)).toBeLessThan(rowDistance(3, 0, 1));
-    expect(rowDistance(2, NaN, 1)).toBe(2);
+  test('rowDistance: the rows, plus the distance scaled to the tolerance at the largest distance', () => {
+    expect(rowDistance(3, 0.5, 1, 1)).toBe(3.5);
+    expect(rowDistance(3, 1, 2, 5)).toBe(5.5);
+    // counts far apart decide; within the tolerance the distance does
+    expect(rowDistance(2, 1, 1, 5)).toBeLessThan(rowDistance(10, 0, 1, 5));
+    expect(rowDistance(4, 0.2, 1, 5)).toBeLessThan(rowDistance(3, 0.9, 1, 5));
+    expect(rowDistance(2, NaN, 1, 5)).toBe(2);
+    expect(ROW_TOLERANCE_FRACTION).toBe(0.02);
+  });
+  test('the tolerance is 2 % of the rows compared, at least one row', () => {
+    expect(differingRows([table(root), table(a), table(b), table(c)], F)!.tolerance).toBe(1);
+    const big = (tag: number, touched: number[]) => Array.from({ length: 1000 }, (_, r) => (touched.includes(r) ? 1e6 * tag + r : r));
+    const t1 = big(1, [0, 1, 2]), t2 = big(2, [3, 4]), t3 = t1.map((v, r) => (r === 5 ? 7e6 : v));
+    expect(differingRows([table(big(0, [])), table(t1), table(t2), table(t3)], F)!.tolerance).toBe(20);
   });
 });
 

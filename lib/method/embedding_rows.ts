@@ -13,8 +13,10 @@
 // Use: in a family whose members all have a token embedding of one row length and whose counts
 // vary between pairs (an embedding that every fine-tune rewrites, e.g. tied to the output head,
 // or a continued pre-training that uses every token, gives 0 everywhere and no evidence), the
-// distance of the undirected tree and of the arborescence becomes lexicographic: rows that
-// differ first, then the family's distance (scaled below half a row) on ties.
+// distance of the undirected tree and of the arborescence becomes the rows that differ plus
+// the family's distance scaled to 2 % of the rows compared at its largest: counts far apart
+// decide, counts within a few rows (a touched row whose changes round away in a 16-bit dtype
+// looks untouched) are left to the distance.
 import { minimumSpanningTree } from './clocks';
 
 /** The token embedding tensors mother looks for (Hugging Face names; GGUF's token_embd is mapped to model.embed_tokens). */
@@ -71,6 +73,8 @@ export interface DifferingRows {
   max: number;
   /** of the rows identical between two members, the fraction not identical between each of them and a member on the tree path between them */
   violations: number;
+  /** the rows the family's distance weighs as (rowDistance): ROW_TOLERANCE_FRACTION of `compared`, at least 1 */
+  tolerance: number;
 }
 
 /**
@@ -131,10 +135,15 @@ export function differingRows(tables: readonly (RowHashTable | null)[], dtypes: 
   const violations = checked > 0 ? broken / checked : 0;
   // no two members apart on the tree share a row: nothing is nested, the counts tell no tree
   if (checked === 0 || violations > ROW_NESTING_TOLERANCE) return null;
-  return { differing, compared, min: compared - maxSame, max: compared - minSame, violations };
+  return { differing, compared, min: compared - maxSame, max: compared - minSame, violations, tolerance: Math.max(1, ROW_TOLERANCE_FRACTION * compared) };
 }
 
-/** The lexicographic distance: rows that differ, then d (scaled by the family's largest distance dMax to under half a row). */
-export function rowDistance(differing: number, d: number, dMax: number): number {
-  return differing + (dMax > 0 && Number.isFinite(d) ? (0.5 * d) / dMax : 0);
+/** A few rows of the count are within its noise (a touched row whose changes round away in a
+ *  16-bit dtype looks untouched): the distance weighs as much as this fraction of the rows compared. */
+export const ROW_TOLERANCE_FRACTION = 0.02;
+
+/** The combined distance: rows that differ, plus the distance d scaled to `tolerance` rows at the
+ *  family's largest distance dMax (counts within a few rows of each other: the distance decides). */
+export function rowDistance(differing: number, d: number, dMax: number, tolerance: number): number {
+  return differing + (dMax > 0 && Number.isFinite(d) ? (tolerance * d) / dMax : 0);
 }
