@@ -35,6 +35,17 @@ beforeAll(() => {
 afterAll(() => tmp.cleanup());
 
 describe('mother CLI', () => {
+  test('recover -v says when a family is built on identical embedding rows (the bundled Llama family)', () => {
+    const llm = path.resolve(__dirname, '..', 'samples', 'zoo-small', 'llm');
+    const r = run('recover', llm, '-v');
+    expect(r.status).toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/tree on identical model\.embed_tokens\.weight rows plus the distance: \d+ to \d+ rows differ/);
+    // the paper's mode, set by hand: distances alone
+    const paper = run('recover', llm, '-v', '--direction', 'finetune');
+    expect(paper.status).toBe(0);
+    expect(paper.stderr + paper.stdout).not.toMatch(/identical model\.embed_tokens/);
+  });
+
   test('--help and per-command help exit 0 with examples', () => {
     const h = run('--help');
     expect(h.status).toBe(0);

@@ -382,6 +382,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       w(`family of ${plural(f.members.length, 'model')}: root ${f.root}, clock ${f.clock.used}${f.clock.chosen ? '' : ' (given)'}, cost ${num(f.cost)}${f.copies.copies || f.copies.merges ? `, ${f.copies.copies} copies and ${f.copies.merges} merges as leaves` : ''}`);
       w(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}`);
       w(`  metric ${f.metric.used}: ${f.metric.why}`);
+      if (f.rows) w(`  tree on identical ${f.rows.tensor} rows plus the distance: ${f.rows.minDiffering} to ${f.rows.maxDiffering} rows differ between two members (README, Direction 5)`);
       w(`  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}`);
       if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
       if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);
