@@ -16,6 +16,7 @@ import { adapterLike, chooseKurtosisLayers, chooseMetric, KurtosisChoice, Metric
 import { ModelFiles, resolveModel, writtenAt } from './io/discovery';
 import { duplicateSource } from './method/duplicates';
 import { DifferingRows, differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDING } from './method/embedding_rows';
+import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
@@ -208,6 +209,10 @@ export interface FamilyReport {
    *  most rows that differ between two tree members; the tree is built on them first, then on the
    *  distance. null when the family has no such evidence. */
   rows: { tensor: string; minDiffering: number; maxDiffering: number } | null;
+  /** The vocabulary sizes (lib/method/vocabulary.ts, direction 'auto'): the token embedding and the
+   *  fewest and most rows among the tree members; the root is one of the smallest and no edge goes
+   *  from more rows to fewer. null when the sizes are all equal or a member has no token embedding. */
+  vocabulary: { tensor: string; minRows: number; maxRows: number } | null;
 }
 
 /** The relatedness test of one comparability group. */
@@ -403,7 +408,8 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null): Float64Array {
+  const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: g.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
   const index = new Map(universe.map((l, k) => [l, k]));
@@ -460,11 +466,11 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
       const ku = hasKurtosis ? sumOver(rs.kurtosis, (l, x) => l.moments![g[x]]!.kurtosis) : g.map(() => 0);
       let fr: FamilyRecovery;
       if (direction === 'auto' || direction === undefined) {
-        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd }, Sr);
-        if (!choice.chosen) fr = recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda });
+        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd }, Sr, vocab?.admissible);
+        if (!choice.chosen) fr = recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
         else {
           const v = choice.chosen.clock === 'norm' ? norm! : choice.chosen.clock === 'logstd' ? logstd! : ku;
-          fr = recoverFamily({ n: c, data: Dr }, v.map((x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda });
+          fr = recoverFamily({ n: c, data: Dr }, v.map((x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts });
         }
       } else {
         fr = recoverFamily({ n: c, data: Dr }, ku, { mode: direction, lambda });
@@ -763,7 +769,10 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const mst = minimumSpanningTree(sub, c);
     const coreS = new Float64Array(c * c);
     for (let x = 0; x < c; x++) for (let y = 0; y < c; y++) coreS[x * c + y] = S[core[x] * m + core[y]];
-    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null }, coreS);
+    // the vocabulary only grows parent -> child (lib/method/vocabulary.ts); with direction 'auto' only
+    const vocab = direction === 'auto' ? vocabularyOrder(core.map((x) => vocabRows[fam[x]])) : null;
+    const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: core.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
+    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null }, coreS, vocab?.admissible);
     let fr: FamilyRecovery;
     let modeUsed: KurtosisMode | null;
     let clockReport: FamilyReport['clock'];
@@ -771,13 +780,13 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     if (direction === 'auto' && choice.chosen) {
       const values = choice.chosen.clock === 'norm' ? normClock : choice.chosen.clock === 'logstd' ? logstdClock : kuClock;
       // the edge costs of the paper with the chosen clock as its trend: against when the clock moves the wrong way
-      fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda });
+      fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda, ...vocabOpts });
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
       modeUsed = kmode;
       clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, rootMargin: choice.rootMargin, why: choice.why, scores };
     } else {
       const mode: KurtosisMode = direction === 'auto' ? 'finetune' : direction;
-      fr = recoverFamily({ n: c, data: sub }, kuClock, { mode, lambda });
+      fr = recoverFamily({ n: c, data: sub }, kuClock, { mode, lambda, ...vocabOpts });
       modeUsed = mode;
       const label = mode === 'finetune' ? 'kurtosis-' : 'kurtosis+';
       const sc = scores.find((s) => s.clock === label);
@@ -785,7 +794,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
@@ -807,7 +816,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
-    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv };
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab };
   };
 
   // the token embedding's row hashes of the members of families of three or more that all have
@@ -815,6 +824,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   // With direction 'auto' only: a kurtosis mode set by hand is the paper's method, distances alone.
   const rowTensor: (string | null)[] = headers.map((h) => h.tensors.find((t) => t.shape.length === 2 && TOKEN_EMBEDDING.test(t.name))?.name ?? null);
   const rowDtype: string[] = headers.map((h, i) => h.tensors.find((t) => t.name === rowTensor[i])?.dtype ?? '');
+  const vocabRows: (number | null)[] = headers.map((h, i) => h.tensors.find((t) => t.name === rowTensor[i])?.shape[0] ?? null);
   const rowTables = new Map<number, RowHashTable | null>();
   for (const fam of direction === 'auto' ? families : []) {
     if (fam.length < 3 || !fam.every((i) => rowTensor[i] !== null && rowTensor[i] === rowTensor[fam[0]])) continue;
@@ -924,6 +934,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosisLayers: { layers: kChoice.layers, rule: kChoice.rule, why: kChoice.why },
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
       rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
+      vocabulary: dir.vocab ? { tensor: rowTensor[fam[0]]!, minRows: dir.vocab.min, maxRows: dir.vocab.max } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
@@ -979,7 +990,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
           diagnostics: { size: 1, meanDistance: null, minDistance: null, maxDistance: null, spread: null, againstEdges: 0, kurtosisAgreement: 1, kurtosisConsistent: true },
           metric: { used: metric === 'auto' ? 'rms' : metric, chosen: false, why: `a PEFT adapter whose base is absent: ${base.why}`, rankFraction: null },
           kurtosisLayers: { layers: [], rule: 'default', why: 'a PEFT adapter whose base is absent: no kurtosis' },
-          rows: null,
+          rows: null, vocabulary: null,
           clock: { used: 'none', chosen: false, agreement: null, rootMargin: null, why: 'a PEFT adapter whose base is absent: a family of one', scores: [] },
           copies: { copies: 0, merges: 0 },
           evidence: { weakestLink: null, nearestOutsider: null },

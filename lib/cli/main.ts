@@ -383,6 +383,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       w(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}`);
       w(`  metric ${f.metric.used}: ${f.metric.why}`);
       if (f.rows) w(`  tree on identical ${f.rows.tensor} rows plus the distance: ${f.rows.minDiffering} to ${f.rows.maxDiffering} rows differ between two members (README, Direction 5)`);
+      if (f.vocabulary) w(`  vocabulary: ${f.vocabulary.tensor} has ${f.vocabulary.minRows} to ${f.vocabulary.maxRows} rows; the root is one of the smallest, no edge goes from more rows to fewer (README, Direction 6)`);
       w(`  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}`);
       if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
       if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);

@@ -192,10 +192,14 @@ export function shapeScore(parent: readonly number[], S: ArrayLike<number>, r: n
  * Scores every clock candidate on the undirected tree `parent` (any rooting) and picks the one
  * with the highest agreement. Ties: with the squared distances S, the roots whose shapeScore is
  * within SHAPE_MARGIN of the best; among those the most central root; then CLOCK_ORDER. A
- * clock whose values are null, or not finite for some model, is left out.
+ * clock whose values are null, or not finite for some model, is left out. With `admissible`
+ * (a flag per model, some set: e.g. the members of the smallest vocabulary), only those
+ * models are candidate roots.
  */
-export function chooseClock(parent: readonly number[], clocks: Partial<Record<ClockName, ArrayLike<number> | null>>, S?: ArrayLike<number>): ClockChoice {
+export function chooseClock(parent: readonly number[], clocks: Partial<Record<ClockName, ArrayLike<number> | null>>, S?: ArrayLike<number>, admissible?: readonly boolean[]): ClockChoice {
   const n = parent.length;
+  if (admissible !== undefined && admissible.length !== n) throw new MotherError('ERR_INVALID_ARGUMENT', `admissible has ${admissible.length} flags for ${n} models`);
+  const allowed = (r: number) => !admissible || !admissible.some((a) => a) || admissible[r];
   const scores: ClockScore[] = [];
   for (const c of CLOCK_ORDER) {
     const values = clocks[c.clock];
@@ -206,6 +210,7 @@ export function chooseClock(parent: readonly number[], clocks: Partial<Record<Cl
     if (!finite) continue;
     let best = -1, root = 0;
     for (let r = 0; r < n; r++) {
+      if (!allowed(r)) continue;
       const a = clockAgreementAt(parent, values, c.sign, r);
       if (a > best) {
         best = a;

@@ -176,6 +176,10 @@ export interface RecoverFamilyOptions {
   lambda?: number;
   /** Fixed root (base model) index; default: the best root is recovered. */
   root?: number;
+  /** Row-major n x n: nonzero where the edge i -> j is not allowed (lib/method/vocabulary.ts). */
+  forbidden?: ArrayLike<number>;
+  /** The models that may be the root (default: any); ignored with a fixed root. */
+  candidateRoots?: readonly number[];
 }
 
 export interface FamilyRecovery {
@@ -217,12 +221,23 @@ export function recoverFamily(
   if (opts.root !== undefined && (!Number.isInteger(opts.root) || opts.root < 0 || opts.root >= n)) {
     throw new MotherError('ERR_INVALID_ARGUMENT', `root must be a model index in 0..${n - 1}, got ${opts.root}`);
   }
-  const arbOpts = opts.root === undefined ? {} : { root: opts.root };
+  if (opts.forbidden !== undefined && opts.forbidden.length !== n * n) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `forbidden must hold n x n = ${n * n} flags, got ${opts.forbidden.length}`);
+  }
+  const candidates = opts.candidateRoots?.length ? opts.candidateRoots : null;
+  if (candidates && candidates.some((r) => !Number.isInteger(r) || r < 0 || r >= n)) {
+    throw new MotherError('ERR_INVALID_ARGUMENT', `candidateRoots must be model indices in 0..${n - 1}`);
+  }
+  const arbOpts = opts.root !== undefined ? { root: opts.root } : candidates ? { candidateRoots: candidates } : {};
+  const forbid = (M: Float64Array) => {
+    if (opts.forbidden) for (let q = 0; q < n * n; q++) if (opts.forbidden[q]) M[q] = Infinity;
+    return M;
+  };
   const modes: KurtosisMode[] = mode === 'auto' ? ['finetune', 'pretrain'] : [mode];
   const costs: Partial<Record<KurtosisMode, number>> = {};
   let best: { mode: KurtosisMode; M: Float64Array; parent: number[]; root: number; cost: number } | null = null;
   for (const m of modes) {
-    const M = costsFlat(flat, ku, m, lambda);
+    const M = forbid(costsFlat(flat, ku, m, lambda));
     const tree = minimumArborescenceMatrix({ n, data: M }, arbOpts);
     costs[m] = tree.cost;
     if (best === null || tree.cost < best.cost) {
@@ -235,8 +250,15 @@ export function recoverFamily(
   let rootMargin: number | null = null;
   if (opts.root === undefined && n > 1) {
     const others: number[] = [];
-    for (let v = 0; v < n; v++) if (v !== root) others.push(v);
-    rootMargin = minimumArborescenceMatrix({ n, data: M }, { candidateRoots: others }).cost - cost;
+    for (let v = 0; v < n; v++) if (v !== root && (!candidates || candidates.includes(v))) others.push(v);
+    if (others.length) {
+      try {
+        rootMargin = minimumArborescenceMatrix({ n, data: M }, { candidateRoots: others }).cost - cost;
+      } catch (e) {
+        // no tree roots elsewhere without a forbidden edge
+        if (!opts.forbidden || !(e instanceof MotherError)) throw e;
+      }
+    }
   }
 
   const mean = meanOff(flat);
@@ -248,7 +270,7 @@ export function recoverFamily(
     const c = M[p * n + child];
     let alt = -1;
     for (let q = 0; q < n; q++) {
-      if (q === p || q === child) continue;
+      if (q === p || q === child || M[q * n + child] === Infinity) continue;
       if (alt < 0 || M[q * n + child] < M[alt * n + child]) alt = q;
     }
     const against = againstTrend(ku[p], ku[child], chosen);
