@@ -4,6 +4,7 @@
 // of related pairs, or Ward with K given) and, per family, the metric, the kurtosis layers,
 // the kurtosis direction and the minimum arborescence (5): the model graph. `evaluate` scores
 // it against a ground truth.
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { BackendName, BackendUsed } from './core/backend';
@@ -18,6 +19,7 @@ import { duplicateSource } from './method/duplicates';
 import { DifferingRows, differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDING } from './method/embedding_rows';
 import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
+import { spectralEntropies } from './io/spectra';
 import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -55,7 +57,8 @@ export interface RecoverOptions {
   simd?: string;
   /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
   backend?: BackendName;
-  onProgress?: (p: { stage: 'read' | 'svd'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number }) => void;
+  /** Stages: 'read' (bytes), 'svd' (the exact rank's SVDs), 'spectra' (the spectral clock: models measured, spectraDone of spectraTotal; direction 'auto'). */
+  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -408,7 +411,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>): Float64Array {
   const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: g.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
@@ -463,13 +466,14 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
       const sumOver = (layers: PairLayer[], f: (l: PairLayer, x: number) => number) => g.map((_, x) => layers.reduce((t, l) => t + w[index.get(l)!] * f(l, x), 0));
       const norm = clockLayers.length ? sumOver(clockLayers, (l, x) => { const mo = l.moments![g[x]]!; return mo.count * (mo.std * mo.std + mo.mean * mo.mean); }) : null;
       const logstd = clockLayers.length ? sumOver(clockLayers, (l, x) => Math.log(l.moments![g[x]]!.std)) : null;
+      const spectral = clockLayers.length && clockLayers.every((l) => spectra.has(l)) ? sumOver(clockLayers, (l, x) => spectra.get(l)![g[x]]) : null;
       const ku = hasKurtosis ? sumOver(rs.kurtosis, (l, x) => l.moments![g[x]]!.kurtosis) : g.map(() => 0);
       let fr: FamilyRecovery;
       if (direction === 'auto' || direction === undefined) {
-        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd }, Sr, vocab?.admissible);
+        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd, spectral }, Sr, vocab?.admissible);
         if (!choice.chosen) fr = recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
         else {
-          const v = choice.chosen.clock === 'norm' ? norm! : choice.chosen.clock === 'logstd' ? logstd! : ku;
+          const v = choice.chosen.clock === 'norm' ? norm! : choice.chosen.clock === 'logstd' ? logstd! : choice.chosen.clock === 'spectral' ? spectral! : ku;
           fr = recoverFamily({ n: c, data: Dr }, v.map((x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts });
         }
       } else {
@@ -528,6 +532,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const clusterMetric: PairMetric | null = familiesOpt === 'auto' ? null : metric === 'rank' ? 'rank' : 'l1';
   const wantRank = metric === 'auto' || metric === 'rank' || clusterMetric === 'rank' || !userKurtosis;
   const passMetrics = [...new Set<PairMetric>([...(metric === 'auto' ? (['rms', 'rank'] as const) : [metric]), ...(clusterMetric ? [clusterMetric] : []), ...(wantRank ? (['rank'] as const) : [])])];
+  let readBytes = 0;
   const stats = await pairwisePass(resolved, headers, {
     layers: (name, shape) => distanceFilter(name, shape) || kurtosisCandidate(name, shape) || relatednessTensor(name, shape),
     moments: kurtosisCandidate,
@@ -537,7 +542,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     simd: options.simd,
     backend: options.backend,
     signal: options.signal,
-    onProgress: options.onProgress ? (p) => options.onProgress!({ stage: p.svdTotal ? 'svd' : 'read', ...p }) : undefined,
+    onProgress: options.onProgress ? (p) => { readBytes = p.bytesTotal; options.onProgress!({ stage: p.svdTotal ? 'svd' : 'read', ...p }); } : undefined,
     relatedness: true,
   } as Parameters<typeof pairwisePass>[2]);
   const layerShape = (l: PairLayer) => l.shapes[l.rows.findIndex((r) => r >= 0)]!;
@@ -772,13 +777,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     // the vocabulary only grows parent -> child (lib/method/vocabulary.ts); with direction 'auto' only
     const vocab = direction === 'auto' ? vocabularyOrder(core.map((x) => vocabRows[fam[x]])) : null;
     const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: core.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
-    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null }, coreS, vocab?.admissible);
+    const specClock = clockLayers.length && clockLayers.every((l) => spectra.has(l)) ? core.map((x) => clockLayers.reduce((t, l) => t + spectra.get(l)![fam[x]], 0)) : null;
+    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null, spectral: specClock }, coreS, vocab?.admissible);
     let fr: FamilyRecovery;
     let modeUsed: KurtosisMode | null;
     let clockReport: FamilyReport['clock'];
     const scores = choice.scores.map((s) => ({ clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id }));
     if (direction === 'auto' && choice.chosen) {
-      const values = choice.chosen.clock === 'norm' ? normClock : choice.chosen.clock === 'logstd' ? logstdClock : kuClock;
+      const values = choice.chosen.clock === 'norm' ? normClock : choice.chosen.clock === 'logstd' ? logstdClock : choice.chosen.clock === 'spectral' ? specClock! : kuClock;
       // the edge costs of the paper with the chosen clock as its trend: against when the clock moves the wrong way
       fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda, ...vocabOpts });
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
@@ -794,7 +800,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
@@ -829,6 +835,29 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   for (const fam of direction === 'auto' ? families : []) {
     if (fam.length < 3 || !fam.every((i) => rowTensor[i] !== null && rowTensor[i] === rowTensor[fam[0]])) continue;
     for (const i of fam) rowTables.set(i, await rowHashes(resolved[i], rowTensor[i]!, { simd: options.simd, signal: options.signal }));
+  }
+  // the spectral clock (lib/io/spectra.ts): the spectral entropy of every square layer of the
+  // members of families of two or more, with direction 'auto'; one SVD of at most 512 x 512 per tensor
+  const spectra = new Map<PairLayer, Float64Array>();
+  const spectraModels = direction === 'auto' ? families.filter((f) => f.length >= 2).flat() : [];
+  if (spectraModels.length && squareMoment.length) {
+    for (const l of squareMoment) spectra.set(l, new Float64Array(n).fill(NaN));
+    const own = (l: PairLayer, i: number) => l.names?.[i] ?? l.name;
+    const total = spectraModels.length;
+    let done = 0, next = 0;
+    const report = () => options.onProgress?.({ stage: 'spectra', bytesDone: readBytes, bytesTotal: readBytes, spectraDone: done, spectraTotal: total });
+    report();
+    const worker = async () => {
+      while (next < total) {
+        const i = spectraModels[next++];
+        const layers = squareMoment.filter((l) => l.moments![i]);
+        const res = await spectralEntropies(resolved[i], layers.map((l) => own(l, i)), { simd: options.simd, signal: options.signal });
+        res.forEach((r, k) => { if (r) spectra.get(layers[k])![i] = r.entropy; });
+        done++;
+        report();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.threads ?? os.cpus().length, 4, total)) }, worker));
   }
   const familyRows = (fam: number[]): (RowHashTable | null)[] | null => (fam.every((i) => rowTables.has(i)) ? fam.map((i) => rowTables.get(i) ?? null) : null);
 

@@ -92,7 +92,7 @@ describe('clock agreement and choice', () => {
       parent.forEach((p, i) => { if (p >= 0) tree[inv[i]] = inv[p]; });
       const good = perm.map((old) => -depthValue[old]); // falls parent -> child: the 'kurtosis-' candidate
       const noise = perm.map(() => rng.next());
-      const c = chooseClock(reroot(tree, inv[5]), { kurtosis: good, norm: noise, logstd: noise.map((x) => -x) });
+      const c = chooseClock(reroot(tree, inv[5]), { kurtosis: good, norm: noise, logstd: noise.map((x) => -x), spectral: noise.map((x) => x * x) });
       expect(c.chosen!.label).toBe('kurtosis-');
       expect(c.chosen!.agreement).toBe(1);
       expect(c.chosen!.root).toBe(inv[0]);
@@ -102,6 +102,16 @@ describe('clock agreement and choice', () => {
       expect(c.rootMargin).toBeCloseTo(1 - Math.max(...rivals), 12);
       expect(c.rootMargin!).toBeGreaterThan(0);
     }
+  });
+
+  test('the spectral clock is a candidate like the others: monotone where the rest are not, it is chosen', () => {
+    // 0 -> 1 -> 2, 0 -> 3: spectral entropy rises along every path, the norm and kurtosis do not
+    const tree = [-1, 0, 1, 0];
+    const c = chooseClock(tree, { norm: [2, 1, 3, 0], kurtosis: [1, 3, 0, 2], logstd: [0, 2, 1, 3], spectral: [1, 2, 3, 2.5] });
+    expect(c.chosen!.label).toBe('spectral+');
+    expect(c.chosen!.root).toBe(0);
+    expect(c.chosen!.agreement).toBe(1);
+    expect(c.scores.map((s) => s.label)).toEqual(CLOCK_ORDER.map(clockLabel));
   });
 
   test('ties go by CLOCK_ORDER; a clock with a non-finite value or none is left out', () => {

@@ -357,6 +357,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       threads: opts.threads,
       backend: opts.backend,
       onProgress: (p) => {
+        if (p.stage === 'spectra') {
+          if (p.spectraDone === 0) say(`measuring the spectral clock of ${plural(p.spectraTotal ?? 0, 'model')}...`);
+          return;
+        }
         bar.update(p.bytesDone, p.bytesTotal, p.stage === 'svd' ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : `${(models.length * (models.length - 1)) / 2} pairs`);
         if (p.bytesDone >= p.bytesTotal && (p.svdDone ?? 0) >= (p.svdTotal ?? 0) && !readDone) {
           readDone = true;

@@ -131,6 +131,18 @@ export interface RawRowHashes {
   bf16: Float64Array;
 }
 
+export interface RawSpectrum {
+  name: string;
+  rows: number;
+  cols: number;
+  /** the measured block: the whole matrix, or its evenly strided maxDim x maxDim sub-block */
+  blockRows: number;
+  blockCols: number;
+  /** -sum p log p over p = s^2 / sum s^2 of the block's singular values s; NaN with a NaN/Inf or an all-zero block */
+  entropy: number;
+  top: number;
+}
+
 export interface NativeAddon {
   scan(
     files: string[],
@@ -142,6 +154,8 @@ export interface NativeAddon {
   inspect(files: string[], index: string): Promise<RawInspect>;
   /** Per named tensor (null where the model has none): the hash of each row at float32, float16 and bfloat16 (native/stats/row_hash.h), top 53 bits. */
   rowHashes(files: string[], index: string, tensors: string[], options: { simd?: string }, cancel?: Int32Array): Promise<{ tensors: (RawRowHashes | null)[] }>;
+  /** Per named tensor (null where the model has none with statistics, it is not 2-D, or its rows are not whole blocks): its spectral entropy (native/stats/spectrum.h). */
+  spectralEntropy(files: string[], index: string, tensors: string[], options: { simd?: string; maxDim?: number }, cancel?: Int32Array): Promise<{ tensors: (RawSpectrum | null)[] }>;
   pairwise(
     models: { files: string[]; index: string }[],
     plan: RawPlanTensor[],

@@ -185,6 +185,8 @@ export interface PairwiseStats<M extends PairMetric = PairMetric> {
 /** One compared tensor, one value per unordered pair i < j (pairIndex order). */
 export interface PairLayer {
   name: string;
+  /** Per model, its own name for the tensor, where some model names it differently (alignment); absent when every model uses `name`. */
+  names?: (string | null)[];
   rows: number[];
   rowElems: number;
   resized: boolean;
@@ -263,7 +265,7 @@ function pairLayer(t: AlignedTensor, raw: RawPairwise['tensors'][number], n: num
     minDiff[p] = compared && raw.minDiff ? raw.minDiff[p] : NaN;
   }
   const layer: PairLayer = {
-    name: t.name, rows: t.rows, rowElems: t.rowElems, resized: t.resized, shapes: t.shapes,
+    name: t.name, ...(t.names ? { names: t.names } : {}), rows: t.rows, rowElems: t.rowElems, resized: t.resized, shapes: t.shapes,
     count: raw.count, skipped: raw.skipped, rms, meanAbs, maxDiff, minDiff,
     sumSq: raw.sumSq, meanA: raw.meanA, meanB: raw.meanB, varA: raw.varA, varB: raw.varB, oneMinusR: raw.oneMinusR,
   };
