@@ -125,3 +125,29 @@ test('NaN, Inf and all-zero blocks: NaN; a 1-D tensor and a missing name: null; 
   await expect(spectralEntropies(m, ['nan'], { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
   await expect(spectralEntropies({ files: [path.join(tmp.dir, 'cases.json')], index: '' }, ['nan'])).rejects.toThrow();
 });
+
+test('recover: the spectral clock is measured after the read (progress stage "spectra"), scored with the others, and not with a mode given', async () => {
+  const { recover } = await import('../lib');
+  const r = new Rng(7);
+  const base = Array.from({ length: 24 * 24 }, () => 0.05 * r.normal());
+  const models = [0, 1, 2].map((k) => {
+    const w = base.map((x) => x + (k === 0 ? 0 : 0.01 * r.normal()));
+    const f = path.join(tmp.dir, 'fam', `m${k}.safetensors`);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    writeSafetensors(f, ['a', 'b'].map((nm) => ({ name: `layers.0.${nm}.weight`, dtype: 'F32' as const, shape: [24, 24], data: encode('F32', w.map((x) => (nm === 'a' ? x : -x))) })));
+    return { id: `m${k}`, path: f };
+  });
+  const events: { stage: string; spectraDone?: number; spectraTotal?: number }[] = [];
+  const g = await recover(models, { onProgress: (p) => events.push(p) });
+  expect(g.families).toHaveLength(1);
+  const spectra = events.filter((e) => e.stage === 'spectra');
+  expect(spectra[0]).toMatchObject({ spectraDone: 0, spectraTotal: 3 });
+  expect(spectra[spectra.length - 1]).toMatchObject({ spectraDone: 3, spectraTotal: 3 });
+  // after the read: no read event follows the first spectra event
+  expect(events.slice(events.indexOf(spectra[0])).every((e) => e.stage === 'spectra')).toBe(true);
+  expect(g.familyReports[0].clock.scores.map((s) => s.clock)).toEqual(expect.arrayContaining(['spectral+', 'spectral-']));
+  const paper: string[] = [];
+  const p = await recover(models, { direction: 'finetune', onProgress: (e) => paper.push(e.stage) });
+  expect(paper).not.toContain('spectra');
+  expect(p.familyReports[0].clock.scores.map((s) => s.clock)).not.toContain('spectral+');
+});
