@@ -657,6 +657,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const precisionOf = headers.map((h) => {
     let bits = Infinity;
     for (const t of h.tensors) if (isSquare(t.shape)) bits = Math.min(bits, mantissa(t.dtype));
+    // a model without square tensors (a convolutional network): its weights of two or more dimensions
+    if (!Number.isFinite(bits)) for (const t of h.tensors) if (t.shape.length >= 2) bits = Math.min(bits, mantissa(t.dtype));
     return Number.isFinite(bits) ? bits : 0;
   });
   // per model: a quantised copy? (its 2-D weights in a block-quantised dtype, or on a grid)
@@ -688,6 +690,17 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       if (!a || !b || !(l.count[p] > 0)) continue;
       sq += l.sumSq[p];
       scale += l.count[p] * (a.std * a.std + b.std * b.std) / 2;
+    }
+    if (scale === 0) {
+      // no square tensor in common (convolutional networks): every compared weight of two or
+      // more dimensions and 64 or more elements, scaled by the variances over the compared positions
+      for (const l of stats.layers) {
+        const sa = l.shapes[i], sb = l.shapes[j];
+        if (!sa || !sb || sa.length < 2 || sb.length < 2 || !(l.count[p] >= 64)) continue;
+        if (!Number.isFinite(l.sumSq[p]) || !Number.isFinite(l.varA[p]) || !Number.isFinite(l.varB[p])) continue;
+        sq += l.sumSq[p];
+        scale += l.count[p] * (l.varA[p] + l.varB[p]) / 2;
+      }
     }
     return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
   };
