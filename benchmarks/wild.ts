@@ -17,8 +17,9 @@ interface Relation {
   relation: string;
   /** Where. */
   source: string;
-  /** What the relation implies for mother: the pair is related, a is b's parent (or either way for 'same network'). */
-  expect: 'related, edge either way' | 'related, a -> b' | 'unrelated';
+  /** What the relation implies for mother: the pair is related, a is b's parent (or either way
+   *  for 'same network'), or b is a quantised copy of a (a leaf under it, relation 'quantized'). */
+  expect: 'related, edge either way' | 'related, a -> b' | 'quantized copy, a -> b' | 'unrelated';
 }
 
 async function main(): Promise<void> {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
       a: id('medium'), b: id('small'),
       relation: 'one IS-Net: "small" is the dynamic uint8 quantisation (onnx.quantize) of the fp16 "medium"',
       source: 'the package README (small: "a quantized model", medium: "the default model"); small.onnx producer onnx.quantize 0.1.0; same layer shapes (bench:onnx-real)',
-      expect: 'related, edge either way',
+      expect: 'quantized copy, a -> b',
     },
   ];
   const inputs = models.map((m) => ({ id: id(m.name), path: m.file }));
@@ -42,7 +43,10 @@ async function main(): Promise<void> {
     const together = !!family && family.includes(rel.b);
     const edge = g.edges.find((e) => (e.parent === rel.a && e.child === rel.b) || (e.parent === rel.b && e.child === rel.a));
     const r = await related(byName.get(rel.a.split('/').pop()!)!, byName.get(rel.b.split('/').pop()!)!);
-    const ok = rel.expect === 'unrelated' ? !together : rel.expect === 'related, a -> b' ? edge?.parent === rel.a : together;
+    const ok = rel.expect === 'unrelated' ? !together
+      : rel.expect === 'related, a -> b' ? edge?.parent === rel.a
+      : rel.expect === 'quantized copy, a -> b' ? edge?.parent === rel.a && edge.relation === 'quantized'
+      : together;
     if (ok) found++;
     const align = g.alignment.find((x) => x.model === rel.b || x.model === rel.a);
     rows.push([

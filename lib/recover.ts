@@ -103,6 +103,10 @@ export function quantizedCopyRel(kind: string): number {
   return (4 * 2.5) / levels / Math.sqrt(12);
 }
 const BLOCK_DTYPE = /^(Q\d|IQ\d|TQ\d)/;
+/** ONNX linear quantisation (per-tensor or per-channel scale and zero point): its rounding error
+ *  is known from the scales (Dequantized.roundingRms), so a copy is accepted when the pair's RMS
+ *  difference is at most this many times that expected error. */
+export const AFFINE_COPY_FACTOR = 2;
 
 export interface GraphEdge {
   parent: string;
@@ -663,12 +667,14 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   });
   // per model: a quantised copy? (its 2-D weights in a block-quantised dtype, or on a grid)
   const quantOf: (string | null)[] = headers.map((h, m) => {
-    const weights = h.tensors.filter((t) => t.shape.length === 2);
-    const blockDtype = weights.filter((t) => BLOCK_DTYPE.test(t.dtype));
-    if (weights.length && blockDtype.length * 2 >= weights.length) {
-      // the most common block type
+    const matrices = h.tensors.filter((t) => t.shape.length === 2);
+    // a network without matrices (convolutional): its weights of two or more dimensions
+    const weights = matrices.length ? matrices : h.tensors.filter((t) => t.shape.length > 2);
+    const quantised = weights.filter((t) => BLOCK_DTYPE.test(t.dtype) || t.dequantized);
+    if (weights.length && quantised.length * 2 >= weights.length) {
+      // the most common quantised type (GGUF's block types, ONNX's QUINT8 / QINT8)
       const count = new Map<string, number>();
-      for (const t of blockDtype) count.set(t.dtype, (count.get(t.dtype) ?? 0) + 1);
+      for (const t of quantised) count.set(t.dtype, (count.get(t.dtype) ?? 0) + 1);
       return [...count].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0][0];
     }
     let t4 = 0, o4 = 0, t8 = 0, o8 = 0;
@@ -681,15 +687,25 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     if (t8 >= 4 && o8 >= GRID_FRACTION * t8) return 'Q8_0';
     return null;
   });
-  // squared Euclidean distance over the square tensors both have, and the difference relative to the models' spread
-  const pairSq = (i: number, j: number): { sq: number; rel: number } => {
+  // per model: the expected RMS rounding error of each of its ONNX-quantised tensors, by its name
+  const roundingOf = headers.map((h) => new Map(h.tensors.filter((t) => t.dequantized).map((t) => [t.name, t.dequantized!.roundingRms])));
+  // squared Euclidean distance over the square tensors both have, the difference relative to
+  // the models' spread, and per model the relative difference its ONNX quantisation grids alone
+  // would give over the same positions (0 for a model without such grids)
+  const pairSq = (i: number, j: number): { sq: number; rel: number; rounding: [number, number] } => {
     const p = pairIndex(n, i, j);
-    let sq = 0, scale = 0;
+    let sq = 0, scale = 0, ri = 0, rj = 0;
+    const addRounding = (l: PairLayer) => {
+      const ei = roundingOf[i].get(l.names?.[i] ?? l.name), ej = roundingOf[j].get(l.names?.[j] ?? l.name);
+      if (ei) ri += l.count[p] * ei * ei;
+      if (ej) rj += l.count[p] * ej * ej;
+    };
     for (const l of squareMoment) {
       const a = l.moments![i], b = l.moments![j];
       if (!a || !b || !(l.count[p] > 0)) continue;
       sq += l.sumSq[p];
       scale += l.count[p] * (a.std * a.std + b.std * b.std) / 2;
+      addRounding(l);
     }
     if (scale === 0) {
       // no square tensor in common (convolutional networks): every compared weight of two or
@@ -700,20 +716,26 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         if (!Number.isFinite(l.sumSq[p]) || !Number.isFinite(l.varA[p]) || !Number.isFinite(l.varB[p])) continue;
         sq += l.sumSq[p];
         scale += l.count[p] * (l.varA[p] + l.varB[p]) / 2;
+        addRounding(l);
       }
     }
-    return { sq, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
+    if (!(scale > 0)) return { sq, rel: NaN, rounding: [0, 0] };
+    return { sq, rel: Math.sqrt(sq / scale), rounding: [Math.sqrt(ri / scale), Math.sqrt(rj / scale)] };
   };
   const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null) => {
     const m = fam.length;
     const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
     const rel = new Float64Array(m * m);
+    // rounding[a * m + b]: the relative difference a's ONNX quantisation grids alone give against b
+    const rounding = new Float64Array(m * m);
     for (let a = 0; a < m; a++)
       for (let b = a + 1; b < m; b++) {
         const q = pairSq(fam[a], fam[b]);
         S[a * m + b] = S[b * m + a] = q.sq;
         rel[a * m + b] = rel[b * m + a] = q.rel;
+        rounding[a * m + b] = q.rounding[0];
+        rounding[b * m + a] = q.rounding[1];
       }
     // copies: duplicate < converted < quantized, smallest difference first; a copy is a leaf under its source
     const copyOf = new Int32Array(m).fill(-1);
@@ -735,7 +757,10 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         const qa = quantOf[i], qb = quantOf[j];
         if (!qa !== !qb) {
           const [s, c] = qa ? [b, a] : [a, b];
-          if (r <= quantizedCopyRel((qa ?? qb)!)) cands.push({ s, c, rel: r, relation: 'quantized' });
+          // ONNX grids: the copy's own rounding error, known from its scales; block types: the type's
+          const expected = rounding[c * m + s];
+          const bound = expected > 0 ? AFFINE_COPY_FACTOR * expected : quantizedCopyRel((qa ?? qb)!);
+          if (r <= bound) cands.push({ s, c, rel: r, relation: 'quantized' });
           continue;
         }
         if (!(r <= QUANTIZED_REL)) continue;

@@ -215,7 +215,11 @@ describe('ONNX quantised weights: one float view per NAME_quantized, NAME_scale,
       expect(conv.dequantized).toEqual({
         data: 'conv.weight_quantized', scale: 'conv.weight_scale', zeroPoint: 'conv.weight_zero_point',
         axis: v.conv.axis, channels: v.conv.axis === null ? 1 : CONV[v.conv.axis],
+        roundingRms: expect.any(Number),
       });
+      // the RMS of round-to-nearest's error on the grid: sqrt(mean(scale^2) / 12)
+      const ms = v.conv.scale.reduce((t, x) => t + x * x, 0) / v.conv.scale.length;
+      expect(close(conv.dequantized!.roundingRms, Math.sqrt(ms / 12), 1e-12)).toBe(true);
       expect(conv.bytes).toBe(count(CONV));
       expect(h.tensors[1].dequantized).toBeUndefined();
       expect(h.files[0].metadata['onnx.dequantized']).toBe('2');
@@ -348,5 +352,56 @@ describe('ONNX quantised weights that are left as they are', () => {
     const file = write('taken.onnx', onnxModel({ initializers: [...triple('conv.weight', CONV, conv), { name: 'conv.weight', dataType: DT.FLOAT, dims: [2], raw: encode('F32', [1, 2]) }] }));
     const h = await inspectModel(file);
     expect(h.tensors.map((t) => [t.name, t.dtype])).toEqual([['conv.weight_quantized', 'QUINT8'], ['conv.weight', 'F32']]);
+  });
+});
+
+// A quantised copy is a leaf under its float source, with relation 'quantized', whatever the
+// quantisation's step: per tensor with an outlier the step is a large fraction of the weights'
+// spread (range / 255), so the bound comes from the copy's own scales (README, Direction 1).
+describe('recover: ONNX quantisations are quantised copies of their float source', () => {
+  const SQ = [64, 64];
+  // heavy tails: per-tensor uint8 steps of range / 255, the range about 60 standard deviations
+  const heavy = (n: number, s: number, r: Rng) => f32(Array.from({ length: n }, (_, i) => (i % 997 === 5 ? 40 * s : i % 997 === 500 ? -40 * s : s * r.normal())));
+  const r2 = new Rng(77);
+  const baseConv = heavy(count(CONV), 0.05, r2), baseFc = heavy(count(SQ), 0.1, r2);
+  const tuned = (w: Float64Array, s: number) => f32(Array.from(w, (x) => x + s * r2.normal()));
+  // two fine-tunes of the base, each moved by about 0.2 of the weights' spread
+  const ftConv = tuned(baseConv, 0.01), ftFc = tuned(baseFc, 0.02);
+  const ft2Conv = tuned(baseConv, 0.01), ft2Fc = tuned(baseFc, 0.02);
+  const floatOnnx = (conv: Float64Array, fc: Float64Array) => onnxModel({
+    nodes: [{ op: 'Conv', inputs: ['x', 'conv.weight', 'conv.bias'], outputs: ['h'] }, { op: 'MatMul', inputs: ['h', 'fc.weight'], outputs: ['y'] }],
+    initializers: [
+      { name: 'conv.weight', dataType: DT.FLOAT, dims: CONV, raw: encode('F32', Array.from(conv)) },
+      biases[0],
+      { name: 'fc.weight', dataType: DT.FLOAT, dims: SQ, raw: encode('F32', Array.from(fc)) },
+    ],
+  });
+  const quantOnnx = (conv: Float64Array, fc: Float64Array, kind: 'U8' | 'I8', axis: number | null) => {
+    const qc = quantise(conv, CONV, kind, axis === null ? null : 0), qf = quantise(fc, SQ, kind, axis);
+    return { bytes: onnxModel({ nodes: qoperatorNodes(), initializers: [...triple('conv.weight', CONV, qc), biases[0], ...triple('fc.weight', SQ, qf)] }), qc, qf };
+  };
+
+  test('per-tensor uint8 and per-channel int8 copies hang under the model they were rounded from; a quantised fine-tune whose float is absent is a fine-tune', async () => {
+    const u8 = quantOnnx(baseConv, baseFc, 'U8', null);
+    // the step here is far above the rounding of the GGUF types (Q8_0: about 0.006 of the spread, bounded at 0.023)
+    let sq = 0, v = 0;
+    for (const [w, q] of [[baseFc, u8.qf.deq], [baseConv, u8.qc.deq]] as const) for (let i = 0; i < w.length; i++) sq += (w[i] - q[i]) ** 2, v += w[i] ** 2;
+    expect(Math.sqrt(sq / v)).toBeGreaterThan(0.035);
+    const models = [
+      { id: 'base', path: write('copies/base.onnx', floatOnnx(baseConv, baseFc)) },
+      { id: 'ft', path: write('copies/ft.onnx', floatOnnx(ftConv, ftFc)) },
+      { id: 'base_u8', path: write('copies/base_u8.onnx', u8.bytes) },
+      { id: 'ft_i8', path: write('copies/ft_i8.onnx', quantOnnx(ftConv, ftFc, 'I8', 1).bytes) },
+      { id: 'ft2_u8', path: write('copies/ft2_u8.onnx', quantOnnx(ft2Conv, ft2Fc, 'U8', null).bytes) },
+    ];
+    const g = await recover(models, { threads: 2 });
+    expect(g.families).toHaveLength(1);
+    const edge = (c: string) => g.edges.find((e) => e.child === c);
+    expect(edge('base_u8')).toMatchObject({ parent: 'base', relation: 'quantized' });
+    expect(edge('ft_i8')).toMatchObject({ parent: 'ft', relation: 'quantized' });
+    expect(edge('base_u8')!.relativeDifference).toBeGreaterThan(0.035);
+    // ft2's float is not in the set: its quantisation differs from every member by more than its rounding
+    expect(edge('ft2_u8')!.relation).toBe('finetune');
+    expect(g.familyReports[0].copies.copies).toBe(2);
   });
 });

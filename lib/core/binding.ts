@@ -36,7 +36,7 @@ export interface RawInspect {
    *  dequantized: an ONNX quantised weight read as a float view (lib/io/inspect.ts). */
   tensors: {
     name: string; dtype: string; shape: number[]; file: number; offset: number; bytes: number; unreadable?: string; decoded?: true;
-    dequantized?: { data: string; scale: string; zeroPoint: string; axis: number | null; channels: number };
+    dequantized?: { data: string; scale: string; zeroPoint: string; axis: number | null; channels: number; roundingRms: number };
   }[];
 }
 

@@ -39,6 +39,9 @@ export interface Dequantized {
   axis: number | null;
   /** How many scales (1 per tensor; the length of the axis per channel). */
   channels: number;
+  /** The RMS of the rounding error of this grid, sqrt(mean(scale^2) / 12): how far (RMS) the
+   *  values of a quantised copy lie from the float weights they were rounded from. */
+  roundingRms: number;
 }
 
 /** Parses and validates the headers of the model at `modelPath`. */

@@ -1,4 +1,5 @@
 // inspect(files: string[], index: string) => Promise<RawInspect>: the headers only.
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,6 +61,12 @@ struct InspectOp {
         q.Set("zeroPoint", t.affine->zero_name);
         q.Set("axis", t.affine->axis < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, static_cast<double>(t.affine->axis))));
         q.Set("channels", Napi::Number::New(env, static_cast<double>(t.affine->scale.size())));
+        // the RMS of round-to-nearest's error on this grid, sqrt(mean(scale^2) / 12) (every
+        // channel holds as many elements): how far a quantised copy lies from its float source
+        double ms = 0;
+        for (double s : t.affine->scale) ms += s * s;
+        ms /= static_cast<double>(t.affine->scale.empty() ? 1 : t.affine->scale.size());
+        q.Set("roundingRms", Napi::Number::New(env, std::sqrt(ms / 12.0)));
         to.Set("dequantized", q);
       }
       tensors.Set(i, to);
