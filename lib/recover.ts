@@ -20,7 +20,7 @@ import { DifferingRows, differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDIN
 import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
-import { AdapterPlan, adapterDifferences, ModuleDifference, planAdapter } from './io/adapter';
+import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
 import { Evaluation, familyAgreement, FamilyAgreement, scoreGraph } from './method/evaluation';
@@ -58,7 +58,7 @@ export interface RecoverOptions {
   /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
   backend?: BackendName;
   /** Stages: 'read' (bytes), 'svd' (the exact rank's SVDs), 'spectra' (the spectral clock: models measured, spectraDone of spectraTotal; direction 'auto'). */
-  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number }) => void;
+  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra' | 'adapters'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number; adaptersDone?: number; adaptersTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -160,6 +160,14 @@ export interface AdapterReport {
   modules: Pick<ModuleDifference, 'module' | 'target' | 'shape' | 'r' | 'scaling' | 'frobenius' | 'rms' | 'rank'>[];
   /** Tensors of the adapter file that are no LoRA factor (e.g. modules_to_save copies): not part of the difference. */
   notIncluded: string[];
+  /** The adapter (its base + dW) against every other member of its base's family and every
+   *  other adapter whose base is in it, without merging (<X - Base, dW> from one pass over X's
+   *  target tensors, <dW1, dW2> from the factors): the family's RMS distance (the mean over its
+   *  distance layers of the RMS difference; null where nothing is comparable) and the relative
+   *  difference (RMS over the square layers relative to the weights' spread; between two
+   *  adapters of one base, ||dW1 - dW2|| relative to their norms; null for adapters of two
+   *  bases). Absent without a base. */
+  distances?: { model: string; rms: number | null; relativeDifference: number | null }[];
 }
 
 /** The relatedness evidence between two models. */
@@ -1024,10 +1032,219 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     seconds: 0,
     backend: stats.backend,
   };
+  // PEFT adapters against the other members of their base's family, without merging: per
+  // module the inner products <X - Base, dW> (one native pass over each member's targets) and,
+  // between two adapters, <dW1, dW2> from their factors; then the adapter's RMS distance and
+  // relative difference to each member, and the copies of an adapter (a member that is Base +
+  // dW stored in a file, merged: 'converted', or quantised; an adapter whose factors are those
+  // of another: 'duplicate' or 'converted') hung under it as leaves.
+  const relateAdapters = async (placed: PlacedAdapter[]) => {
+    const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+    // the pass's layer of each tensor, by the name model b gives it
+    const layerByName = (b: number) => {
+      const m = new Map<string, PairLayer>();
+      for (const l of stats.layers) {
+        const own = l.names ? l.names[b] : l.name;
+        if (own && l.shapes[b]) m.set(own, l);
+      }
+      return m;
+    };
+    interface Terms {
+      /** per layer of the pass touched by the adapter: the module index */
+      moduleOf: Map<PairLayer, number>;
+      /** per family member (model index): <X, dW_q> per module (null: not read) */
+      products: Map<number, (number | null)[]>;
+      frob2: number[];
+    }
+    const terms = new Map<PlacedAdapter, Terms>();
+    // progress: one step per (adapter, family member) product pass
+    const total = placed.reduce((t, a) => t + families[a.family].length, 0);
+    let done = 0;
+    const report = () => options.onProgress?.({ stage: 'adapters', bytesDone: readBytes, bytesTotal: readBytes, adaptersDone: done, adaptersTotal: total });
+    if (total) report();
+    for (const a of placed) {
+      const byName = layerByName(a.base);
+      const moduleOf = new Map<PairLayer, number>();
+      a.factors.forEach((f, q) => {
+        const l = byName.get(f.module.target);
+        // compared over the whole tensor only (not a resized vocabulary's leading rows)
+        if (l && !l.resized && sameShape(l.shapes[a.base]!, f.module.shape)) moduleOf.set(l, q);
+      });
+      const products = new Map<number, (number | null)[]>();
+      for (const x of families[a.family]) {
+        const want = new Map<string, string>();
+        for (const [l, q] of moduleOf) {
+          const own = l.names ? l.names[x] : l.name;
+          if (own && l.shapes[x] && sameShape(l.shapes[x]!, a.factors[q].module.shape)) want.set(a.factors[q].module.target, own);
+        }
+        products.set(x, await adapterProducts(resolved[x], a.factors, (t) => want.get(t) ?? null, { simd: options.simd, threads: options.threads, signal: options.signal }));
+        done++;
+        report();
+      }
+      terms.set(a, { moduleOf, products, frob2: a.diffs.map((d) => d.frobenius ** 2) });
+    }
+    // the squared difference between adapter a (Base + dW) and member x over layer l, and its count
+    // (null: not comparable); x === a.base: ||dW||^2 on the layer
+    const layerSq = (a: PlacedAdapter, x: number, l: PairLayer): { sq: number; count: number } | null => {
+      const t = terms.get(a)!;
+      const q = t.moduleOf.get(l);
+      const full = numel(l.shapes[a.base]!);
+      if (x === a.base) return { sq: q === undefined ? 0 : t.frob2[q], count: full };
+      const p = pairIndex(n, x, a.base);
+      if (!(l.count[p] > 0)) return null;
+      if (q === undefined) return { sq: l.sumSq[p], count: l.count[p] };
+      const px = t.products.get(x)![q], pb = t.products.get(a.base)![q];
+      if (px === null || pb === null || !Number.isFinite(px) || !Number.isFinite(pb) || l.count[p] !== full) return null;
+      return { sq: Math.max(0, l.sumSq[p] - 2 * (px - pb) + t.frob2[q]), count: full };
+    };
+    // the family's RMS distance (the mean of per-layer RMS over its distance layers) and the
+    // relative difference (pairSq's: over the square layers with moments, relative to the spread)
+    const relation = (a: PlacedAdapter, x: number): { rms: number; rel: number } => {
+      const layers = familyMetric[a.family].allTensors ? stats.layers.filter((l) => userLayers(l.name, layerShape(l))) : distLayers;
+      let sum = 0, used = 0;
+      for (const l of layers) {
+        const d = layerSq(a, x, l);
+        if (!d || !(d.count > 0)) continue;
+        sum += Math.sqrt(d.sq / d.count);
+        used++;
+      }
+      let sq = 0, scale = 0;
+      for (const l of squareMoment) {
+        const mx = l.moments![x], mb = l.moments![a.base];
+        if (!mx || !mb) continue;
+        const d = layerSq(a, x, l);
+        if (!d) continue;
+        sq += d.sq;
+        scale += d.count * (mx.std * mx.std + mb.std * mb.std) / 2;
+      }
+      return { rms: used ? sum / used : NaN, rel: scale > 0 ? Math.sqrt(sq / scale) : NaN };
+    };
+    const parentOf = (child: string) => graph.edges.find((e) => e.child === child && e.relation !== 'merge');
+    const isMerge = (child: string) => graph.edges.some((e) => e.child === child && e.relation === 'merge');
+    const ancestors = (id: string) => {
+      const out = new Set<string>();
+      for (let e = parentOf(id); e && !out.has(e.parent); e = parentOf(e.parent)) out.add(e.parent);
+      return out;
+    };
+    const rehang = (child: string, parent: string, relationName: EdgeRelation, distance: number, rel: number, family: number) => {
+      const e = parentOf(child);
+      if (!e) return;
+      e.parent = parent;
+      e.relation = relationName;
+      e.distance = distance;
+      e.relativeDifference = rel;
+      e.confidence = null;
+      e.uncertain = false;
+      delete e.margin;
+      graph.familyReports[family].copies.copies++;
+    };
+    // copies of an adapter among the plain members: Base + dW stored in a file
+    const claims = new Map<number, { a: PlacedAdapter; rel: number; rms: number; relation: EdgeRelation }>();
+    for (const a of placed) {
+      const report = graph.adapters![a.report];
+      report.distances = [];
+      const up = ancestors(a.id);
+      for (const x of families[a.family]) {
+        const { rms, rel } = relation(a, x);
+        report.distances.push({ model: inputs[x].id, rms: Number.isFinite(rms) ? rms : null, relativeDifference: Number.isFinite(rel) ? rel : null });
+        if (x === a.base || up.has(inputs[x].id) || isMerge(inputs[x].id) || !Number.isFinite(rel)) continue;
+        const q = quantOf[x];
+        const expected = q ? (() => { let e2 = 0, c = 0; for (const l of squareMoment) { const r = roundingOf[x].get(l.names?.[x] ?? l.name); const mx = l.moments![x]; if (r && mx) { e2 += numel(l.shapes[x]!) * r * r; c += numel(l.shapes[x]!) * mx.std * mx.std; } } return c > 0 ? Math.sqrt(e2 / c) : 0; })() : 0;
+        const bound = q ? (expected > 0 ? AFFINE_COPY_FACTOR * expected : quantizedCopyRel(q)) : CONVERTED_REL;
+        if (!(rel <= bound)) continue;
+        // nearer the adapter than the base and than its own parent, by a factor 2
+        const parent = parentOf(inputs[x].id);
+        const pi = parent ? inputs.findIndex((m) => m.id === parent.parent) : -1;
+        const relTo = (y: number) => pairSq(x, y).rel;
+        const nearest = Math.min(relTo(a.base), pi >= 0 && pi !== x ? relTo(pi) : Infinity);
+        if (!(rel < nearest / 2)) continue;
+        const c = claims.get(x);
+        if (!c || rel < c.rel) claims.set(x, { a, rel, rms, relation: q ? 'quantized' : 'converted' });
+      }
+    }
+    for (const [x, c] of claims) rehang(inputs[x].id, c.a.id, c.relation, c.rms, c.rel, c.a.family);
+    // adapters against each other: the distance (bases in one family), and copies (one base)
+    const factorBits = (a: PlacedAdapter) => Math.min(...a.factors.flatMap((f) => [mantissa(f.module.a.dtype), mantissa(f.module.b.dtype)]));
+    const sameFactors = (a: PlacedAdapter, b: PlacedAdapter) => a.factors.length === b.factors.length && a.factors.every((f, q) => {
+      const g = b.factors.find((y) => y.module.target === f.module.target);
+      return !!g && q >= 0 && g.module.scaling === f.module.scaling && g.module.transposed === f.module.transposed && equalArrays(f.A, g.A) && equalArrays(f.B, g.B);
+    });
+    const copyOfAdapter = new Map<PlacedAdapter, { s: PlacedAdapter; rel: number; relation: EdgeRelation }>();
+    for (let i = 0; i < placed.length; i++)
+      for (let j = i + 1; j < placed.length; j++) {
+        const a = placed[i], b = placed[j];
+        if (a.family !== b.family) continue;
+        const ta = terms.get(a)!, tb = terms.get(b)!;
+        const inner = new Map<string, number>();
+        for (const f of a.factors) {
+          const g = b.factors.find((y) => y.module.target === f.module.target);
+          if (g && sameShape(f.module.shape, g.module.shape)) inner.set(f.module.target, moduleInnerProduct(f, g));
+        }
+        // ||dW_a - dW_b||^2 on a target (either may be absent)
+        const dd = (target: string) => {
+          const qa = a.factors.findIndex((f) => f.module.target === target), qb = b.factors.findIndex((f) => f.module.target === target);
+          return (qa >= 0 ? ta.frob2[qa] : 0) + (qb >= 0 ? tb.frob2[qb] : 0) - 2 * (inner.get(target) ?? 0);
+        };
+        // per layer: ||Ba - Bb||^2 + ||dWa - dWb||^2 + 2 <Ba - Bb, dWa> - 2 <Ba - Bb, dWb>
+        const layers = familyMetric[a.family].allTensors ? stats.layers.filter((l) => userLayers(l.name, layerShape(l))) : distLayers;
+        let sum = 0, used = 0;
+        for (const l of layers) {
+          const qa = ta.moduleOf.get(l), qb = tb.moduleOf.get(l);
+          const target = qa !== undefined ? a.factors[qa].module.target : qb !== undefined ? b.factors[qb].module.target : null;
+          let sq: number, count: number;
+          if (a.base === b.base) {
+            sq = target === null ? 0 : dd(target);
+            count = numel(l.shapes[a.base]!);
+          } else {
+            const p = pairIndex(n, a.base, b.base);
+            if (!(l.count[p] > 0)) continue;
+            sq = l.sumSq[p];
+            count = l.count[p];
+            if (target !== null) {
+              if (count !== numel(l.shapes[a.base]!)) continue;
+              const cross = (t: Terms, q: number | undefined) => (q === undefined ? 0 : t.products.get(a.base)![q]! - t.products.get(b.base)![q]!);
+              sq += dd(target) + 2 * cross(ta, qa) - 2 * cross(tb, qb);
+            }
+          }
+          if (!Number.isFinite(sq) || !(count > 0)) continue;
+          sum += Math.sqrt(Math.max(0, sq) / count);
+          used++;
+        }
+        // identical factors on one base: the same model, whatever the Gram route's rounding says
+        const twins = a.base === b.base && sameFactors(a, b);
+        const rms = twins ? 0 : used ? sum / used : null;
+        let rel: number | null = twins ? 0 : null;
+        if (a.base === b.base && !twins) {
+          const targets = new Set([...a.factors, ...b.factors].map((f) => f.module.target));
+          let diff = 0;
+          for (const t of targets) diff += dd(t);
+          const scale = (ta.frob2.reduce((x, y) => x + y, 0) + tb.frob2.reduce((x, y) => x + y, 0)) / 2;
+          rel = scale > 0 ? Math.sqrt(Math.max(0, diff) / scale) : 0;
+        }
+        graph.adapters![a.report].distances!.push({ model: b.id, rms, relativeDifference: rel });
+        graph.adapters![b.report].distances!.push({ model: a.id, rms, relativeDifference: rel });
+        if (rel === null) continue;
+        // the copy: the later one, or the one of fewer mantissa bits in its factors
+        const [src, copy] = !twins && factorBits(b) > factorBits(a) ? [b, a] : [a, b];
+        const kind: EdgeRelation | null = twins ? 'duplicate' : rel <= CONVERTED_REL && factorBits(a) !== factorBits(b) ? 'converted' : null;
+        if (!kind) continue;
+        const c = copyOfAdapter.get(copy);
+        if (!c || rel < c.rel) copyOfAdapter.set(copy, { s: src, rel, relation: kind });
+      }
+    const top = (a: PlacedAdapter): PlacedAdapter => { const seen = new Set<PlacedAdapter>(); while (copyOfAdapter.has(a) && !seen.has(a)) { seen.add(a); a = copyOfAdapter.get(a)!.s; } return a; };
+    for (const [copy, c] of [...copyOfAdapter].sort((x, y) => x[1].rel - y[1].rel)) {
+      const s = top(c.s);
+      if (s === copy) continue;
+      const d = graph.adapters![copy.report].distances!.find((x) => x.model === s.id);
+      rehang(copy.id, s.id, c.relation, d?.rms ?? 0, c.rel, copy.family);
+    }
+  };
   if (adapters.length) {
     graph.adapters = [];
+    const placed: PlacedAdapter[] = [];
     for (const ad of adapters) {
-      const diffs = await adapterDifferences(ad.plan);
+      const factors = await adapterFactors(ad.plan);
+      const diffs = await adapterDifferences(ad.plan, factors);
       const base = adapterBase(ad.plan, ad.resolved.path, inputs, resolved, headers, families, roots);
       const id = ad.input.id;
       const frob = Math.sqrt(diffs.reduce((a, d) => a + d.frobenius ** 2, 0));
@@ -1049,6 +1266,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         graph.families[fi].push(id);
         graph.familyReports[fi].members.push(id);
         graph.edges.push({ parent: baseId, child: id, distance, confidence: null, uncertain: false, relation: 'adapter' });
+        placed.push({ id, report: graph.adapters.length, base: base.index, family: fi, factors, diffs });
       } else {
         graph.families.push([id]);
         graph.roots.push(id);
@@ -1073,6 +1291,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         notIncluded: ad.plan.others,
       });
     }
+    await relateAdapters(placed);
   }
   if (options.pairs) {
     graph.pairs = [];
@@ -1120,6 +1339,18 @@ export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [
 }
 
 const FLOAT_FOR_DISTANCE = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'QUINT8', 'QINT8']);
+
+/** A PEFT adapter attached to its base (recover): its report's index, its factors and differences. */
+interface PlacedAdapter {
+  id: string;
+  report: number;
+  base: number;
+  family: number;
+  factors: ModuleFactors[];
+  diffs: ModuleDifference[];
+}
+
+const equalArrays = (a: Float64Array, b: Float64Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The last part of a hub id or path. */
 const lastPart = (s: string) => s.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? s;

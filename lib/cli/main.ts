@@ -361,6 +361,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
           if (p.spectraDone === 0) say(`measuring the spectral clock of ${plural(p.spectraTotal ?? 0, 'model')}...`);
           return;
         }
+        if (p.stage === 'adapters') {
+          if (p.adaptersDone === 0) say(`comparing the PEFT adapters with the models of their bases' families (${plural(p.adaptersTotal ?? 0, 'pass', 'passes')} over the target tensors)...`);
+          return;
+        }
         bar.update(p.bytesDone, p.bytesTotal, p.stage === 'svd' ? `exact SVD ${p.svdDone ?? 0}/${p.svdTotal}` : `${(models.length * (models.length - 1)) / 2} pairs`);
         if (p.bytesDone >= p.bytesTotal && (p.svdDone ?? 0) >= (p.svdTotal ?? 0) && !readDone) {
           readDone = true;

@@ -10,7 +10,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-import { MotherError } from '../core/errors';
+import { fromNative, MotherError } from '../core/errors';
+import { native } from '../core/binding';
 
 /** The parts of a model header (the inspect module's) the adapter reads; declared here, as
  *  discovery (which inspect uses) imports this module. */
@@ -135,6 +136,8 @@ export interface LoraModule {
   /** The base tensor's shape that dW has. */
   shape: [number, number];
   kind: 'linear' | 'embedding';
+  /** The base tensor is dW's transpose ([in, out]: embeddings, fan_in_fan_out). */
+  transposed: boolean;
   r: number;
   alpha: number;
   scaling: number;
@@ -206,6 +209,7 @@ export function planAdapter(config: AdapterConfig, header: AdapterHeader): Adapt
       target: `${module}.weight`,
       shape: transposed ? [inA, outB] : [outB, inA],
       kind: e.embedding ? 'embedding' : 'linear',
+      transposed,
       r,
       alpha,
       scaling: config.useRslora ? alpha / Math.sqrt(r) : alpha / r,
@@ -310,17 +314,34 @@ export interface ModuleDifference {
   singularValues: number[];
 }
 
-/** ||dW||_F, rank and singular values of each module of the adapter, from r x r Gram products (float64). */
-export async function adapterDifferences(plan: AdapterPlan): Promise<ModuleDifference[]> {
-  const out: ModuleDifference[] = [];
+/** A module's factors decoded to float64: A [r, in], B [out, r] (finite: checked). */
+export interface ModuleFactors {
+  module: LoraModule;
+  A: Float64Array;
+  B: Float64Array;
+}
+
+/** Reads and decodes every module's A and B once (ERR_ADAPTER_TENSOR for a NaN or an infinity). */
+export async function adapterFactors(plan: AdapterPlan): Promise<ModuleFactors[]> {
+  const out: ModuleFactors[] = [];
   for (const m of plan.modules) {
-    const r = m.r;
-    const A = await valuesOf(m.a); // [r, in]
-    const B = await valuesOf(m.b); // [out, r]
-    const inDim = m.a.shape[1], outDim = m.b.shape[0];
+    const A = await valuesOf(m.a);
+    const B = await valuesOf(m.b);
     for (const [t, v] of [[m.a, A], [m.b, B]] as const) {
       for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) throw new MotherError('ERR_ADAPTER_TENSOR', `${t.file}: ${t.name}: element ${i} is ${v[i]}`, { file: t.file, tensor: t.name });
     }
+    out.push({ module: m, A, B });
+  }
+  return out;
+}
+
+/** ||dW||_F, rank and singular values of each module of the adapter, from r x r Gram products (float64). */
+export async function adapterDifferences(plan: AdapterPlan, factors?: ModuleFactors[]): Promise<ModuleDifference[]> {
+  const out: ModuleDifference[] = [];
+  const all = factors ?? (await adapterFactors(plan));
+  for (const { module: m, A, B } of all) {
+    const r = m.r;
+    const inDim = m.a.shape[1], outDim = m.b.shape[0];
     const GA = new Float64Array(r * r), GB = new Float64Array(r * r);
     for (let i = 0; i < r; i++)
       for (let j = i; j < r; j++) {
@@ -348,4 +369,95 @@ export async function adapterDifferences(plan: AdapterPlan): Promise<ModuleDiffe
     out.push({ module: m.module, target: m.target, shape: m.shape, r, scaling: m.scaling, frobenius, rms: frobenius / Math.sqrt(m.shape[0] * m.shape[1]), rank, singularValues: sv });
   }
   return out;
+}
+
+// ---- inner products with other models and other adapters -----------------------------------
+
+/**
+ * Per module, the inner product <X_t, dW_t> of a model's tensor X_t (named `nameOf(target)` in
+ * that model) with the module's dW = s B A, in one native pass over X_t that never forms dW:
+ * trace(B^T X A^T) row block by row block (native/pairwise/lora_products.h; for a transposed
+ * module trace(A X B)). null where the model has no such tensor of dW's shape, NaN where X_t
+ * holds a NaN or an infinity. With the base's products, <X - Base, dW> = <X, dW> - <Base, dW>:
+ * the distance between the adapter (Base + dW) and X without merging.
+ */
+export async function adapterProducts(
+  model: { files: string[]; index: string },
+  factors: ModuleFactors[],
+  nameOf: (target: string) => string | null,
+  options: { simd?: string; threads?: number; signal?: AbortSignal } = {},
+): Promise<(number | null)[]> {
+  if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'adapter products cancelled');
+  const items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number }[] = [];
+  const at: number[] = [];
+  factors.forEach((f, q) => {
+    const name = nameOf(f.module.target);
+    if (name === null) return;
+    const { r, shape } = f.module;
+    // X [rows, cols] = shape; <X, R L> with L [r, cols], R [rows, r]: L = A, R = B, or for a
+    // transposed module (X = dW^T) L = B^T, R = A^T
+    const [rows, cols] = shape;
+    let left: Float64Array, right: Float64Array;
+    if (!f.module.transposed) {
+      left = f.A;
+      right = f.B;
+    } else {
+      left = new Float64Array(r * cols);
+      for (let o = 0; o < cols; o++) for (let k = 0; k < r; k++) left[k * cols + o] = f.B[o * r + k];
+      right = new Float64Array(rows * r);
+      for (let k = 0; k < r; k++) for (let i = 0; i < rows; i++) right[i * r + k] = f.A[k * rows + i];
+    }
+    items.push({ tensor: name, left, right, r, rows, cols });
+    at.push(q);
+  });
+  const out: (number | null)[] = factors.map(() => null);
+  if (items.length === 0) return out;
+  const cancel = new Int32Array(1);
+  const onAbort = () => Atomics.store(cancel, 0, 1);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const raw = await native().loraProducts(model.files, model.index, items, { simd: options.simd, threads: options.threads }, cancel);
+    raw.products.forEach((p, k) => {
+      const q = at[k];
+      out[q] = p === null ? null : p.finite ? factors[q].module.scaling * p.value : NaN;
+    });
+    return out;
+  } catch (e) {
+    throw fromNative(e);
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * <dW1, dW2> of two modules of one target (same shape in the base's layout), from the factors
+ * alone: s1 s2 trace((B1^T B2)(A2 A1^T)) (r1 x r2 products) when both store dW as B A the same
+ * way round, s1 s2 trace((A1 B2)(A2 B1)) when one of them is transposed.
+ */
+export function moduleInnerProduct(f1: ModuleFactors, f2: ModuleFactors): number {
+  const m1 = f1.module, m2 = f2.module;
+  const r1 = m1.r, r2 = m2.r;
+  // B A products: P[k, l] = sum_e X[k-th factor][e] Y[l-th factor][e]
+  const prod = (X: Float64Array, xRowMajorR: boolean, Y: Float64Array, yRowMajorR: boolean, len: number) => {
+    // X holds r1 vectors of `len`: as rows (xRowMajorR: [r1, len]) or as columns ([len, r1]); Y likewise with r2
+    const P = new Float64Array(r1 * r2);
+    for (let k = 0; k < r1; k++)
+      for (let l = 0; l < r2; l++) {
+        let s = 0;
+        for (let e = 0; e < len; e++) s += (xRowMajorR ? X[k * len + e] : X[e * r1 + k]) * (yRowMajorR ? Y[l * len + e] : Y[e * r2 + l]);
+        P[k * r2 + l] = s;
+      }
+    return P;
+  };
+  const inner = (P: Float64Array, Q: Float64Array) => { let s = 0; for (let k = 0; k < r1; k++) for (let l = 0; l < r2; l++) s += P[k * r2 + l] * Q[k * r2 + l]; return s; };
+  let t: number;
+  if (m1.transposed === m2.transposed) {
+    // <B1 A1, B2 A2> = sum_kl (B1^T B2)[k,l] (A1 A2^T)[k,l]
+    t = inner(prod(f1.B, false, f2.B, false, m1.b.shape[0]), prod(f1.A, true, f2.A, true, m1.a.shape[1]));
+  } else {
+    // <(B1 A1)^T, B2 A2> = trace(B1 A1 B2 A2) = trace(A1 B2 A2 B1) = sum_kl (A1 B2)[k,l] (A2 B1)[l,k],
+    // (A1 B2)[k,l] = A1[k,:] . B2[:,l] and (A2 B1)[l,k] = A2[l,:] . B1[:,k]
+    t = inner(prod(f1.A, true, f2.B, false, m1.a.shape[1]), prod(f1.B, false, f2.A, true, m1.b.shape[0]));
+  }
+  return m1.scaling * m2.scaling * t;
 }

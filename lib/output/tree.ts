@@ -72,7 +72,9 @@ export function renderTree(g: ModelGraph): string {
       const label = isRoot
         ? `${id}  [root, kurtosis ${num(kurt.get(id) ?? null)}${copyNote}]`
         : g.adapters?.some((a) => a.id === id)
-        ? `${id}  (PEFT LoRA adapter, ${adapterText(g, id, edge!.distance)})`
+        ? edge!.relation === 'adapter'
+          ? `${id}  (PEFT LoRA adapter, ${adapterText(g, id, edge!.distance)})`
+          : `${id}  (PEFT LoRA adapter, ${edgeText(edge!)} of ${edge!.parent})`
         : `${id}  (${edgeText(edge!)}, kurtosis ${num(kurt.get(id) ?? null)}${copyNote})`;
       lines.push(isRoot ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
       const kids = (children.get(id) ?? []).sort((a, b) => (a.child < b.child ? -1 : 1));
