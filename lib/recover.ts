@@ -20,6 +20,8 @@ import { DifferingRows, differingRows, rowDistance, RowHashTable, TOKEN_EMBEDDIN
 import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
+import { differenceMoments } from './io/diff_moments';
+import { DIFF_MARGIN, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from './method/difference_shape';
 import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -58,7 +60,7 @@ export interface RecoverOptions {
   /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
   backend?: BackendName;
   /** Stages: 'read' (bytes), 'svd' (the exact rank's SVDs), 'spectra' (the spectral clock: models measured, spectraDone of spectraTotal; direction 'auto'). */
-  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra' | 'adapters'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number; adaptersDone?: number; adaptersTotal?: number }) => void;
+  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra' | 'differences' | 'adapters'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number; differencesDone?: number; differencesTotal?: number; adaptersDone?: number; adaptersTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -228,6 +230,11 @@ export interface FamilyReport {
    *  fewest and most rows among the tree members; the root is one of the smallest and no edge goes
    *  from more rows to fewer. null when the sizes are all equal or a member has no token embedding. */
   vocabulary: { tensor: string; minRows: number; maxRows: number } | null;
+  /** The shape of the differences (lib/method/difference_shape.ts; direction 'auto', three or more
+   *  members): the tensors and rows sampled, the rule's window and margin, and the pairs read as
+   *  two runs apart (a third member one run from both), whose edge costs `window` times its
+   *  distance in the tree. null when not measured; absent from reports of adapters without a base. */
+  differences?: { tensors: number; sampledRows: number; window: number; margin: number; penalised: [string, string][] } | null;
 }
 
 /** The relatedness test of one comparability group. */
@@ -423,7 +430,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>, penalty: Float64Array | null): Float64Array {
   const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: g.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
@@ -463,7 +470,8 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
       for (let x = 0; x < c; x++)
         for (let y = x + 1; y < c; y++, q++) {
           const d = Number.isFinite(agg[q]) ? agg[q] : full[q];
-          Dr[x * c + y] = Dr[y * c + x] = d;
+          Dr[x * c + y] = d * (penalty ? penalty[x * c + y] : 1);
+          Dr[y * c + x] = d * (penalty ? penalty[y * c + x] : 1);
           const p = pairs[q];
           let sq = 0;
           for (const l of rs.square) if (l.count[p] > 0) sq += w[index.get(l)!] * l.sumSq[p];
@@ -730,7 +738,10 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     if (!(scale > 0)) return { sq, rel: NaN, rounding: [0, 0] };
     return { sq, rel: Math.sqrt(sq / scale), rounding: [Math.sqrt(ri / scale), Math.sqrt(rj / scale)] };
   };
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null) => {
+  // the RMS distance of every pair (the windows of the difference-shape rule), once
+  let rmsCache: Float64Array | null = null;
+  const rmsPairs = (): Float64Array => (rmsCache ??= agg.meanRms ?? aggregatePairs(distLayers, n, ['rms']).meanRms!);
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null, kd: Float64Array | null) => {
     const m = fam.length;
     const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
@@ -796,11 +807,24 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const core = nonCopies.filter((a) => !merges.has(a));
     const c = core.length;
     const dist0 = squareFromPairs(c, 0, (x, y) => D[pairIndex(n, fam[core[x]], fam[core[y]])]);
+    // siblings' edges inside a parent's window cost more (lib/method/difference_shape.ts): the
+    // windows in RMS distance, whatever the family's metric; low-rank (adapter-like) pairs left out
+    const rmsOf = rmsPairs();
+    const penalty = kd
+      ? siblingPenalty(
+          squareFromPairs(c, 0, (x, y) => rmsOf[pairIndex(n, fam[core[x]], fam[core[y]])]),
+          squareFromPairs(c, NaN, (x, y) => (adapterLike(rankEvidence(fam[core[x]], fam[core[y]])) ? NaN : kd[core[x] * m + core[y]])),
+          c,
+        )
+      : null;
+    const penalised: [string, string][] = [];
+    if (penalty) for (let x = 0; x < c; x++) for (let y = x + 1; y < c; y++) if (penalty[x * c + y] !== 1) penalised.push([inputs[fam[core[x]]].id, inputs[fam[core[y]]].id]);
+    const distP = penalty ? dist0.map((d, q) => d * penalty[q]) : dist0;
     // identical embedding rows: the tree on the rows that differ first, then the distance
     const rowsEv = rowTables ? differingRows(core.map((x) => rowTables[x]), core.map((x) => rowDtype[fam[x]])) : null;
     let dMax = 0;
-    for (let q = 0; q < c * c; q++) if (Number.isFinite(dist0[q])) dMax = Math.max(dMax, dist0[q]);
-    const sub = rowsEv ? dist0.map((d, q) => (Math.floor(q / c) === q % c ? 0 : rowDistance(rowsEv.differing[q], d, dMax, rowsEv.tolerance))) : dist0;
+    for (let q = 0; q < c * c; q++) if (Number.isFinite(distP[q])) dMax = Math.max(dMax, distP[q]);
+    const sub = rowsEv ? distP.map((d, q) => (Math.floor(q / c) === q % c ? 0 : rowDistance(rowsEv.differing[q], d, dMax, rowsEv.tolerance))) : distP;
     // clocks of the core models: the norm and log-std over the family's varying square layers
     const varying = squareMoment.filter((l) => {
       let ch = 0, cmp = 0;
@@ -846,7 +870,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra, penalty) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
@@ -868,7 +892,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
-    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab };
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab, penalised };
   };
 
   // the token embedding's row hashes of the members of families of three or more that all have
@@ -912,6 +936,9 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const familyReports: FamilyReport[] = [];
   const kurtosisOf: (number | null)[] = new Array(n).fill(null);
   const familyMetric: { used: DistanceMetric; allTensors: boolean }[] = [];
+  // progress of the difference-shape reads: one step per family of three or more
+  const diffTotal = direction === 'auto' ? families.filter((f) => f.length >= 3 && f.every((i) => rowTensor[i] !== null)).length : 0;
+  let diffDone = 0;
   for (const fam of families) {
     const m = fam.length;
     const inFam = new Set(fam);
@@ -984,7 +1011,23 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosis: momentLayers.filter((l) => fam.every((i) => l.moments![i]) && kuPredicate(l.name, l.shapes[fam[0]]!)),
       seed: fam.reduce((h, i) => Math.imul(h ^ hashString(inputs[i].id), 0x9e3779b1) >>> 0, fam.length),
     };
-    const dir = orientFamily(fam, ku, D, resample, familyRows(fam));
+    // the shape of the differences (direction 'auto', language-model families of three or more:
+    // every member has a token embedding; lib/method/difference_shape.ts says why)
+    let kd: Float64Array | null = null;
+    let kdTensors = 0, kdRows = 0;
+    if (direction === 'auto' && metricUsed !== 'maxdiff' && m >= 3 && fam.every((i) => rowTensor[i] !== null)) {
+      const layers = (allTensors ? stats.layers.filter((l) => userLayers(l.name, layerShape(l))) : distLayers).filter((l) => fam.every((i) => l.shapes[i] && l.shapes[i]!.length === 2));
+      if (layers.length) {
+        if (diffDone === 0) options.onProgress?.({ stage: 'differences', bytesDone: readBytes, bytesTotal: readBytes, differencesDone: 0, differencesTotal: diffTotal });
+        const raw = await differenceMoments(fam.map((i) => resolved[i]), layers.map((l) => ({ name: l.name, names: l.names ? fam.map((i) => l.names![i]) : undefined })), { simd: options.simd, threads: options.threads, signal: options.signal });
+        const K = differenceKurtosis(raw, m);
+        kdTensors = raw.filter((t) => t).length;
+        kdRows = raw.reduce((t, x) => t + (x ? x.sampled : 0), 0);
+        options.onProgress?.({ stage: 'differences', bytesDone: readBytes, bytesTotal: readBytes, differencesDone: ++diffDone, differencesTotal: diffTotal });
+        kd = squareFromPairs(m, NaN, (a, b) => K[pairIndex(m, a, b)]);
+      }
+    }
+    const dir = orientFamily(fam, ku, D, resample, familyRows(fam), kd);
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -1010,6 +1053,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
       rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
       vocabulary: dir.vocab ? { tensor: rowTensor[fam[0]]!, minRows: dir.vocab.min, maxRows: dir.vocab.max } : null,
+      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: DIFF_MARGIN, penalised: dir.penalised } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));

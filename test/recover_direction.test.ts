@@ -44,11 +44,11 @@ const q4 = (w: Weights): Weights => Object.fromEntries(Object.entries(w).map(([k
   }
   return [k, out];
 }));
-function save(id: string, w: Weights, dtype: FloatDtype = 'F32'): void {
+function save(id: string, w: Weights, dtype: FloatDtype = 'F32', shapes: Record<string, number[]> = {}): void {
   const full = path.join(tmp.dir, 'zoo', id);
   fs.mkdirSync(full, { recursive: true });
   fs.writeFileSync(path.join(full, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'] }));
-  writeSafetensors(path.join(full, 'model.safetensors'), Object.entries(w).map(([name, v]) => ({ name, dtype, shape: [H, H], data: encode(dtype, v) })));
+  writeSafetensors(path.join(full, 'model.safetensors'), Object.entries(w).map(([name, v]) => ({ name, dtype, shape: shapes[name] ?? [H, H], data: encode(dtype, v) })));
 }
 /** The values as stored in F32 (so that the merge is computed from what the files hold). */
 const f32 = (w: Weights): Weights => Object.fromEntries(Object.entries(w).map(([k, v]) => [k, decode('F32', encode('F32', v))]));
@@ -110,6 +110,25 @@ test("--direction finetune keeps the paper's kurtosis mode (reported as given)",
   const h = await recover(ids.map((id) => ({ id, path: path.join(tmp.dir, 'zoo', id) })), { direction: 'finetune' });
   expect(h.familyReports[0].clock).toMatchObject({ used: 'kurtosis-', chosen: false });
   expect(h.options.direction).toBe('finetune');
+  // the paper's method: distances alone, no difference shapes
+  expect(h.familyReports[0].differences).toBeNull();
+});
+
+test('the shape of the differences: measured in language-model families only (direction auto), and reported', async () => {
+  // these models have no token embedding: not read
+  expect(g.familyReports[0].differences).toBeNull();
+  // the same four with a token embedding each (fine-tuned like the rest)
+  const r = f32(base()), a = f32(finetune(r)), b = f32(finetune(r)), c = f32(finetune(a));
+  const emb = gaussian(64 * H, 0.05);
+  const ids = ['lm_root', 'lm_a', 'lm_b', 'lm_c'];
+  [r, a, b, c].forEach((w, k) => save(ids[k], { ...w, 'model.embed_tokens.weight': k === 0 ? emb : emb.map((x) => x + 0.02 * rng.normal()) }, 'F32', { 'model.embed_tokens.weight': [64, H] }));
+  const h = await recover(ids.map((id) => ({ id, path: path.join(tmp.dir, 'zoo', id) })));
+  const d = h.familyReports[0].differences!;
+  expect(d).toMatchObject({ window: 1.4, margin: 0.2 });
+  expect(d.tensors).toBe(SQUARE.length);
+  expect(d.sampledRows).toBe(SQUARE.length * H);
+  // Gaussian increments: every difference has excess kurtosis near 0, so no pair reads as two runs apart
+  expect(d.penalised).toEqual([]);
 });
 
 describe('the source of identical models: the one written first, else the first in input order', () => {

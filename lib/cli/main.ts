@@ -361,6 +361,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
           if (p.spectraDone === 0) say(`measuring the spectral clock of ${plural(p.spectraTotal ?? 0, 'model')}...`);
           return;
         }
+        if (p.stage === 'differences') {
+          if (p.differencesDone === 0) say(`measuring the shape of the differences in ${plural(p.differencesTotal ?? 0, 'family', 'families')}...`);
+          return;
+        }
         if (p.stage === 'adapters') {
           if (p.adaptersDone === 0) say(`comparing the PEFT adapters with the models of their bases' families (${plural(p.adaptersTotal ?? 0, 'pass', 'passes')} over the target tensors)...`);
           return;
@@ -393,6 +397,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       if (f.rows) w(`  tree on identical ${f.rows.tensor} rows plus the distance: ${f.rows.minDiffering} to ${f.rows.maxDiffering} rows differ between two members (README, Direction 5)`);
       if (f.vocabulary) w(`  vocabulary: ${f.vocabulary.tensor} has ${f.vocabulary.minRows} to ${f.vocabulary.maxRows} rows; the root is one of the smallest, no edge goes from more rows to fewer (README, Direction 6)`);
       w(`  kurtosis layers (${f.kurtosisLayers.layers.length}): ${f.kurtosisLayers.why}`);
+      if (f.differences) {
+        const d = f.differences;
+        w(`  shape of the differences (${d.tensors} tensors, ${d.sampledRows} rows sampled): ${d.penalised.length ? `${plural(d.penalised.length, 'pair')} two runs apart (a third model one run from both), their edges ${d.window}x dearer: ${d.penalised.map(([a, b]) => `${a} - ${b}`).join(', ')}` : 'no pair two runs apart'}`);
+      }
       if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
       if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);
     }

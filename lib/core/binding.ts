@@ -164,6 +164,13 @@ export interface NativeAddon {
     options: { simd?: string; threads?: number },
     cancel?: Int32Array,
   ): Promise<{ products: ({ value: number; finite: boolean } | null)[] }>;
+  /** Per tensor (null where fewer than two models hold it, 2-D, of one shape): per pair (i < j, in order) the moments of the difference on an evenly strided sample of at most maxRows rows (native/pairwise/diff_moments.h). */
+  diffMoments(
+    models: { files: string[]; index: string }[],
+    tensors: { name: string; names?: (string | null)[] }[],
+    options: { simd?: string; threads?: number; maxRows?: number },
+    cancel?: Int32Array,
+  ): Promise<{ tensors: ({ name: string; rows: number; cols: number; sampled: number; count: Float64Array; mean: Float64Array; m2: Float64Array; m3: Float64Array; m4: Float64Array; nonFinite: Float64Array } | null)[] }>;
   pairwise(
     models: { files: string[]; index: string }[],
     plan: RawPlanTensor[],

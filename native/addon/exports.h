@@ -11,6 +11,7 @@ Napi::Value Inspect(const Napi::CallbackInfo& info);
 Napi::Value RowHashes(const Napi::CallbackInfo& info);
 Napi::Value SpectralEntropy(const Napi::CallbackInfo& info);
 Napi::Value LoraProducts(const Napi::CallbackInfo& info);
+Napi::Value DiffMomentsFn(const Napi::CallbackInfo& info);
 Napi::Value Pairwise(const Napi::CallbackInfo& info);
 Napi::Value GpuOpen(const Napi::CallbackInfo& info);
 

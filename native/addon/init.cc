@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rowHashes", Napi::Function::New(env, RowHashes, "rowHashes"));
   exports.Set("spectralEntropy", Napi::Function::New(env, SpectralEntropy, "spectralEntropy"));
   exports.Set("loraProducts", Napi::Function::New(env, LoraProducts, "loraProducts"));
+  exports.Set("diffMoments", Napi::Function::New(env, DiffMomentsFn, "diffMoments"));
   exports.Set("pairwise", Napi::Function::New(env, Pairwise, "pairwise"));
   exports.Set("gpuOpen", Napi::Function::New(env, GpuOpen, "gpuOpen"));
   exports.Set("formatOf", Napi::Function::New(env, FormatOf, "formatOf"));
