@@ -21,7 +21,7 @@ import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
 import { differenceMoments } from './io/diff_moments';
-import { DIFF_MARGIN, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from './method/difference_shape';
+import { DIFF_MARGIN, DIFF_MARGIN_OTHER, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from './method/difference_shape';
 import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -741,7 +741,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   // the RMS distance of every pair (the windows of the difference-shape rule), once
   let rmsCache: Float64Array | null = null;
   const rmsPairs = (): Float64Array => (rmsCache ??= agg.meanRms ?? aggregatePairs(distLayers, n, ['rms']).meanRms!);
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null, kd: Float64Array | null) => {
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null, kd: Float64Array | null, kdMargin: number) => {
     const m = fam.length;
     const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
@@ -815,6 +815,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
           squareFromPairs(c, 0, (x, y) => rmsOf[pairIndex(n, fam[core[x]], fam[core[y]])]),
           squareFromPairs(c, NaN, (x, y) => (adapterLike(rankEvidence(fam[core[x]], fam[core[y]])) ? NaN : kd[core[x] * m + core[y]])),
           c,
+          DIFF_WINDOW,
+          kdMargin,
         )
       : null;
     const penalised: [string, string][] = [];
@@ -937,7 +939,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   const kurtosisOf: (number | null)[] = new Array(n).fill(null);
   const familyMetric: { used: DistanceMetric; allTensors: boolean }[] = [];
   // progress of the difference-shape reads: one step per family of three or more
-  const diffTotal = direction === 'auto' ? families.filter((f) => f.length >= 3 && f.every((i) => rowTensor[i] !== null)).length : 0;
+  const diffTotal = direction === 'auto' ? families.filter((f) => f.length >= 3).length : 0;
   let diffDone = 0;
   for (const fam of families) {
     const m = fam.length;
@@ -1011,11 +1013,12 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       kurtosis: momentLayers.filter((l) => fam.every((i) => l.moments![i]) && kuPredicate(l.name, l.shapes[fam[0]]!)),
       seed: fam.reduce((h, i) => Math.imul(h ^ hashString(inputs[i].id), 0x9e3779b1) >>> 0, fam.length),
     };
-    // the shape of the differences (direction 'auto', language-model families of three or more:
-    // every member has a token embedding; lib/method/difference_shape.ts says why)
+    // the shape of the differences (direction 'auto', families of three or more; the margin wider
+    // where a member has no token embedding: lib/method/difference_shape.ts says why)
     let kd: Float64Array | null = null;
     let kdTensors = 0, kdRows = 0;
-    if (direction === 'auto' && metricUsed !== 'maxdiff' && m >= 3 && fam.every((i) => rowTensor[i] !== null)) {
+    const kdMargin = fam.every((i) => rowTensor[i] !== null) ? DIFF_MARGIN : DIFF_MARGIN_OTHER;
+    if (direction === 'auto' && metricUsed !== 'maxdiff' && m >= 3) {
       const layers = (allTensors ? stats.layers.filter((l) => userLayers(l.name, layerShape(l))) : distLayers).filter((l) => fam.every((i) => l.shapes[i] && l.shapes[i]!.length === 2));
       if (layers.length) {
         if (diffDone === 0) options.onProgress?.({ stage: 'differences', bytesDone: readBytes, bytesTotal: readBytes, differencesDone: 0, differencesTotal: diffTotal });
@@ -1027,7 +1030,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         kd = squareFromPairs(m, NaN, (a, b) => K[pairIndex(m, a, b)]);
       }
     }
-    const dir = orientFamily(fam, ku, D, resample, familyRows(fam), kd);
+    const dir = orientFamily(fam, ku, D, resample, familyRows(fam), kd, kdMargin);
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -1053,7 +1056,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
       rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
       vocabulary: dir.vocab ? { tensor: rowTensor[fam[0]]!, minRows: dir.vocab.min, maxRows: dir.vocab.max } : null,
-      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: DIFF_MARGIN, penalised: dir.penalised } : null,
+      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: kdMargin, penalised: dir.penalised } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));
