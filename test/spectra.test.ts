@@ -143,11 +143,14 @@ test('recover: the spectral clock is measured after the read (progress stage "sp
   const spectra = events.filter((e) => e.stage === 'spectra');
   expect(spectra[0]).toMatchObject({ spectraDone: 0, spectraTotal: 3 });
   expect(spectra[spectra.length - 1]).toMatchObject({ spectraDone: 3, spectraTotal: 3 });
-  // after the read: no read event follows the first spectra event
-  expect(events.slice(events.indexOf(spectra[0])).every((e) => e.stage === 'spectra')).toBe(true);
+  // after the read: no read event follows the first spectra event (the difference shapes, read per family, come after)
+  const after = events.slice(events.indexOf(spectra[0])).map((e) => e.stage);
+  expect(after.every((s) => s === 'spectra' || s === 'differences')).toBe(true);
+  expect(after.lastIndexOf('spectra')).toBeLessThan(after.indexOf('differences'));
   expect(g.familyReports[0].clock.scores.map((s) => s.clock)).toEqual(expect.arrayContaining(['spectral+', 'spectral-']));
   const paper: string[] = [];
   const p = await recover(models, { direction: 'finetune', onProgress: (e) => paper.push(e.stage) });
   expect(paper).not.toContain('spectra');
+  expect(paper).not.toContain('differences');
   expect(p.familyReports[0].clock.scores.map((s) => s.clock)).not.toContain('spectral+');
 });
