@@ -21,8 +21,9 @@ import { VocabularyOrder, vocabularyOrder } from './method/vocabulary';
 import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
 import { differenceMoments } from './io/diff_moments';
+import { chooseByAlignment, FamilyAlignment, inputAlignment } from './method/adapter_base';
 import { DIFF_MARGIN, DIFF_MARGIN_OTHER, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from './method/difference_shape';
-import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
+import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, adapterProductsAndNorms, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
 import { Evaluation, familyAgreement, FamilyAgreement, scoreGraph } from './method/evaluation';
@@ -145,11 +146,16 @@ export interface AdapterReport {
   declaredBase: string | null;
   /** The base's id, or null when the base is absent from the set (or ambiguous). */
   base: string | null;
-  /** 'name': base_model_name_or_path names the model; 'fit': the only family whose models hold every target tensor in dW's shape (the family root, or the first such model when the root does not fit); null: absent. */
-  resolvedBy: 'name' | 'fit' | null;
+  /** 'name': base_model_name_or_path names the model; 'fit': the only family whose models hold every target tensor in dW's shape (the family root, or the first such model when the root does not fit); 'weights': of several such families, the one whose weights dW is aligned with (lib/method/adapter_base.ts; its root, or first fitting model); null: absent or ambiguous. */
+  resolvedBy: 'name' | 'fit' | 'weights' | null;
   why: string;
   /** Models holding every target tensor with dW's shape. */
   candidates: string[];
+  /** Where the candidates lie in several families: per family, the model scored (its root where it
+   *  fits) and its input alignment q = sum ||dW X^T||^2 / sum ||dW||^2 ||X||^2 / in over the modules
+   *  read (about 1 for a model unrelated to dW, larger for its base: lib/method/adapter_base.ts; null
+   *  when none was read). Absent otherwise. */
+  alignment?: { model: string; q: number | null; modules: number }[];
   r: number;
   loraAlpha: number;
   useRslora: boolean;
@@ -1293,6 +1299,26 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       const factors = await adapterFactors(ad.plan);
       const diffs = await adapterDifferences(ad.plan, factors);
       const base = adapterBase(ad.plan, ad.resolved.path, inputs, resolved, headers, families, roots);
+      let alignment: AdapterReport['alignment'];
+      if (base.ambiguous) {
+        // models of several families fit: the alignment of dW with each family's weights decides
+        const frob2 = new Map(diffs.map((d) => [d.target, d.frobenius ** 2]));
+        const scores: FamilyAlignment[] = [];
+        for (let k = 0; k < base.ambiguous.families.length; k++) {
+          const x = base.ambiguous.scored[k];
+          const r = await adapterProductsAndNorms(resolved[x], factors, (t) => t, { simd: options.simd, threads: options.threads, signal: options.signal });
+          const a = inputAlignment(factors.map((f, q) => ({ inputAlignment: r.inputAlignment[q], sumSq: r.sumSq[q], frob2: frob2.get(f.module.target) ?? 0, inputs: f.module.shape[1] })));
+          scores.push({ model: inputs[x].id, family: base.ambiguous.families[k], q: a.q, modules: a.modules });
+        }
+        const pick = chooseByAlignment(scores);
+        alignment = scores.map((x) => ({ model: x.model, q: Number.isFinite(x.q) ? x.q : null, modules: x.modules }));
+        if (pick.pick >= 0) {
+          base.index = base.ambiguous.scored[pick.pick];
+          base.by = 'weights';
+          const fi = scores[pick.pick].family;
+          base.why += `; ${pick.why}: ${inputs[base.index].id === roots[fi] ? 'the family root' : 'the first of them in that family (the root does not fit)'}`;
+        } else base.why += `; base ambiguous: ${pick.why}`;
+      }
       const id = ad.input.id;
       const frob = Math.sqrt(diffs.reduce((a, d) => a + d.frobenius ** 2, 0));
       const rankSum = diffs.reduce((a, d) => a + d.rank, 0);
@@ -1332,7 +1358,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       const c = ad.plan.config;
       graph.adapters.push({
         id, declaredBase: c.baseModel, base: base.index >= 0 ? inputs[base.index].id : null, resolvedBy: base.by, why: base.why,
-        candidates: base.candidates.map((i) => inputs[i].id), r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora,
+        candidates: base.candidates.map((i) => inputs[i].id), ...(alignment ? { alignment } : {}), r: c.r, loraAlpha: c.loraAlpha, useRslora: c.useRslora,
         frobenius: frob, rank: rankSum, distance, metric: metricOut,
         modules: diffs.map((d) => ({ module: d.module, target: d.target, shape: d.shape, r: d.r, scaling: d.scaling, frobenius: d.frobenius, rms: d.rms, rank: d.rank })),
         notIncluded: ad.plan.others,
@@ -1410,7 +1436,7 @@ const lastPart = (s: string) => s.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ??
  */
 function adapterBase(
   plan: AdapterPlan, adapterDir: string, inputs: ModelInput[], resolved: ModelFiles[], headers: ModelHeader[], families: number[][], roots: string[],
-): { index: number; by: 'name' | 'fit' | null; why: string; candidates: number[] } {
+): { index: number; by: 'name' | 'fit' | 'weights' | null; why: string; candidates: number[]; ambiguous?: { families: number[]; scored: number[] } } {
   const misfit = (i: number): string | null => {
     const byName = new Map(headers[i].tensors.map((t) => [t.name, t]));
     for (const m of plan.modules) {
@@ -1441,7 +1467,9 @@ function adapterBase(
   }
   const fams = [...new Set(candidates.map((i) => families.findIndex((f) => f.includes(i))))];
   if (fams.length > 1) {
-    return { index: -1, by: null, why: `${note}base ambiguous: models of ${fams.length} families hold every target tensor in dW's shape (${candidates.map((i) => inputs[i].id).join(', ')}); the LoRA factors do not tell which`, candidates };
+    // one model per family to score: its root where it fits, else its first candidate
+    const scored = fams.map((fi) => candidates.find((i) => families[fi].includes(i) && inputs[i].id === roots[fi]) ?? candidates.find((i) => families[fi].includes(i))!);
+    return { index: -1, by: null, why: `${note}models of ${fams.length} families hold every target tensor in dW's shape (${candidates.map((i) => inputs[i].id).join(', ')})`, candidates, ambiguous: { families: fams, scored } };
   }
   const rootId = roots[fams[0]];
   const root = candidates.find((i) => inputs[i].id === rootId);

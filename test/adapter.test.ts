@@ -172,7 +172,10 @@ describe('adapter config and factors: validation', () => {
 
     const rs = g.adapters!.find((a) => a.id === 'lora-rslora')!;
     expect(rs).toMatchObject({ base: null, resolvedBy: null, candidates: ['base', 'ft', 'indep'], distance: null });
-    expect(rs.why).toMatch(/"someone\/not-here" is not in the set; base ambiguous: models of 2 families/);
+    // random factors are independent of every model: the alignment does not decide
+    expect(rs.why).toMatch(/"someone\/not-here" is not in the set; models of 2 families hold every target tensor in dW's shape \(base, ft, indep\); base ambiguous: the alignment of dW with each family's weights does not decide/);
+    expect(rs.alignment!.map((x) => x.model)).toEqual(['base', 'indep']);
+    for (const x of rs.alignment!) expect(x.q!).toBeLessThan(1.5);
     const wide = g.adapters!.find((a) => a.id === 'lora-wide')!;
     expect(wide).toMatchObject({ base: null, candidates: [] });
     expect(wide.why).toMatch(/base absent: no model holds every target tensor in dW's shape \(e\.g\. base: model\.layers\.0\.self_attn\.q_proj\.weight is \[32,32\], dW is \[48,48\]\)/);

@@ -69,9 +69,46 @@ describe('loraProducts: <X, R L> over a stored tensor, against float64', () => {
     const want = reference(x, rows, cols, left, right, r);
     expect(one.products[0]!.finite).toBe(true);
     expect(Math.abs(one.products[0]!.value - want)).toBeLessThanOrEqual(1e-12 * Math.abs(want) + 1e-12);
-    expect(one.products[1]).toEqual({ value: decode(dtype, encode(dtype, [2.5]))[0] * 3 * -0.5, finite: true });
+    const v = decode(dtype, encode(dtype, [2.5]))[0];
+    expect(one.products[1]).toMatchObject({ value: v * 3 * -0.5, sumSq: v * v, finite: true });
     const w2 = reference(x, rows, cols, items[2].left, items[2].right, 1);
     expect(Math.abs(one.products[2]!.value - w2)).toBeLessThanOrEqual(1e-12 * Math.abs(w2) + 1e-12);
+    // ||X||_F^2 and the Gram matrix of Y = X L^T from the same pass
+    const Y = new Float64Array(rows * r);
+    for (let o = 0; o < rows; o++) for (let k = 0; k < r; k++) for (let i = 0; i < cols; i++) Y[o * r + k] += x[o * cols + i] * left[k * cols + i];
+    for (let a = 0; a < r; a++)
+      for (let b = 0; b < r; b++) {
+        let g = 0;
+        for (let o = 0; o < rows; o++) g += Y[o * r + a] * Y[o * r + b];
+        expect(Math.abs(one.products[0]!.gram[a * r + b] - g)).toBeLessThanOrEqual(1e-12 * Math.abs(g) + 1e-12);
+      }
+    expect(one.products[1]!.gram).toEqual(Float64Array.of(v * v * 9));
+    const sq = x.reduce((t, e) => t + e * e, 0);
+    expect(Math.abs(one.products[0]!.sumSq - sq)).toBeLessThanOrEqual(1e-12 * sq);
+    expect(one.products[2]!.sumSq).toBe(one.products[0]!.sumSq);
+  });
+
+  test('more row blocks than groups (71 blocks of 64 rows in 64 groups): the same sums on 1 and 3 threads, against float64', async () => {
+    const rows = 64 * 70 + 5, cols = 3, r = 2;
+    const x = random(rng, rows * cols);
+    const file = path.join(tmp.dir, 'tall.safetensors');
+    writeSafetensors(file, [{ name: 'w', dtype: 'F64', shape: [rows, cols], data: encode('F64', x) }]);
+    const left = random(rng, r * cols), right = random(rng, rows * r);
+    const items = [{ tensor: 'w', left, right, r, rows, cols }];
+    const one = await addon.loraProducts([file], '', items, { threads: 1 });
+    const three = await addon.loraProducts([file], '', items, { threads: 3 });
+    expect(three.products).toEqual(one.products);
+    const want = reference(x, rows, cols, left, right, r);
+    expect(Math.abs(one.products[0]!.value - want)).toBeLessThanOrEqual(1e-12 * Math.abs(want) + 1e-12);
+    const sq = x.reduce((t, e) => t + e * e, 0);
+    expect(Math.abs(one.products[0]!.sumSq - sq)).toBeLessThanOrEqual(1e-12 * sq);
+    let g00 = 0;
+    for (let o = 0; o < rows; o++) {
+      let y = 0;
+      for (let i = 0; i < cols; i++) y += x[o * cols + i] * left[i];
+      g00 += y * y;
+    }
+    expect(Math.abs(one.products[0]!.gram[0] - g00)).toBeLessThanOrEqual(1e-12 * g00);
   });
 
   test('NaN or Inf in X: not finite; a missing tensor, another shape or an empty tensor', async () => {
@@ -96,6 +133,10 @@ describe('loraProducts: <X, R L> over a stored tensor, against float64', () => {
     ], {});
     expect(got.products.map((p) => p && p.finite)).toEqual([false, false, null, null, true]);
     expect(got.products[4]!.value).toBe(0);
+    expect(got.products[4]!.gram).toEqual(new Float64Array(4));
+    // above rank 64 no Gram matrix (its memory is kept per group of rows)
+    const wide = await addon.loraProducts([file], '', [{ tensor: 'inf', left: random(rng, 65 * cols), right: random(rng, rows * 65), r: 65, rows, cols }], {});
+    expect(wide.products[0]!.gram).toHaveLength(0);
     // argument checks throw before anything starts, as the addon's other functions do
     expect(() => addon.loraProducts([file], '', [{ tensor: 'nan', left: L, right: R.subarray(1), r: 2, rows, cols }], {})).toThrow(/right has 139 elements, expected 140/);
   });
@@ -128,6 +169,9 @@ describe('loraProducts: <X, R L> over a stored tensor, against float64', () => {
     ], {});
     const w1 = reference(qf, HIDDEN, HIDDEN, L1, R1, 2), w2 = reference(dequantQ8_0(q8), 64, HIDDEN, L2, R2, 3);
     expect(Math.abs(got.products[0]!.value - w1)).toBeLessThanOrEqual(1e-12 * Math.abs(w1));
+    const sq1 = qf.reduce((t, e) => t + e * e, 0), sq2 = dequantQ8_0(q8).reduce((t, e) => t + e * e, 0);
+    expect(Math.abs(got.products[0]!.sumSq - sq1)).toBeLessThanOrEqual(1e-12 * sq1);
+    expect(Math.abs(got.products[1]!.sumSq - sq2)).toBeLessThanOrEqual(1e-12 * sq2);
     expect(Math.abs(got.products[1]!.value - w2)).toBeLessThanOrEqual(1e-12 * Math.abs(w2));
   });
 

@@ -387,6 +387,21 @@ export async function adapterProducts(
   nameOf: (target: string) => string | null,
   options: { simd?: string; threads?: number; signal?: AbortSignal } = {},
 ): Promise<(number | null)[]> {
+  return (await adapterProductsAndNorms(model, factors, nameOf, options)).products;
+}
+
+/**
+ * adapterProducts, and per module from the same pass ||X_t||_F^2 and ||dW_t X_t^T||_F^2 =
+ * s^2 trace((B^T B)(A X^T X A^T)) (the energy of dW's rows, A's row space, along X's row space:
+ * lib/method/adapter_base.ts); null where not read, or (the latter) for a module stored
+ * transposed or of rank above 64; NaN where X_t is not finite.
+ */
+export async function adapterProductsAndNorms(
+  model: { files: string[]; index: string },
+  factors: ModuleFactors[],
+  nameOf: (target: string) => string | null,
+  options: { simd?: string; threads?: number; signal?: AbortSignal } = {},
+): Promise<{ products: (number | null)[]; sumSq: (number | null)[]; inputAlignment: (number | null)[] }> {
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'adapter products cancelled');
   const items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number }[] = [];
   const at: number[] = [];
@@ -411,7 +426,9 @@ export async function adapterProducts(
     at.push(q);
   });
   const out: (number | null)[] = factors.map(() => null);
-  if (items.length === 0) return out;
+  const sumSq: (number | null)[] = factors.map(() => null);
+  const inputAlignment: (number | null)[] = factors.map(() => null);
+  if (items.length === 0) return { products: out, sumSq, inputAlignment };
   const cancel = new Int32Array(1);
   const onAbort = () => Atomics.store(cancel, 0, 1);
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -420,8 +437,22 @@ export async function adapterProducts(
     raw.products.forEach((p, k) => {
       const q = at[k];
       out[q] = p === null ? null : p.finite ? factors[q].module.scaling * p.value : NaN;
+      sumSq[q] = p === null ? null : p.finite ? p.sumSq : NaN;
+      const f = factors[q], r = f.module.r;
+      if (p !== null && !f.module.transposed && p.gram && p.gram.length === r * r) {
+        // trace((B^T B) G), G = A X^T X A^T (the native Gram of X A^T), B [out, r]
+        const out0 = f.module.shape[0];
+        let t = 0;
+        for (let a = 0; a < r; a++)
+          for (let b = 0; b < r; b++) {
+            let btb = 0;
+            for (let o = 0; o < out0; o++) btb += f.B[o * r + a] * f.B[o * r + b];
+            t += btb * p.gram[a * r + b];
+          }
+        inputAlignment[q] = p.finite ? f.module.scaling * f.module.scaling * t : NaN;
+      }
     });
-    return out;
+    return { products: out, sumSq, inputAlignment };
   } catch (e) {
     throw fromNative(e);
   } finally {

@@ -1,8 +1,8 @@
 // loraProducts(files: string[], index: string,
 //              items: { tensor, left: Float64Array, right: Float64Array, r, rows, cols }[],
 //              options: { simd, threads }, cancel?: Int32Array)
-//   => Promise<{ products: ({ value, finite } | null)[] }>
-// Per item: <X, right left> for the model's tensor X named `tensor` ([rows, cols]; left is
+//   => Promise<{ products: ({ value, sumSq, gram: Float64Array (r x r), finite } | null)[] }>
+// Per item: <X, right left>, ||X||_F^2 and Y^T Y (Y = X left^T) for the model's tensor X named `tensor` ([rows, cols]; left is
 // r x cols, right rows x r, row-major), or null where the model has no such tensor with
 // statistics of that shape (native/pairwise/lora_products.h). The factors are copied before
 // the worker starts.
@@ -60,6 +60,10 @@ struct LoraProductsOp {
       }
       Napi::Object o = Napi::Object::New(env);
       o.Set("value", Napi::Number::New(env, r.value));
+      o.Set("sumSq", Napi::Number::New(env, r.sum_sq));
+      Napi::Float64Array g = Napi::Float64Array::New(env, r.gram.size());
+      for (size_t e = 0; e < r.gram.size(); ++e) g[e] = r.gram[e];
+      o.Set("gram", g);
       o.Set("finite", Napi::Boolean::New(env, r.finite));
       products.Set(t, o);
     }

@@ -13,6 +13,7 @@ LoraProduct lora_product(const Kernels* k, const TensorView& v, const double* le
   if (!v.has_stats() || v.shape.size() != 2 || v.shape[0] != rows || v.shape[1] != cols || r == 0) return out;
   if (rows == 0 || cols == 0) {
     out.ok = true;
+    if (r <= kLoraGramMaxRank) out.gram.assign(r * r, 0.0);
     return out;
   }
   const uint64_t row_elems = view_row_elems(v);
@@ -21,32 +22,55 @@ LoraProduct lora_product(const Kernels* k, const TensorView& v, const double* le
   std::vector<double> omega(cols * r);
   for (uint64_t c = 0; c < r; ++c)
     for (uint64_t i = 0; i < cols; ++i) omega[i * r + c] = left[c * cols + i];
-  const uint64_t jobs = (rows + kLoraRowsPerJob - 1) / kLoraRowsPerJob;
-  std::vector<double> partial(jobs, 0.0);
-  std::vector<uint8_t> bad(jobs, 0);
-  parallel_for(jobs, resolve_threads(threads), [&](size_t j) {
-    check_cancel(cancel, "adapter products");
-    const uint64_t first = j * kLoraRowsPerJob;
-    const uint64_t n = (first + kLoraRowsPerJob <= rows ? kLoraRowsPerJob : rows - first);
+  // blocks of kLoraRowsPerJob rows, in at most kLoraGroups groups of consecutive blocks: a group's
+  // blocks are summed in order on one thread, the groups in group order (bounded memory, and a
+  // result that does not depend on the thread count)
+  const uint64_t blocks = (rows + kLoraRowsPerJob - 1) / kLoraRowsPerJob;
+  const uint64_t groups = blocks < kLoraGroups ? blocks : kLoraGroups;
+  const bool want_gram = r <= kLoraGramMaxRank;
+  std::vector<double> partial(groups, 0.0), squares(groups, 0.0), grams(want_gram ? groups * r * r : 0, 0.0);
+  std::vector<uint8_t> bad(groups, 0);
+  parallel_for(groups, resolve_threads(threads), [&](size_t gi) {
+    const uint64_t b0 = gi * blocks / groups, b1 = (gi + 1) * blocks / groups;
     thread_local std::vector<double> w, y;
-    w.resize(n * cols);
-    y.resize(n * r);
-    if (decode_f64(k, v, first * cols, n * cols, w.data())) bad[j] = 1;
-    k->sketch_rows(w.data(), n, cols, omega.data(), r, y.data());
-    double s = 0;
-    for (uint64_t o = 0; o < n; ++o) {
-      const double* ro = right + (first + o) * r;
-      const double* yo = y.data() + o * r;
-      for (uint64_t c = 0; c < r; ++c) s += ro[c] * yo[c];
+    double s = 0, q = 0;
+    double* g = want_gram ? grams.data() + gi * r * r : nullptr;
+    for (uint64_t b = b0; b < b1; ++b) {
+      check_cancel(cancel, "adapter products");
+      const uint64_t first = b * kLoraRowsPerJob;
+      const uint64_t n = (first + kLoraRowsPerJob <= rows ? kLoraRowsPerJob : rows - first);
+      w.resize(n * cols);
+      y.resize(n * r);
+      if (decode_f64(k, v, first * cols, n * cols, w.data())) bad[gi] = 1;
+      k->sketch_rows(w.data(), n, cols, omega.data(), r, y.data());
+      for (uint64_t o = 0; o < n; ++o) {
+        const double* ro = right + (first + o) * r;
+        const double* yo = y.data() + o * r;
+        for (uint64_t c = 0; c < r; ++c) s += ro[c] * yo[c];
+      }
+      for (uint64_t e = 0; e < n * cols; ++e) q += w[e] * w[e];
+      for (uint64_t o = 0; g && o < n; ++o) {
+        const double* yo = y.data() + o * r;
+        for (uint64_t a = 0; a < r; ++a)
+          for (uint64_t c = a; c < r; ++c) g[a * r + c] += yo[a] * yo[c];
+      }
     }
-    partial[j] = s;
+    partial[gi] = s;
+    squares[gi] = q;
   });
-  double total = 0;
-  for (uint64_t j = 0; j < jobs; ++j) {
+  double total = 0, sq = 0;
+  for (uint64_t j = 0; j < groups; ++j) {
     total += partial[j];
+    sq += squares[j];
     if (bad[j]) out.finite = false;
   }
   out.value = total;
+  out.sum_sq = sq;
+  out.gram.assign(want_gram ? r * r : 0, 0.0);
+  for (uint64_t j = 0; want_gram && j < groups; ++j)
+    for (uint64_t e = 0; e < r * r; ++e) out.gram[e] += grams[j * r * r + e];
+  for (uint64_t a = 0; want_gram && a < r; ++a)
+    for (uint64_t c = 0; c < a; ++c) out.gram[a * r + c] = out.gram[c * r + a];
   out.ok = true;
   return out;
 }
