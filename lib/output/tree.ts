@@ -16,7 +16,7 @@ export function linkText(l: PairLink): string {
 function adapterText(g: ModelGraph, id: string, distance: number): string {
   const a = g.adapters?.find((x) => x.id === id);
   if (!a) return `distance ${num(distance)}`;
-  return `${a.metric} distance ${num(distance)}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : 'by fit'}`;
+  return `${a.metric} distance ${num(distance)}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : a.resolvedBy === 'weights' ? 'by the alignment of dW with its weights' : 'by fit'}`;
 }
 
 /** The other model of a link seen from `id`. */
