@@ -1,20 +1,24 @@
 """Probe: can the weights tell a LoRA adapter's base among models of the same architecture?
 
 For every merged-LoRA child c of a zoo (truth.json, regime lora_*) with parent p, dW = c - p on
-the adapted tensors (those where the difference is not zero). Each candidate base X (p itself,
-the other members of p's family, and every model of another family with the same tensors) gets
-    z(X) = sum_k <X_k, dW_k> / sqrt(sum_k ||X_k||^2 ||dW_k||^2 / n_k)
-(n_k = elements of tensor k): under "X independent of dW" with rotation-invariant X, each term
-has mean 0 and variance ||X_k||^2 ||dW_k||^2 / n_k, so z is about N(0, 1) there. A base on which
-the adapter was trained is not independent of dW: the gradient of the loss with respect to W_k
-at the base is correlated with the base's own W_k (the directional derivative along W itself,
-delta^T y, is systematic).
+the adapted tensors (query / value, where the difference is not zero). Each candidate base X
+(p itself, the other members of p's family, every model of another family with the same tensors)
+gets, over the modules k,
+  STAT=q (default, lib/method/adapter_base.ts): the input alignment
+      q(X) = sum_k ||dW_k X_k^T||^2 / sum_k ||dW_k||^2 ||X_k||^2 / in_k
+    whose mean is 1 for X with a row space independent of dW;
+  STAT=z: the linear statistic z(X) = sum_k <X_k, dW_k> / sqrt(sum_k ||X_k||^2 ||dW_k||^2 / n_k),
+    about N(0, 1) for such X.
+Prints per child the value of its true base, the largest among the other families' models and
+among its own family's; the distribution over the other families' models; for q the decision of
+the rule (q >= 2, q - 1 >= 2 x the next family's, one model per family: its root); and how often
+the true base is above every other family's model. ("|z|" in the rows is the statistic's value.)
 
-Prints per child: z of its true base, the largest |z| among the other families' models, and
-among the members of its own family; then how often the true base's |z| beats every other
-family's model, and the smallest ratio between them.
+    /usr/bin/python3 benchmarks/probe_adapter_base.py ZOO [TRUTH_JSON]
 
-    /usr/bin/python3 benchmarks/probe_adapter_base.py /work/zoo/s4
+Measured 2026-12-02 on a medium zoo of seed 4 (benchmarks/RESULTS.md): q of the true base
+1.48-3.19, above every other family's model in 24 of 24; other families' models 0.99 +- 0.19
+(max 1.80 of 3888); the rule 11 right, 0 wrong, 13 ambiguous. z: 11 of 24.
 """
 import json
 import os
