@@ -61,7 +61,7 @@ export interface RecoverOptions {
   /** Where the read runs: 'auto' (default, or $MOTHER_BACKEND), 'cpu' or 'cuda'. */
   backend?: BackendName;
   /** Stages: 'read' (bytes), 'svd' (the exact rank's SVDs), 'spectra' (the spectral clock: models measured, spectraDone of spectraTotal; direction 'auto'). */
-  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra' | 'differences' | 'adapters'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number; differencesDone?: number; differencesTotal?: number; adaptersDone?: number; adaptersTotal?: number }) => void;
+  onProgress?: (p: { stage: 'read' | 'svd' | 'spectra' | 'differences' | 'bases' | 'adapters'; bytesDone: number; bytesTotal: number; svdDone?: number; svdTotal?: number; spectraDone?: number; spectraTotal?: number; differencesDone?: number; differencesTotal?: number; adapter?: string; basesDone?: number; basesTotal?: number; adaptersDone?: number; adaptersTotal?: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -1304,12 +1304,15 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         // models of several families fit: the alignment of dW with each family's weights decides
         const frob2 = new Map(diffs.map((d) => [d.target, d.frobenius ** 2]));
         const scores: FamilyAlignment[] = [];
-        for (let k = 0; k < base.ambiguous.families.length; k++) {
+        const basesTotal = base.ambiguous.families.length;
+        for (let k = 0; k < basesTotal; k++) {
+          options.onProgress?.({ stage: 'bases', bytesDone: readBytes, bytesTotal: readBytes, adapter: ad.input.id, basesDone: k, basesTotal });
           const x = base.ambiguous.scored[k];
           const r = await adapterProductsAndNorms(resolved[x], factors, (t) => t, { simd: options.simd, threads: options.threads, signal: options.signal });
           const a = inputAlignment(factors.map((f, q) => ({ inputAlignment: r.inputAlignment[q], sumSq: r.sumSq[q], frob2: frob2.get(f.module.target) ?? 0, inputs: f.module.shape[1] })));
           scores.push({ model: inputs[x].id, family: base.ambiguous.families[k], q: a.q, modules: a.modules });
         }
+        options.onProgress?.({ stage: 'bases', bytesDone: readBytes, bytesTotal: readBytes, adapter: ad.input.id, basesDone: basesTotal, basesTotal });
         const pick = chooseByAlignment(scores);
         alignment = scores.map((x) => ({ model: x.model, q: Number.isFinite(x.q) ? x.q : null, modules: x.modules }));
         if (pick.pick >= 0) {

@@ -112,7 +112,12 @@ describe('chooseByAlignment', () => {
   afterAll(() => tmp.cleanup());
 
   test('three pre-training runs fit; each adapter (base_model_name_or_path in no set) is hung under the run it was trained on', async () => {
-    const g = await recover(['alpha', 'alpha-ft', 'beta', 'gamma', 'lora-on-alpha', 'lora-on-beta'].map(at), { threads: 2 });
+    const events: { stage: string; adapter?: string; basesDone?: number; basesTotal?: number }[] = [];
+    const g = await recover(['alpha', 'alpha-ft', 'beta', 'gamma', 'lora-on-alpha', 'lora-on-beta'].map(at), { threads: 2, onProgress: (p) => events.push(p) });
+    // progress: stage 'bases', one step per family scored, before the adapters are compared
+    const bases = events.filter((e) => e.stage === 'bases');
+    expect(bases.map((e) => `${e.adapter} ${e.basesDone}/${e.basesTotal}`)).toEqual([0, 1, 2, 3].map((k) => `lora-on-alpha ${k}/3`).concat([0, 1, 2, 3].map((k) => `lora-on-beta ${k}/3`)));
+    expect(events.findIndex((e) => e.stage === 'adapters')).toBeGreaterThan(events.lastIndexOf(bases[bases.length - 1] as never));
     expect(g.families.filter((f) => f.includes('alpha')).flat().sort()).toEqual(['alpha', 'alpha-ft', 'lora-on-alpha']);
     for (const [id, base] of [['lora-on-alpha', 'alpha'], ['lora-on-beta', 'beta']]) {
       const a = g.adapters!.find((x) => x.id === id)!;
@@ -128,6 +133,14 @@ describe('chooseByAlignment', () => {
       }
       expect(g.edges.find((e) => e.child === id)).toMatchObject({ parent: familyRoot, relation: 'adapter' });
     }
+  });
+
+  test('mother recover -v says which base it chose and how', () => {
+    const r = spawnSync(process.execPath, [path.resolve(__dirname, '..', 'bin', 'mother.js'), 'recover', tmp.dir, '-v'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/choosing the base of lora-on-alpha among 3 families by the alignment of dW with their weights/);
+    expect(r.stderr).toMatch(/adapter lora-on-alpha: base alpha \(by weights\): .*dW's rows lie along alpha's weights \(input alignment q: alpha \d\.\d\d, (beta|gamma) [01]\.\d\d, (beta|gamma) [01]\.\d\d/);
+    expect(r.stdout).toMatch(/lora-on-alpha {2}\(PEFT LoRA adapter, .*base by the alignment of dW with its weights\)/);
   });
 
   test('its base absent from the set (the other runs fit): ambiguous, compared with nothing', async () => {

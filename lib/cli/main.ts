@@ -365,6 +365,10 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
           if (p.differencesDone === 0) say(`measuring the shape of the differences in ${plural(p.differencesTotal ?? 0, 'family', 'families')}...`);
           return;
         }
+        if (p.stage === 'bases') {
+          if (p.basesDone === 0) say(`choosing the base of ${p.adapter} among ${plural(p.basesTotal ?? 0, 'family', 'families')} by the alignment of dW with their weights...`);
+          return;
+        }
         if (p.stage === 'adapters') {
           if (p.adaptersDone === 0) say(`comparing the PEFT adapters with the models of their bases' families (${plural(p.adaptersTotal ?? 0, 'pass', 'passes')} over the target tensors)...`);
           return;
@@ -404,6 +408,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
       if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
       if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);
     }
+    for (const a of g.adapters ?? []) w(`adapter ${a.id}: base ${a.base ?? 'none'}${a.resolvedBy ? ` (by ${a.resolvedBy})` : ''}: ${a.why}`);
     const aligned = g.alignment.filter((a) => a.method !== 'name');
     w(`alignment to ${g.models[0]?.id ?? '-'}: ${g.alignment.length - aligned.length} of ${g.alignment.length} models by name${aligned.map((a) => `; ${a.model} by ${a.method === 'order' ? 'order and shape' : 'normalised names'} (${a.matched} of ${a.tensors} float tensors matched)`).join('')}`);
     for (const s of g.skipped.slice(0, 20)) w(`skipped ${s.tensor}${s.model ? ` in ${s.model}` : ''}: ${s.reason}`);

@@ -14,7 +14,7 @@
 // medium zoo (ViT, hidden 64, r 2-16, 300 steps) q of the true base is 1.48-3.19, and against the
 // 162 models of other families 0.99 +- 0.19 (max 1.80 of 3888); the rule below: 11 right, 0
 // wrong, 13 ambiguous. On trained Llama-like adapters (test/helpers/make_trained_peft.py)
-// 2.45-3.04 against 0.96-1.14. The linear statistic <X, dW> / sqrt(sum ||X||^2 ||dW||^2 / n)
+// 4.47 and 3.35 against 0.91-1.05. The linear statistic <X, dW> / sqrt(sum ||X||^2 ||dW||^2 / n)
 // (about N(0, 1) for independent X) picked the base in only 11 of the 24, so it is not used.
 //
 // Decision: one model per family (its root where it fits); the family of the largest q when q >=
