@@ -1309,7 +1309,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
           options.onProgress?.({ stage: 'bases', bytesDone: readBytes, bytesTotal: readBytes, adapter: ad.input.id, basesDone: k, basesTotal });
           const x = base.ambiguous.scored[k];
           const r = await adapterProductsAndNorms(resolved[x], factors, (t) => t, { simd: options.simd, threads: options.threads, signal: options.signal });
-          const a = inputAlignment(factors.map((f, q) => ({ inputAlignment: r.inputAlignment[q], sumSq: r.sumSq[q], frob2: frob2.get(f.module.target) ?? 0, inputs: f.module.shape[1] })));
+          const a = inputAlignment(factors.map((f, q) => ({ inputAlignment: r.inputAlignment[q], sumSq: r.sumSq[q], frob2: frob2.get(f.module.target) ?? 0, inputs: f.module.a.shape[1] })));
           scores.push({ model: inputs[x].id, family: base.ambiguous.families[k], q: a.q, modules: a.modules });
         }
         options.onProgress?.({ stage: 'bases', bytesDone: readBytes, bytesTotal: readBytes, adapter: ad.input.id, basesDone: basesTotal, basesTotal });

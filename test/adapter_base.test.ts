@@ -152,3 +152,31 @@ describe('chooseByAlignment', () => {
     expect(g.families).toContainEqual(['lora-on-beta']);
   });
 });
+
+(torchAvailable ? describe : describe.skip)('recover: the base of a fan_in_fan_out adapter (GPT-2 Conv1D, dW stored transposed) among unrelated models, on trained models (make_trained_gpt2_peft.py)', () => {
+  const tmp = tmpDir('mother-trained-gpt2-peft-');
+  const at = (id: string) => ({ id, path: path.join(tmp.dir, id) });
+  beforeAll(() => {
+    const r = spawnSync(PYTHON, [path.join(__dirname, 'helpers', 'make_trained_gpt2_peft.py'), tmp.dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`make_trained_gpt2_peft.py failed: ${r.stderr}`);
+  }, 600_000);
+  afterAll(() => tmp.cleanup());
+
+  test('q is read in dW\'s orientation from the [in, out] tensors: each adapter is hung under the run it was trained on', async () => {
+    const g = await recover(['alpha', 'alpha-ft', 'beta', 'gamma', 'lora-on-alpha', 'lora-on-beta'].map(at), { threads: 2 });
+    for (const [id, base] of [['lora-on-alpha', 'alpha'], ['lora-on-beta', 'beta']]) {
+      const a = g.adapters!.find((x) => x.id === id)!;
+      const familyRoot = g.roots.find((r) => g.families.find((f) => f.includes(r))!.includes(base))!;
+      expect(a).toMatchObject({ base: familyRoot, resolvedBy: 'weights' });
+      expect(a.alignment!).toHaveLength(3);
+      for (const s of a.alignment!) {
+        // both c_attn modules (one per layer) enter q
+        expect(s.modules).toBe(2);
+        const own = g.families.find((f) => f.includes(s.model))!.includes(base);
+        if (own) expect(s.q!).toBeGreaterThanOrEqual(BASE_Q_ACCEPT);
+        else expect(s.q!).toBeLessThan(1.8);
+      }
+      expect(g.edges.find((e) => e.child === id)).toMatchObject({ parent: familyRoot, relation: 'adapter' });
+    }
+  });
+});

@@ -111,6 +111,41 @@ describe('loraProducts: <X, R L> over a stored tensor, against float64', () => {
     expect(Math.abs(one.products[0]!.gram[0] - g00)).toBeLessThanOrEqual(1e-12 * g00);
   });
 
+  test.each([
+    ['left', 65, 37, 130],
+    ['right', 3, 37, 130],
+    ['right', 70, 9, 64 * 70 + 5],
+    // 64 groups of 400 x 400 doubles would exceed the 64 MiB scratch: 52 groups of 60 blocks
+    ['left', 400, 4, 64 * 60],
+  ] as const)('the Gram for q, %s side, rank %d, %d columns, %d rows (ranks above 64; fewer groups where the scratch needs it): against float64, the same on 1 and 3 threads', async (side, r, cols, rows) => {
+    const x = Float64Array.from({ length: rows * cols }, () => rng.studentT(4));
+    const file = path.join(tmp.dir, `gram-${side}-${r}.safetensors`);
+    writeSafetensors(file, [{ name: 'w', dtype: 'F64', shape: [rows, cols], data: encode('F64', x) }]);
+    const left = random(rng, r * cols), right = random(rng, rows * r);
+    const items = [{ tensor: 'w', left, right, r, rows, cols, gram: side }];
+    const one = await addon.loraProducts([file], '', items, { threads: 1 });
+    const three = await addon.loraProducts([file], '', items, { threads: 3 });
+    expect(three.products).toEqual(one.products);
+    // left: Y = X L^T [rows, r], Y^T Y; right: Z = R^T X [r, cols], Z Z^T
+    const F = side === 'left' ? rows : cols;
+    const V = new Float64Array(r * F); // V[k, f]: Y[f, k] or Z[k, f]
+    if (side === 'left') for (let o = 0; o < rows; o++) for (let k = 0; k < r; k++) { let t = 0; for (let i = 0; i < cols; i++) t += x[o * cols + i] * left[k * cols + i]; V[k * F + o] = t; }
+    else for (let k = 0; k < r; k++) for (let o = 0; o < rows; o++) { const c = right[o * r + k]; for (let i = 0; i < cols; i++) V[k * F + i] += c * x[o * cols + i]; }
+    const g = one.products[0]!.gram;
+    expect(g).toHaveLength(r * r);
+    let worst = 0;
+    // every entry, or 200 drawn ones of a large Gram
+    const entries: [number, number][] = r <= 70 ? Array.from({ length: r * r }, (_, e) => [Math.floor(e / r), e % r]) : Array.from({ length: 200 }, () => [Math.floor(rng.next() * r), Math.floor(rng.next() * r)]);
+    for (const [a, b] of entries) {
+      let t = 0, scale = 0;
+      for (let f = 0; f < F; f++) { t += V[a * F + f] * V[b * F + f]; scale += Math.abs(V[a * F + f] * V[b * F + f]); }
+      worst = Math.max(worst, Math.abs(g[a * r + b] - t) / scale);
+    }
+    expect(worst).toBeLessThan(1e-12);
+    const want = reference(x, rows, cols, left, right, r);
+    expect(Math.abs(one.products[0]!.value - want)).toBeLessThanOrEqual(1e-12 * Math.abs(want) + 1e-12);
+  });
+
   test('NaN or Inf in X: not finite; a missing tensor, another shape or an empty tensor', async () => {
     const rows = 70, cols = 8;
     const v = random(rng, rows * cols);
@@ -134,9 +169,11 @@ describe('loraProducts: <X, R L> over a stored tensor, against float64', () => {
     expect(got.products.map((p) => p && p.finite)).toEqual([false, false, null, null, true]);
     expect(got.products[4]!.value).toBe(0);
     expect(got.products[4]!.gram).toEqual(new Float64Array(4));
-    // above rank 64 no Gram matrix (its memory is kept per group of rows)
-    const wide = await addon.loraProducts([file], '', [{ tensor: 'inf', left: random(rng, 65 * cols), right: random(rng, rows * 65), r: 65, rows, cols }], {});
+    // no Gram matrix where one group's scratch (r x r doubles) exceeds the native 64 MiB
+    const huge = 2897;
+    const wide = await addon.loraProducts([file], '', [{ tensor: 'inf', left: random(rng, huge * cols), right: random(rng, rows * huge), r: huge, rows, cols }], {});
     expect(wide.products[0]!.gram).toHaveLength(0);
+    expect(() => addon.loraProducts([file], '', [{ tensor: 'nan', left: L, right: R, r: 2, rows, cols, gram: 'both' as never }], {})).toThrow(/items\[\]\.gram must be 'left' or 'right'/);
     // argument checks throw before anything starts, as the addon's other functions do
     expect(() => addon.loraProducts([file], '', [{ tensor: 'nan', left: L, right: R.subarray(1), r: 2, rows, cols }], {})).toThrow(/right has 139 elements, expected 140/);
   });

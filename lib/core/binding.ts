@@ -156,11 +156,11 @@ export interface NativeAddon {
   rowHashes(files: string[], index: string, tensors: string[], options: { simd?: string }, cancel?: Int32Array): Promise<{ tensors: (RawRowHashes | null)[] }>;
   /** Per named tensor (null where the model has none with statistics, it is not 2-D, or its rows are not whole blocks): its spectral entropy (native/stats/spectrum.h). */
   spectralEntropy(files: string[], index: string, tensors: string[], options: { simd?: string; maxDim?: number }, cancel?: Int32Array): Promise<{ tensors: (RawSpectrum | null)[] }>;
-  /** Per item, <X, right left>, ||X||_F^2 and the r x r Gram matrix Y^T Y of Y = X left^T over the model's tensor X named `tensor` ([rows, cols]; left r x cols, right rows x r, row-major), or null where it has none of that shape with statistics (native/pairwise/lora_products.h). */
+  /** Per item, <X, right left>, ||X||_F^2 and the r x r Gram matrix Y^T Y of Y = X left^T (with gram 'right': Z Z^T, Z = right^T X; empty where it does not fit the native scratch) over the model's tensor X named `tensor` ([rows, cols]; left r x cols, right rows x r, row-major), or null where it has none of that shape with statistics (native/pairwise/lora_products.h). */
   loraProducts(
     files: string[],
     index: string,
-    items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number }[],
+    items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number; gram?: 'left' | 'right' }[],
     options: { simd?: string; threads?: number },
     cancel?: Int32Array,
   ): Promise<{ products: ({ value: number; sumSq: number; gram: Float64Array; finite: boolean } | null)[] }>;

@@ -393,8 +393,13 @@ export async function adapterProducts(
 /**
  * adapterProducts, and per module from the same pass ||X_t||_F^2 and ||dW_t X_t^T||_F^2 =
  * s^2 trace((B^T B)(A X^T X A^T)) (the energy of dW's rows, A's row space, along X's row space:
- * lib/method/adapter_base.ts); null where not read, or (the latter) for a module stored
- * transposed or of rank above 64; NaN where X_t is not finite.
+ * lib/method/adapter_base.ts), X_t in dW's orientation [out, in]: for a module stored as dW the
+ * native Gram of X A^T, for one stored transposed (fan_in_fan_out: the tensor read is X^T) the
+ * Gram of A X^T's transpose, formed from the rows of the stored tensor (A X X^T A^T either way).
+ * null where not read, or (the latter) for an embedding's module (its input axis is the
+ * vocabulary, whose rows a trained embedding weighs by token frequency: not the rotation-invariant
+ * case q's mean of 1 assumes; not measured) or one whose Gram does not fit the native scratch
+ * (native/pairwise/lora_products.h); NaN where X_t is not finite.
  */
 export async function adapterProductsAndNorms(
   model: { files: string[]; index: string },
@@ -403,7 +408,7 @@ export async function adapterProductsAndNorms(
   options: { simd?: string; threads?: number; signal?: AbortSignal } = {},
 ): Promise<{ products: (number | null)[]; sumSq: (number | null)[]; inputAlignment: (number | null)[] }> {
   if (options.signal?.aborted) throw new MotherError('ERR_CANCELLED', 'adapter products cancelled');
-  const items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number }[] = [];
+  const items: { tensor: string; left: Float64Array; right: Float64Array; r: number; rows: number; cols: number; gram?: 'left' | 'right' }[] = [];
   const at: number[] = [];
   factors.forEach((f, q) => {
     const name = nameOf(f.module.target);
@@ -422,7 +427,8 @@ export async function adapterProductsAndNorms(
       right = new Float64Array(rows * r);
       for (let k = 0; k < r; k++) for (let i = 0; i < rows; i++) right[i * r + k] = f.A[k * rows + i];
     }
-    items.push({ tensor: name, left, right, r, rows, cols });
+    // the Gram for q: of X A^T (left), or for a transposed module of A X_stored = right^T X_stored
+    items.push({ tensor: name, left, right, r, rows, cols, gram: f.module.transposed ? 'right' : 'left' });
     at.push(q);
   });
   const out: (number | null)[] = factors.map(() => null);
@@ -439,9 +445,9 @@ export async function adapterProductsAndNorms(
       out[q] = p === null ? null : p.finite ? factors[q].module.scaling * p.value : NaN;
       sumSq[q] = p === null ? null : p.finite ? p.sumSq : NaN;
       const f = factors[q], r = f.module.r;
-      if (p !== null && !f.module.transposed && p.gram && p.gram.length === r * r) {
-        // trace((B^T B) G), G = A X^T X A^T (the native Gram of X A^T), B [out, r]
-        const out0 = f.module.shape[0];
+      if (p !== null && f.module.kind === 'linear' && p.gram && p.gram.length === r * r) {
+        // trace((B^T B) G), G = A X^T X A^T (the native Gram of X A^T, or of A X_stored for a transposed module), B [out, r]
+        const out0 = f.module.b.shape[0];
         let t = 0;
         for (let a = 0; a < r; a++)
           for (let b = 0; b < r; b++) {

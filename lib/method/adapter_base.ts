@@ -20,7 +20,7 @@
 // Decision: one model per family (its root where it fits); the family of the largest q when q >=
 // BASE_Q_ACCEPT and q - 1 >= BASE_Q_RATIO (q' - 1) for the next family's q'; else none (the base
 // stays ambiguous, with every family's q in `why`). Modules stored transposed (fan_in_fan_out,
-// embeddings) and of rank above 64 are left out of q.
+// GPT-2's Conv1D) enter q in dW's orientation; embedding modules are left out of q (lib/io/adapter.ts).
 
 /** q a family needs to be taken as an adapter's base (the zoo's unrelated models: 0.99 +- 0.19, max 1.80). */
 export const BASE_Q_ACCEPT = 2;

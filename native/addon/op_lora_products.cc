@@ -1,8 +1,9 @@
 // loraProducts(files: string[], index: string,
-//              items: { tensor, left: Float64Array, right: Float64Array, r, rows, cols }[],
+//              items: { tensor, left: Float64Array, right: Float64Array, r, rows, cols, gram?: 'left' | 'right' }[],
 //              options: { simd, threads }, cancel?: Int32Array)
 //   => Promise<{ products: ({ value, sumSq, gram: Float64Array (r x r), finite } | null)[] }>
-// Per item: <X, right left>, ||X||_F^2 and Y^T Y (Y = X left^T) for the model's tensor X named `tensor` ([rows, cols]; left is
+// Per item: <X, right left>, ||X||_F^2 and Y^T Y (Y = X left^T; with gram 'right' Z Z^T, Z = right^T X)
+// for the model's tensor X named `tensor` ([rows, cols]; left is
 // r x cols, right rows x r, row-major), or null where the model has no such tensor with
 // statistics of that shape (native/pairwise/lora_products.h). The factors are copied before
 // the worker starts.
@@ -24,6 +25,7 @@ struct LoraItem {
   std::string tensor;
   std::vector<double> left, right;
   uint64_t r = 0, rows = 0, cols = 0;
+  bool right_gram = false;
 };
 
 struct LoraProductsOp {
@@ -43,7 +45,7 @@ struct LoraProductsOp {
       for (const auto& v : model.tensors) {
         if (v.name != it.tensor) continue;
         results[t] = mother::lora_product(kernels, v, it.left.data(), it.right.data(), it.r, it.rows, it.cols, threads,
-                                          progress.cancel());
+                                          progress.cancel(), it.right_gram);
         break;
       }
     }
@@ -115,6 +117,12 @@ Napi::Value LoraProducts(const Napi::CallbackInfo& info) {
     it.cols = dim(env, o, "cols");
     if (it.r == 0 || it.r > 65536 || it.rows > (uint64_t{1} << 40) || it.cols > (uint64_t{1} << 40))
       throw Napi::RangeError::New(env, "items[]: r must be 1 to 65536, rows and cols below 2^40");
+    Napi::Value side = o.Get("gram");
+    if (!side.IsUndefined()) {
+      const std::string s = side.IsString() ? side.As<Napi::String>().Utf8Value() : "";
+      if (s != "left" && s != "right") throw Napi::TypeError::New(env, "items[].gram must be 'left' or 'right'");
+      it.right_gram = s == "right";
+    }
     it.left = f64s(env, o, "left", it.r * it.cols);
     it.right = f64s(env, o, "right", it.rows * it.r);
     items.push_back(std::move(it));
