@@ -28,6 +28,7 @@ import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
 import { Evaluation, familyAgreement, FamilyAgreement, scoreGraph } from './method/evaluation';
 import { inspectResolved, ModelHeader } from './io/inspect';
+import { FLOAT_DTYPES } from './io/alignment';
 import { AGGREGATE_OF, aggregatePairs, PAIR_METRICS, PairLayer, PairMetric, pairwisePass, RANK_OPTIONS, RankOptions } from './io/pairwise';
 import {
   NullCalibration, PairDecision, pairStatistic, PairStatistic, RELATED_R0, RELATEDNESS_ALPHA, RelatednessOptions, TensorSums, testPairs, Verdict,
@@ -100,12 +101,14 @@ export const GRID_FRACTION = 0.5;
 /** How far (relative RMS, as CONVERTED_REL) a quantised copy may lie from its source: 4 times
  *  the expected rounding noise of its type. A block's step is max|x| / L (L = 8 for 4-bit
  *  types, 127 for Q8_0), max|x| about 2.5 standard deviations of 32 weights, the noise
- *  step / sqrt(12): Q8_0 0.023, 4-bit 0.36; the 2- and 3-bit K-quants twice the 4-bit bound. */
+ *  step / sqrt(12): Q8_0 0.023, 4-bit 0.36; the 2- and 3-bit K-quants twice the 4-bit bound.
+ *  MXFP4 (FP4 E2M1 under a power-of-two scale) is in the 4-bit class: its noise on Gaussian
+ *  blocks of 32, simulated with the scale 2^(floor(log2 max|x|) - 2), is 0.115 std, 3x inside. */
 export function quantizedCopyRel(kind: string): number {
   const levels = /^Q8/.test(kind) ? 127 : /^(Q[23]|IQ[123]|TQ)/.test(kind) ? 4 : 8;
   return (4 * 2.5) / levels / Math.sqrt(12);
 }
-const BLOCK_DTYPE = /^(Q\d|IQ\d|TQ\d)/;
+const BLOCK_DTYPE = /^(Q\d|IQ\d|TQ\d|MXFP4$)/;
 /** ONNX linear quantisation (per-tensor or per-channel scale and zero point): its rounding error
  *  is known from the scales (Dequantized.roundingRms), so a copy is accepted when the pair's RMS
  *  difference is at most this many times that expected error. */
@@ -168,6 +171,10 @@ export interface AdapterReport {
   modules: Pick<ModuleDifference, 'module' | 'target' | 'shape' | 'r' | 'scaling' | 'frobenius' | 'rms' | 'rank'>[];
   /** Tensors of the adapter file that are no LoRA factor (e.g. modules_to_save copies): not part of the difference. */
   notIncluded: string[];
+  /** The target tensors outside the distance layers of its base's family (e.g. GPT-2's c_attn,
+   *  not square): their dW is in no distance (as a full fine-tune's changes there are not);
+   *  every target there: the edge's distance is 0. Absent without a base. */
+  outsideDistance?: string[];
   /** The adapter (its base + dW) against every other member of its base's family and every
    *  other adapter whose base is in it, without merging (<X - Base, dW> from one pass over X's
    *  target tensors, <dW1, dW2> from the factors): the family's RMS distance (the mean over its
@@ -1328,16 +1335,19 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       const loraParams = ad.plan.modules.reduce((a, m) => a + m.a.shape[0] * m.a.shape[1] + m.b.shape[0] * m.b.shape[1], 0);
       let distance: number | null = null;
       let metricOut: DistanceMetric | null = null;
+      let outsideDistance: string[] | undefined;
       if (base.index >= 0) {
         const fi = families.findIndex((f) => f.includes(base.index));
         const fm = familyMetric[fi];
         // the family's metric between the base and base + dW: over the base's distance layers, zero where untouched
         const byTarget = new Map(diffs.map((d) => [d.target, d]));
-        const layers = headers[base.index].tensors.filter((t) => FLOAT_FOR_DISTANCE.has(t.dtype) && !t.unreadable && (fm.allTensors ? userLayers(t.name, t.shape) : distanceFilter(t.name, t.shape)));
+        const layers = headers[base.index].tensors.filter((t) => FLOAT_DTYPES.has(t.dtype) && !t.unreadable && (fm.allTensors ? userLayers(t.name, t.shape) : distanceFilter(t.name, t.shape)));
         metricOut = fm.used === 'rank' ? 'rank' : 'rms';
         distance = metricOut === 'rank'
           ? layers.filter((t) => isSquare(t.shape)).reduce((a, t) => a + (byTarget.get(t.name)?.rank ?? 0), 0)
           : layers.length ? layers.reduce((a, t) => a + (byTarget.get(t.name)?.rms ?? 0), 0) / layers.length : frob;
+        const counted = new Set((metricOut === 'rank' ? layers.filter((t) => isSquare(t.shape)) : layers).map((t) => t.name));
+        outsideDistance = diffs.map((d) => d.target).filter((t) => !counted.has(t));
         const baseId = inputs[base.index].id;
         graph.families[fi].push(id);
         graph.familyReports[fi].members.push(id);
@@ -1365,6 +1375,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         frobenius: frob, rank: rankSum, distance, metric: metricOut,
         modules: diffs.map((d) => ({ module: d.module, target: d.target, shape: d.shape, r: d.r, scaling: d.scaling, frobenius: d.frobenius, rms: d.rms, rank: d.rank })),
         notIncluded: ad.plan.others,
+        ...(outsideDistance ? { outsideDistance } : {}),
       });
     }
     await relateAdapters(placed);
@@ -1414,7 +1425,6 @@ export function scoredEdges(edges: readonly GraphEdge[], truthForest: readonly [
   ];
 }
 
-const FLOAT_FOR_DISTANCE = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'QUINT8', 'QINT8']);
 
 /** A PEFT adapter attached to its base (recover): its report's index, its factors and differences. */
 interface PlacedAdapter {

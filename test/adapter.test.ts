@@ -210,7 +210,8 @@ describe('adapter config and factors: validation', () => {
   test('mother recover prints the adapter under its base and why the others have none', () => {
     const r = spawnSync(process.execPath, [BIN, 'recover', tmp.dir], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/lora-named {2}\(PEFT LoRA adapter, (rms|rank) distance [^,]+, rank 20 over 6 modules, \|\|dW\|\|_F [^;]+; base named in adapter_config.json\)/);
+    // its MLP targets (down_proj, not square) are outside the distance layers, and the line says so
+    expect(r.stdout).toMatch(/lora-named {2}\(PEFT LoRA adapter, (rms|rank) distance [^ ,]+ \(2 of 6 target tensors outside the distance layers, e\.g\. model\.layers\.0\.mlp\.down_proj\.weight\), rank 20 over 6 modules, \|\|dW\|\|_F [^;]+; base named in adapter_config.json\)/);
     expect(r.stdout).toMatch(/lora-wide: PEFT LoRA adapter \(r 2, .*base absent/);
     const j = JSON.parse(spawnSync(process.execPath, [BIN, 'recover', tmp.dir, '--json'], { encoding: 'utf8' }).stdout);
     expect(j.adapters.map((a: { id: string; base: string | null }) => [a.id, a.base])).toEqual([['lora-named', 'base'], ['lora-rslora', null], ['lora-wide', null]]);

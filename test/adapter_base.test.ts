@@ -3,10 +3,13 @@
 // independent of dW, the decision rule, and recover() on really trained models and adapters
 // (test/helpers/make_trained_peft.py).
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { recover } from '../lib';
 import { BASE_Q_ACCEPT, BASE_Q_RATIO, chooseByAlignment, inputAlignment } from '../lib/method/adapter_base';
+import { renderTree } from '../lib/output/tree';
+import { Schema, validate } from './helpers/schema';
 import { tmpDir } from './helpers/tmp';
 
 const PYTHON = '/usr/bin/python3';
@@ -132,6 +135,8 @@ describe('chooseByAlignment', () => {
         else expect(s.q!).toBeLessThan(1.5);
       }
       expect(g.edges.find((e) => e.child === id)).toMatchObject({ parent: familyRoot, relation: 'adapter' });
+      // q_proj and v_proj are square: both among the distance layers
+      expect(a.outsideDistance).toEqual([]);
     }
   });
 
@@ -177,6 +182,14 @@ describe('chooseByAlignment', () => {
         else expect(s.q!).toBeLessThan(1.8);
       }
       expect(g.edges.find((e) => e.child === id)).toMatchObject({ parent: familyRoot, relation: 'adapter' });
+      // c_attn ([64, 192]) is not square: outside the distance layers, so the edge's distance is 0, and the graph says why
+      expect(a.outsideDistance).toEqual(['transformer.h.0.attn.c_attn.weight', 'transformer.h.1.attn.c_attn.weight']);
+      expect(a.distance).toBe(0);
     }
+    const schema = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', 'docs', 'model-graph.schema.json'), 'utf8')) as Schema;
+    const doc = JSON.parse(JSON.stringify(g));
+    expect(validate(doc, schema)).toEqual([]);
+    expect(validate({ ...doc, adapters: [{ ...doc.adapters[0], outsideDistance: [3] }] }, schema)).not.toEqual([]);
+    expect(renderTree(g)).toMatch(/lora-on-alpha {2}\(PEFT LoRA adapter, rms distance 0 \(every target tensor is outside the distance layers, the square 2-D tensors: e\.g\. transformer\.h\.0\.attn\.c_attn\.weight\), rank 8 over 2 modules/);
   });
 });

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { discoverModels, inspectModel, MotherError, pairwiseStats, scanModel } from '../lib';
+import { discoverModels, inspectModel, MotherError, pairwiseStats, recover, scanModel } from '../lib';
 import { resolveModel } from '../lib/io/discovery';
 import { encodeAs, GgufTensor, KvSpec, llamaCppName, permuteQK, writeGguf } from './helpers/gguf';
 import { close, Rng } from './helpers/reference';
@@ -86,7 +86,7 @@ const LLAMA_KV: KvSpec[] = [
 
 /** The model as llama.cpp's convert_hf_to_gguf.py writes it: names mapped, Q and K permuted,
  *  2-D weights in `type`, 1-D tensors F32. */
-function toGguf(model: HfTensor[], type: 'F32' | 'F16' | 'Q8_0'): GgufTensor[] {
+function toGguf(model: HfTensor[], type: 'F32' | 'F16' | 'Q8_0' | 'MXFP4'): GgufTensor[] {
   return model.map((t) => {
     let v: ArrayLike<number> = t.values;
     const cols = t.shape.length > 1 ? t.shape[1] : 1;
@@ -104,7 +104,7 @@ describe('a Llama-like model and its GGUF conversions', () => {
   beforeAll(() => {
     st = at('tiny.safetensors');
     writeSafetensors(st, model.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, data: encode('F32', t.values) })));
-    for (const type of ['F32', 'F16', 'Q8_0'] as const) {
+    for (const type of ['F32', 'F16', 'Q8_0', 'MXFP4'] as const) {
       ggufOf[type] = at(`tiny-${type}.gguf`);
       writeGguf(ggufOf[type], { kv: LLAMA_KV, tensors: toGguf(model, type) });
     }
@@ -159,6 +159,29 @@ describe('a Llama-like model and its GGUF conversions', () => {
     let ss = 0;
     for (let i = 0; i < p.length; i++) ss += (p[i] - q.values[i]) ** 2;
     expect(Math.sqrt(ss / p.length)).toBeGreaterThan(0.03);
+  });
+
+  test('MXFP4: the conversion lies at its rounding noise (about 0.1 of the weights\' spread: FP4 E2M1 under a power-of-two scale), and recover hangs it under its source as a quantized copy', async () => {
+    const d = await pairwiseStats([st, ggufOf.MXFP4], { backend: 'cpu', metrics: ['rms'] });
+    expect(d.skipped).toEqual([]);
+    for (const l of d.layers) {
+      const rel = l.rms![1] / 0.05; // the 2-D weights' std; 1-D tensors are F32 in the GGUF
+      expect({ name: l.name, ok: l.name.endsWith('norm.weight') ? rel === 0 : rel > 0.05 && rel < 0.2 }).toEqual({ name: l.name, ok: true });
+    }
+    // a second model (the first plus 0.6 of its spread) and the MXFP4 copy of it
+    const rng = new Rng(9);
+    const child = model.map((t) => ({ ...t, values: t.shape.length === 1 ? t.values : t.values.map((v) => v + 0.03 * rng.normal()) }));
+    const dir = at('mxfp4-set');
+    fs.mkdirSync(dir, { recursive: true });
+    writeSafetensors(path.join(dir, 'base.safetensors'), model.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, data: encode('F32', t.values) })));
+    writeSafetensors(path.join(dir, 'child.safetensors'), child.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape, data: encode('F32', t.values) })));
+    writeGguf(path.join(dir, 'child-MXFP4.gguf'), { kv: LLAMA_KV, tensors: toGguf(child, 'MXFP4') });
+    const g = await recover(['base.safetensors', 'child.safetensors', 'child-MXFP4.gguf'].map((f) => path.join(dir, f)), { backend: 'cpu', threads: 2 });
+    const copy = g.edges.find((e) => e.child.endsWith('child-MXFP4.gguf'))!;
+    expect(copy).toMatchObject({ relation: 'quantized' });
+    expect(copy.parent.endsWith('child.safetensors')).toBe(true);
+    expect(copy.relativeDifference!).toBeGreaterThan(0.05);
+    expect(copy.relativeDifference!).toBeLessThan(0.2);
   });
 
   test('mother stats on a .gguf file', () => {
@@ -256,8 +279,8 @@ describe('GGUF metadata and tensor types', () => {
     }
   });
 
-  test('types without statistics (IQ*, TQ*, Q8_K, MXFP4, integers) are listed with null statistics; F64 and BF16 have them', async () => {
-    const types = ['IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ4_NL', 'IQ3_S', 'IQ2_S', 'IQ4_XS', 'IQ1_M', 'TQ1_0', 'TQ2_0', 'Q8_1', 'Q8_K', 'MXFP4', 'I8', 'I16', 'I32', 'I64'];
+  test('types without statistics (IQ*, TQ*, Q8_K, integers) are listed with null statistics; F64 and BF16 have them', async () => {
+    const types = ['IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ4_NL', 'IQ3_S', 'IQ2_S', 'IQ4_XS', 'IQ1_M', 'TQ1_0', 'TQ2_0', 'Q8_1', 'Q8_K', 'I8', 'I16', 'I32', 'I64'];
     const { GGML_TYPES } = await import('./helpers/gguf');
     const tensors: GgufTensor[] = types.map((t) => ({ name: t.toLowerCase(), shape: [2, 256], type: t, data: new Uint8Array((512 / GGML_TYPES[t].elems) * GGML_TYPES[t].bytes).fill(1) }));
     tensors.push({ name: 'f64', shape: [4], type: 'F64', data: encode('F64', [1, 2, 3, 4]) });

@@ -1,4 +1,4 @@
-// The GGUF block types (Q8_0 ... Q6_K): every decoder and statistics path against an
+// The GGUF block types (Q8_0 ... Q6_K, MXFP4): every decoder and statistics path against an
 // independent numpy dequantiser (test/helpers/gguf_reference.py) on random and adversarial
 // blocks, the SIMD paths against the scalar one, and hand-computed values of each layout.
 import { spawnSync } from 'node:child_process';
@@ -19,8 +19,11 @@ const REFERENCE = path.join(__dirname, 'helpers', 'gguf_reference.py');
 // Byte offsets of each type's f16 scales inside a block (ggml-common.h).
 const F16_FIELDS: Record<QuantType, number[]> = {
   Q8_0: [0], Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2],
-  Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208],
+  Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208], MXFP4: [],
 };
+// Byte offsets of the E8M0 (power-of-two) scales: MXFP4's, whose every byte value is a scale.
+const E8M0_FIELDS: Partial<Record<QuantType, number[]>> = { MXFP4: [0] };
+const E8M0_EXTREME = [0, 1, 2, 126, 127, 128, 253, 254, 255];
 // Byte ranges of the integer sub-block scales of the K types.
 const SCALE_BYTES: Partial<Record<QuantType, [number, number]>> = { Q2_K: [0, 16], Q3_K: [96, 108], Q4_K: [4, 16], Q5_K: [4, 16], Q6_K: [192, 208] };
 
@@ -39,30 +42,40 @@ function randomBytes(rng: Rng, b: Uint8Array): void {
 function saneScale(rng: Rng): number {
   return f16((rng.next() < 0.5 ? -1 : 1) * 2 ** (-12 + 8 * rng.next()));
 }
+/** Sets every E8M0 scale byte of the type to pick() (MXFP4; nothing for the f16-scaled types). */
+function setE8M0(t: QuantType, b: Uint8Array, pick: () => number): void {
+  for (const at of E8M0_FIELDS[t] ?? []) b[at] = pick();
+}
+const saneE8M0 = (rng: Rng) => 127 - 12 + Math.floor(8 * rng.next());
 
 const CATEGORIES: Record<string, Filler> = {
   random: (rng, t, b) => {
     randomBytes(rng, b);
     for (const at of F16_FIELDS[t]) setF16(b, at, saneScale(rng));
+    setE8M0(t, b, () => saneE8M0(rng));
   },
   'zero scales': (rng, t, b, i) => {
     randomBytes(rng, b);
     for (const at of F16_FIELDS[t]) setF16(b, at, i % 3 === 0 ? saneScale(rng) : 0);
+    setE8M0(t, b, () => (i % 3 === 0 ? saneE8M0(rng) : 0)); // E8M0 has no zero: 0 is its smallest, 2^-127
     const sc = SCALE_BYTES[t];
     if (sc && i % 2) b.fill(0, sc[0], sc[1]);
   },
   'extreme scales': (rng, t, b) => {
     randomBytes(rng, b);
     for (const at of F16_FIELDS[t]) setF16(b, at, f16(F16_EXTREME[Math.floor(rng.next() * F16_EXTREME.length)]));
+    setE8M0(t, b, () => E8M0_EXTREME[Math.floor(rng.next() * E8M0_EXTREME.length)]);
   },
   'subnormal scales': (rng, t, b) => {
     randomBytes(rng, b);
     for (const at of F16_FIELDS[t]) setF16(b, at, (rng.next() < 0.5 ? 0x8000 : 0) | (1 + Math.floor(rng.next() * 0x3ff)));
+    setE8M0(t, b, () => Math.floor(rng.next() * 3)); // values below float32's normal range
   },
   'inf and nan scales': (rng, t, b, i) => {
     randomBytes(rng, b);
     const special = [0x7c00, 0xfc00, 0x7e00, 0x7c01];
     for (const at of F16_FIELDS[t]) setF16(b, at, i % 4 === 1 ? special[Math.floor(rng.next() * 4)] : saneScale(rng));
+    setE8M0(t, b, () => (i % 4 === 1 ? 255 : saneE8M0(rng))); // the byte the OCP spec calls NaN: ggml's 2^128 (finite)
   },
   // quants run through every value (every byte, hence every nibble, 2-bit field and high bit);
   // the integer scales of the K types through every value too
@@ -80,8 +93,9 @@ const CATEGORIES: Record<string, Filler> = {
   'mean >> std': (rng, t, b) => {
     randomBytes(rng, b);
     const f = F16_FIELDS[t];
-    setF16(b, f[0], f16(2 ** -20));
+    if (f.length > 0) setF16(b, f[0], f16(2 ** -20));
     if (f.length > 1) setF16(b, f[1], f16(t.endsWith('_1') ? 1000 : -30));
+    setE8M0(t, b, () => 127 - 20); // a symmetric type: tiny values only
   },
 };
 
@@ -334,6 +348,21 @@ describe('GGUF block layouts: values computed by hand from the format descriptio
     const y3 = dec('Q3_K', c);
     expect(y3[0]).toBe(3);
     expect(y3[1]).toBe(-4); // low 0, high bit clear: 0 - 4
+  });
+
+  test('MXFP4: an E8M0 scale byte 2^(e - 127), then FP4 E2M1 nibbles (low: elements 0..15, high: 16..31)', () => {
+    const b = block('MXFP4');
+    b[0] = 127; // scale 1
+    b[1] = 0xf7; // element 0: 0b0111 = +6; element 16: 0b1111 = -6
+    b[16] = 0x19; // element 15: 0b1001 = -0.5; element 31: 0b0001 = +0.5
+    b[2] = 0x85; // element 1: 0b0101 = +3; element 17: 0b1000, E2M1's -0, which ggml's table reads as 0
+    const y = dec('MXFP4', b);
+    expect([y[0], y[16], y[15], y[31], y[1], y[2]]).toEqual([6, -6, -0.5, 0.5, 3, 0]);
+    expect(Object.is(y[17], 0)).toBe(true);
+    b[0] = 0; // the smallest scale, 2^-127
+    expect(dec('MXFP4', b)[0]).toBe(6 * 2 ** -127);
+    b[0] = 255; // read as 2^128 (ggml), not NaN: finite in float64
+    expect(dec('MXFP4', b)[0]).toBe(6 * 2 ** 128);
   });
 
   test('Q6_K: low nibbles in ql, two high bits in qh, signed 8-bit sub-block scales, q - 32', () => {

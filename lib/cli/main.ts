@@ -550,7 +550,7 @@ export function buildProgram(out: NodeJS.WritableStream = process.stdout, err: N
       if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError("expected a positive integer or 'auto'.");
       return v;
     }, 'auto')
-    .option('--layers <regex>', 'tensors entering the distances (default: every square 2-D tensor)', parseRegex)
+    .option('--layers <regex>', 'the square 2-D tensors entering the distances: those whose name matches (default: all; every tensor only where no two models share a square one)', parseRegex)
     .option('--kurtosis-layers <regex>', 'tensors entering the kurtosis (default per family: the architecture\'s layers that vary in the family, else every square layer that varies)', parseRegex)
     .option('--pairs', 'also every pair\'s relatedness evidence (r, z, p, verdict): a table, or `pairs` in the JSON')
     .option('--json', 'print the model graph as JSON (version 4; same as --format json)')

@@ -12,10 +12,11 @@ import type { ModelHeader } from './inspect';
 
 export type { LayerFilter };
 
-const FLOAT_DTYPES = new Set([
+/** The dtypes whose values the statistics and pairwise passes read (every other one is left out). */
+export const FLOAT_DTYPES: ReadonlySet<string> = new Set([
   'F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ',
   // GGUF block types with statistics (native/stats/quant.h)
-  'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K',
+  'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'MXFP4',
   // ONNX quantised weights read as (q - zero point) x scale (native/formats/onnx.h)
   'QUINT8', 'QINT8',
 ]);

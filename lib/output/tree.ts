@@ -16,7 +16,11 @@ export function linkText(l: PairLink): string {
 function adapterText(g: ModelGraph, id: string, distance: number): string {
   const a = g.adapters?.find((x) => x.id === id);
   if (!a) return `distance ${num(distance)}`;
-  return `${a.metric} distance ${num(distance)}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : a.resolvedBy === 'weights' ? 'by the alignment of dW with its weights' : 'by fit'}`;
+  const out = a.outsideDistance?.length ?? 0;
+  const outside = out === 0 ? '' : out === a.modules.length
+    ? ` (every target tensor is outside the distance layers, the square 2-D tensors: e.g. ${a.outsideDistance![0]})`
+    : ` (${out} of ${a.modules.length} target tensors outside the distance layers, e.g. ${a.outsideDistance![0]})`;
+  return `${a.metric} distance ${num(distance)}${outside}, rank ${a.rank} over ${a.modules.length} modules, ||dW||_F ${num(a.frobenius)}; base ${a.resolvedBy === 'name' ? 'named in adapter_config.json' : a.resolvedBy === 'weights' ? 'by the alignment of dW with its weights' : 'by fit'}`;
 }
 
 /** The other model of a link seen from `id`. */

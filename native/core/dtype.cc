@@ -31,7 +31,7 @@ constexpr DTypeInfo kInfo[] = {
     {DType::IQ4_NL, "IQ4_NL", 0, false, 32, 18},    {DType::IQ3_S, "IQ3_S", 0, false, 256, 110},
     {DType::IQ2_S, "IQ2_S", 0, false, 256, 82},     {DType::IQ4_XS, "IQ4_XS", 0, false, 256, 136},
     {DType::IQ1_M, "IQ1_M", 0, false, 256, 56},     {DType::TQ1_0, "TQ1_0", 0, false, 256, 54},
-    {DType::TQ2_0, "TQ2_0", 0, false, 256, 66},     {DType::MXFP4, "MXFP4", 0, false, 32, 17},
+    {DType::TQ2_0, "TQ2_0", 0, false, 256, 66},     {DType::MXFP4, "MXFP4", 0, true, 32, 17},
 };
 static_assert(sizeof(kInfo) / sizeof(kInfo[0]) == static_cast<size_t>(DType::COUNT), "dtype table");
 

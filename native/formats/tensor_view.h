@@ -21,7 +21,7 @@ namespace mother {
 // (native/stats/quant.h); Opaque: a block type without statistics, never decoded. AffineU8 /
 // AffineI8: ONNX linear quantisation, U8 / I8 elements q whose values are (q - zero) x scale
 // with one scale and zero point per tensor or per channel (AffineQuant).
-enum class DecodeKind : uint8_t { Plain, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, AffineU8, AffineI8, Opaque };
+enum class DecodeKind : uint8_t { Plain, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4, AffineU8, AffineI8, Opaque };
 
 // The parameters of an affine (linear) quantised view: element i of channel c = (i / inner) %
 // channels has the value (q_i - zero[c]) x scale[c]. One channel: per tensor. The scales are
@@ -94,6 +94,7 @@ struct TensorView {
       case DType::Q4_K: decode = DecodeKind::Q4_K; break;
       case DType::Q5_K: decode = DecodeKind::Q5_K; break;
       case DType::Q6_K: decode = DecodeKind::Q6_K; break;
+      case DType::MXFP4: decode = DecodeKind::MXFP4; break;
       default: decode = DecodeKind::Opaque; break;
     }
   }

@@ -24,6 +24,11 @@
 //   Q5_K 256 in 176: as Q4_K plus qh[32] (5th bits);          y = d sc q - dmin m
 //   Q6_K 256 in 210: ql[128] (low 4 bits), qh[64] (high 2 bits), i8 scales[16], f16 d;
 //                   sub-blocks of 16: y = d sc (q - 32)
+//   MXFP4 32 in 17: u8 e (E8M0), qs[16] (lo nibble: 0..15, hi: 16..31), each nibble an FP4
+//                   E2M1 value (0, 0.5, 1, 1.5, 2, 3, 4, 6, then the same negated); ggml keeps
+//                   them doubled as the integers k[q] = 0, 1, 2, 3, 4, 6, 8, 12, 0, -1, ..., -12
+//                   and halves the scale: y = k[q] 2^(e - 128) for every e (0xFF is 2^127, not
+//                   NaN, as in ggml), so MXFP4 values are always finite
 // The element order inside the 256-blocks is spelled out in quant_scalar.cc.
 #pragma once
 #include <cstddef>
@@ -36,7 +41,7 @@ namespace mother {
 
 struct Kernels;
 
-// Elements and bytes of one block of a block dtype with statistics (Q8_0 ... Q6_K).
+// Elements and bytes of one block of a block dtype with statistics (Q8_0 ... Q6_K, MXFP4).
 inline uint32_t quant_block_elems(DType d) { uint32_t e, b; dtype_block(d, &e, &b); return e; }
 inline uint32_t quant_block_bytes(DType d) { uint32_t e, b; dtype_block(d, &e, &b); return b; }
 

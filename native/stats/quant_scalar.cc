@@ -164,6 +164,17 @@ void dec_q6_k(const uint8_t* p, double* y) {
   }
 }
 
+// MXFP4: the E2M1 values doubled (ggml's kvalues_mxfp4), times the halved E8M0 scale 2^(e - 128)
+// (exact in float64 for every e: 2^-128 .. 2^127).
+void dec_mxfp4(const uint8_t* p, double* y) {
+  static const int kValues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  const double d = std::ldexp(1.0, static_cast<int>(p[0]) - 128);
+  for (int i = 0; i < 16; ++i) {
+    y[i] = d * kValues[p[1 + i] & 0xF];
+    y[i + 16] = d * kValues[p[1 + i] >> 4];
+  }
+}
+
 // True if any of the n doubles is NaN or +-Inf ((x - x) is NaN exactly for those).
 bool any_nonfinite(const double* x, uint64_t n) {
   double q = 0;
@@ -185,6 +196,7 @@ void quant_decode_block(DType d, const uint8_t* p, double* out) {
     case DType::Q4_K: dec_q4_k(p, out); break;
     case DType::Q5_K: dec_q5_k(p, out); break;
     case DType::Q6_K: dec_q6_k(p, out); break;
+    case DType::MXFP4: dec_mxfp4(p, out); break;
     default: {
       uint32_t e, b;
       dtype_block(d, &e, &b);

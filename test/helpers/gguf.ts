@@ -32,7 +32,7 @@ export const GGML_TYPES: Record<string, { id: number; elems: number; bytes: numb
   TQ2_0: { id: 35, elems: 256, bytes: 66 }, MXFP4: { id: 39, elems: 32, bytes: 17 },
 };
 /** The block types mother computes statistics of. */
-export const QUANT_TYPES = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const;
+export const QUANT_TYPES = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'MXFP4'] as const;
 export type QuantType = (typeof QUANT_TYPES)[number];
 
 export interface GgufTensor {
@@ -182,9 +182,35 @@ export function quantizeQ8_0(x: ArrayLike<number>): Uint8Array {
   return out;
 }
 
-/** Encodes float values as a GGUF tensor of type F32, F16, BF16 or Q8_0. */
-export function encodeAs(type: 'F32' | 'F16' | 'BF16' | 'Q8_0', values: ArrayLike<number>): Uint8Array {
-  return type === 'Q8_0' ? quantizeQ8_0(values) : encode(type, values);
+/** FP4 E2M1 magnitudes, codes 0..7 (OCP microscaling); code | 8 is the negative. */
+const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
+
+/** A plain MXFP4 quantiser: per 32 values the E8M0 scale 2^(floor(log2 max |x|) - 2) (so that
+ *  max |x| / scale lies in [4, 8), above 6 clamped), each value the nearest E2M1 code (ties to
+ *  the smaller magnitude). Not ggml's search for the best scale: any MXFP4 block is valid input. */
+export function quantizeMXFP4(x: ArrayLike<number>): Uint8Array {
+  if (x.length % 32) throw new Error('MXFP4 needs a multiple of 32 values');
+  const out = new Uint8Array((x.length / 32) * 17);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+    const e = amax > 0 ? Math.min(254, Math.max(0, Math.floor(Math.log2(amax)) - 2 + 127)) : 0;
+    const scale = 2 ** (e - 127);
+    out[17 * b] = e;
+    const code = (v: number) => {
+      const a = Math.abs(v) / scale;
+      let best = 0;
+      for (let c = 1; c < 8; c++) if (Math.abs(E2M1[c] - a) < Math.abs(E2M1[best] - a)) best = c;
+      return (v < 0 && best > 0 ? 8 : 0) | best;
+    };
+    for (let j = 0; j < 16; j++) out[17 * b + 1 + j] = code(x[32 * b + j]) | (code(x[32 * b + 16 + j]) << 4);
+  }
+  return out;
+}
+
+/** Encodes float values as a GGUF tensor of type F32, F16, BF16, Q8_0 or MXFP4. */
+export function encodeAs(type: 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'MXFP4', values: ArrayLike<number>): Uint8Array {
+  return type === 'Q8_0' ? quantizeQ8_0(values) : type === 'MXFP4' ? quantizeMXFP4(values) : encode(type, values);
 }
 
 /**

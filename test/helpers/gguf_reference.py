@@ -23,7 +23,17 @@ import numpy as np
 LAYOUT = {
     'Q8_0': (32, 34), 'Q4_0': (32, 18), 'Q4_1': (32, 20), 'Q5_0': (32, 22), 'Q5_1': (32, 24),
     'Q2_K': (256, 84), 'Q3_K': (256, 110), 'Q4_K': (256, 144), 'Q5_K': (256, 176), 'Q6_K': (256, 210),
+    'MXFP4': (32, 17),
 }
+
+# FP4 E2M1 (OCP microscaling): sign bit 3, exponent bits 1-2 (bias 1), mantissa bit 0; exponent 0
+# is subnormal (0 or 0.5).
+def e2m1(code):
+    sign = np.where(code & 8, -1.0, 1.0)
+    e = (code >> 1) & 3
+    m = code & 1
+    mag = np.where(e == 0, 0.5 * m, (1.0 + 0.5 * m) * np.exp2(e.astype(np.float64) - 1))
+    return sign * mag
 
 
 def f16(blocks, start):
@@ -139,6 +149,12 @@ def decode_blocks(kind, raw):
         q = (low | (high << 4)).reshape(-1, 256) - 32
         scale = per_sub(f16(b, 208) * b[:, 192:208].view(np.int8).astype(np.float64), 16)
         return (scale * q).reshape(-1)
+    if kind == 'MXFP4':
+        # E8M0 scale 2^(e - 127) for every byte value, 0xFF too (as ggml reads it; the OCP spec
+        # has NaN there); ggml stores the E2M1 values doubled and halves the scale: the same product
+        q = i64(nibbles_32(b[:, 1:17]))
+        scale = np.exp2(b[:, 0:1].astype(np.float64) - 127)
+        return (scale * e2m1(q)).reshape(-1)
     raise ValueError(f'no reference decoder for {kind}')
 
 
