@@ -1,16 +1,20 @@
 // GGUF benchmark data: files of weight-like data (N(0, 0.02) with rare outliers) quantised to
-// Q8_0 or Q4_K as llama.cpp's quantisers would shape them (per-block absmax for Q8_0; per
-// sub-block minimum and range with 6-bit scales for Q4_K), as [rows, 4096] tensors of about
-// 64 MiB each. Reused if present.
+// Q8_0, Q4_K, Q5_K, Q6_K or MXFP4 as llama.cpp's quantisers would shape them (per-block absmax
+// for Q8_0; per sub-block minimum and range with 6-bit scales for Q4_K and Q5_K; per sub-block absmax with
+// signed 8-bit scales for Q6_K; the power-of-two scale that fits the block's absmax in E2M1's
+// range for MXFP4), as [rows, 4096] tensors of about 64 MiB each. Reused if present.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { dataDir } from './common';
 
-export type BenchQuant = 'Q8_0' | 'Q4_K';
+export type BenchQuant = 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'MXFP4';
 const LAYOUT: Record<BenchQuant, { id: number; elems: number; bytes: number }> = {
   Q8_0: { id: 8, elems: 32, bytes: 34 },
   Q4_K: { id: 12, elems: 256, bytes: 144 },
+  Q5_K: { id: 13, elems: 256, bytes: 176 },
+  Q6_K: { id: 14, elems: 256, bytes: 210 },
+  MXFP4: { id: 39, elems: 32, bytes: 17 },
 };
 
 function weights(n: number, seed: number): Float32Array {
@@ -39,7 +43,7 @@ function f16(v: number): number {
   const b = new Uint32Array(f.buffer)[0];
   const sign = (b >>> 16) & 0x8000;
   const e = ((b >>> 23) & 0xff) - 127 + 15;
-  if (e <= 0) return sign;
+  if (e <= 0) return sign | Math.round(Math.abs(v) / 2 ** -24); // subnormal (Q5_K's d is often one)
   if (e >= 31) return sign | 0x7c00;
   return sign | (e << 10) | ((b & 0x7fffff) >>> 13);
 }
@@ -64,8 +68,12 @@ function quantQ8_0(x: Float32Array): Uint8Array {
   return out;
 }
 
-function quantQ4_K(x: Float32Array): Uint8Array {
-  const out = new Uint8Array((x.length / 256) * 144);
+/** Q4_K (bits 4, 144-byte blocks) or Q5_K (bits 5, 176: qh[32] before qs, bit 2 j + t of qh[l] the fifth bit of element 64 j + 32 t + l). */
+function quantKMin(x: Float32Array, bits: 4 | 5): Uint8Array {
+  const top = (1 << bits) - 1;
+  const bb = bits === 4 ? 144 : 176;
+  const qs0 = bits === 4 ? 16 : 48;
+  const out = new Uint8Array((x.length / 256) * bb);
   for (let b = 0; b < x.length / 256; b++) {
     const scale: number[] = [];
     const minus: number[] = [];
@@ -78,7 +86,7 @@ function quantQ4_K(x: Float32Array): Uint8Array {
         hi = Math.max(hi, v);
       }
       lo = Math.min(lo, 0);
-      scale.push((hi - lo) / 15);
+      scale.push((hi - lo) / top);
       minus.push(-lo);
     }
     const hd = f16(Math.max(...scale) / 63);
@@ -87,7 +95,7 @@ function quantQ4_K(x: Float32Array): Uint8Array {
     const dm = fromF16(hm);
     const sc = scale.map((s) => (d ? Math.min(63, Math.round(s / d)) : 0));
     const mn = minus.map((m) => (dm ? Math.min(63, Math.round(m / dm)) : 0));
-    const o = 144 * b;
+    const o = bb * b;
     out[o] = hd & 0xff;
     out[o + 1] = hd >> 8;
     out[o + 2] = hm & 0xff;
@@ -101,13 +109,68 @@ function quantQ4_K(x: Float32Array): Uint8Array {
       for (let l = 0; l < 32; l++) {
         const q = (j: number) => {
           const a = d * sc[j];
-          return a ? Math.max(0, Math.min(15, Math.round((x[256 * b + 32 * j + l] + dm * mn[j]) / a))) : 0;
+          return a ? Math.max(0, Math.min(top, Math.round((x[256 * b + 32 * j + l] + dm * mn[j]) / a))) : 0;
         };
-        out[o + 16 + 32 * g + l] = q(2 * g) | (q(2 * g + 1) << 4);
+        const q0 = q(2 * g), q1 = q(2 * g + 1);
+        out[o + qs0 + 32 * g + l] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+        if (bits === 5) out[o + 16 + l] |= ((q0 >> 4) << (2 * g)) | ((q1 >> 4) << (2 * g + 1));
       }
   }
   return out;
 }
+
+function quantQ6_K(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 256) * 210);
+  for (let b = 0; b < x.length / 256; b++) {
+    const scale: number[] = [];
+    for (let j = 0; j < 16; j++) {
+      let amax = 0;
+      for (let l = 0; l < 16; l++) amax = Math.max(amax, Math.abs(x[256 * b + 16 * j + l]));
+      scale.push(amax / 31);
+    }
+    const hd = f16(Math.max(...scale) / 127);
+    const d = fromF16(hd);
+    const sc = scale.map((s) => (d ? Math.min(127, Math.round(s / d)) : 0));
+    const o = 210 * b;
+    for (let e = 0; e < 256; e++) {
+      const a = d * sc[e >> 4];
+      const q = (a ? Math.max(-32, Math.min(31, Math.round(x[256 * b + e] / a))) : 0) + 32;
+      const h = e >> 7, g = (e & 127) >> 5, l = e & 31; // ggml's order (quant_scalar.cc)
+      const li = o + 64 * h + 32 * (g & 1) + l;
+      out[li] |= g < 2 ? q & 0xf : (q & 0xf) << 4;
+      out[o + 128 + 32 * h + l] |= (q >> 4) << (2 * g);
+    }
+    for (let j = 0; j < 16; j++) out[o + 192 + j] = sc[j] & 0xff;
+    out[o + 208] = hd & 0xff;
+    out[o + 209] = hd >> 8;
+  }
+  return out;
+}
+
+const E2M1_DOUBLED = [0, 1, 2, 3, 4, 6, 8, 12];
+function quantMXFP4(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 32) * 17);
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * b + j]));
+    // y = k 2^(e - 128), |k| <= 12
+    const e = amax > 0 ? Math.max(0, Math.min(255, Math.ceil(Math.log2(amax / 12)) + 128)) : 0;
+    const s = 2 ** (e - 128);
+    out[17 * b] = e;
+    for (let j = 0; j < 32; j++) {
+      const v = x[32 * b + j] / s;
+      let best = 0;
+      for (let k = 1; k < 8; k++) if (Math.abs(Math.abs(v) - E2M1_DOUBLED[k]) < Math.abs(Math.abs(v) - E2M1_DOUBLED[best])) best = k;
+      const nib = best === 0 ? 0 : (v < 0 ? 8 : 0) | best;
+      out[17 * b + 1 + (j & 15)] |= j < 16 ? nib : nib << 4;
+    }
+  }
+  return out;
+}
+
+const QUANTISERS: Record<BenchQuant, (x: Float32Array) => Uint8Array> = {
+  Q8_0: quantQ8_0, Q4_K: (x) => quantKMin(x, 4), Q5_K: (x) => quantKMin(x, 5), Q6_K: quantQ6_K, MXFP4: quantMXFP4,
+};
 
 /** A GGUF file of about `bytes` bytes of `type` weights (llama arch, blk.N.ffn_up.weight tensors). */
 export function ensureGgufFile(name: string, type: BenchQuant, bytes: number): string {
@@ -137,7 +200,7 @@ export function ensureGgufFile(name: string, type: BenchQuant, bytes: number): s
   head = Buffer.concat([head, Buffer.alloc((align - (head.length % align)) % align)]);
   const want = head.length + ntensors * padded;
   if (fs.existsSync(file) && fs.statSync(file).size === want) return file;
-  const template = type === 'Q8_0' ? quantQ8_0(weights(rows * cols, 777)) : quantQ4_K(weights(rows * cols, 777));
+  const template = QUANTISERS[type](weights(rows * cols, 777));
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   fs.writeSync(fd, head);

@@ -97,6 +97,30 @@ const CATEGORIES: Record<string, Filler> = {
     if (f.length > 1) setF16(b, f[1], f16(t.endsWith('_1') ? 1000 : -30));
     setE8M0(t, b, () => 127 - 20); // a symmetric type: tiny values only
   },
+  // the symmetric types (one scale, no offset) with every quant near the top of its range: the
+  // mean dwarfs the spread, so the raw power sums of the fast paths would cancel (they must
+  // hand such chunks to the exact path)
+  'symmetric, mean >> std': (rng, t, b) => {
+    const near = [0xee, 0xef, 0xfe, 0xff];
+    for (let k = 0; k < b.length; k++)
+      b[k] = t === 'Q8_0' ? 120 + Math.floor(rng.next() * 8) : t === 'MXFP4' ? [0x66, 0x67, 0x76, 0x77][Math.floor(rng.next() * 4)] : near[Math.floor(rng.next() * 4)];
+    for (const at of F16_FIELDS[t]) setF16(b, at, f16(2 ** (-12 + 8 * rng.next())));
+    setE8M0(t, b, () => saneE8M0(rng));
+    if (t === 'Q6_K') b.fill(5, 192, 208); // one positive sub-block scale
+  },
+  // Q4_K / Q5_K with every sub-block's 6-bit scale and min 63 and a negative dmin: all values
+  // 1890 plus a tiny spread (the other types: as 'random')
+  'one shared minimum': (rng, t, b) => {
+    randomBytes(rng, b);
+    const f = F16_FIELDS[t];
+    for (const at of f) setF16(b, at, saneScale(rng));
+    setE8M0(t, b, () => saneE8M0(rng));
+    if (t === 'Q4_K' || t === 'Q5_K') {
+      setF16(b, f[0], f16(2 ** -20));
+      setF16(b, f[1], f16(-30));
+      b.fill(0xff, 4, 16);
+    }
+  },
 };
 
 const BLOCK_COUNTS_32 = [1, 3, 8, 9, 64, 65, 130];

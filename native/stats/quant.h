@@ -57,13 +57,17 @@ bool quant_decode_f64(const Kernels* k, DType d, const uint8_t* p, uint64_t n, d
 // *acc (what accumulate_any does for block dtypes). Chunks of kBlock elements; the scalar
 // kernel set decodes each chunk into an L1 buffer and reduces it with its float64 kernel;
 // the AVX2 set sums the integer powers of each sub-block's q and scales them exactly
-// (quant_avx2.cc) for Q8_0, Q4_0 and Q4_K, else decodes as the scalar set does.
+// (quant_avx2.cc) for Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and MXFP4, else decodes as the scalar set
+// does.
 void quant_accumulate(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc);
 
 // The per-ISA entry points (nullptr-returning stubs where an ISA is not compiled). Each
 // returns false when it does not handle the dtype (the caller then takes the generic path).
-// accumulate: n is a whole number of blocks, at most kBlock elements.
-bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, Moments* out);
+// accumulate: n is a whole number of blocks, at most kBlock elements; lo_hint and hi_hint are
+// the extremes already known (the accumulator's min and max, +-Inf at first): out->min and
+// out->max are the chunk's own where they pass them, else +Inf / -Inf (so merging out into
+// the accumulator gives the right extremes, and the blocks that cannot pass them are skipped).
+bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out);
 bool quant_decode_avx2(DType d, const uint8_t* p, uint64_t blocks, double* out, bool* bad);
 // Whether quant_*_avx2 may be called on this CPU for kernel set k (the avx2 and avx512 sets).
 bool quant_uses_avx2(const Kernels* k);

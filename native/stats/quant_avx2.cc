@@ -1,15 +1,22 @@
-// AVX2 statistics and decoding of the GGUF block types Q8_0, Q4_0 and Q4_K.
+// AVX2 statistics and decoding of the GGUF block types: statistics of Q8_0, Q4_0, Q4_K, Q5_K,
+// Q6_K and MXFP4 without decoding, decoding of Q8_0, Q4_0 and Q4_K.
 //
-// Statistics without decoding: inside a (sub-)block every element is y = a q + b with one
-// affine map, so the block's moments follow from the integer power sums of its q. Per block
-// the byte lanes give sum u, u^2, u^3, u^4 (u = q - z, z the type's zero point) with
-// maddubs/madd, reduced over 8 blocks at once by horizontal-add trees; min and max of q by a
-// byte butterfly over 8 blocks; sum |y| from sum |u| (symmetric types) or from the count and
-// sum of the q above the sign change of a q + b (Q4_K). The central sums of u over a block,
-// n^k C_k = polynomial in n and the power sums, are integers below 2^53 for every type here,
-// hence exact in float64; scaled by a^k they are the block's central moments, shifted to the
-// chunk's mean and summed (all terms of the m2 sum non-negative). Blocks with a non-finite
-// scale make the chunk fall back to decoding (quant_scalar.cc), which counts the NaN/Inf.
+// Two ways to the statistics without decoding. Inside a (sub-)block every element is
+// y = a q + b with one affine map, so the block's moments follow from the integer power sums
+// of its q, which the byte lanes give (sum u, u^2, u^3, u^4, u = q - z, z the type's zero
+// point) with maddubs/madd, reduced over 8 blocks at once by horizontal-add trees.
+//  - The fast paths (sym_chunk, q6_k_fast, q4_k_fast) scale those sums into the chunk's power
+//    sums about zero and expand them about the chunk's mean, where a bound says the expansion
+//    cannot cancel (see each section); min and max from the few blocks whose scale-derived
+//    bound passes the extremes so far.
+//  - The exact paths (acc_q8_0, acc_q4_0, acc_q4_k), for the chunks the fast ones refuse: the
+//    central sums of u over a block, n^k C_k = polynomial in n and the power sums, are integers
+//    below 2^53 for every type here, hence exact in float64; scaled by a^k they are the block's
+//    central moments, shifted to the chunk's mean and summed (all terms of the m2 sum
+//    non-negative); min and max of q by a byte butterfly over 8 blocks; sum |y| from sum |u|
+//    (symmetric types) or from the count and sum of the q above the sign change of a q + b.
+// Blocks with a non-finite scale make the chunk fall back to decoding (quant_scalar.cc), which
+// counts the NaN/Inf.
 #include <cmath>
 #include <cstring>
 
@@ -389,16 +396,17 @@ ISA_FN inline __m256d bytes4_times(const uint8_t* b, double f) {
   return _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(w))), _mm256_set1_pd(f));
 }
 
-// For four sub-blocks y = a q + b (q in 0..15): the threshold T (0..16) such that {q >= T} is
-// where y > 0 (a > 0) or y <= 0 (a < 0); 16 (none) when a = 0.
+// For four sub-blocks y = a q + b (q in 0..kTop - 1): the threshold T (0..kTop) such that
+// {q >= T} is where y > 0 (a > 0) or y <= 0 (a < 0); kTop (none) when a = 0.
+template <int kTop = 16>
 ISA_FN inline __m128i sign_thresholds(__m256d a, __m256d b) {
-  const __m256d zero = _mm256_setzero_pd();
+  const __m256d zero = _mm256_setzero_pd(), top = _mm256_set1_pd(kTop);
   const __m256d t = _mm256_div_pd(_mm256_sub_pd(zero, b), a);  // -b / a (a = 0: +-Inf or NaN)
   const __m256d pos = _mm256_cmp_pd(a, zero, _CMP_GT_OQ), neg = _mm256_cmp_pd(a, zero, _CMP_LT_OQ);
   // a > 0: q > t, i.e. q >= floor(t) + 1; a < 0: q >= ceil(t)
   __m256d thr = _mm256_blendv_pd(_mm256_ceil_pd(t), _mm256_add_pd(_mm256_floor_pd(t), _mm256_set1_pd(1)), pos);
-  thr = _mm256_min_pd(_mm256_max_pd(thr, zero), _mm256_set1_pd(16));  // also maps +-Inf into range
-  thr = _mm256_blendv_pd(_mm256_set1_pd(16), thr, _mm256_or_pd(pos, neg));  // a = 0 (or NaN t): none
+  thr = _mm256_min_pd(_mm256_max_pd(thr, zero), top);  // also maps +-Inf into range
+  thr = _mm256_blendv_pd(top, thr, _mm256_or_pd(pos, neg));  // a = 0 (or NaN t): none
   return _mm256_cvttpd_epi32(thr);
 }
 
@@ -482,6 +490,533 @@ ISA_FN bool acc_q4_k(const uint8_t* p, uint64_t n, Moments* out) {
   return true;
 }
 
+// ---- the symmetric types (Q8_0, Q4_0, MXFP4): raw power sums ---------------------------------
+//
+// y = s q, one scale s per block of 32 and small signed integers q, no offset: then every
+// block's power sums about zero are one rounding each, sum y^k = s^k U_k (U_k = sum q^k, an
+// exact integer; s^k exact: s is an f16 or a power of two), and the chunk's P_k = sum y^k
+// need no per-block central sums. The chunk's central sums M_k about M = P_1 / n come from the
+// binomial expansion; it cancels only when the mean dwarfs the spread, so it is taken when
+// n M^2 <= 4 M_2: then sum y^4 <= 8 (M_4 + n M^4) <= 136 M_4 (n M^4 <= 16 M_2^2 / n <= 16 M_4),
+// every term of the expansion of M_4 is below about 200 M_4 and that of M_2 below 5 M_2, so
+// their errors stay below about 2^-40 of M_2 and M_4 (M_3's of sqrt(M_2 M_4)). Other chunks go
+// through the exact per-block path above (Q8_0, Q4_0) or the decoding one (MXFP4). Min and
+// max: a block's values lie in [-qmax |s|, qmax |s|], so only the blocks whose bound passes
+// the extremes known so far (the caller's hint, then the chunk's own) have their quants'
+// range taken.
+
+template <DType T> struct Sym;
+template <> struct Sym<DType::Q8_0> { static constexpr int kBytes = 34; static constexpr double kQmax = 128; };
+template <> struct Sym<DType::Q4_0> { static constexpr int kBytes = 18; static constexpr double kQmax = 8; };
+template <> struct Sym<DType::MXFP4> { static constexpr int kBytes = 17; static constexpr double kQmax = 12; };
+
+alignas(16) const int8_t kMxfp4Tab[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// The 32 quants of the block at p as signed bytes (element order does not matter here).
+template <DType T>
+ISA_FN inline __m256i sym_quants(const uint8_t* p) {
+  if constexpr (T == DType::Q8_0) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+  } else {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (T == DType::Q4_0 ? 2 : 1)));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m4)),
+                                              _mm_and_si128(_mm_srli_epi16(x, 4), m4), 1);
+    if constexpr (T == DType::Q4_0) return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+    else return _mm256_shuffle_epi8(table16(kMxfp4Tab), q);
+  }
+}
+
+// The scales of the 8 blocks at p as doubles (blocks 0..3 in lo, 4..7 in hi); false if one is
+// not finite (f16 Inf/NaN; E8M0 scales always are).
+template <DType T>
+ISA_FN inline bool sym_scales(const uint8_t* p, __m256d* lo, __m256d* hi) {
+  constexpr int B = Sym<T>::kBytes;
+  if constexpr (T == DType::MXFP4) {
+    auto pw = [p](int k) { return static_cast<long long>(static_cast<int>(p[B * k]) - 128 + 1023) << 52; };
+    *lo = _mm256_castsi256_pd(_mm256_set_epi64x(pw(3), pw(2), pw(1), pw(0)));
+    *hi = _mm256_castsi256_pd(_mm256_set_epi64x(pw(7), pw(6), pw(5), pw(4)));
+    return true;
+  } else {
+    auto h = [p](int k) { uint16_t v; std::memcpy(&v, p + B * k, 2); return static_cast<short>(v); };
+    const __m128i w = _mm_set_epi16(h(7), h(6), h(5), h(4), h(3), h(2), h(1), h(0));
+    const __m128i e = _mm_set1_epi16(0x7c00);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(w, e), e)) != 0) return false;
+    const __m256 f = _mm256_cvtph_ps(w);  // exact
+    *lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
+    *hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+    return true;
+  }
+}
+
+// Four uint32 as doubles (exact): u + 2^52 has u as its low mantissa bits.
+ISA_FN inline __m256d u32x4_f64(__m128i x) {
+  const __m256i magic = _mm256_set1_epi64x(0x4330000000000000LL);
+  return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_cvtepu32_epi64(x), magic)), _mm256_castsi256_pd(magic));
+}
+ISA_FN inline void i16x8_f64(__m128i s, __m256d* lo, __m256d* hi) {
+  const __m256i w = _mm256_cvtepi16_epi32(s);
+  *lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(w));
+  *hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(w, 1));
+}
+ISA_FN inline void i32x8_f64(__m128i lo4, __m128i hi4, __m256d* lo, __m256d* hi) {
+  *lo = _mm256_cvtepi32_pd(lo4);
+  *hi = _mm256_cvtepi32_pd(hi4);
+}
+
+// The byte min and max (signed if kSigned) of one 32-byte register.
+template <bool kSigned>
+ISA_FN inline __m128i min16(__m128i a, __m128i b) { return kSigned ? _mm_min_epi8(a, b) : _mm_min_epu8(a, b); }
+template <bool kSigned>
+ISA_FN inline __m128i max16(__m128i a, __m128i b) { return kSigned ? _mm_max_epi8(a, b) : _mm_max_epu8(a, b); }
+template <bool kSigned>
+ISA_FN inline void byte_range(__m256i v, int* mn, int* mx) {
+  __m128i a = min16<kSigned>(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  __m128i b = max16<kSigned>(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  a = min16<kSigned>(a, _mm_srli_si128(a, 8)); b = max16<kSigned>(b, _mm_srli_si128(b, 8));
+  a = min16<kSigned>(a, _mm_srli_si128(a, 4)); b = max16<kSigned>(b, _mm_srli_si128(b, 4));
+  a = min16<kSigned>(a, _mm_srli_si128(a, 2)); b = max16<kSigned>(b, _mm_srli_si128(b, 2));
+  a = min16<kSigned>(a, _mm_srli_si128(a, 1)); b = max16<kSigned>(b, _mm_srli_si128(b, 1));
+  const int lo = _mm_cvtsi128_si32(a) & 0xff, hi = _mm_cvtsi128_si32(b) & 0xff;
+  *mn = kSigned ? static_cast<int8_t>(lo) : lo;
+  *mx = kSigned ? static_cast<int8_t>(hi) : hi;
+}
+
+struct SymState {
+  __m256d p1, p2, p3, p4, pa;
+  double mn, mx;
+};
+
+// 8 blocks at p into st; only the first `valid` take part in min and max (the rest are padding
+// whose values are 0).
+template <DType T>
+ISA_FN inline bool sym_group(const uint8_t* p, int valid, SymState& st) {
+  constexpr int B = Sym<T>::kBytes;
+  __m256d s[2];
+  if (!sym_scales<T>(p, &s[0], &s[1])) return false;
+  const __m256i ones8 = _mm256_set1_epi8(1), k8192 = _mm256_set1_epi16(8192);
+  __m256i v[8], c1[8], ca[8], c2[8], c3[8], c4[8];
+  for (int k = 0; k < 8; ++k) {
+    const __m256i x = sym_quants<T>(p + B * k);
+    v[k] = x;
+    c1[k] = _mm256_maddubs_epi16(ones8, x);                           // int16 pairs of q
+    ca[k] = _mm256_maddubs_epi16(_mm256_abs_epi8(x), ones8);          // pairs of |q| (|-128| = 128 as u8)
+    const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
+    const __m256i sl = _mm256_mullo_epi16(wl, wl), sh = _mm256_mullo_epi16(wh, wh);  // q^2 <= 2^14
+    c2[k] = _mm256_add_epi32(_mm256_madd_epi16(wl, wl), _mm256_madd_epi16(wh, wh));
+    c3[k] = _mm256_add_epi32(_mm256_madd_epi16(sl, wl), _mm256_madd_epi16(sh, wh));
+    // q^4 = (t + 2^13)^2 with t = q^2 - 2^13 in [-2^13, 2^13]: t^2 <= 2^26, so a block's sum
+    // of t^2 is at most 2^31 (uint32); sum q^4 = sum t^2 + 2^14 sum q^2 - 2^31
+    const __m256i tl = _mm256_sub_epi16(sl, k8192), th = _mm256_sub_epi16(sh, k8192);
+    c4[k] = _mm256_add_epi32(_mm256_madd_epi16(tl, tl), _mm256_madd_epi16(th, th));
+  }
+  __m256d u1[2], ua[2], u2[2], u3[2], u4[2];
+  i16x8_f64(hsum8_i16(c1), &u1[0], &u1[1]);
+  i16x8_f64(hsum8_i16(ca), &ua[0], &ua[1]);
+  __m128i lo, hi;
+  hsum8_i32(c2, &lo, &hi);
+  i32x8_f64(lo, hi, &u2[0], &u2[1]);
+  hsum8_i32(c3, &lo, &hi);
+  i32x8_f64(lo, hi, &u3[0], &u3[1]);
+  hsum8_i32(c4, &lo, &hi);  // uint32 sums (<= 2^31)
+  const __m256d two31 = _mm256_set1_pd(2147483648.0), two14 = _mm256_set1_pd(16384.0);
+  u4[0] = _mm256_fmadd_pd(two14, u2[0], _mm256_sub_pd(u32x4_f64(lo), two31));  // exact integers
+  u4[1] = _mm256_fmadd_pd(two14, u2[1], _mm256_sub_pd(u32x4_f64(hi), two31));
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  for (int h = 0; h < 2; ++h) {
+    const __m256d d = s[h], d2 = _mm256_mul_pd(d, d);
+    st.p1 = _mm256_fmadd_pd(d, u1[h], st.p1);
+    st.p2 = _mm256_fmadd_pd(d2, u2[h], st.p2);
+    st.p3 = _mm256_fmadd_pd(_mm256_mul_pd(d2, d), u3[h], st.p3);
+    st.p4 = _mm256_fmadd_pd(_mm256_mul_pd(d2, d2), u4[h], st.p4);
+    st.pa = _mm256_fmadd_pd(_mm256_andnot_pd(sign, d), ua[h], st.pa);
+  }
+  // min and max: the blocks whose bound qmax |s| passes the extremes so far
+  const __m256d q = _mm256_set1_pd(Sym<T>::kQmax);
+  const __m256d b0 = _mm256_mul_pd(_mm256_andnot_pd(sign, s[0]), q), b1 = _mm256_mul_pd(_mm256_andnot_pd(sign, s[1]), q);
+  const __m256d vmx = _mm256_set1_pd(st.mx), vmn = _mm256_set1_pd(-st.mn);
+  int cand = _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(b0, vmx, _CMP_GT_OQ), _mm256_cmp_pd(b0, vmn, _CMP_GT_OQ))) |
+             (_mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(b1, vmx, _CMP_GT_OQ), _mm256_cmp_pd(b1, vmn, _CMP_GT_OQ))) << 4);
+  cand &= (1 << valid) - 1;
+  if (cand) {
+    alignas(32) double sc[8];
+    _mm256_store_pd(sc, s[0]);
+    _mm256_store_pd(sc + 4, s[1]);
+    while (cand) {
+      const int k = __builtin_ctz(static_cast<unsigned>(cand));
+      cand &= cand - 1;
+      int qa, qb;
+      byte_range<true>(v[k], &qa, &qb);
+      const double ya = sc[k] * qa, yb = sc[k] * qb;  // exact
+      st.mn = std::fmin(st.mn, std::fmin(ya, yb));
+      st.mx = std::fmax(st.mx, std::fmax(ya, yb));
+    }
+  }
+  return true;
+}
+
+// The chunk of n elements (a whole number of blocks, at most kBlock) at p by raw power sums;
+// false when it must take another path (a non-finite scale, or a mean that dwarfs the
+// spread). lo_hint/hi_hint: the extremes already known (see quant.h).
+template <DType T>
+ISA_FN bool sym_chunk(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
+  constexpr int B = Sym<T>::kBytes;
+  const int blocks = static_cast<int>(n / 32);
+  SymState st;
+  st.p1 = st.p2 = st.p3 = st.p4 = st.pa = _mm256_setzero_pd();
+  st.mn = lo_hint;
+  st.mx = hi_hint;
+  const double mn0 = st.mn, mx0 = st.mx;
+  int i = 0;
+  for (; i + 8 <= blocks; i += 8)
+    if (!sym_group<T>(p + B * i, 8, st)) return false;
+  if (i < blocks) {  // padding: zero bytes, every padded value 0 (a zero scale or a zero quant), out of min and max
+    alignas(32) uint8_t tmp[8 * B + 32] = {};
+    std::memcpy(tmp, p + B * i, static_cast<size_t>(B) * (blocks - i));
+    if (!sym_group<T>(tmp, blocks - i, st)) return false;
+  }
+  const double N = 32.0 * blocks;
+  const double P1 = hsum4(st.p1), P2 = hsum4(st.p2), P3 = hsum4(st.p3), P4 = hsum4(st.p4);
+  const double M = P1 / N;
+  const double M2 = M * M;
+  const double s1 = std::fma(-N, M, P1);
+  const double s2 = P2 - 2 * M * P1 + N * M2;
+  if (!(N * M2 <= 4 * s2)) return false;  // the mean dwarfs the spread (or all values are 0: M = s2 = 0 passes)
+  const double s3 = P3 - 3 * M * P2 + 3 * M2 * P1 - N * M2 * M;
+  const double s4 = P4 - 4 * M * P3 + 6 * M2 * P2 - 4 * M2 * M * P1 + N * M2 * M2;
+  // extremes that did not pass the hints stay at +-Inf: the merge keeps the caller's
+  const double mn = st.mn < mn0 ? st.mn : INFINITY, mx = st.mx > mx0 ? st.mx : -INFINITY;
+  *out = block_moments(N, M, s1, s2, s3, s4, hsum4(st.pa), mn, mx);
+  return true;
+}
+
+// ---- Q6_K: raw power sums ---------------------------------------------------------------------
+//
+// Symmetric too: y = s u with s = d sc (sc a signed byte per sub-block of 16) and u = q - 32
+// in [-32, 31], so the same raw sums and the same check as Q8_0 (sym_chunk). The 128-element
+// halves of a super-block hold 4 registers of 32 quants whose 128-bit lanes are single
+// sub-blocks: register g of half h (element 128 h + 32 g + l) has sub-block 8 h + 2 g in its low
+// lane, 8 h + 2 g + 1 in its high one (quant_scalar.cc spells out the layout).
+
+struct Q6KState {
+  __m256d p1, p2, p3, p4, pa;
+  double mn, mx;
+};
+
+// Per 128-bit lane, the int16 sums of the lane's words for each of r[0..7]: low lane word k =
+// register k's low lane, high lane word k = its high lane.
+ISA_FN inline __m256i lanesum8_i16(const __m256i r[8]) {
+  const __m256i a = _mm256_hadd_epi16(_mm256_hadd_epi16(r[0], r[1]), _mm256_hadd_epi16(r[2], r[3]));
+  const __m256i b = _mm256_hadd_epi16(_mm256_hadd_epi16(r[4], r[5]), _mm256_hadd_epi16(r[6], r[7]));
+  return _mm256_hadd_epi16(a, b);
+}
+// The 16 int16 words of w (order: low lane, then high lane) as 4 vectors of doubles.
+ISA_FN inline void i16x16_f64(__m256i w, __m256d out[4]) {
+  i16x8_f64(_mm256_castsi256_si128(w), &out[0], &out[1]);
+  i16x8_f64(_mm256_extracti128_si256(w, 1), &out[2], &out[3]);
+}
+
+ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
+  uint16_t hd;
+  std::memcpy(&hd, p + 208, 2);
+  if ((hd & 0x7c00) == 0x7c00) return false;
+  const double d = _cvtsh_ss(hd);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), k32 = _mm256_set1_epi8(32);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  // v[4 h + g]: register g of half h, as u = q - 32
+  __m256i v[8];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 128 + 32 * h));
+    const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                           _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+    for (int g = 0; g < 4; ++g) {
+      const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m3);
+      v[4 * h + g] = _mm256_sub_epi8(_mm256_or_si256(lo[g], _mm256_slli_epi16(hb, 4)), k32);
+    }
+  }
+  // int16 lane sums of u, |u|, u^2 (a sub-block's u^2 sum <= 16 * 1024); int32 vectors, one per
+  // sub-block, of u^3 and u^4 (even sub-blocks first, then odd: the lane sums' order)
+  __m256i c1[8], ca[8], c2[8], c3[16], c4[16];
+  for (int r = 0; r < 8; ++r) {
+    const __m256i x = v[r], ax = _mm256_abs_epi8(x);  // |u| <= 32
+    c1[r] = _mm256_maddubs_epi16(ones8, x);
+    ca[r] = _mm256_maddubs_epi16(ax, ones8);
+    c2[r] = _mm256_maddubs_epi16(ax, ax);
+    const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
+    const __m256i sl = _mm256_mullo_epi16(wl, wl), sh = _mm256_mullo_epi16(wh, wh);  // <= 1024
+    c3[r] = _mm256_madd_epi16(sl, wl);
+    c3[8 + r] = _mm256_madd_epi16(sh, wh);
+    c4[r] = _mm256_madd_epi16(sl, sl);  // pairs <= 2^21, a sub-block <= 2^24
+    c4[8 + r] = _mm256_madd_epi16(sh, sh);
+  }
+  // order of the 16 sums: sub-blocks 8 (r / 4) + 2 (r % 4) for r = 0..7, then the same + 1
+  __m256d U1[4], UA[4], U2[4], U3[4], U4[4];
+  i16x16_f64(lanesum8_i16(c1), U1);
+  i16x16_f64(lanesum8_i16(ca), UA);
+  i16x16_f64(lanesum8_i16(c2), U2);
+  __m128i lo, hi;
+  hsum8_i32(c3, &lo, &hi);
+  i32x8_f64(lo, hi, &U3[0], &U3[1]);
+  hsum8_i32(c3 + 8, &lo, &hi);
+  i32x8_f64(lo, hi, &U3[2], &U3[3]);
+  hsum8_i32(c4, &lo, &hi);
+  i32x8_f64(lo, hi, &U4[0], &U4[1]);
+  hsum8_i32(c4 + 8, &lo, &hi);
+  i32x8_f64(lo, hi, &U4[2], &U4[3]);
+  // the scales in the same order: even sub-blocks, then odd
+  const __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)),
+                                      _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+  const __m256i sc32a = _mm256_cvtepi8_epi32(sc), sc32b = _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8));
+  const __m256d vd = _mm256_set1_pd(d);
+  __m256d S[4];
+  S[0] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_castsi256_si128(sc32a)));  // exact
+  S[1] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_extracti128_si256(sc32a, 1)));
+  S[2] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_castsi256_si128(sc32b)));
+  S[3] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_extracti128_si256(sc32b, 1)));
+  const __m256d sign = _mm256_set1_pd(-0.0), k32d = _mm256_set1_pd(32);
+  const __m256d vmx = _mm256_set1_pd(st.mx), vmn = _mm256_set1_pd(-st.mn);
+  int cand = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m256d s1 = S[k], s2 = _mm256_mul_pd(s1, s1), as = _mm256_andnot_pd(sign, s1);
+    st.p1 = _mm256_fmadd_pd(s1, U1[k], st.p1);
+    st.p2 = _mm256_fmadd_pd(s2, U2[k], st.p2);
+    st.p3 = _mm256_fmadd_pd(_mm256_mul_pd(s2, s1), U3[k], st.p3);
+    st.p4 = _mm256_fmadd_pd(_mm256_mul_pd(s2, s2), U4[k], st.p4);
+    st.pa = _mm256_fmadd_pd(as, UA[k], st.pa);
+    const __m256d bound = _mm256_mul_pd(as, k32d);  // |y| <= 32 |s|
+    cand |= _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(bound, vmx, _CMP_GT_OQ), _mm256_cmp_pd(bound, vmn, _CMP_GT_OQ))) << (4 * k);
+  }
+  if (cand) {
+    alignas(32) double sv[16];
+    for (int k = 0; k < 4; ++k) _mm256_store_pd(sv + 4 * k, S[k]);
+    while (cand) {
+      const int i = __builtin_ctz(static_cast<unsigned>(cand));  // position in the even-then-odd order
+      cand &= cand - 1;
+      const int r = i & 7;
+      const __m128i lane = i < 8 ? _mm256_castsi256_si128(v[r]) : _mm256_extracti128_si256(v[r], 1);
+      int qa, qb;
+      byte_range<true>(_mm256_broadcastsi128_si256(lane), &qa, &qb);
+      const double ya = sv[i] * qa, yb = sv[i] * qb;  // exact
+      st.mn = std::fmin(st.mn, std::fmin(ya, yb));
+      st.mx = std::fmax(st.mx, std::fmax(ya, yb));
+    }
+  }
+  return true;
+}
+
+ISA_FN bool q6_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
+  const int supers = static_cast<int>(n / 256);
+  Q6KState st;
+  st.p1 = st.p2 = st.p3 = st.p4 = st.pa = _mm256_setzero_pd();
+  st.mn = lo_hint;
+  st.mx = hi_hint;
+  for (int i = 0; i < supers; ++i)
+    if (!q6_k_fast_super(p + 210 * i, st)) return false;
+  const double N = 256.0 * supers;
+  const double P1 = hsum4(st.p1), P2 = hsum4(st.p2), P3 = hsum4(st.p3), P4 = hsum4(st.p4);
+  const double M = P1 / N, M2 = M * M;
+  const double s1 = std::fma(-N, M, P1);
+  const double s2 = P2 - 2 * M * P1 + N * M2;
+  if (!(N * M2 <= 4 * s2)) return false;  // the mean dwarfs the spread: the decoding path
+  const double s3 = P3 - 3 * M * P2 + 3 * M2 * P1 - N * M2 * M;
+  const double s4 = P4 - 4 * M * P3 + 6 * M2 * P2 - 4 * M2 * M * P1 + N * M2 * M2;
+  const double mn = st.mn < lo_hint ? st.mn : INFINITY, mx = st.mx > hi_hint ? st.mx : -INFINITY;
+  *out = block_moments(N, M, s1, s2, s3, s4, hsum4(st.pa), mn, mx);
+  return true;
+}
+
+// ---- Q4_K and Q5_K: raw power sums ----------------------------------------------------------
+//
+// As for the symmetric types, with an offset: in sub-block j, y = a u + c with u = q - z
+// (z = 8 for Q4_K's 4-bit q, 16 for Q5_K's 5-bit q), a = d sc_j and c = z a - dmin m_j (one
+// rounding); sum y^k = sum_t C(k, t) a^t c^(k - t) U_t (U_t = sum u^t, exact integers; Horner
+// in c), every term of which is at most 32 r^k with r = z |a| + |c|, and each sum's error at
+// most 12 u 32 r^k (u = 2^-53). The chunk's central sums about M = P_1 / n then cost another
+// 8 u 2^(k-1) (sum |y|^k + n |M|^k). The chunk is taken when W_k + n M^k <= 2^14 m_k for k = 2
+// and 4 (W_k = sum over sub-blocks of 32 r^k, an upper bound of sum |y|^k): errors below
+// 80 u 2^14 m_k, 1.5e-10 of m_k (m_3's below the same fraction of sqrt(m_2 m_4)). Realistic
+// blocks (ggml puts each sub-block's minimum at q = 0 and its maximum near the top) have
+// W_k / m_k near 10; a chunk that fails (a mean far from zero relative to the spread, or
+// scales that cancel) takes the exact path above (Q4_K) or the decoding path (Q5_K).
+
+struct Q4KState {
+  __m256d p1, p2, p3, p4, pa, w2, w4;
+  double mn, mx;
+};
+
+ISA_FN inline double f16_fast(const uint8_t* p, bool* bad) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  *bad = *bad || (h & 0x7c00) == 0x7c00;
+  return _cvtsh_ss(h);
+}
+
+// kBits 4 (Q4_K, 144 bytes) or 5 (Q5_K, 176 bytes: qh[32] before qs, bit 2 j + t of qh[l] the
+// fifth bit of element 64 j + 32 t + l).
+template <int kBits>
+ISA_FN inline bool q4_k_fast_super(const uint8_t* p, Q4KState& st) {
+  constexpr int kTop = 1 << kBits, kZero = kTop / 2;  // q in [0, kTop), u = q - kZero
+  bool bad = false;
+  const double d = f16_fast(p, &bad), dmin = f16_fast(p + 2, &bad);
+  if (bad) return false;
+  uint8_t sc[8], mn[8];
+  scales_k4(p + 4, sc, mn);
+  __m256d a[2], b[2];
+  a[0] = bytes4_times(sc, d);
+  a[1] = bytes4_times(sc + 4, d);
+  b[0] = bytes4_times(mn, -dmin);  // -(dmin m): exact
+  b[1] = bytes4_times(mn + 4, -dmin);
+
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i zp = _mm256_set1_epi8(kZero);
+  const uint8_t* qs = p + (kBits == 4 ? 16 : 48);
+  __m256i v[8];
+  for (int g = 0; g < 4; ++g) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * g));
+    v[2 * g] = _mm256_and_si256(x, m4);
+    v[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+  }
+  if constexpr (kBits == 5) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16));
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    for (int j = 0; j < 8; ++j)  // bit j of qh[l] to bit 4 (byte-wise: shift left 4 - j or right j - 4)
+      v[j] = _mm256_or_si256(v[j], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
+  }
+  __m256i c1[8], c2[8], c3[8], c4[8];
+  for (int j = 0; j < 8; ++j) {
+    const __m256i u = _mm256_sub_epi8(v[j], zp);
+    c1[j] = _mm256_maddubs_epi16(ones8, u);
+    if constexpr (kBits == 4) {
+      const __m256i u2 = _mm256_shuffle_epi8(table16(kU2Tab), v[j]);
+      c2[j] = _mm256_maddubs_epi16(u2, ones8);
+      c3[j] = _mm256_maddubs_epi16(u2, u);
+      c4[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u2, u2), ones16);  // int32: a sub-block's sum reaches 131072
+    } else {
+      const __m256i au = _mm256_abs_epi8(u);  // <= 16
+      c2[j] = _mm256_maddubs_epi16(au, au);   // pairs <= 512, a sub-block <= 8192
+      const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(u));
+      const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(u, 1));
+      const __m256i sl = _mm256_mullo_epi16(wl, wl), sh = _mm256_mullo_epi16(wh, wh);  // <= 256
+      c3[j] = _mm256_add_epi32(_mm256_madd_epi16(sl, wl), _mm256_madd_epi16(sh, wh));
+      c4[j] = _mm256_add_epi32(_mm256_madd_epi16(sl, sl), _mm256_madd_epi16(sh, sh));  // a sub-block <= 2^21
+    }
+  }
+  __m256d U1[2], U2[2], U3[2], U4[2];
+  i16x8_f64(hsum8_i16(c1), &U1[0], &U1[1]);
+  i16x8_f64(hsum8_i16(c2), &U2[0], &U2[1]);
+  __m128i lo, hi;
+  if constexpr (kBits == 4) {
+    i16x8_f64(hsum8_i16(c3), &U3[0], &U3[1]);
+  } else {
+    hsum8_i32(c3, &lo, &hi);
+    i32x8_f64(lo, hi, &U3[0], &U3[1]);
+  }
+  hsum8_i32(c4, &lo, &hi);
+  i32x8_f64(lo, hi, &U4[0], &U4[1]);
+
+  // sum |y| = (sum over y > 0) - (sum over y <= 0), as q4_k_super
+  alignas(16) int32_t thr[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(thr), sign_thresholds<kTop>(a[0], b[0]));
+  _mm_store_si128(reinterpret_cast<__m128i*>(thr + 4), sign_thresholds<kTop>(a[1], b[1]));
+  alignas(16) int32_t cnt[8];
+  for (int j = 0; j < 8; ++j) {
+    const __m256i t = _mm256_set1_epi8(static_cast<char>(thr[j]));
+    const __m256i ge = _mm256_cmpeq_epi8(_mm256_max_epu8(v[j], t), v[j]);  // q >= T (T = kTop: none)
+    cnt[j] = __builtin_popcount(static_cast<uint32_t>(_mm256_movemask_epi8(ge)));
+    c1[j] = _mm256_maddubs_epi16(_mm256_and_si256(v[j], ge), ones8);
+  }
+  __m256d G[2];
+  i16x8_f64(hsum8_i16(c1), &G[0], &G[1]);
+
+  const __m256d n32 = _mm256_set1_pd(32), z256 = _mm256_set1_pd(32 * kZero), zero = _mm256_setzero_pd();
+  const __m256d sign = _mm256_set1_pd(-0.0), eightd = _mm256_set1_pd(kZero), fifteen = _mm256_set1_pd(kTop - 1);
+  const __m256d two = _mm256_set1_pd(2), three = _mm256_set1_pd(3), four = _mm256_set1_pd(4), six = _mm256_set1_pd(6);
+  alignas(32) double ylo[8], yhi[8];
+  for (int h = 0; h < 2; ++h) {
+    const __m256d A = a[h], Bv = b[h];
+    // sum |y|
+    const __m256d gc = _mm256_cvtepi32_pd(_mm_load_si128(reinterpret_cast<const __m128i*>(cnt + 4 * h)));
+    const __m256d q_all = _mm256_add_pd(z256, U1[h]);  // sum of q
+    const __m256d up = _mm256_fmadd_pd(A, G[h], _mm256_mul_pd(Bv, gc));  // over q >= T
+    const __m256d down = _mm256_fmadd_pd(A, _mm256_sub_pd(q_all, G[h]), _mm256_mul_pd(Bv, _mm256_sub_pd(n32, gc)));
+    const __m256d pos = _mm256_cmp_pd(A, zero, _CMP_GT_OQ), neg = _mm256_cmp_pd(A, zero, _CMP_LT_OQ);
+    __m256d r = _mm256_blendv_pd(_mm256_sub_pd(down, up), _mm256_sub_pd(up, down), pos);
+    const __m256d flat = _mm256_mul_pd(n32, _mm256_andnot_pd(sign, Bv));  // a = 0: 32 |b|
+    st.pa = _mm256_add_pd(st.pa, _mm256_blendv_pd(flat, r, _mm256_or_pd(pos, neg)));
+    // the power sums, Horner in c = z a + b (z = kZero)
+    const __m256d c = _mm256_fmadd_pd(eightd, A, Bv);
+    const __m256d a2 = _mm256_mul_pd(A, A);
+    const __m256d A1 = _mm256_mul_pd(A, U1[h]), A2 = _mm256_mul_pd(a2, U2[h]);
+    const __m256d A3 = _mm256_mul_pd(_mm256_mul_pd(a2, A), U3[h]), A4 = _mm256_mul_pd(_mm256_mul_pd(a2, a2), U4[h]);
+    const __m256d c32 = _mm256_mul_pd(n32, c);
+    st.p1 = _mm256_add_pd(st.p1, _mm256_add_pd(A1, c32));
+    st.p2 = _mm256_add_pd(st.p2, _mm256_fmadd_pd(c, _mm256_fmadd_pd(two, A1, c32), A2));
+    st.p3 = _mm256_add_pd(st.p3, _mm256_fmadd_pd(c, _mm256_fmadd_pd(three, A2, _mm256_mul_pd(c, _mm256_fmadd_pd(three, A1, c32))), A3));
+    const __m256d t4 = _mm256_fmadd_pd(c, _mm256_fmadd_pd(four, A1, c32), _mm256_mul_pd(six, A2));
+    st.p4 = _mm256_add_pd(st.p4, _mm256_fmadd_pd(c, _mm256_fmadd_pd(four, A3, _mm256_mul_pd(c, t4)), A4));
+    // the bound r = z |a| + |c| of |a u| + |c|
+    const __m256d rb = _mm256_fmadd_pd(eightd, _mm256_andnot_pd(sign, A), _mm256_andnot_pd(sign, c));
+    const __m256d rb2 = _mm256_mul_pd(rb, rb);
+    st.w2 = _mm256_fmadd_pd(n32, rb2, st.w2);
+    st.w4 = _mm256_fmadd_pd(n32, _mm256_mul_pd(rb2, rb2), st.w4);
+    // each sub-block's values lie between b and (kTop - 1) a + b
+    const __m256d e = _mm256_fmadd_pd(fifteen, A, Bv);
+    _mm256_store_pd(ylo + 4 * h, _mm256_min_pd(Bv, e));
+    _mm256_store_pd(yhi + 4 * h, _mm256_max_pd(Bv, e));
+  }
+  // min and max: the sub-blocks whose range passes the extremes so far
+  const __m256d vmx = _mm256_set1_pd(st.mx), vmn = _mm256_set1_pd(st.mn);
+  int cand = 0;
+  for (int h = 0; h < 2; ++h)
+    cand |= _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(_mm256_load_pd(yhi + 4 * h), vmx, _CMP_GT_OQ),
+                                            _mm256_cmp_pd(_mm256_load_pd(ylo + 4 * h), vmn, _CMP_LT_OQ))) << (4 * h);
+  if (cand) {
+    alignas(32) double av[8], bv[8];
+    _mm256_store_pd(av, a[0]); _mm256_store_pd(av + 4, a[1]);
+    _mm256_store_pd(bv, b[0]); _mm256_store_pd(bv + 4, b[1]);
+    while (cand) {
+      const int j = __builtin_ctz(static_cast<unsigned>(cand));
+      cand &= cand - 1;
+      int qa, qb;
+      byte_range<false>(v[j], &qa, &qb);
+      const double ya = std::fma(av[j], qa, bv[j]), yb = std::fma(av[j], qb, bv[j]);  // a q exact: one rounding
+      st.mn = std::fmin(st.mn, std::fmin(ya, yb));
+      st.mx = std::fmax(st.mx, std::fmax(ya, yb));
+    }
+  }
+  return true;
+}
+
+template <int kBits>
+ISA_FN bool q4_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
+  constexpr int kBytes = kBits == 4 ? 144 : 176;
+  const int supers = static_cast<int>(n / 256);
+  Q4KState st;
+  st.p1 = st.p2 = st.p3 = st.p4 = st.pa = st.w2 = st.w4 = _mm256_setzero_pd();
+  st.mn = lo_hint;
+  st.mx = hi_hint;
+  for (int i = 0; i < supers; ++i)
+    if (!q4_k_fast_super<kBits>(p + kBytes * i, st)) return false;
+  const double N = 256.0 * supers;
+  const double P1 = hsum4(st.p1), P2 = hsum4(st.p2), P3 = hsum4(st.p3), P4 = hsum4(st.p4);
+  const double M = P1 / N, M2 = M * M;
+  const double s1 = std::fma(-N, M, P1);
+  const double s2 = P2 - 2 * M * P1 + N * M2;
+  const double s3 = P3 - 3 * M * P2 + 3 * M2 * P1 - N * M2 * M;
+  const double s4 = P4 - 4 * M * P3 + 6 * M2 * P2 - 4 * M2 * M * P1 + N * M2 * M2;
+  constexpr double kRoom = 16384;  // 2^14
+  if (!(hsum4(st.w2) + N * M2 <= kRoom * s2) || !(hsum4(st.w4) + N * M2 * M2 <= kRoom * s4)) return false;
+  const double mn = st.mn < lo_hint ? st.mn : INFINITY, mx = st.mx > hi_hint ? st.mx : -INFINITY;
+  *out = block_moments(N, M, s1, s2, s3, s4, hsum4(st.pa), mn, mx);
+  return true;
+}
+
 // ---- decoding to float64 --------------------------------------------------------------------
 
 // Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles.
@@ -545,11 +1080,14 @@ ISA_FN bool decode_q4_k(const uint8_t* p, uint64_t blocks, double* out) {
 
 }  // namespace
 
-bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, Moments* out) {
+bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
   switch (d) {
-    case DType::Q8_0: return acc_q8_0(p, n, out);
-    case DType::Q4_0: return acc_q4_0(p, n, out);
-    case DType::Q4_K: return acc_q4_k(p, n, out);
+    case DType::Q8_0: return sym_chunk<DType::Q8_0>(p, n, lo_hint, hi_hint, out) || acc_q8_0(p, n, out);
+    case DType::Q4_0: return sym_chunk<DType::Q4_0>(p, n, lo_hint, hi_hint, out) || acc_q4_0(p, n, out);
+    case DType::MXFP4: return sym_chunk<DType::MXFP4>(p, n, lo_hint, hi_hint, out);
+    case DType::Q4_K: return q4_k_fast<4>(p, n, lo_hint, hi_hint, out) || acc_q4_k(p, n, out);
+    case DType::Q5_K: return q4_k_fast<5>(p, n, lo_hint, hi_hint, out);
+    case DType::Q6_K: return q6_k_fast(p, n, lo_hint, hi_hint, out);
     default: return false;
   }
 }
@@ -580,7 +1118,7 @@ bool quant_uses_avx2(const Kernels* k) { return k != nullptr && (k == kernels_av
 
 #else
 namespace mother {
-bool quant_accumulate_avx2(DType, const uint8_t*, uint64_t, Moments*) { return false; }
+bool quant_accumulate_avx2(DType, const uint8_t*, uint64_t, double, double, Moments*) { return false; }
 bool quant_decode_avx2(DType, const uint8_t*, uint64_t, double*, bool*) { return false; }
 bool quant_uses_avx2(const Kernels*) { return false; }
 }  // namespace mother

@@ -236,7 +236,7 @@ void quant_accumulate(const Kernels* k, DType d, const uint8_t* p, uint64_t n, M
     const uint8_t* q = p + i / be * bb;
     if (fast && len % be == 0) {
       Moments m;
-      if (quant_accumulate_avx2(d, q, len, &m)) {
+      if (quant_accumulate_avx2(d, q, len, acc->min, acc->max, &m)) {
         merge(*acc, m);
         continue;
       }
