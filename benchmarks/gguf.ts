@@ -1,16 +1,22 @@
 // GGUF benchmark data: files of weight-like data (N(0, 0.02) with rare outliers) quantised to
-// Q8_0, Q4_K, Q5_K, Q6_K or MXFP4 as llama.cpp's quantisers would shape them (per-block absmax
-// for Q8_0; per sub-block minimum and range with 6-bit scales for Q4_K and Q5_K; per sub-block absmax with
-// signed 8-bit scales for Q6_K; the power-of-two scale that fits the block's absmax in E2M1's
-// range for MXFP4), as [rows, 4096] tensors of about 64 MiB each. Reused if present.
+// Q8_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K or MXFP4 as llama.cpp's quantisers would shape
+// them (per-block absmax for Q8_0 and Q5_0; per-block minimum and range for Q4_1 and Q5_1; per
+// sub-block minimum and range with 6-bit scales for Q4_K and Q5_K; per sub-block absmax with
+// signed 6-bit scales for Q3_K, signed 8-bit ones for Q6_K; the power-of-two scale that fits
+// the block's absmax in E2M1's range for MXFP4), as [rows, 4096] tensors of about 64 MiB each.
+// Reused if present.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { dataDir } from './common';
 
-export type BenchQuant = 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'MXFP4';
+export type BenchQuant = 'Q8_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'MXFP4';
 const LAYOUT: Record<BenchQuant, { id: number; elems: number; bytes: number }> = {
   Q8_0: { id: 8, elems: 32, bytes: 34 },
+  Q4_1: { id: 3, elems: 32, bytes: 20 },
+  Q5_0: { id: 6, elems: 32, bytes: 22 },
+  Q5_1: { id: 7, elems: 32, bytes: 24 },
+  Q3_K: { id: 11, elems: 256, bytes: 110 },
   Q4_K: { id: 12, elems: 256, bytes: 144 },
   Q5_K: { id: 13, elems: 256, bytes: 176 },
   Q6_K: { id: 14, elems: 256, bytes: 210 },
@@ -64,6 +70,44 @@ function quantQ8_0(x: Float32Array): Uint8Array {
     out[34 * b] = h & 0xff;
     out[34 * b + 1] = h >> 8;
     for (let j = 0; j < 32; j++) out[34 * b + 2 + j] = (d ? Math.max(-127, Math.min(127, Math.round(x[32 * b + j] / d))) : 0) & 0xff;
+  }
+  return out;
+}
+
+/** Q4_1 (bits 4: f16 d, f16 m, qs[16]), Q5_1 (bits 5: d, m, u32 qh, qs[16]; bit i of qh the fifth bit of element i) or Q5_0 (d, qh, qs; y = d (q - 16)). */
+function quantQ32(x: Float32Array, type: 'Q4_1' | 'Q5_0' | 'Q5_1'): Uint8Array {
+  const bits = type === 'Q4_1' ? 4 : 5;
+  const top = (1 << bits) - 1;
+  const bb = type === 'Q4_1' ? 20 : type === 'Q5_0' ? 22 : 24;
+  const qs0 = bb - 16;
+  const out = new Uint8Array((x.length / 32) * bb);
+  for (let b = 0; b < x.length / 32; b++) {
+    const o = bb * b;
+    const v = x.subarray(32 * b, 32 * b + 32);
+    let q: number[];
+    if (type === 'Q5_0') {
+      let amax = 0, max = 0;
+      for (const t of v) if (Math.abs(t) > amax) { amax = Math.abs(t); max = t; }
+      const h = f16(max / -16); // ggml: the extreme maps to -16
+      const d = fromF16(h);
+      out[o] = h & 0xff;
+      out[o + 1] = h >> 8;
+      q = Array.from(v, (t) => (d ? Math.max(0, Math.min(31, Math.round(t / d) + 16)) : 16));
+    } else {
+      let lo = Infinity, hi = -Infinity;
+      for (const t of v) { lo = Math.min(lo, t); hi = Math.max(hi, t); }
+      const hd = f16((hi - lo) / top), hm = f16(lo);
+      const d = fromF16(hd), m = fromF16(hm);
+      out[o] = hd & 0xff;
+      out[o + 1] = hd >> 8;
+      out[o + 2] = hm & 0xff;
+      out[o + 3] = hm >> 8;
+      q = Array.from(v, (t) => (d ? Math.max(0, Math.min(top, Math.round((t - m) / d))) : 0));
+    }
+    let qh = 0;
+    for (let j = 0; j < 16; j++) out[o + qs0 + j] = (q[j] & 0xf) | ((q[j + 16] & 0xf) << 4);
+    for (let j = 0; j < 32; j++) qh |= (q[j] >> 4) << j;
+    if (bits === 5) new DataView(out.buffer, out.byteOffset + o + qs0 - 4, 4).setUint32(0, qh >>> 0, true);
   }
   return out;
 }
@@ -147,6 +191,39 @@ function quantQ6_K(x: Float32Array): Uint8Array {
   return out;
 }
 
+/** Q3_K: hmask[32], qs[64], 16 six-bit scales in 12 bytes, f16 d; y = d (sc - 32) q, q in [-4, 3]. */
+function quantQ3_K(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 256) * 110);
+  for (let b = 0; b < x.length / 256; b++) {
+    const sub: number[] = [];
+    for (let j = 0; j < 16; j++) {
+      let amax = 0, max = 0;
+      for (let l = 0; l < 16; l++) { const t = x[256 * b + 16 * j + l]; if (Math.abs(t) > amax) { amax = Math.abs(t); max = t; } }
+      sub.push(max / -4); // ggml: the extreme maps to -4
+    }
+    const hd = f16(Math.max(...sub.map(Math.abs)) / 32);
+    const d = fromF16(hd);
+    const sc = sub.map((s) => (d ? Math.max(-32, Math.min(31, Math.round(s / d))) : 0));
+    const o = 110 * b;
+    for (let j = 0; j < 16; j++) {
+      const v = sc[j] + 32;
+      if (j < 8) out[o + 96 + j] |= v & 0xf;
+      else out[o + 96 + j - 8] |= (v & 0xf) << 4;
+      out[o + 104 + (j % 4)] |= (v >> 4) << (2 * Math.floor(j / 4));
+    }
+    for (let e = 0; e < 256; e++) {
+      const a = d * sc[e >> 4];
+      const q = (a ? Math.max(-4, Math.min(3, Math.round(x[256 * b + e] / a))) : 0) + 4; // 0..7
+      const h = e >> 7, g = (e & 127) >> 5, l = e & 31;
+      out[o + 32 + 32 * h + l] |= (q & 3) << (2 * g);
+      out[o + l] |= (q >> 2) << (4 * h + g);
+    }
+    out[o + 108] = hd & 0xff;
+    out[o + 109] = hd >> 8;
+  }
+  return out;
+}
+
 const E2M1_DOUBLED = [0, 1, 2, 3, 4, 6, 8, 12];
 function quantMXFP4(x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / 32) * 17);
@@ -169,7 +246,8 @@ function quantMXFP4(x: Float32Array): Uint8Array {
 }
 
 const QUANTISERS: Record<BenchQuant, (x: Float32Array) => Uint8Array> = {
-  Q8_0: quantQ8_0, Q4_K: (x) => quantKMin(x, 4), Q5_K: (x) => quantKMin(x, 5), Q6_K: quantQ6_K, MXFP4: quantMXFP4,
+  Q8_0: quantQ8_0, Q4_1: (x) => quantQ32(x, 'Q4_1'), Q5_0: (x) => quantQ32(x, 'Q5_0'), Q5_1: (x) => quantQ32(x, 'Q5_1'),
+  Q3_K: quantQ3_K, Q4_K: (x) => quantKMin(x, 4), Q5_K: (x) => quantKMin(x, 5), Q6_K: quantQ6_K, MXFP4: quantMXFP4,
 };
 
 /** A GGUF file of about `bytes` bytes of `type` weights (llama arch, blk.N.ffn_up.weight tensors). */

@@ -106,7 +106,15 @@ const CATEGORIES: Record<string, Filler> = {
       b[k] = t === 'Q8_0' ? 120 + Math.floor(rng.next() * 8) : t === 'MXFP4' ? [0x66, 0x67, 0x76, 0x77][Math.floor(rng.next() * 4)] : near[Math.floor(rng.next() * 4)];
     for (const at of F16_FIELDS[t]) setF16(b, at, f16(2 ** (-12 + 8 * rng.next())));
     setE8M0(t, b, () => saneE8M0(rng));
-    if (t === 'Q6_K') b.fill(5, 192, 208); // one positive sub-block scale
+    if (t === 'Q6_K') {
+      b.fill(0xff, 128, 192); // high bits 3: q in {62, 63}
+      b.fill(5, 192, 208); // one positive sub-block scale
+    }
+    if (t === 'Q3_K') {
+      b.fill(0xff, 0, 32); // every high bit set: q = the low 2 bits, 3 but for about 1 in 400
+      for (let k = 32; k < 96; k++) b[k] = rng.next() < 0.99 ? 0xff : 0xfe;
+      b.fill(0xff, 96, 108); // every sub-block scale 63 - 32
+    }
   },
   // Q4_K / Q5_K with every sub-block's 6-bit scale and min 63 and a negative dmin: all values
   // 1890 plus a tiny spread (the other types: as 'random')

@@ -57,8 +57,7 @@ bool quant_decode_f64(const Kernels* k, DType d, const uint8_t* p, uint64_t n, d
 // *acc (what accumulate_any does for block dtypes). Chunks of kBlock elements; the scalar
 // kernel set decodes each chunk into an L1 buffer and reduces it with its float64 kernel;
 // the AVX2 set sums the integer powers of each sub-block's q and scales them exactly
-// (quant_avx2.cc) for Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and MXFP4, else decodes as the scalar set
-// does.
+// (quant_avx2.cc) for every type but Q2_K, else decodes as the scalar set does.
 void quant_accumulate(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc);
 
 // The per-ISA entry points (nullptr-returning stubs where an ISA is not compiled). Each

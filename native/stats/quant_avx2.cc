@@ -1,14 +1,14 @@
-// AVX2 statistics and decoding of the GGUF block types: statistics of Q8_0, Q4_0, Q4_K, Q5_K,
-// Q6_K and MXFP4 without decoding, decoding of Q8_0, Q4_0 and Q4_K.
+// AVX2 statistics and decoding of the GGUF block types: statistics of every type with values
+// but Q2_K without decoding, decoding of Q8_0, Q4_0 and Q4_K.
 //
 // Two ways to the statistics without decoding. Inside a (sub-)block every element is
 // y = a q + b with one affine map, so the block's moments follow from the integer power sums
 // of its q, which the byte lanes give (sum u, u^2, u^3, u^4, u = q - z, z the type's zero
 // point) with maddubs/madd, reduced over 8 blocks at once by horizontal-add trees.
-//  - The fast paths (sym_chunk, q6_k_fast, q4_k_fast) scale those sums into the chunk's power
-//    sums about zero and expand them about the chunk's mean, where a bound says the expansion
-//    cannot cancel (see each section); min and max from the few blocks whose scale-derived
-//    bound passes the extremes so far.
+//  - The fast paths (sym_chunk, q6_k_fast, offset_fast) scale those sums into the
+//    chunk's power sums about zero and expand them about the chunk's mean, where a bound says
+//    the expansion cannot cancel (see each section); min and max from the few blocks whose
+//    scale-derived bound passes the extremes so far.
 //  - The exact paths (acc_q8_0, acc_q4_0, acc_q4_k), for the chunks the fast ones refuse: the
 //    central sums of u over a block, n^k C_k = polynomial in n and the power sums, are integers
 //    below 2^53 for every type here, hence exact in float64; scaled by a^k they are the block's
@@ -490,7 +490,7 @@ ISA_FN bool acc_q4_k(const uint8_t* p, uint64_t n, Moments* out) {
   return true;
 }
 
-// ---- the symmetric types (Q8_0, Q4_0, MXFP4): raw power sums ---------------------------------
+// ---- the symmetric types (Q8_0, Q4_0, Q5_0, MXFP4): raw power sums ---------------------------
 //
 // y = s q, one scale s per block of 32 and small signed integers q, no offset: then every
 // block's power sums about zero are one rounding each, sum y^k = s^k U_k (U_k = sum q^k, an
@@ -500,7 +500,7 @@ ISA_FN bool acc_q4_k(const uint8_t* p, uint64_t n, Moments* out) {
 // n M^2 <= 4 M_2: then sum y^4 <= 8 (M_4 + n M^4) <= 136 M_4 (n M^4 <= 16 M_2^2 / n <= 16 M_4),
 // every term of the expansion of M_4 is below about 200 M_4 and that of M_2 below 5 M_2, so
 // their errors stay below about 2^-40 of M_2 and M_4 (M_3's of sqrt(M_2 M_4)). Other chunks go
-// through the exact per-block path above (Q8_0, Q4_0) or the decoding one (MXFP4). Min and
+// through the exact per-block path above (Q8_0, Q4_0) or the decoding one (Q5_0, MXFP4). Min and
 // max: a block's values lie in [-qmax |s|, qmax |s|], so only the blocks whose bound passes
 // the extremes known so far (the caller's hint, then the chunk's own) have their quants'
 // range taken.
@@ -508,22 +508,40 @@ ISA_FN bool acc_q4_k(const uint8_t* p, uint64_t n, Moments* out) {
 template <DType T> struct Sym;
 template <> struct Sym<DType::Q8_0> { static constexpr int kBytes = 34; static constexpr double kQmax = 128; };
 template <> struct Sym<DType::Q4_0> { static constexpr int kBytes = 18; static constexpr double kQmax = 8; };
+template <> struct Sym<DType::Q5_0> { static constexpr int kBytes = 22; static constexpr double kQmax = 16; };
 template <> struct Sym<DType::MXFP4> { static constexpr int kBytes = 17; static constexpr double kQmax = 12; };
 
 alignas(16) const int8_t kMxfp4Tab[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// The fifth bits of Q5_0 / Q5_1: bit i of the little-endian u32 at p to bit 4 of byte i.
+ISA_FN inline __m256i fifth_bits(const uint8_t* p) {
+  uint32_t qh;
+  std::memcpy(&qh, p, 4);
+  const __m256i h = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+// The 32 nibbles at p (low nibbles: elements 0..15, high: 16..31) as bytes in element order.
+ISA_FN inline __m256i nibbles32(const uint8_t* p) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m4)), _mm_and_si128(_mm_srli_epi16(x, 4), m4), 1);
+}
 
 // The 32 quants of the block at p as signed bytes (element order does not matter here).
 template <DType T>
 ISA_FN inline __m256i sym_quants(const uint8_t* p) {
   if constexpr (T == DType::Q8_0) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+  } else if constexpr (T == DType::Q4_0) {
+    return _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8));
+  } else if constexpr (T == DType::Q5_0) {
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(p + 6), fifth_bits(p + 2)), _mm256_set1_epi8(16));
   } else {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (T == DType::Q4_0 ? 2 : 1)));
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m4)),
-                                              _mm_and_si128(_mm_srli_epi16(x, 4), m4), 1);
-    if constexpr (T == DType::Q4_0) return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
-    else return _mm256_shuffle_epi8(table16(kMxfp4Tab), q);
+    return _mm256_shuffle_epi8(table16(kMxfp4Tab), nibbles32(p + 1));
   }
 }
 
@@ -691,12 +709,13 @@ ISA_FN bool sym_chunk(const uint8_t* p, uint64_t n, double lo_hint, double hi_hi
   return true;
 }
 
-// ---- Q6_K: raw power sums ---------------------------------------------------------------------
+// ---- Q6_K and Q3_K: raw power sums -----------------------------------------------------------
 //
-// Symmetric too: y = s u with s = d sc (sc a signed byte per sub-block of 16) and u = q - 32
-// in [-32, 31], so the same raw sums and the same check as Q8_0 (sym_chunk). The 128-element
-// halves of a super-block hold 4 registers of 32 quants whose 128-bit lanes are single
-// sub-blocks: register g of half h (element 128 h + 32 g + l) has sub-block 8 h + 2 g in its low
+// Symmetric too: y = s u with s = d sc (sc a signed byte per sub-block of 16; Q3_K's a 6-bit
+// value minus 32) and u = q - 32 in [-32, 31] (Q3_K: the low 2 bits, minus 4 where the hmask bit
+// is clear: [-4, 3]), so the same raw sums and the same check as Q8_0 (sym_chunk). The
+// 128-element halves of a super-block hold 4 registers of 32 quants whose 128-bit lanes are
+// single sub-blocks: register g of half h (element 128 h + 32 g + l) has sub-block 8 h + 2 g in its low
 // lane, 8 h + 2 g + 1 in its high one (quant_scalar.cc spells out the layout).
 
 struct Q6KState {
@@ -717,26 +736,66 @@ ISA_FN inline void i16x16_f64(__m256i w, __m256d out[4]) {
   i16x8_f64(_mm256_extracti128_si256(w, 1), &out[2], &out[3]);
 }
 
-ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
-  uint16_t hd;
-  std::memcpy(&hd, p + 208, 2);
-  if ((hd & 0x7c00) == 0x7c00) return false;
-  const double d = _cvtsh_ss(hd);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), k32 = _mm256_set1_epi8(32);
-  const __m256i ones8 = _mm256_set1_epi8(1);
-  // v[4 h + g]: register g of half h, as u = q - 32
-  __m256i v[8];
-  for (int h = 0; h < 2; ++h) {
-    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h));
-    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 128 + 32 * h));
-    const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
-                           _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
-    for (int g = 0; g < 4; ++g) {
-      const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m3);
-      v[4 * h + g] = _mm256_sub_epi8(_mm256_or_si256(lo[g], _mm256_slli_epi16(hb, 4)), k32);
-    }
+// Q3_K's 6-bit sub-block scales (16 in 12 bytes) minus 32: the low 4 bits in the nibbles of
+// bytes 0..7 (sub-block j < 8: low nibble of byte j, else high nibble of byte j - 8), the high
+// 2 bits in bytes 8..11 (bits 2 (j / 4) of byte 8 + j % 4).
+ISA_FN inline void scales_q3k(const uint8_t* s, int8_t out[16]) {
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+    const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    out[j] = static_cast<int8_t>((lo | (hi << 4)) - 32);
   }
+}
+
+// The quants of one super-block of Q6_K (u = q - 32 in [-32, 31]) or Q3_K (u in [-4, 3]) as
+// v[4 h + g] (register g of half h), its f16 d and its 16 signed sub-block scales; false if d
+// is not finite.
+template <DType T>
+ISA_FN inline bool k16_load(const uint8_t* p, __m256i v[8], double* d, int8_t sc[16]) {
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  uint16_t hd;
+  if constexpr (T == DType::Q6_K) {
+    std::memcpy(&hd, p + 208, 2);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), k32 = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 128 + 32 * h));
+      const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                             _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+      for (int g = 0; g < 4; ++g) {
+        const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m3);
+        v[4 * h + g] = _mm256_sub_epi8(_mm256_or_si256(lo[g], _mm256_slli_epi16(hb, 4)), k32);
+      }
+    }
+    std::memcpy(sc, p + 192, 16);
+  } else {  // Q3_K: hmask[32], qs[64], scales[12], d; u = low 2 bits - 4 where the hmask bit is clear
+    std::memcpy(&hd, p + 108, 2);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i one = _mm256_set1_epi8(1), k4 = _mm256_set1_epi8(4);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 + 32 * h));
+      for (int g = 0; g < 4; ++g) {
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * g), m3);
+        const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), one);
+        v[4 * h + g] = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hb, 2)), k4);  // low + 4 bit - 4
+      }
+    }
+    scales_q3k(p + 96, sc);
+  }
+  if ((hd & 0x7c00) == 0x7c00) return false;
+  *d = _cvtsh_ss(hd);
+  return true;
+}
+
+template <DType T>
+ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
+  constexpr double kUmax = T == DType::Q6_K ? 32 : 4;  // |u| <= kUmax
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  __m256i v[8];
+  double d;
+  alignas(16) int8_t scb[16];
+  if (!k16_load<T>(p, v, &d, scb)) return false;
   // int16 lane sums of u, |u|, u^2 (a sub-block's u^2 sum <= 16 * 1024); int32 vectors, one per
   // sub-block, of u^3 and u^4 (even sub-blocks first, then odd: the lane sums' order)
   __m256i c1[8], ca[8], c2[8], c3[16], c4[16];
@@ -768,7 +827,7 @@ ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
   hsum8_i32(c4 + 8, &lo, &hi);
   i32x8_f64(lo, hi, &U4[2], &U4[3]);
   // the scales in the same order: even sub-blocks, then odd
-  const __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)),
+  const __m128i sc = _mm_shuffle_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(scb)),
                                       _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
   const __m256i sc32a = _mm256_cvtepi8_epi32(sc), sc32b = _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8));
   const __m256d vd = _mm256_set1_pd(d);
@@ -777,7 +836,7 @@ ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
   S[1] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_extracti128_si256(sc32a, 1)));
   S[2] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_castsi256_si128(sc32b)));
   S[3] = _mm256_mul_pd(vd, _mm256_cvtepi32_pd(_mm256_extracti128_si256(sc32b, 1)));
-  const __m256d sign = _mm256_set1_pd(-0.0), k32d = _mm256_set1_pd(32);
+  const __m256d sign = _mm256_set1_pd(-0.0), k32d = _mm256_set1_pd(kUmax);
   const __m256d vmx = _mm256_set1_pd(st.mx), vmn = _mm256_set1_pd(-st.mn);
   int cand = 0;
   for (int k = 0; k < 4; ++k) {
@@ -787,7 +846,7 @@ ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
     st.p3 = _mm256_fmadd_pd(_mm256_mul_pd(s2, s1), U3[k], st.p3);
     st.p4 = _mm256_fmadd_pd(_mm256_mul_pd(s2, s2), U4[k], st.p4);
     st.pa = _mm256_fmadd_pd(as, UA[k], st.pa);
-    const __m256d bound = _mm256_mul_pd(as, k32d);  // |y| <= 32 |s|
+    const __m256d bound = _mm256_mul_pd(as, k32d);  // |y| <= kUmax |s|
     cand |= _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(bound, vmx, _CMP_GT_OQ), _mm256_cmp_pd(bound, vmn, _CMP_GT_OQ))) << (4 * k);
   }
   if (cand) {
@@ -808,14 +867,16 @@ ISA_FN inline bool q6_k_fast_super(const uint8_t* p, Q6KState& st) {
   return true;
 }
 
+template <DType T>
 ISA_FN bool q6_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
+  constexpr int kBytes = T == DType::Q6_K ? 210 : 110;
   const int supers = static_cast<int>(n / 256);
   Q6KState st;
   st.p1 = st.p2 = st.p3 = st.p4 = st.pa = _mm256_setzero_pd();
   st.mn = lo_hint;
   st.mx = hi_hint;
   for (int i = 0; i < supers; ++i)
-    if (!q6_k_fast_super(p + 210 * i, st)) return false;
+    if (!q6_k_fast_super<T>(p + kBytes * i, st)) return false;
   const double N = 256.0 * supers;
   const double P1 = hsum4(st.p1), P2 = hsum4(st.p2), P3 = hsum4(st.p3), P4 = hsum4(st.p4);
   const double M = P1 / N, M2 = M * M;
@@ -829,11 +890,11 @@ ISA_FN bool q6_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hi
   return true;
 }
 
-// ---- Q4_K and Q5_K: raw power sums ----------------------------------------------------------
+// ---- Q4_K, Q5_K, Q4_1 and Q5_1: raw power sums ----------------------------------------------
 //
 // As for the symmetric types, with an offset: in sub-block j, y = a u + c with u = q - z
-// (z = 8 for Q4_K's 4-bit q, 16 for Q5_K's 5-bit q), a = d sc_j and c = z a - dmin m_j (one
-// rounding); sum y^k = sum_t C(k, t) a^t c^(k - t) U_t (U_t = sum u^t, exact integers; Horner
+// (z = 8 for 4-bit q, 16 for 5-bit q), a = d sc_j and c = z a - dmin m_j for the K types (a = d,
+// c = z d + m for the blocks of Q4_1 and Q5_1, taken 8 at a time as sub-blocks; one rounding); sum y^k = sum_t C(k, t) a^t c^(k - t) U_t (U_t = sum u^t, exact integers; Horner
 // in c), every term of which is at most 32 r^k with r = z |a| + |c|, and each sum's error at
 // most 12 u 32 r^k (u = 2^-53). The chunk's central sums about M = P_1 / n then cost another
 // 8 u 2^(k-1) (sum |y|^k + n |M|^k). The chunk is taken when W_k + n M^k <= 2^14 m_k for k = 2
@@ -841,7 +902,7 @@ ISA_FN bool q6_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hi
 // 80 u 2^14 m_k, 1.5e-10 of m_k (m_3's below the same fraction of sqrt(m_2 m_4)). Realistic
 // blocks (ggml puts each sub-block's minimum at q = 0 and its maximum near the top) have
 // W_k / m_k near 10; a chunk that fails (a mean far from zero relative to the spread, or
-// scales that cancel) takes the exact path above (Q4_K) or the decoding path (Q5_K).
+// scales that cancel) takes the exact path above (Q4_K) or the decoding path (the others).
 
 struct Q4KState {
   __m256d p1, p2, p3, p4, pa, w2, w4;
@@ -855,39 +916,15 @@ ISA_FN inline double f16_fast(const uint8_t* p, bool* bad) {
   return _cvtsh_ss(h);
 }
 
-// kBits 4 (Q4_K, 144 bytes) or 5 (Q5_K, 176 bytes: qh[32] before qs, bit 2 j + t of qh[l] the
-// fifth bit of element 64 j + 32 t + l).
+// The statistics of 8 sub-blocks of 32, y = a q + b with q = v[j] in [0, 2^kBits) (sub-blocks
+// 0..3 in a[0], b[0], 4..7 in a[1], b[1]), into st; only the first `valid` take part in min and
+// max (the rest: a = b = 0, every sum 0).
 template <int kBits>
-ISA_FN inline bool q4_k_fast_super(const uint8_t* p, Q4KState& st) {
-  constexpr int kTop = 1 << kBits, kZero = kTop / 2;  // q in [0, kTop), u = q - kZero
-  bool bad = false;
-  const double d = f16_fast(p, &bad), dmin = f16_fast(p + 2, &bad);
-  if (bad) return false;
-  uint8_t sc[8], mn[8];
-  scales_k4(p + 4, sc, mn);
-  __m256d a[2], b[2];
-  a[0] = bytes4_times(sc, d);
-  a[1] = bytes4_times(sc + 4, d);
-  b[0] = bytes4_times(mn, -dmin);  // -(dmin m): exact
-  b[1] = bytes4_times(mn + 4, -dmin);
-
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+ISA_FN inline void offset_group(const __m256i v[8], const __m256d a[2], const __m256d b[2], int valid, Q4KState& st) {
+  constexpr int kTop = 1 << kBits, kZero = kTop / 2;
   const __m256i ones8 = _mm256_set1_epi8(1);
   const __m256i ones16 = _mm256_set1_epi16(1);
   const __m256i zp = _mm256_set1_epi8(kZero);
-  const uint8_t* qs = p + (kBits == 4 ? 16 : 48);
-  __m256i v[8];
-  for (int g = 0; g < 4; ++g) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * g));
-    v[2 * g] = _mm256_and_si256(x, m4);
-    v[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
-  }
-  if constexpr (kBits == 5) {
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16));
-    const __m256i b4 = _mm256_set1_epi8(0x10);
-    for (int j = 0; j < 8; ++j)  // bit j of qh[l] to bit 4 (byte-wise: shift left 4 - j or right j - 4)
-      v[j] = _mm256_or_si256(v[j], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
-  }
   __m256i c1[8], c2[8], c3[8], c4[8];
   for (int j = 0; j < 8; ++j) {
     const __m256i u = _mm256_sub_epi8(v[j], zp);
@@ -976,6 +1013,7 @@ ISA_FN inline bool q4_k_fast_super(const uint8_t* p, Q4KState& st) {
   for (int h = 0; h < 2; ++h)
     cand |= _mm256_movemask_pd(_mm256_or_pd(_mm256_cmp_pd(_mm256_load_pd(yhi + 4 * h), vmx, _CMP_GT_OQ),
                                             _mm256_cmp_pd(_mm256_load_pd(ylo + 4 * h), vmn, _CMP_LT_OQ))) << (4 * h);
+  cand &= (1 << valid) - 1;
   if (cand) {
     alignas(32) double av[8], bv[8];
     _mm256_store_pd(av, a[0]); _mm256_store_pd(av + 4, a[1]);
@@ -990,20 +1028,44 @@ ISA_FN inline bool q4_k_fast_super(const uint8_t* p, Q4KState& st) {
       st.mx = std::fmax(st.mx, std::fmax(ya, yb));
     }
   }
+}
+
+// kBits 4 (Q4_K, 144 bytes) or 5 (Q5_K, 176 bytes: qh[32] before qs, bit 2 j + t of qh[l] the
+// fifth bit of element 64 j + 32 t + l).
+template <int kBits>
+ISA_FN inline bool q4_k_fast_super(const uint8_t* p, Q4KState& st) {
+  bool bad = false;
+  const double d = f16_fast(p, &bad), dmin = f16_fast(p + 2, &bad);
+  if (bad) return false;
+  uint8_t sc[8], mn[8];
+  scales_k4(p + 4, sc, mn);
+  __m256d a[2], b[2];
+  a[0] = bytes4_times(sc, d);
+  a[1] = bytes4_times(sc + 4, d);
+  b[0] = bytes4_times(mn, -dmin);  // -(dmin m): exact
+  b[1] = bytes4_times(mn + 4, -dmin);
+
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const uint8_t* qs = p + (kBits == 4 ? 16 : 48);
+  __m256i v[8];
+  for (int g = 0; g < 4; ++g) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * g));
+    v[2 * g] = _mm256_and_si256(x, m4);
+    v[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+  }
+  if constexpr (kBits == 5) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16));
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    for (int j = 0; j < 8; ++j)  // bit j of qh[l] to bit 4 (byte-wise: shift left 4 - j or right j - 4)
+      v[j] = _mm256_or_si256(v[j], _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
+  }
+  offset_group<kBits>(v, a, b, 8, st);
   return true;
 }
 
-template <int kBits>
-ISA_FN bool q4_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
-  constexpr int kBytes = kBits == 4 ? 144 : 176;
-  const int supers = static_cast<int>(n / 256);
-  Q4KState st;
-  st.p1 = st.p2 = st.p3 = st.p4 = st.pa = st.w2 = st.w4 = _mm256_setzero_pd();
-  st.mn = lo_hint;
-  st.mx = hi_hint;
-  for (int i = 0; i < supers; ++i)
-    if (!q4_k_fast_super<kBits>(p + kBytes * i, st)) return false;
-  const double N = 256.0 * supers;
+
+// The chunk's moments from st (n elements), or false when the bound refuses the expansion.
+ISA_FN inline bool offset_finish(const Q4KState& st, double N, double lo_hint, double hi_hint, Moments* out) {
   const double P1 = hsum4(st.p1), P2 = hsum4(st.p2), P3 = hsum4(st.p3), P4 = hsum4(st.p4);
   const double M = P1 / N, M2 = M * M;
   const double s1 = std::fma(-N, M, P1);
@@ -1015,6 +1077,57 @@ ISA_FN bool q4_k_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hi
   const double mn = st.mn < lo_hint ? st.mn : INFINITY, mx = st.mx > hi_hint ? st.mx : -INFINITY;
   *out = block_moments(N, M, s1, s2, s3, s4, hsum4(st.pa), mn, mx);
   return true;
+}
+
+ISA_FN inline void offset_init(Q4KState& st, double lo_hint, double hi_hint) {
+  st.p1 = st.p2 = st.p3 = st.p4 = st.pa = st.w2 = st.w4 = _mm256_setzero_pd();
+  st.mn = lo_hint;
+  st.mx = hi_hint;
+}
+
+// Q4_1 (kBits 4, 20-byte blocks: f16 d, f16 m, qs[16]) and Q5_1 (kBits 5, 24 bytes: d, m, u32
+// qh, qs[16]): y = d q + m, the blocks taken 8 at a time as the sub-blocks of offset_group.
+template <int kBits>
+ISA_FN inline bool q_1_group(const uint8_t* p, int valid, Q4KState& st) {
+  constexpr int B = kBits == 4 ? 20 : 24;
+  bool bad = false;
+  alignas(32) double dv[8], mv[8];
+  __m256i v[8];
+  for (int k = 0; k < 8; ++k) {
+    const uint8_t* q = p + B * k;
+    dv[k] = f16_fast(q, &bad);
+    mv[k] = f16_fast(q + 2, &bad);
+    v[k] = kBits == 4 ? nibbles32(q + 4) : _mm256_or_si256(nibbles32(q + 8), fifth_bits(q + 4));
+  }
+  if (bad) return false;
+  const __m256d a[2] = {_mm256_load_pd(dv), _mm256_load_pd(dv + 4)}, b[2] = {_mm256_load_pd(mv), _mm256_load_pd(mv + 4)};
+  offset_group<kBits>(v, a, b, valid, st);
+  return true;
+}
+
+// The chunk of n elements at p of Q4_K, Q5_K (whole super-blocks), Q4_1 or Q5_1 (whole blocks)
+// by raw power sums; false when it must take another path.
+template <DType T>
+ISA_FN bool offset_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_hint, Moments* out) {
+  Q4KState st;
+  offset_init(st, lo_hint, hi_hint);
+  if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    constexpr int kBits = T == DType::Q4_K ? 4 : 5, kBytes = T == DType::Q4_K ? 144 : 176;
+    for (uint64_t i = 0; i < n / 256; ++i)
+      if (!q4_k_fast_super<kBits>(p + kBytes * i, st)) return false;
+  } else {
+    constexpr int kBits = T == DType::Q4_1 ? 4 : 5, B = T == DType::Q4_1 ? 20 : 24;
+    const int blocks = static_cast<int>(n / 32);
+    int i = 0;
+    for (; i + 8 <= blocks; i += 8)
+      if (!q_1_group<kBits>(p + B * i, 8, st)) return false;
+    if (i < blocks) {  // padding: zero bytes, a = b = 0, out of min and max
+      alignas(32) uint8_t tmp[8 * B + 32] = {};
+      std::memcpy(tmp, p + B * i, static_cast<size_t>(B) * (blocks - i));
+      if (!q_1_group<kBits>(tmp, blocks - i, st)) return false;
+    }
+  }
+  return offset_finish(st, static_cast<double>(n), lo_hint, hi_hint, out);
 }
 
 // ---- decoding to float64 --------------------------------------------------------------------
@@ -1085,9 +1198,13 @@ bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, double lo_hint
     case DType::Q8_0: return sym_chunk<DType::Q8_0>(p, n, lo_hint, hi_hint, out) || acc_q8_0(p, n, out);
     case DType::Q4_0: return sym_chunk<DType::Q4_0>(p, n, lo_hint, hi_hint, out) || acc_q4_0(p, n, out);
     case DType::MXFP4: return sym_chunk<DType::MXFP4>(p, n, lo_hint, hi_hint, out);
-    case DType::Q4_K: return q4_k_fast<4>(p, n, lo_hint, hi_hint, out) || acc_q4_k(p, n, out);
-    case DType::Q5_K: return q4_k_fast<5>(p, n, lo_hint, hi_hint, out);
-    case DType::Q6_K: return q6_k_fast(p, n, lo_hint, hi_hint, out);
+    case DType::Q4_K: return offset_fast<DType::Q4_K>(p, n, lo_hint, hi_hint, out) || acc_q4_k(p, n, out);
+    case DType::Q5_K: return offset_fast<DType::Q5_K>(p, n, lo_hint, hi_hint, out);
+    case DType::Q5_0: return sym_chunk<DType::Q5_0>(p, n, lo_hint, hi_hint, out);
+    case DType::Q4_1: return offset_fast<DType::Q4_1>(p, n, lo_hint, hi_hint, out);
+    case DType::Q5_1: return offset_fast<DType::Q5_1>(p, n, lo_hint, hi_hint, out);
+    case DType::Q6_K: return q6_k_fast<DType::Q6_K>(p, n, lo_hint, hi_hint, out);
+    case DType::Q3_K: return q6_k_fast<DType::Q3_K>(p, n, lo_hint, hi_hint, out);
     default: return false;
   }
 }
