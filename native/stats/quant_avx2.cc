@@ -1,5 +1,5 @@
 // AVX2 statistics and decoding of the GGUF block types: statistics of every type with values
-// but Q2_K without decoding, decoding of Q8_0, Q4_0 and Q4_K.
+// but Q2_K without decoding, and decoding of the same types (for the pairwise passes).
 //
 // Two ways to the statistics without decoding. Inside a (sub-)block every element is
 // y = a q + b with one affine map, so the block's moments follow from the integer power sums
@@ -748,8 +748,8 @@ ISA_FN inline void scales_q3k(const uint8_t* s, int8_t out[16]) {
 }
 
 // The quants of one super-block of Q6_K (u = q - 32 in [-32, 31]) or Q3_K (u in [-4, 3]) as
-// v[4 h + g] (register g of half h), its f16 d and its 16 signed sub-block scales; false if d
-// is not finite.
+// v[4 h + g] (register g of half h: elements 128 h + 32 g + l, l = 0..31), its f16 d and its
+// 16 signed sub-block scales; false if d is not finite.
 template <DType T>
 ISA_FN inline bool k16_load(const uint8_t* p, __m256i v[8], double* d, int8_t sc[16]) {
   const __m256i m3 = _mm256_set1_epi8(0x03);
@@ -783,9 +783,8 @@ ISA_FN inline bool k16_load(const uint8_t* p, __m256i v[8], double* d, int8_t sc
     }
     scales_q3k(p + 96, sc);
   }
-  if ((hd & 0x7c00) == 0x7c00) return false;
   *d = _cvtsh_ss(hd);
-  return true;
+  return (hd & 0x7c00) != 0x7c00;
 }
 
 template <DType T>
@@ -1132,11 +1131,13 @@ ISA_FN bool offset_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_
 
 // ---- decoding to float64 --------------------------------------------------------------------
 
-// Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles.
+// Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles; a = a_lo for
+// bytes 0..15, a_hi for 16..31.
 template <bool kSigned>
-ISA_FN inline void affine32(__m256i x, double a, double b, double* out) {
-  const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b);
+ISA_FN inline void affine32(__m256i x, double a_lo, double a_hi, double b, double* out) {
+  const __m256d vb = _mm256_set1_pd(b);
   for (int k = 0; k < 4; ++k) {
+    const __m256d va = _mm256_set1_pd(k < 2 ? a_lo : a_hi);
     const __m128i b8 = k < 2 ? _mm256_castsi256_si128(x) : _mm256_extracti128_si256(x, 1);
     const __m128i part = (k & 1) ? _mm_srli_si128(b8, 8) : b8;
     const __m256i w = kSigned ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part);
@@ -1148,45 +1149,69 @@ ISA_FN inline void affine32(__m256i x, double a, double b, double* out) {
   }
 }
 
-ISA_FN bool decode_q8_0(const uint8_t* p, uint64_t blocks, double* out) {
+// Q8_0, Q4_0, Q5_0, MXFP4: y = s q (sym_quants gives q in element order).
+template <DType T>
+ISA_FN bool decode_sym(const uint8_t* p, uint64_t blocks, double* out) {
+  constexpr int B = Sym<T>::kBytes;
   bool bad = false;
   for (uint64_t i = 0; i < blocks; ++i) {
-    const double d = f16_at(p + 34 * i);
-    bad = bad || !std::isfinite(d);
-    affine32<true>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 34 * i + 2)), d, 0.0, out + 32 * i);
+    const uint8_t* q = p + B * i;
+    const double d = T == DType::MXFP4 ? std::ldexp(1.0, static_cast<int>(q[0]) - 128) : f16_fast(q, &bad);
+    affine32<true>(sym_quants<T>(q), d, d, 0.0, out + 32 * i);  // exact
   }
   return bad;
 }
 
-ISA_FN bool decode_q4_0(const uint8_t* p, uint64_t blocks, double* out) {
+// Q4_1, Q5_1: y = d q + m.
+template <int kBits>
+ISA_FN bool decode_q_1(const uint8_t* p, uint64_t blocks, double* out) {
+  constexpr int B = kBits == 4 ? 20 : 24;
   bool bad = false;
-  const __m128i m4 = _mm_set1_epi8(0x0F);
   for (uint64_t i = 0; i < blocks; ++i) {
-    const double d = f16_at(p + 18 * i);
-    bad = bad || !std::isfinite(d);
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18 * i + 2));
-    const __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
-    const __m256i q = _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), _mm256_set1_epi8(8));
-    affine32<true>(q, d, 0.0, out + 32 * i);  // d (q - 8): exact
+    const uint8_t* q = p + B * i;
+    const double d = f16_fast(q, &bad), m = f16_fast(q + 2, &bad);
+    const __m256i v = kBits == 4 ? nibbles32(q + 4) : _mm256_or_si256(nibbles32(q + 8), fifth_bits(q + 4));
+    affine32<false>(v, d, d, m, out + 32 * i);
   }
   return bad;
 }
 
+// Q4_K, Q5_K: y = d sc q - dmin m per sub-block of 32.
+template <int kBits>
 ISA_FN bool decode_q4_k(const uint8_t* p, uint64_t blocks, double* out) {
+  constexpr int B = kBits == 4 ? 144 : 176;
   bool bad = false;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
   for (uint64_t i = 0; i < blocks; ++i) {
-    const uint8_t* q = p + 144 * i;
-    const double d = f16_at(q), dmin = f16_at(q + 2);
-    bad = bad || !std::isfinite(d) || !std::isfinite(dmin);
+    const uint8_t* q = p + B * i;
+    const double d = f16_fast(q, &bad), dmin = f16_fast(q + 2, &bad);
     uint8_t sc[8], mn[8];
     scales_k4(q + 4, sc, mn);
-    for (int g = 0; g < 4; ++g) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16 + 32 * g));
-      affine32<false>(_mm256_and_si256(x, m4), d * sc[2 * g], -(dmin * mn[2 * g]), out + 256 * i + 64 * g);
-      affine32<false>(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), d * sc[2 * g + 1], -(dmin * mn[2 * g + 1]),
-                      out + 256 * i + 64 * g + 32);
+    const __m256i qh = kBits == 5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16)) : _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + (kBits == 4 ? 16 : 48) + 32 * (j / 2)));
+      __m256i v = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(x, 4) : x, m4);
+      if constexpr (kBits == 5)  // bit j of qh[l] to bit 4
+        v = _mm256_or_si256(v, _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
+      const double a = d * sc[j];
+      affine32<false>(v, a, a, -(dmin * mn[j]), out + 256 * i + 32 * j);
     }
+  }
+  return bad;
+}
+
+// Q6_K, Q3_K: y = (d sc) u per sub-block of 16.
+template <DType T>
+ISA_FN bool decode_k16(const uint8_t* p, uint64_t blocks, double* out) {
+  constexpr int B = T == DType::Q6_K ? 210 : 110;
+  bool bad = false;
+  for (uint64_t i = 0; i < blocks; ++i) {
+    __m256i v[8];
+    double d;
+    int8_t sc[16];
+    bad = !k16_load<T>(p + B * i, v, &d, sc) || bad;
+    for (int r = 0; r < 8; ++r)  // register r = 4 h + g: elements 32 r .. 32 r + 31, sub-blocks 2 r, 2 r + 1
+      affine32<true>(v[r], d * sc[2 * r], d * sc[2 * r + 1], 0.0, out + 256 * i + 32 * r);  // exact
   }
   return bad;
 }
@@ -1211,9 +1236,16 @@ bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, double lo_hint
 
 bool quant_decode_avx2(DType d, const uint8_t* p, uint64_t blocks, double* out, bool* bad) {
   switch (d) {
-    case DType::Q8_0: *bad = decode_q8_0(p, blocks, out); break;
-    case DType::Q4_0: *bad = decode_q4_0(p, blocks, out); break;
-    case DType::Q4_K: *bad = decode_q4_k(p, blocks, out); break;
+    case DType::Q8_0: *bad = decode_sym<DType::Q8_0>(p, blocks, out); break;
+    case DType::Q4_0: *bad = decode_sym<DType::Q4_0>(p, blocks, out); break;
+    case DType::Q5_0: *bad = decode_sym<DType::Q5_0>(p, blocks, out); break;
+    case DType::MXFP4: *bad = decode_sym<DType::MXFP4>(p, blocks, out); break;
+    case DType::Q4_1: *bad = decode_q_1<4>(p, blocks, out); break;
+    case DType::Q5_1: *bad = decode_q_1<5>(p, blocks, out); break;
+    case DType::Q4_K: *bad = decode_q4_k<4>(p, blocks, out); break;
+    case DType::Q5_K: *bad = decode_q4_k<5>(p, blocks, out); break;
+    case DType::Q6_K: *bad = decode_k16<DType::Q6_K>(p, blocks, out); break;
+    case DType::Q3_K: *bad = decode_k16<DType::Q3_K>(p, blocks, out); break;
     default: return false;
   }
   if (*bad) {  // a non-finite scale (Inf * 0 is NaN, and so on): check the values themselves
