@@ -1,21 +1,22 @@
 // GGUF benchmark data: files of weight-like data (N(0, 0.02) with rare outliers) quantised to
-// Q8_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K or MXFP4 as llama.cpp's quantisers would shape
-// them (per-block absmax for Q8_0 and Q5_0; per-block minimum and range for Q4_1 and Q5_1; per
-// sub-block minimum and range with 6-bit scales for Q4_K and Q5_K; per sub-block absmax with
-// signed 6-bit scales for Q3_K, signed 8-bit ones for Q6_K; the power-of-two scale that fits
-// the block's absmax in E2M1's range for MXFP4), as [rows, 4096] tensors of about 64 MiB each.
-// Reused if present.
+// Q8_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K or MXFP4 as llama.cpp's quantisers would
+// shape them (per-block absmax for Q8_0 and Q5_0; per-block minimum and range for Q4_1 and Q5_1;
+// per sub-block minimum and range with 4-bit scales for Q2_K, 6-bit ones for Q4_K and Q5_K; per
+// sub-block absmax with signed 6-bit scales for Q3_K, signed 8-bit ones for Q6_K; the
+// power-of-two scale that fits the block's absmax in E2M1's range for MXFP4), as [rows, 4096]
+// tensors of about 64 MiB each. Reused if present.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { dataDir } from './common';
 
-export type BenchQuant = 'Q8_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'MXFP4';
+export type BenchQuant = 'Q8_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'MXFP4';
 const LAYOUT: Record<BenchQuant, { id: number; elems: number; bytes: number }> = {
   Q8_0: { id: 8, elems: 32, bytes: 34 },
   Q4_1: { id: 3, elems: 32, bytes: 20 },
   Q5_0: { id: 6, elems: 32, bytes: 22 },
   Q5_1: { id: 7, elems: 32, bytes: 24 },
+  Q2_K: { id: 10, elems: 256, bytes: 84 },
   Q3_K: { id: 11, elems: 256, bytes: 110 },
   Q4_K: { id: 12, elems: 256, bytes: 144 },
   Q5_K: { id: 13, elems: 256, bytes: 176 },
@@ -191,6 +192,38 @@ function quantQ6_K(x: Float32Array): Uint8Array {
   return out;
 }
 
+/** Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin; y = d sc q - dmin m, q in 0..3. */
+function quantQ2_K(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 256) * 84);
+  for (let b = 0; b < x.length / 256; b++) {
+    const scale: number[] = [];
+    const minus: number[] = [];
+    for (let j = 0; j < 16; j++) {
+      let lo = 0, hi = -Infinity;
+      for (let l = 0; l < 16; l++) { const t = x[256 * b + 16 * j + l]; lo = Math.min(lo, t); hi = Math.max(hi, t); }
+      scale.push((hi - lo) / 3);
+      minus.push(-lo);
+    }
+    const hd = f16(Math.max(...scale) / 15), hm = f16(Math.max(...minus) / 15);
+    const d = fromF16(hd), dm = fromF16(hm);
+    const sc = scale.map((s) => (d ? Math.min(15, Math.round(s / d)) : 0));
+    const mn = minus.map((m) => (dm ? Math.min(15, Math.round(m / dm)) : 0));
+    const o = 84 * b;
+    for (let j = 0; j < 16; j++) out[o + j] = sc[j] | (mn[j] << 4);
+    for (let e = 0; e < 256; e++) {
+      const a = d * sc[e >> 4];
+      const q = a ? Math.max(0, Math.min(3, Math.round((x[256 * b + e] + dm * mn[e >> 4]) / a))) : 0;
+      const h = e >> 7, g = (e & 127) >> 5, l = e & 31;
+      out[o + 16 + 32 * h + l] |= q << (2 * g);
+    }
+    out[o + 80] = hd & 0xff;
+    out[o + 81] = hd >> 8;
+    out[o + 82] = hm & 0xff;
+    out[o + 83] = hm >> 8;
+  }
+  return out;
+}
+
 /** Q3_K: hmask[32], qs[64], 16 six-bit scales in 12 bytes, f16 d; y = d (sc - 32) q, q in [-4, 3]. */
 function quantQ3_K(x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / 256) * 110);
@@ -247,7 +280,7 @@ function quantMXFP4(x: Float32Array): Uint8Array {
 
 const QUANTISERS: Record<BenchQuant, (x: Float32Array) => Uint8Array> = {
   Q8_0: quantQ8_0, Q4_1: (x) => quantQ32(x, 'Q4_1'), Q5_0: (x) => quantQ32(x, 'Q5_0'), Q5_1: (x) => quantQ32(x, 'Q5_1'),
-  Q3_K: quantQ3_K, Q4_K: (x) => quantKMin(x, 4), Q5_K: (x) => quantKMin(x, 5), Q6_K: quantQ6_K, MXFP4: quantMXFP4,
+  Q2_K: quantQ2_K, Q3_K: quantQ3_K, Q4_K: (x) => quantKMin(x, 4), Q5_K: (x) => quantKMin(x, 5), Q6_K: quantQ6_K, MXFP4: quantMXFP4,
 };
 
 /** A GGUF file of about `bytes` bytes of `type` weights (llama arch, blk.N.ffn_up.weight tensors). */

@@ -1,7 +1,7 @@
 // `npm run bench`: speed and memory of the statistics pass, as ratios measured in one run.
 //   stats pass GB/s vs a plain read-and-sum of the same bytes through the same mmaps
-//   (page cache warm), for F32, F16 and BF16 safetensors files and the GGUF files of every
-//   block type with an AVX2 kernel, of >= 1 GiB, on every SIMD path; peak RSS of a child
+//   (page cache warm), for F32, F16 and BF16 safetensors files and GGUF files of every block
+//   type but Q4_0, of >= 1 GiB, on every SIMD path; peak RSS of a child
 //   process scanning a 4 GiB file (BF16 safetensors, Q4_K GGUF).
 //   pairwise engine for N = 2, 8, 32, 64 models: GB/s and pairs/s, ratio to a plain read of
 //   all N models, bytes read per model, and a naive per-pair-reload baseline.
@@ -47,7 +47,7 @@ async function benchStats(): Promise<void> {
   const rows: (string | number)[][] = [];
   const sources: [string, () => string][] = [
     ...['F32', 'F16', 'BF16'].map((dtype): [string, () => string] => [dtype, () => ensureWeightsFile(`weights-${dtype}-${size / GiB}GiB.safetensors`, dtype, size)]),
-    ...(['Q8_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'MXFP4'] as const).map((q): [string, () => string] => [`${q} (GGUF)`, () => ensureGgufFile(`weights-${q}-${size / GiB}GiB.gguf`, q, size)]),
+    ...(['Q8_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'MXFP4'] as const).map((q): [string, () => string] => [`${q} (GGUF)`, () => ensureGgufFile(`weights-${q}-${size / GiB}GiB.gguf`, q, size)]),
   ];
   const only = process.env.MOTHER_BENCH_DTYPES?.split(',');
   for (const [dtype, make] of sources.filter(([d]) => !only || only.includes(d.split(' ')[0]))) {

@@ -1,5 +1,5 @@
 // AVX2 statistics and decoding of the GGUF block types: statistics of every type with values
-// but Q2_K without decoding, and decoding of the same types (for the pairwise passes).
+// but Q2_K without decoding, and decoding of every type (for the pairwise passes).
 //
 // Two ways to the statistics without decoding. Inside a (sub-)block every element is
 // y = a q + b with one affine map, so the block's moments follow from the integer power sums
@@ -1131,13 +1131,12 @@ ISA_FN bool offset_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_
 
 // ---- decoding to float64 --------------------------------------------------------------------
 
-// Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles; a = a_lo for
-// bytes 0..15, a_hi for 16..31.
+// Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles; a, b = a_lo,
+// b_lo for bytes 0..15, a_hi, b_hi for 16..31.
 template <bool kSigned>
-ISA_FN inline void affine32(__m256i x, double a_lo, double a_hi, double b, double* out) {
-  const __m256d vb = _mm256_set1_pd(b);
+ISA_FN inline void affine32(__m256i x, double a_lo, double a_hi, double b_lo, double b_hi, double* out) {
   for (int k = 0; k < 4; ++k) {
-    const __m256d va = _mm256_set1_pd(k < 2 ? a_lo : a_hi);
+    const __m256d va = _mm256_set1_pd(k < 2 ? a_lo : a_hi), vb = _mm256_set1_pd(k < 2 ? b_lo : b_hi);
     const __m128i b8 = k < 2 ? _mm256_castsi256_si128(x) : _mm256_extracti128_si256(x, 1);
     const __m128i part = (k & 1) ? _mm_srli_si128(b8, 8) : b8;
     const __m256i w = kSigned ? _mm256_cvtepi8_epi32(part) : _mm256_cvtepu8_epi32(part);
@@ -1157,7 +1156,7 @@ ISA_FN bool decode_sym(const uint8_t* p, uint64_t blocks, double* out) {
   for (uint64_t i = 0; i < blocks; ++i) {
     const uint8_t* q = p + B * i;
     const double d = T == DType::MXFP4 ? std::ldexp(1.0, static_cast<int>(q[0]) - 128) : f16_fast(q, &bad);
-    affine32<true>(sym_quants<T>(q), d, d, 0.0, out + 32 * i);  // exact
+    affine32<true>(sym_quants<T>(q), d, d, 0.0, 0.0, out + 32 * i);  // exact
   }
   return bad;
 }
@@ -1171,7 +1170,7 @@ ISA_FN bool decode_q_1(const uint8_t* p, uint64_t blocks, double* out) {
     const uint8_t* q = p + B * i;
     const double d = f16_fast(q, &bad), m = f16_fast(q + 2, &bad);
     const __m256i v = kBits == 4 ? nibbles32(q + 4) : _mm256_or_si256(nibbles32(q + 8), fifth_bits(q + 4));
-    affine32<false>(v, d, d, m, out + 32 * i);
+    affine32<false>(v, d, d, m, m, out + 32 * i);
   }
   return bad;
 }
@@ -1194,7 +1193,7 @@ ISA_FN bool decode_q4_k(const uint8_t* p, uint64_t blocks, double* out) {
       if constexpr (kBits == 5)  // bit j of qh[l] to bit 4
         v = _mm256_or_si256(v, _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4), b4));
       const double a = d * sc[j];
-      affine32<false>(v, a, a, -(dmin * mn[j]), out + 256 * i + 32 * j);
+      affine32<false>(v, a, a, -(dmin * mn[j]), -(dmin * mn[j]), out + 256 * i + 32 * j);
     }
   }
   return bad;
@@ -1211,7 +1210,27 @@ ISA_FN bool decode_k16(const uint8_t* p, uint64_t blocks, double* out) {
     int8_t sc[16];
     bad = !k16_load<T>(p + B * i, v, &d, sc) || bad;
     for (int r = 0; r < 8; ++r)  // register r = 4 h + g: elements 32 r .. 32 r + 31, sub-blocks 2 r, 2 r + 1
-      affine32<true>(v[r], d * sc[2 * r], d * sc[2 * r + 1], 0.0, out + 256 * i + 32 * r);  // exact
+      affine32<true>(v[r], d * sc[2 * r], d * sc[2 * r + 1], 0.0, 0.0, out + 256 * i + 32 * r);  // exact
+  }
+  return bad;
+}
+
+// Q2_K: scales[16] (low nibble: scale, high: min), qs[64], f16 d, f16 dmin; element
+// 128 h + 32 g + l is bits 2g..2g+1 of qs[32 h + l], sub-block e / 16: y = (d sc) q - dmin m.
+ISA_FN bool decode_q2_k(const uint8_t* p, uint64_t blocks, double* out) {
+  bool bad = false;
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const uint8_t* q = p + 84 * i;
+    const double d = f16_fast(q + 80, &bad), dmin = f16_fast(q + 82, &bad);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16 + 32 * h));
+      for (int g = 0; g < 4; ++g) {
+        const int j = 8 * h + 2 * g;  // the sub-blocks of bytes 0..15 and 16..31
+        affine32<false>(_mm256_and_si256(_mm256_srli_epi16(qs, 2 * g), m3), d * (q[j] & 0xF), d * (q[j + 1] & 0xF),
+                        -(dmin * (q[j] >> 4)), -(dmin * (q[j + 1] >> 4)), out + 256 * i + 128 * h + 32 * g);
+      }
+    }
   }
   return bad;
 }
@@ -1246,6 +1265,7 @@ bool quant_decode_avx2(DType d, const uint8_t* p, uint64_t blocks, double* out, 
     case DType::Q5_K: *bad = decode_q4_k<5>(p, blocks, out); break;
     case DType::Q6_K: *bad = decode_k16<DType::Q6_K>(p, blocks, out); break;
     case DType::Q3_K: *bad = decode_k16<DType::Q3_K>(p, blocks, out); break;
+    case DType::Q2_K: *bad = decode_q2_k(p, blocks, out); break;
     default: return false;
   }
   if (*bad) {  // a non-finite scale (Inf * 0 is NaN, and so on): check the values themselves
