@@ -11,7 +11,7 @@ import { BackendName, BackendUsed } from './core/backend';
 import { clusterFamiliesOfPairs, relatedFamilies, weakestLink } from './method/clustering';
 import { isSquare, LayerFilter, layerMatcher, pairCount, pairIndex, squareFromPairs, TensorPredicate, UnionFind } from './method/matrix';
 import { defaultKurtosisLayers, DEFAULT_LAMBDA, FamilyDiagnostics, FamilyRecovery, KURTOSIS_MODES, KurtosisMode, recoverFamily, summedKurtosis } from './method/direction';
-import { chooseClock, findMerges, minimumSpanningTree } from './method/clocks';
+import { chooseClock, clockTrees, findMerges, minimumSpanningTree } from './method/clocks';
 import { bootstrapSupport, hashString } from './method/support';
 import { adapterLike, chooseKurtosisLayers, chooseMetric, KurtosisChoice, MetricChoice, PairRankEvidence, pairRankEvidence, rankCapacity } from './method/choices';
 import { ModelFiles, resolveModel, writtenAt } from './io/discovery';
@@ -225,8 +225,8 @@ export interface FamilyReport {
   diagnostics: FamilyDiagnostics;
   /** The distance used in this family, and why (with 'auto': chosen from the ranks of differences). */
   metric: { used: DistanceMetric; chosen: boolean; why: string; rankFraction: number | null };
-  /** The direction clock used (e.g. 'norm+': the squared weight norm rises parent -> child), whether it was chosen ('auto') or given, its agreement with the distance tree, the family's direction confidence (rootMargin: its agreement minus that of the best candidate rooting the family at another model; null when none does or the mode is given), and every candidate's agreement and best root. */
-  clock: { used: string; chosen: boolean; agreement: number | null; rootMargin: number | null; why: string; scores: { clock: string; agreement: number; root: string }[] };
+  /** The direction clock used (e.g. 'norm+': the squared weight norm rises parent -> child), whether it was chosen ('auto') or given, its agreement with the distance tree, the family's direction confidence (rootMargin: its agreement minus that of the best candidate rooting the family at another model; null when none does or the mode is given), and every candidate's agreement and best root; with 'auto' also the cost and root of each candidate's own tree (lib/method/clocks.ts, clockTrees). */
+  clock: { used: string; chosen: boolean; agreement: number | null; rootMargin: number | null; why: string; scores: { clock: string; agreement: number; root: string; treeCost?: number; treeRoot?: string }[] };
   /** Members left out of the tree as copies (duplicates, converted, quantized: leaves under their source) and as merges (two parents). */
   copies: { copies: number; merges: number };
   /** The kurtosis layers used, and why. */
@@ -503,12 +503,8 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
       const ku = hasKurtosis ? sumOver(rs.kurtosis, (l, x) => l.moments![g[x]]!.kurtosis) : g.map(() => 0);
       let fr: FamilyRecovery;
       if (direction === 'auto' || direction === undefined) {
-        const choice = chooseClock(minimumSpanningTree(Dr, c), { norm, kurtosis: hasKurtosis ? ku : null, logstd, spectral }, Sr, vocab?.admissible);
-        if (!choice.chosen) fr = recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
-        else {
-          const v = choice.chosen.clock === 'norm' ? norm! : choice.chosen.clock === 'logstd' ? logstd! : choice.chosen.clock === 'spectral' ? spectral! : ku;
-          fr = recoverFamily({ n: c, data: Dr }, v.map((x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts });
-        }
+        const o = clockTrees(Dr, c, { norm, kurtosis: hasKurtosis ? ku : null, logstd, spectral }, Sr, { lambda, forbidden: vocab?.forbidden, admissible: vocab?.admissible });
+        fr = o.recovery ?? recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
       } else {
         fr = recoverFamily({ n: c, data: Dr }, ku, { mode: direction, lambda });
       }
@@ -863,15 +859,19 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     const vocab = direction === 'auto' ? vocabularyOrder(core.map((x) => vocabRows[fam[x]])) : null;
     const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: core.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
     const specClock = clockLayers.length && clockLayers.every((l) => spectra.has(l)) ? core.map((x) => clockLayers.reduce((t, l) => t + spectra.get(l)![fam[x]], 0)) : null;
-    const choice = chooseClock(mst, { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null, spectral: specClock }, coreS, vocab?.admissible);
+    const clockValues = { norm: clockLayers.length ? normClock : null, kurtosis: kurtosisOf[fam[core[0]]] === null ? null : kuClock, logstd: clockLayers.length ? logstdClock : null, spectral: specClock };
+    const orientation = direction === 'auto' ? clockTrees(sub, c, clockValues, coreS, { lambda, forbidden: vocab?.forbidden, admissible: vocab?.admissible, names: core.map((x) => inputs[fam[x]].id) }) : null;
+    const choice = orientation ? orientation.choice : chooseClock(mst, clockValues, coreS, vocab?.admissible);
     let fr: FamilyRecovery;
     let modeUsed: KurtosisMode | null;
     let clockReport: FamilyReport['clock'];
-    const scores = choice.scores.map((s) => ({ clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id }));
-    if (direction === 'auto' && choice.chosen) {
-      const values = choice.chosen.clock === 'norm' ? normClock : choice.chosen.clock === 'logstd' ? logstdClock : choice.chosen.clock === 'spectral' ? specClock! : kuClock;
-      // the edge costs of the paper with the chosen clock as its trend: against when the clock moves the wrong way
-      fr = recoverFamily({ n: c, data: sub }, values.map((v) => -choice.chosen!.sign * v), { mode: 'finetune', lambda, ...vocabOpts });
+    const scores = choice.scores.map((s, k) => ({
+      clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id,
+      ...(orientation?.trees[k] ? { treeCost: orientation.trees[k].cost, treeRoot: inputs[fam[core[orientation.trees[k].root]]].id } : {}),
+    }));
+    if (direction === 'auto' && choice.chosen && orientation?.recovery) {
+      // the chosen clock's own tree: the edge costs of the paper with the clock as its trend
+      fr = orientation.recovery;
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
       modeUsed = kmode;
       clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, rootMargin: choice.rootMargin, why: choice.why, scores };

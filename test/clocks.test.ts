@@ -4,8 +4,9 @@
 import { spawnSync } from 'node:child_process';
 
 import {
-  CHAIN_RATIO, chooseClock, SHAPE_MARGIN, shapeScore, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
+  CHAIN_RATIO, chooseClock, clockTrees, TREE_COST_MARGIN, SHAPE_MARGIN, shapeScore, clockAgreementAt, CLOCK_ORDER, clockLabel, eccentricities, findMerges, fitMerge, MERGE_RESIDUAL, minimumSpanningTree, reroot, resolveFans,
 } from '../lib/method/clocks';
+import { recoverFamily } from '../lib/method/direction';
 import { Rng } from './helpers/reference';
 
 const { floor, sqrt } = Math;
@@ -250,5 +251,80 @@ describe('fans vs chains', () => {
     expect(c.chosen!.root).toBe(0);
     // norm+ roots it at 1 just as well: the family's root margin is 0
     expect(c.rootMargin).toBe(0);
+  });
+});
+
+describe('the clock by the trees it explains (clockTrees)', () => {
+  // Hops from node r on the undirected tree: a clock that rises away from r along every path.
+  const hops = (parent: number[], r: number) => {
+    const back = reroot(parent, r);
+    return back.map((_, v) => { let d = 0; for (let u = v; back[u] >= 0; u = back[u]) d++; return d; });
+  };
+  test('two clocks agreeing on a root outvote one that is monotone from another root on a near-tied tree', () => {
+    // the truth: a fan 0 -> 1, 2, 3 whose siblings 1 and 2 (one recipe) are a hair nearer each
+    // other than to their parent, so the minimum spanning tree is the chain 2 - 1 - 0 - 3
+    const n = 4;
+    const d = [[0, 1, 1, 1], [1, 0, 0.999, 1.4], [1, 0.999, 0, 1.4], [1, 1.4, 1.4, 0]];
+    const D = Float64Array.from(d.flat());
+    const S = D.map((x) => x * x);
+    const clocks = {
+      norm: [2, 1, 0, 3], // monotone on the spanning tree from 2: 2 -> 1 -> 0 -> 3
+      spectral: [0, 1.1, 1.0, 1.2], // rises parent -> child on the fan, not along 0 -> 1 -> 2
+      logstd: [0, 1.2, 1.1, 1.3],
+      kurtosis: null,
+    };
+    // agreement on the spanning tree alone picks the norm and roots the family at the sibling 2
+    const mst = minimumSpanningTree(D, n);
+    const alone = chooseClock(mst, clocks, S);
+    expect(alone.chosen!.label).toBe('norm+');
+    expect(alone.chosen!.root).toBe(2);
+    // every candidate's own tree: the norm's and the spectral clock's cost the same (2.999)
+    const o = clockTrees(D, n, clocks, S, { lambda: 0.3, names: ['base', 'a', 'b', 'c'] });
+    const cost = (label: string) => o.trees.find((t) => t.label === label)!;
+    expect(cost('norm+').cost).toBeCloseTo(2.999, 12);
+    expect(cost('norm+').root).toBe(2);
+    expect(cost('spectral+').cost).toBeCloseTo(2.999, 12);
+    expect(cost('spectral+').root).toBe(0);
+    expect(o.recovery!.root).toBe(0);
+    expect(['spectral+', 'logstd+']).toContain(o.choice.chosen!.label);
+    expect(o.choice.why).toMatch(/root base has the most clocks \((logstd, spectral|spectral, logstd)\)/);
+    // the tree used is the chosen clock's own arborescence
+    const v = clocks[o.choice.chosen!.clock]!;
+    expect(o.recovery!.parent).toEqual(recoverFamily({ n, data: D }, v.map((x) => -o.choice.chosen!.sign * x), { mode: 'finetune', lambda: 0.3 }).parent);
+  });
+  test('a clock whose tree is dearer by more than the margin is no near-tie: the cheapest tree wins alone', () => {
+    const rng = new Rng(91);
+    for (let t = 0; t < 10; t++) {
+      const parent = [-1, 0, 0, 1, 1, 2, 2, 3];
+      const w = walk(rng, parent, 2000, 1);
+      const depth = hops(parent, 0);
+      // the norm rises along every path from the base; the kurtosis zig-zags along the path
+      // 3 - 1 - 0 - 2 - 5 (0, 1, 0, 1, 0), so no rooting of this tree is monotone in it
+      const norm = depth.map((x, i) => x + 1e-3 * i);
+      const kurtosis = [0, 1, 1, 0, 0.5, 0, 0.5, 0.5];
+      const o = clockTrees(w.D, w.n, { norm, kurtosis, logstd: null, spectral: null }, w.S, { lambda: 0.3 });
+      const best = Math.min(...o.trees.map((x) => x.cost));
+      const near = o.trees.filter((x) => x.cost <= best * (1 + TREE_COST_MARGIN));
+      expect(near.map((x) => x.label)).toEqual(['norm+']);
+      expect(o.choice.chosen!.label).toBe('norm+');
+      expect(o.choice.why).toMatch(/cheapest tree/);
+      expect(o.recovery!.root).toBe(0);
+      expect(o.recovery!.parent).toEqual(parent);
+    }
+  });
+  test('a tie of votes falls back to the agreement rules among the near-ties', () => {
+    // the path 0 - 1 - 2: the norm rises from 0, the kurtosis from 2; both trees are the path
+    const n = 3;
+    const D = Float64Array.from([0, 1, 2, 1, 0, 1, 2, 1, 0]);
+    const o = clockTrees(D, n, { norm: [0, 1, 2], kurtosis: [2, 1, 0] }, undefined, { lambda: 0.3 });
+    expect(o.choice.why).toMatch(/no root has the most clocks/);
+    // equal agreement, equally central ends: the tie order (norm+ before kurtosis+)
+    expect(o.choice.chosen!.label).toBe('norm+');
+    expect(o.recovery!.parent).toEqual([-1, 0, 1]);
+    // only admissible roots (e.g. the smallest vocabulary) are candidates
+    const only2 = clockTrees(D, n, { norm: [0, 1, 2], kurtosis: [2, 1, 0] }, undefined, { lambda: 0.3, admissible: [false, false, true] });
+    expect(only2.recovery!.root).toBe(2);
+    expect(() => clockTrees(D, 2, { norm: [0, 1] }, undefined, { lambda: 0.3 })).toThrow(/9 entries for 2 models/);
+    expect(clockTrees(D, n, {}, undefined, { lambda: 0.3 }).recovery).toBeNull();
   });
 });

@@ -397,6 +397,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
     for (const f of g.familyReports) {
       w(`family of ${plural(f.members.length, 'model')}: root ${f.root}, clock ${f.clock.used}${f.clock.chosen ? '' : ' (given)'}, cost ${num(f.cost)}${f.copies.copies || f.copies.merges ? `, ${f.copies.copies} copies and ${f.copies.merges} merges as leaves` : ''}`);
       w(`  clock: ${f.clock.why}; agreement per clock (best root): ${f.clock.scores.map((s) => `${s.clock} ${(100 * s.agreement).toFixed(0)} % (${s.root})`).join(', ')}`);
+      if (f.clock.scores.some((s) => s.treeCost !== undefined)) w(`  each clock's own tree (cost, root): ${f.clock.scores.map((s) => `${s.clock} ${s.treeCost!.toPrecision(6)} (${s.treeRoot})`).join(', ')}`);
       w(`  metric ${f.metric.used}: ${f.metric.why}`);
       if (f.rows) w(`  tree on identical ${f.rows.tensor} rows plus the distance: ${f.rows.minDiffering} to ${f.rows.maxDiffering} rows differ between two members (README, Direction 5)`);
       if (f.vocabulary) w(`  vocabulary: ${f.vocabulary.tensor} has ${f.vocabulary.minRows} to ${f.vocabulary.maxRows} rows; the root is one of the smallest, no edge goes from more rows to fewer (README, Direction 6)`);

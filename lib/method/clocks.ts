@@ -18,7 +18,10 @@
 //                 norm rises on 14 of 31 and kurtosis is task-dependent; but on 32 of 66 ViT
 //                 fine-tunes only, and falls on 9 of 12 merged-LoRA edges: a candidate, not a law.
 // each with both signs ('+': rises parent -> child). A real clock is monotone along every
-// root-to-leaf path of the tree; a wrong one is not. Per family, on the undirected tree the
+// root-to-leaf path of the tree; a wrong one is not. The pipeline's choice is clockTrees: each
+// candidate's own tree (the arborescence with it as the trend) first, the near-ties' roots by
+// votes of distinct clocks, and chooseClock's rules below among near-ties no vote decides.
+// chooseClock: per family, on the undirected tree the
 // distances alone determine (the minimum spanning tree), every candidate gets the root that
 // makes it agree best and its agreement: the fraction of ancestor-descendant pairs of that
 // rooted tree along which it moves its way (equal values count one half). The candidate with
@@ -29,6 +32,7 @@
 // hub), then CLOCK_ORDER (the prior: the norm grows on most fine-tunes, then the paper's
 // kurtosis modes, the spectral entropy last).
 import { MotherError } from '../core/errors';
+import { FamilyRecovery, recoverFamily } from './direction';
 
 export const CLOCK_NAMES = ['norm', 'kurtosis', 'logstd', 'spectral'] as const;
 export type ClockName = (typeof CLOCK_NAMES)[number];
@@ -199,19 +203,20 @@ export function shapeScore(parent: readonly number[], S: ArrayLike<number>, r: n
 }
 
 /**
- * Scores every clock candidate on the undirected tree `parent` (any rooting) and picks the one
- * with the highest agreement. Ties: with the squared distances S, the roots whose shapeScore is
+ * Scores every clock candidate (or those in `only`) on the undirected tree `parent` (any
+ * rooting) and picks the one with the highest agreement. Ties: with the squared distances S, the roots whose shapeScore is
  * within SHAPE_MARGIN of the best; among those the most central root; then CLOCK_ORDER. A
  * clock whose values are null, or not finite for some model, is left out. With `admissible`
  * (a flag per model, some set: e.g. the members of the smallest vocabulary), only those
  * models are candidate roots.
  */
-export function chooseClock(parent: readonly number[], clocks: Partial<Record<ClockName, ArrayLike<number> | null>>, S?: ArrayLike<number>, admissible?: readonly boolean[]): ClockChoice {
+export function chooseClock(parent: readonly number[], clocks: Partial<Record<ClockName, ArrayLike<number> | null>>, S?: ArrayLike<number>, admissible?: readonly boolean[], only?: readonly ClockCandidate[]): ClockChoice {
   const n = parent.length;
   if (admissible !== undefined && admissible.length !== n) throw new MotherError('ERR_INVALID_ARGUMENT', `admissible has ${admissible.length} flags for ${n} models`);
   const allowed = (r: number) => !admissible || !admissible.some((a) => a) || admissible[r];
   const scores: ClockScore[] = [];
   for (const c of CLOCK_ORDER) {
+    if (only && !only.some((o) => o.clock === c.clock && o.sign === c.sign)) continue;
     const values = clocks[c.clock];
     if (!values) continue;
     if (values.length !== n) throw new MotherError('ERR_INVALID_ARGUMENT', `clock ${c.clock} has ${values.length} values for ${n} models`);
@@ -250,6 +255,111 @@ export function chooseClock(parent: readonly number[], clocks: Partial<Record<Cl
     : `${chosen.label} agrees best with the distance tree (${(100 * chosen.agreement).toFixed(1)} % of ancestor-descendant pairs)` +
       (tied.length > 1 ? `; tied with ${tied.filter((s) => s !== chosen).map((s) => s.label).join(', ')}: ${S && plausible.length < tied.length ? `the shape of the tree (fans and chains: root ${chosen.root} scores ${bestShape.toFixed(2)}), then ` : ''}the most central root, then the tie order` : '');
   return { chosen, rootMargin, scores, why };
+}
+
+// ---- the clock by the trees it explains ------------------------------------------------------
+
+/**
+ * Candidates whose own tree costs at most this fraction more than the cheapest one explain the
+ * distances equally well (see clockTrees). Measured on the Llama splits of seeds 4 and 7 (the
+ * same 62 edges right from 0.001 to 0.005; 0.01 loses 2, 0.02 loses 6).
+ */
+export const TREE_COST_MARGIN = 0.002;
+
+/** One candidate's own tree: the arborescence of the distances with that clock as the trend. */
+export interface ClockTree {
+  label: string;
+  /** The tree's cost: distances plus the penalties of the edges against the clock. */
+  cost: number;
+  /** The tree's root. */
+  root: number;
+}
+
+export interface FamilyOrientation {
+  /** The clock used (chosen null: no clock has values, and recovery is null). */
+  choice: ClockChoice;
+  /** The chosen candidate's tree. */
+  recovery: FamilyRecovery | null;
+  /** Every candidate's own tree, in the order of choice.scores. */
+  trees: ClockTree[];
+}
+
+export interface OrientOptions {
+  /** Weight of the penalty of an edge against the clock, relative to the mean distance. */
+  lambda: number;
+  /** Row-major n x n: nonzero where the edge i -> j is not allowed (lib/method/vocabulary.ts). */
+  forbidden?: ArrayLike<number>;
+  /** A flag per model, some set: only those models may be the root. */
+  admissible?: readonly boolean[];
+  /** The models' names, for `why` (default: their indices). */
+  names?: readonly string[];
+}
+
+/**
+ * The direction stage of one family with no mode set by hand: which clock, and the tree it gives.
+ * D: the distances the tree is built on (row-major n x n, symmetric); S: the squared distances
+ * (shapeScore's). Every candidate clock (chooseClock's, both signs) gets its own tree: the
+ * minimum arborescence of D with that clock as the trend (an edge against it costs lambda x the
+ * mean distance more, recoverFamily). A clock that really moves one way along the family's
+ * history explains the distances with no detour; a wrong one needs edges against it or longer
+ * edges. Then:
+ *   1. the candidates whose tree costs at most TREE_COST_MARGIN more than the cheapest are the
+ *      near-ties (any clock that is monotone on some rooting of one and the same tree costs the
+ *      same as every other such clock);
+ *   2. among the near-ties, each root gets one vote per distinct clock (norm, kurtosis, logstd,
+ *      spectral) whose tree is rooted there: a root that several clocks agree on wins;
+ *   3. when no root has the most votes alone: chooseClock among the near-ties (agreement on the
+ *      minimum spanning tree, then the shape of the tree, the most central root, CLOCK_ORDER).
+ * The candidate used is the cheapest near-tie at the winning root (ties: CLOCK_ORDER).
+ * Measured (RESULTS.md, Direction): a single clock that is monotone from a wrong root (the norm
+ * in Llama families fine-tuned with weight decay, rooted at a code fine-tune) used to win on
+ * agreement alone; two clocks agreeing on the base now outvote it.
+ */
+export function clockTrees(D: ArrayLike<number>, n: number, clocks: Partial<Record<ClockName, ArrayLike<number> | null>>, S: ArrayLike<number> | undefined, opts: OrientOptions): FamilyOrientation {
+  if (D.length !== n * n) throw new MotherError('ERR_INVALID_ARGUMENT', `distances hold ${D.length} entries for ${n} models`);
+  const mst = minimumSpanningTree(D, n);
+  const all = chooseClock(mst, clocks, S, opts.admissible);
+  if (!all.chosen) return { choice: all, recovery: null, trees: [] };
+  const candidateRoots = opts.admissible && opts.admissible.some((a) => a) ? opts.admissible.map((a, i) => (a ? i : -1)).filter((i) => i >= 0) : undefined;
+  const recOpts = { mode: 'finetune' as const, lambda: opts.lambda, ...(opts.forbidden ? { forbidden: opts.forbidden } : {}), ...(candidateRoots ? { candidateRoots } : {}) };
+  const data = D instanceof Float64Array ? D : Float64Array.from(D);
+  const recs = all.scores.map((s) => {
+    const v = clocks[s.clock]!;
+    const trend = new Float64Array(n);
+    for (let i = 0; i < n; i++) trend[i] = -s.sign * v[i];
+    return recoverFamily({ n, data }, trend, recOpts);
+  });
+  const trees: ClockTree[] = all.scores.map((s, k) => ({ label: s.label, cost: recs[k].cost, root: recs[k].root }));
+  const min = Math.min(...trees.map((t) => t.cost));
+  const near = all.scores.map((_, k) => k).filter((k) => trees[k].cost <= min + TREE_COST_MARGIN * Math.abs(min));
+  const votes = new Map<number, Set<ClockName>>();
+  for (const k of near) {
+    const set = votes.get(trees[k].root) ?? new Set<ClockName>();
+    set.add(all.scores[k].clock);
+    votes.set(trees[k].root, set);
+  }
+  const most = Math.max(...[...votes.values()].map((v) => v.size));
+  const top = [...votes.keys()].filter((r) => votes.get(r)!.size === most);
+  let pick: number;
+  let why: string;
+  const name = (r: number) => (opts.names ? opts.names[r] : String(r));
+  const nearLabels = near.map((k) => `${all.scores[k].label} (root ${name(trees[k].root)})`).join(', ');
+  if (top.length === 1) {
+    const at = near.filter((k) => trees[k].root === top[0]);
+    pick = at.reduce((b, k) => (trees[k].cost < trees[b].cost ? k : b), at[0]);
+    why = near.length === 1
+      ? `${all.scores[pick].label} gives the cheapest tree (cost ${trees[pick].cost.toPrecision(6)}; the next ${(100 * (Math.min(...trees.filter((_, k) => k !== pick).map((t) => t.cost), Infinity) / trees[pick].cost - 1)).toFixed(2)} % dearer)`
+      : `the trees of ${nearLabels} cost within ${(100 * TREE_COST_MARGIN).toFixed(1)} % of the cheapest; root ${name(top[0])} has the most clocks (${[...votes.get(top[0])!].join(', ')}): ${all.scores[pick].label}`;
+  } else {
+    const sub = chooseClock(mst, clocks, S, opts.admissible, near.map((k) => all.scores[k]));
+    pick = all.scores.findIndex((s) => s.label === sub.chosen!.label);
+    why = `the trees of ${nearLabels} cost within ${(100 * TREE_COST_MARGIN).toFixed(1)} % of the cheapest and no root has the most clocks; among them: ${sub.why}`;
+  }
+  const chosen = all.scores[pick];
+  let rival: ClockScore | null = null;
+  for (const s of all.scores) if (s.root !== chosen.root && (rival === null || s.agreement > rival.agreement)) rival = s;
+  const choice: ClockChoice = { chosen, rootMargin: rival ? chosen.agreement - rival.agreement : null, scores: all.scores, why };
+  return { choice, recovery: recs[pick], trees };
 }
 
 // ---- merges --------------------------------------------------------------------------------
