@@ -22,7 +22,7 @@ import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
 import { differenceMoments } from './io/diff_moments';
 import { chooseByAlignment, FamilyAlignment, inputAlignment } from './method/adapter_base';
-import { DIFF_MARGIN, DIFF_MARGIN_OTHER, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from './method/difference_shape';
+import { DIFF_MARGIN, DIFF_MARGIN_OTHER, DIFF_WINDOW, differenceKurtosis, differenceKurtosisError, reparentByShape, ShapeMove, siblingPenalty } from './method/difference_shape';
 import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, adapterProductsAndNorms, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
 import { check, checkOptions, commonOptions, invalid, shown } from './core/validate';
@@ -246,8 +246,10 @@ export interface FamilyReport {
   /** The shape of the differences (lib/method/difference_shape.ts; direction 'auto', three or more
    *  members): the tensors and rows sampled, the rule's window and margin, and the pairs read as
    *  two runs apart (a third member one run from both), whose edge costs `window` times its
-   *  distance in the tree. null when not measured; absent from reports of adapters without a base. */
-  differences?: { tensors: number; sampledRows: number; window: number; margin: number; penalised: [string, string][] } | null;
+   *  distance in the tree; `moved`: [child, from, to] for each child the directed tree's shape
+   *  rule moved to the member one run from it (language models: reparentByShape). null when not
+   *  measured; absent from reports of adapters without a base. */
+  differences?: { tensors: number; sampledRows: number; window: number; margin: number; penalised: [string, string][]; moved?: [string, string, string][] } | null;
 }
 
 /** The relatedness test of one comparability group. */
@@ -443,7 +445,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>, penalty: Float64Array | null): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>, penalty: Float64Array | null, shape: { rms: Float64Array; K: Float64Array; error?: Float64Array } | null): Float64Array {
   const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: g.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
@@ -505,6 +507,8 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
       if (direction === 'auto' || direction === undefined) {
         const o = clockTrees(Dr, c, { norm, kurtosis: hasKurtosis ? ku : null, logstd, spectral }, Sr, { lambda, forbidden: vocab?.forbidden, admissible: vocab?.admissible });
         fr = o.recovery ?? recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
+        // the shape of the differences is not resampled (like the rows): the moves on this replicate's tree
+        if (shape && o.recovery) return reparentByShape(fr.parent, shape.rms, shape.K, c, { forbidden: vocab?.forbidden, error: shape.error, rows: rows ?? undefined }).parent;
       } else {
         fr = recoverFamily({ n: c, data: Dr }, ku, { mode: direction, lambda });
       }
@@ -750,7 +754,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
   // the RMS distance of every pair (the windows of the difference-shape rule), once
   let rmsCache: Float64Array | null = null;
   const rmsPairs = (): Float64Array => (rmsCache ??= agg.meanRms ?? aggregatePairs(distLayers, n, ['rms']).meanRms!);
-  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null, kd: Float64Array | null, kdMargin: number) => {
+  const orientFamily = (fam: number[], ku: number[], D: Float64Array, resample: FamilyResample | null, rowTables: (RowHashTable | null)[] | null, kd: Float64Array | null, kdErr: Float64Array | null, kdMargin: number) => {
     const m = fam.length;
     const inFamily = new Set(fam);
     const S = new Float64Array(m * m);
@@ -819,15 +823,13 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     // siblings' edges inside a parent's window cost more (lib/method/difference_shape.ts): the
     // windows in RMS distance, whatever the family's metric; low-rank (adapter-like) pairs left out
     const rmsOf = rmsPairs();
-    const penalty = kd
-      ? siblingPenalty(
-          squareFromPairs(c, 0, (x, y) => rmsOf[pairIndex(n, fam[core[x]], fam[core[y]])]),
-          squareFromPairs(c, NaN, (x, y) => (adapterLike(rankEvidence(fam[core[x]], fam[core[y]])) ? NaN : kd[core[x] * m + core[y]])),
-          c,
-          DIFF_WINDOW,
-          kdMargin,
-        )
-      : null;
+    const rmsCore = squareFromPairs(c, 0, (x, y) => rmsOf[pairIndex(n, fam[core[x]], fam[core[y]])]);
+    const kCore = kd ? squareFromPairs(c, NaN, (x, y) => (adapterLike(rankEvidence(fam[core[x]], fam[core[y]])) ? NaN : kd[core[x] * m + core[y]])) : null;
+    const penalty = kCore ? siblingPenalty(rmsCore, kCore, c, DIFF_WINDOW, kdMargin) : null;
+    // parents by the shape of the difference on the directed tree: language models only (ViTs' K
+    // scatter too much between one-run pairs; lib/method/difference_shape.ts)
+    const reparentK = kCore && kdMargin === DIFF_MARGIN && c >= 3 ? kCore : null;
+    const errCore = kdErr ? squareFromPairs(c, NaN, (x, y) => kdErr[core[x] * m + core[y]]) : undefined;
     const penalised: [string, string][] = [];
     if (penalty) for (let x = 0; x < c; x++) for (let y = x + 1; y < c; y++) if (penalty[x * c + y] !== 1) penalised.push([inputs[fam[core[x]]].id, inputs[fam[core[y]]].id]);
     const distP = penalty ? dist0.map((d, q) => d * penalty[q]) : dist0;
@@ -869,9 +871,18 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       clock: s.label, agreement: s.agreement, root: inputs[fam[core[s.root]]].id,
       ...(orientation?.trees[k] ? { treeCost: orientation.trees[k].cost, treeRoot: inputs[fam[core[orientation.trees[k].root]]].id } : {}),
     }));
+    let shapeMoves: ShapeMove[] = [];
     if (direction === 'auto' && choice.chosen && orientation?.recovery) {
       // the chosen clock's own tree: the edge costs of the paper with the clock as its trend
       fr = orientation.recovery;
+      if (reparentK) {
+        const moved = reparentByShape(fr.parent, rmsCore, reparentK, c, { forbidden: vocab?.forbidden, error: errCore, rows: rowsEv ?? undefined });
+        if (moved.moved.length) {
+          const v = clockValues[choice.chosen.clock]!;
+          fr = recoverFamily({ n: c, data: sub }, Array.from(v, (x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts, tree: moved.parent });
+          shapeMoves = moved.moved;
+        }
+      }
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
       modeUsed = kmode;
       clockReport = { used: choice.chosen.label, chosen: true, agreement: choice.chosen.agreement, rootMargin: choice.rootMargin, why: choice.why, scores };
@@ -885,7 +896,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra, penalty) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra, penalty, reparentK ? { rms: rmsCore, K: reparentK, error: errCore } : null) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
@@ -907,7 +918,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       out.push({ parent: id(copyOf[a]), child: id(a), distance: dist(copyOf[a], a), confidence: null, uncertain: false, relation: copyRelation[a]!, relativeDifference: rel[copyOf[a] * m + a] });
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
-    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab, penalised };
+    const shapeMoved: [string, string, string][] = shapeMoves.map((mv) => [id(core[mv.child]), id(core[mv.from]), id(core[mv.to])]);
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab, penalised, shapeMoved };
   };
 
   // the token embedding's row hashes of the members of families of three or more that all have
@@ -1029,6 +1041,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     // the shape of the differences (direction 'auto', families of three or more; the margin wider
     // where a member has no token embedding: lib/method/difference_shape.ts says why)
     let kd: Float64Array | null = null;
+    let kdErr: Float64Array | null = null;
     let kdTensors = 0, kdRows = 0;
     const kdMargin = fam.every((i) => rowTensor[i] !== null) ? DIFF_MARGIN : DIFF_MARGIN_OTHER;
     if (direction === 'auto' && metricUsed !== 'maxdiff' && m >= 3) {
@@ -1041,9 +1054,11 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
         kdRows = raw.reduce((t, x) => t + (x ? x.sampled : 0), 0);
         options.onProgress?.({ stage: 'differences', bytesDone: readBytes, bytesTotal: readBytes, differencesDone: ++diffDone, differencesTotal: diffTotal });
         kd = squareFromPairs(m, NaN, (a, b) => K[pairIndex(m, a, b)]);
+        const Ke = differenceKurtosisError(raw, m);
+        kdErr = squareFromPairs(m, NaN, (a, b) => Ke[pairIndex(m, a, b)]);
       }
     }
-    const dir = orientFamily(fam, ku, D, resample, familyRows(fam), kd, kdMargin);
+    const dir = orientFamily(fam, ku, D, resample, familyRows(fam), kd, kdErr, kdMargin);
     roots.push(inputs[dir.root].id);
     edges.push(...dir.edges);
     // evidence: the weakest link on the strongest spanning tree of related pairs, and the nearest outsider
@@ -1069,7 +1084,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
       rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
       vocabulary: dir.vocab ? { tensor: rowTensor[fam[0]]!, minRows: dir.vocab.min, maxRows: dir.vocab.max } : null,
-      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: kdMargin, penalised: dir.penalised } : null,
+      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: kdMargin, penalised: dir.penalised, moved: dir.shapeMoved } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));

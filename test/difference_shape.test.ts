@@ -5,7 +5,8 @@ import * as path from 'node:path';
 
 import { native } from '../lib/core/binding';
 import { differenceMoments } from '../lib/io/diff_moments';
-import { DIFF_GAUSSIAN, DIFF_MARGIN, DIFF_WINDOW, differenceKurtosis, siblingPenalty } from '../lib/method/difference_shape';
+import { DIFF_GAUSSIAN, DIFF_MARGIN, DIFF_WINDOW, differenceKurtosis, differenceKurtosisError, ERROR_Z, REPARENT_MARGIN, reparentByShape, siblingPenalty } from '../lib/method/difference_shape';
+import { recoverFamily } from '../lib/method/direction';
 import { pairIndex } from '../lib/method/matrix';
 import { Rng } from './helpers/reference';
 import { decode, encode, FloatDtype, writeSafetensors } from './helpers/safetensors';
@@ -157,5 +158,123 @@ describe('the rule: the difference kurtosis breaks a parent-sibling tie inside t
     expect(siblingPenalty(D, K2, 4)[1 * 4 + 2]).toBe(1);
     const K3 = K.map((k, q) => (q === 1 * 4 + 2 || q === 2 * 4 + 1 ? NaN : k));
     expect(siblingPenalty(D, K3, 4)[1 * 4 + 2]).toBe(1);
+  });
+});
+
+describe('parents by the shape of the difference on the directed tree (reparentByShape)', () => {
+  /** Symmetric c x c from a function of the pair. */
+  const sym = (c: number, f: (a: number, b: number) => number) => {
+    const M = new Float64Array(c * c);
+    for (let a = 0; a < c; a++) for (let b = 0; b < c; b++) M[a * c + b] = a === b ? 0 : f(Math.min(a, b), Math.max(a, b));
+    return M;
+  };
+  // the fan 0 -> 1, 2, 3 (3 on the same data as 2), hung by the distances as 2 -> 3
+  const c = 4;
+  const rms = sym(c, (a, b) => ({ '0,1': 1.0, '0,2': 1.0, '0,3': 1.25, '1,2': 1.4, '1,3': 1.6, '2,3': 0.95 } as Record<string, number>)[`${a},${b}`]);
+  const K = sym(c, (a, b) => (a === 0 ? -0.05 : 0.3));
+  test('a sibling hung under a sibling moves to the member one run from it; the tree is a tree', () => {
+    const r = reparentByShape([-1, 0, 0, 2], rms, K, c);
+    expect(r.parent).toEqual([-1, 0, 0, 0]);
+    expect(r.moved).toEqual([{ child: 3, from: 2, to: 0, kFrom: 0.3, kTo: -0.05 }]);
+    // the right tree stays
+    expect(reparentByShape([-1, 0, 0, 0], rms, K, c).moved).toEqual([]);
+  });
+  test('no move: a gap within the margin, the parent outside the window, a K above the Gaussian gate, a forbidden edge', () => {
+    const close = sym(c, (a, b) => (a === 0 ? 0.3 - REPARENT_MARGIN + 1e-9 : 0.3));
+    expect(reparentByShape([-1, 0, 0, 2], rms, close, c).moved).toEqual([]);
+    const far = rms.slice();
+    far[0 * c + 3] = far[3 * c + 0] = 0.95 * DIFF_WINDOW + 1e-9; // just outside 1.4 x the nearest (0.95)
+    expect(reparentByShape([-1, 0, 0, 2], far, K, c).moved).toEqual([]);
+    const heavy = sym(c, (a, b) => (a === 0 ? DIFF_GAUSSIAN + 0.01 : 1.0)); // SGD-like: every pair heavy-tailed
+    expect(reparentByShape([-1, 0, 0, 2], rms, heavy, c).moved).toEqual([]);
+    const forbidden = new Uint8Array(c * c);
+    forbidden[0 * c + 3] = 1;
+    expect(reparentByShape([-1, 0, 0, 2], rms, K, c, { forbidden }).moved).toEqual([]);
+    // a non-finite K (an adapter-like pair) never wins, but a parent whose K is undefined is left
+    const nanK = K.slice();
+    nanK[0 * c + 3] = nanK[3 * c + 0] = NaN;
+    expect(reparentByShape([-1, 0, 0, 2], rms, nanK, c).moved).toEqual([]);
+    const nanParent = K.slice();
+    nanParent[2 * c + 3] = nanParent[3 * c + 2] = NaN;
+    expect(reparentByShape([-1, 0, 0, 2], rms, nanParent, c).parent).toEqual([-1, 0, 0, 0]);
+    // the gap of 0.35 against its standard error: moves at 0.1, not at 0.35 / ERROR_Z
+    const err = (e: number) => sym(c, () => e / Math.SQRT2);
+    expect(reparentByShape([-1, 0, 0, 2], rms, K, c, { error: err(0.1) }).moved).toHaveLength(1);
+    expect(reparentByShape([-1, 0, 0, 2], rms, K, c, { error: err(0.35 / ERROR_Z + 1e-6) }).moved).toEqual([]);
+    // the identical rows outrank K: the base differs from 3 in 5 more rows than 2 does (tolerance 1)
+    const differing = sym(c, (a, b) => (a === 0 && b === 3 ? 20 : 15));
+    expect(reparentByShape([-1, 0, 0, 2], rms, K, c, { rows: { differing, tolerance: 1 } }).moved).toEqual([]);
+    expect(reparentByShape([-1, 0, 0, 2], rms, K, c, { rows: { differing, tolerance: 5 } }).moved).toHaveLength(1);
+  });
+  test('differenceKurtosisError: the spread of the median K of T Gaussian tensors of n elements, against simulation', () => {
+    const rng = new Rng(8);
+    for (const [n, T] of [[256, 1], [1024, 4], [4096, 9]]) {
+      const ks: number[] = [];
+      for (let rep = 0; rep < 300; rep++) {
+        const per: number[] = [];
+        for (let t = 0; t < T; t++) {
+          let s2 = 0, s4 = 0, s1 = 0;
+          const x = Array.from({ length: n }, () => rng.normal());
+          for (const v of x) s1 += v;
+          const mu = s1 / n;
+          for (const v of x) { const d = v - mu; s2 += d * d; s4 += d ** 4; }
+          per.push((n * s4) / (s2 * s2) - 3);
+        }
+        per.sort((a, b) => a - b);
+        ks.push(T % 2 ? per[T >> 1] : (per[T / 2 - 1] + per[T / 2]) / 2);
+      }
+      const mean = ks.reduce((a, v) => a + v, 0) / ks.length;
+      const sd = Math.sqrt(ks.reduce((a, v) => a + (v - mean) ** 2, 0) / (ks.length - 1));
+      const tensors = Array.from({ length: T }, () => ({ count: [n], m2: [1], m4: [3 / n], nonFinite: [0] }));
+      const se = differenceKurtosisError(tensors, 2)[0];
+      expect(se / sd).toBeGreaterThan(0.75);
+      expect(se / sd).toBeLessThan(1.35);
+    }
+    // no usable tensor: NaN
+    expect(differenceKurtosisError([{ count: [3], m2: [1], m4: [1], nonFinite: [0] }], 2)[0]).toBeNaN();
+  });
+  test('a descendant is never taken: on random trees, K and distances the result is a tree with the same root, every move by the rule', () => {
+    const rng = new Rng(57);
+    let moves = 0;
+    for (let t = 0; t < 300; t++) {
+      const n = 3 + Math.floor(rng.next() * 8);
+      const parent = [-1];
+      for (let v = 1; v < n; v++) parent.push(Math.floor(rng.next() * v));
+      // shuffle the labels so that parents are not always smaller indices
+      const perm = Array.from({ length: n }, (_, i) => i).sort(() => rng.next() - 0.5);
+      const p = new Array<number>(n);
+      parent.forEach((q, v) => { p[perm[v]] = q < 0 ? -1 : perm[q]; });
+      const R = sym(n, () => 1 + rng.next());
+      const KK = sym(n, () => rng.next() * 0.6 - 0.3);
+      const r = reparentByShape(p, R, KK, n);
+      moves += r.moved.length;
+      expect(r.parent.indexOf(-1)).toBe(p.indexOf(-1));
+      expect(r.parent.filter((x) => x === -1)).toHaveLength(1);
+      for (let v = 0; v < n; v++) {
+        let steps = 0;
+        for (let u = r.parent[v]; u >= 0; u = r.parent[u]) expect(++steps).toBeLessThanOrEqual(n);
+      }
+      for (const mv of r.moved) {
+        expect(mv.kFrom - mv.kTo).toBeGreaterThan(REPARENT_MARGIN);
+        expect(mv.kTo).toBeLessThanOrEqual(DIFF_GAUSSIAN);
+      }
+      // the result is a valid tree for recoverFamily's fixed-tree scoring
+      const D = R;
+      const fr = recoverFamily({ n, data: D }, new Array(n).fill(0), { mode: 'finetune', tree: r.parent });
+      expect(fr.parent).toEqual(r.parent);
+      let cost = 0;
+      r.parent.forEach((q, v) => { if (q >= 0) cost += D[q * n + v]; });
+      expect(fr.cost).toBeCloseTo(cost, 12);
+    }
+    expect(moves).toBeGreaterThan(100); // the rule fires often on random evidence
+  });
+  test("recoverFamily's fixed tree: validated (one root, no cycle, no forbidden edge)", () => {
+    const D = sym(3, () => 1);
+    expect(() => recoverFamily({ n: 3, data: D }, [0, 0, 0], { tree: [-1, 2, 1] })).toThrow(/cycle/);
+    expect(() => recoverFamily({ n: 3, data: D }, [0, 0, 0], { tree: [-1, -1, 0] })).toThrow(/exactly one root/);
+    expect(() => recoverFamily({ n: 3, data: D }, [0, 0, 0], { tree: [-1, 0] })).toThrow(/exactly one root/);
+    const forbidden = new Uint8Array(9);
+    forbidden[0 * 3 + 1] = 1;
+    expect(() => recoverFamily({ n: 3, data: D }, [0, 0, 0], { tree: [-1, 0, 0], forbidden })).toThrow(/forbidden/);
   });
 });

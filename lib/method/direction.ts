@@ -180,6 +180,12 @@ export interface RecoverFamilyOptions {
   forbidden?: ArrayLike<number>;
   /** The models that may be the root (default: any); ignored with a fixed root. */
   candidateRoots?: readonly number[];
+  /**
+   * A given tree (parent of each model, -1 for its one root) scored under the mode's edge costs
+   * instead of the arborescence (e.g. after lib/method/difference_shape.ts moved some parents);
+   * its edges must not be forbidden. With 'auto', the mode whose costs make it cheaper.
+   */
+  tree?: readonly number[];
 }
 
 export interface FamilyRecovery {
@@ -236,9 +242,28 @@ export function recoverFamily(
   const modes: KurtosisMode[] = mode === 'auto' ? ['finetune', 'pretrain'] : [mode];
   const costs: Partial<Record<KurtosisMode, number>> = {};
   let best: { mode: KurtosisMode; M: Float64Array; parent: number[]; root: number; cost: number } | null = null;
+  const given = opts.tree;
+  if (given !== undefined) {
+    const roots = given.filter((p) => p === -1).length;
+    if (given.length !== n || roots !== 1 || given.some((p, v) => !Number.isInteger(p) || p < -1 || p >= n || p === v)) {
+      throw new MotherError('ERR_INVALID_ARGUMENT', `tree must give each of the ${n} models a parent index or -1 (exactly one root)`);
+    }
+    for (let v = 0; v < n; v++) {
+      let steps = 0;
+      for (let u = given[v]; u >= 0; u = given[u]) if (++steps > n) throw new MotherError('ERR_INVALID_ARGUMENT', 'tree has a cycle');
+    }
+  }
   for (const m of modes) {
     const M = forbid(costsFlat(flat, ku, m, lambda));
-    const tree = minimumArborescenceMatrix({ n, data: M }, arbOpts);
+    let tree: { parent: number[]; root: number; cost: number };
+    if (given !== undefined) {
+      let t = 0;
+      for (let v = 0; v < n; v++) if (given[v] >= 0) t += M[given[v] * n + v];
+      if (t === Infinity) throw new MotherError('ERR_INVALID_ARGUMENT', 'tree uses a forbidden edge');
+      tree = { parent: given.slice(), root: given.indexOf(-1), cost: t };
+    } else {
+      tree = minimumArborescenceMatrix({ n, data: M }, arbOpts);
+    }
     costs[m] = tree.cost;
     if (best === null || tree.cost < best.cost) {
       best = { mode: m, M, parent: tree.parent, root: tree.root, cost: tree.cost };
