@@ -22,6 +22,7 @@ import { rowHashes } from './io/row_hashes';
 import { spectralEntropies } from './io/spectra';
 import { differenceMoments } from './io/diff_moments';
 import { chooseByAlignment, FamilyAlignment, inputAlignment } from './method/adapter_base';
+import { FanMove, resolveFans } from './method/fans';
 import { DIFF_MARGIN, DIFF_MARGIN_OTHER, DIFF_WINDOW, differenceKurtosis, differenceKurtosisError, reparentByShape, ShapeMove, siblingPenalty } from './method/difference_shape';
 import { AdapterPlan, adapterDifferences, adapterFactors, adapterProducts, adapterProductsAndNorms, ModuleDifference, ModuleFactors, moduleInnerProduct, planAdapter } from './io/adapter';
 import { MotherError } from './core/errors';
@@ -247,9 +248,10 @@ export interface FamilyReport {
    *  members): the tensors and rows sampled, the rule's window and margin, and the pairs read as
    *  two runs apart (a third member one run from both), whose edge costs `window` times its
    *  distance in the tree; `moved`: [child, from, to] for each child the directed tree's shape
-   *  rule moved to the member one run from it (language models: reparentByShape). null when not
-   *  measured; absent from reports of adapters without a base. */
-  differences?: { tensors: number; sampledRows: number; window: number; margin: number; penalised: [string, string][]; moved?: [string, string, string][] } | null;
+   *  rule moved to the member one run from it (language models: reparentByShape); `fans`: [child,
+   *  from, to] for each child moved from a sibling up to the parent they share (every family:
+   *  lib/method/fans.ts). null when not measured; absent from reports of adapters without a base. */
+  differences?: { tensors: number; sampledRows: number; window: number; margin: number; penalised: [string, string][]; moved?: [string, string, string][]; fans?: [string, string, string][] } | null;
 }
 
 /** The relatedness test of one comparability group. */
@@ -445,7 +447,7 @@ interface FamilyResample {
  * arborescence) recomputed on BOOTSTRAP_REPLICATES resamplings of the layers with replacement.
  * Copies and merges are not resampled (they are decided by near-zero differences and fits).
  */
-function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>, penalty: Float64Array | null, shape: { rms: Float64Array; K: Float64Array; error?: Float64Array } | null): Float64Array {
+function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[], direction: RecoverOptions['direction'], lambda: number, rows: DifferingRows | null, vocab: VocabularyOrder | null, spectra: Map<PairLayer, Float64Array>, penalty: Float64Array | null, shape: { rms: Float64Array; K: Float64Array; error?: Float64Array; reparent: boolean } | null): Float64Array {
   const vocabOpts = vocab ? { forbidden: vocab.forbidden, candidateRoots: g.map((_, x) => x).filter((x) => vocab.admissible[x]) } : {};
   const c = g.length;
   const universe = [...new Set([...rs.distance, ...rs.square, ...rs.kurtosis])];
@@ -508,7 +510,10 @@ function familySupport(rs: FamilyResample, g: number[], clockLayers: PairLayer[]
         const o = clockTrees(Dr, c, { norm, kurtosis: hasKurtosis ? ku : null, logstd, spectral }, Sr, { lambda, forbidden: vocab?.forbidden, admissible: vocab?.admissible });
         fr = o.recovery ?? recoverFamily({ n: c, data: Dr }, ku, { mode: 'finetune', lambda, ...vocabOpts });
         // the shape of the differences is not resampled (like the rows): the moves on this replicate's tree
-        if (shape && o.recovery) return reparentByShape(fr.parent, shape.rms, shape.K, c, { forbidden: vocab?.forbidden, error: shape.error, rows: rows ?? undefined }).parent;
+        if (shape && o.recovery) {
+          const moved = shape.reparent ? reparentByShape(fr.parent, shape.rms, shape.K, c, { forbidden: vocab?.forbidden, error: shape.error, rows: rows ?? undefined }).parent : fr.parent;
+          return resolveFans(moved, Sr, shape.K, c, { error: shape.error, forbidden: vocab?.forbidden, rows: rows ?? undefined }).parent;
+        }
       } else {
         fr = recoverFamily({ n: c, data: Dr }, ku, { mode: direction, lambda });
       }
@@ -872,16 +877,24 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       ...(orientation?.trees[k] ? { treeCost: orientation.trees[k].cost, treeRoot: inputs[fam[core[orientation.trees[k].root]]].id } : {}),
     }));
     let shapeMoves: ShapeMove[] = [];
+    let fanMoves: FanMove[] = [];
     if (direction === 'auto' && choice.chosen && orientation?.recovery) {
       // the chosen clock's own tree: the edge costs of the paper with the clock as its trend
       fr = orientation.recovery;
+      let tree = fr.parent;
       if (reparentK) {
-        const moved = reparentByShape(fr.parent, rmsCore, reparentK, c, { forbidden: vocab?.forbidden, error: errCore, rows: rowsEv ?? undefined });
-        if (moved.moved.length) {
-          const v = clockValues[choice.chosen.clock]!;
-          fr = recoverFamily({ n: c, data: sub }, Array.from(v, (x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts, tree: moved.parent });
-          shapeMoves = moved.moved;
-        }
+        const moved = reparentByShape(tree, rmsCore, reparentK, c, { forbidden: vocab?.forbidden, error: errCore, rows: rowsEv ?? undefined });
+        tree = moved.parent;
+        shapeMoves = moved.moved;
+      }
+      if (kCore && c >= 3) {
+        const fans = resolveFans(tree, coreS, kCore, c, { error: errCore, forbidden: vocab?.forbidden, rows: rowsEv ?? undefined });
+        tree = fans.parent;
+        fanMoves = fans.moved;
+      }
+      if (shapeMoves.length || fanMoves.length) {
+        const v = clockValues[choice.chosen.clock]!;
+        fr = recoverFamily({ n: c, data: sub }, Array.from(v, (x) => -choice.chosen!.sign * x), { mode: 'finetune', lambda, ...vocabOpts, tree });
       }
       const kmode: KurtosisMode | null = choice.chosen.clock === 'kurtosis' ? (choice.chosen.sign < 0 ? 'finetune' : 'pretrain') : null;
       modeUsed = kmode;
@@ -896,7 +909,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     // the confidence of each training edge: its support over resamplings of the layers (the
     // bootstrap of phylogenetics): the whole direction stage again on each replicate
-    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra, penalty, reparentK ? { rms: rmsCore, K: reparentK, error: errCore } : null) : null;
+    const support = resample && c >= 2 ? familySupport(resample, core.map((x) => fam[x]), clockLayers, direction, lambda, rowsEv, vocab, spectra, penalty, kCore && c >= 3 ? { rms: rmsCore, K: kCore, error: errCore, reparent: reparentK !== null } : null) : null;
     const id = (a: number) => inputs[fam[a]].id;
     const out: GraphEdge[] = [];
     for (const e of fr.edges) {
@@ -919,7 +932,8 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
     }
     const copies = { copies: m - nonCopies.length, merges: merges.size };
     const shapeMoved: [string, string, string][] = shapeMoves.map((mv) => [id(core[mv.child]), id(core[mv.from]), id(core[mv.to])]);
-    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab, penalised, shapeMoved };
+    const fansMoved: [string, string, string][] = fanMoves.map((mv) => [id(core[mv.child]), id(core[mv.from]), id(core[mv.to])]);
+    return { root: fam[core[fr.root]], edges: out, fr, mode: modeUsed, clock: clockReport, copies, rows: rowsEv, vocab, penalised, shapeMoved, fansMoved };
   };
 
   // the token embedding's row hashes of the members of families of three or more that all have
@@ -1084,7 +1098,7 @@ export async function recover(models: (string | ModelInput)[], options: RecoverO
       evidence: { weakestLink: weak ? link(weak.i, weak.j) : null, nearestOutsider: best ? link(best[0], best[1]) : null },
       rows: dir.rows ? { tensor: rowTensor[fam[0]]!, minDiffering: dir.rows.min, maxDiffering: dir.rows.max } : null,
       vocabulary: dir.vocab ? { tensor: rowTensor[fam[0]]!, minRows: dir.vocab.min, maxRows: dir.vocab.max } : null,
-      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: kdMargin, penalised: dir.penalised, moved: dir.shapeMoved } : null,
+      differences: kd ? { tensors: kdTensors, sampledRows: kdRows, window: DIFF_WINDOW, margin: kdMargin, penalised: dir.penalised, moved: dir.shapeMoved, fans: dir.fansMoved } : null,
     });
   }
   const params = headers.map((h) => h.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0));

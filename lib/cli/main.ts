@@ -406,6 +406,7 @@ async function recoverCommand(paths: string[], opts: RecoverCliOpts, out: NodeJS
         const d = f.differences;
         w(`  shape of the differences (${d.tensors} tensors, ${d.sampledRows} rows sampled): ${d.penalised.length ? `${plural(d.penalised.length, 'pair')} two runs apart (a third model one run from both), their edges ${d.window}x dearer: ${d.penalised.map(([a, b]) => `${a} - ${b}`).join(', ')}` : 'no pair two runs apart'}`);
         if (d.moved?.length) w(`  moved to the member one run from them (the most Gaussian difference): ${d.moved.map(([c, f, t]) => `${c} from ${f} to ${t}`).join(', ')}`);
+        if (d.fans?.length) w(`  fans, not chains (siblings moved up to the parent they share: README, Direction step 8): ${d.fans.map(([c, f, t]) => `${c} from ${f} to ${t}`).join(', ')}`);
       }
       if (f.evidence.weakestLink) w(`  weakest link: ${f.evidence.weakestLink.a} - ${f.evidence.weakestLink.b}, ${linkText(f.evidence.weakestLink)}`);
       if (f.evidence.nearestOutsider) w(`  nearest outsider: ${f.evidence.nearestOutsider.a} - ${f.evidence.nearestOutsider.b}, ${linkText(f.evidence.nearestOutsider)} (${f.evidence.nearestOutsider.verdict})`);
