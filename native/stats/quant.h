@@ -56,8 +56,9 @@ bool quant_decode_f64(const Kernels* k, DType d, const uint8_t* p, uint64_t n, d
 // Folds the statistics of n elements of block dtype d starting at the block boundary p into
 // *acc (what accumulate_any does for block dtypes). Chunks of kBlock elements; the scalar
 // kernel set decodes each chunk into an L1 buffer and reduces it with its float64 kernel;
-// the AVX2 set sums the integer powers of each sub-block's q and scales them exactly
-// (quant_avx2.cc) for every type but Q2_K, else decodes as the scalar set does.
+// the AVX2 set sums the integer powers of each sub-block's q and scales them exactly (Q2_K:
+// counts each of its four q values; quant_avx2.cc), else (non-finite scales, and the chunks a
+// fast path's error bound refuses where the type has no exact path) decodes as the scalar set.
 void quant_accumulate(const Kernels* k, DType d, const uint8_t* p, uint64_t n, Moments* acc);
 
 // The per-ISA entry points (nullptr-returning stubs where an ISA is not compiled). Each

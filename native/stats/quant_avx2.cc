@@ -1,5 +1,5 @@
-// AVX2 statistics and decoding of the GGUF block types: statistics of every type with values
-// but Q2_K without decoding, and decoding of every type (for the pairwise passes).
+// AVX2 statistics and decoding of the GGUF block types: statistics of every type without
+// decoding, and decoding of every type (for the pairwise passes).
 //
 // Two ways to the statistics without decoding. Inside a (sub-)block every element is
 // y = a q + b with one affine map, so the block's moments follow from the integer power sums
@@ -1129,6 +1129,75 @@ ISA_FN bool offset_fast(const uint8_t* p, uint64_t n, double lo_hint, double hi_
   return offset_finish(st, static_cast<double>(n), lo_hint, hi_hint, out);
 }
 
+// ---- Q2_K: the counts of each q -------------------------------------------------------------
+//
+// q takes only the values 0..3, so a sub-block of 16 is known up to the order of its elements by
+// the four counts n_q: its values are y_q = d sc q - dmin m (fused, one rounding, as the
+// decoders), n_q times each. Three byte compares and popcounts per 32 elements give the counts
+// (each 32-byte vector holds two sub-blocks, one per 128-bit lane); the chunk's statistics are
+// then those of at most four distinct values per sub-block, weighted by their counts, by the
+// corrected two-pass sums the decoded values would take (float64, about the chunk's mean, every
+// term of m2 non-negative): as exact as decoding, so nothing to refuse but non-finite scales.
+
+constexpr int kQ2Subs = static_cast<int>(kBlock / 16);
+
+ISA_FN bool acc_q2_k(const uint8_t* p, uint64_t n, Moments* out) {
+  const int supers = static_cast<int>(n / 256);
+  alignas(32) double y[kQ2Subs * 4], w[kQ2Subs * 4];  // per sub-block: the values and counts of q = 0..3
+  const __m256i m3 = _mm256_set1_epi8(0x03), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+  const __m256d q4 = _mm256_set_pd(3, 2, 1, 0);
+  __m256d tot = _mm256_setzero_pd();
+  for (int i = 0; i < supers; ++i) {
+    const uint8_t* q = p + 84 * i;
+    bool bad = false;
+    const double d = f16_fast(q + 80, &bad), dmin = f16_fast(q + 82, &bad);
+    if (bad) return false;  // the decoding path counts the NaN/Inf
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16 + 32 * h));
+      for (int g = 0; g < 4; ++g) {
+        const __m256i v = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * g), m3);
+        const uint32_t c1 = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, one)));
+        const uint32_t c2 = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, two)));
+        const uint32_t c3 = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, m3)));
+        for (int lane = 0; lane < 2; ++lane) {
+          const int j = 8 * h + 2 * g + lane, k = 4 * (16 * i + j), sh = 16 * lane;
+          const int n1 = __builtin_popcount((c1 >> sh) & 0xFFFF), n2 = __builtin_popcount((c2 >> sh) & 0xFFFF);
+          const int n3 = __builtin_popcount((c3 >> sh) & 0xFFFF);
+          const __m256d wv = _mm256_set_pd(n3, n2, n1, 16 - n1 - n2 - n3);
+          const __m256d yv = _mm256_fmadd_pd(_mm256_set1_pd(d * (q[j] & 0xF)), q4, _mm256_set1_pd(-(dmin * (q[j] >> 4))));
+          _mm256_store_pd(y + k, yv);
+          _mm256_store_pd(w + k, wv);
+          tot = _mm256_fmadd_pd(wv, yv, tot);
+        }
+      }
+    }
+  }
+  const double N = static_cast<double>(n), M = hsum4(tot) / N;
+  const __m256d vM = _mm256_set1_pd(M), sign = _mm256_set1_pd(-0.0), zero = _mm256_setzero_pd();
+  const __m256d inf = _mm256_set1_pd(INFINITY), ninf = _mm256_set1_pd(-INFINITY);
+  __m256d sd = zero, m2 = zero, m3v = zero, m4 = zero, sabs = zero, vmin = inf, vmax = ninf;
+  for (int k = 0; k < 4 * 16 * supers; k += 4) {
+    const __m256d yv = _mm256_load_pd(y + k), wv = _mm256_load_pd(w + k);
+    const __m256d dl = _mm256_sub_pd(yv, vM);
+    const __m256d wd = _mm256_mul_pd(wv, dl), wd2 = _mm256_mul_pd(wd, dl);
+    sd = _mm256_add_pd(sd, wd);
+    m2 = _mm256_add_pd(m2, wd2);
+    m3v = _mm256_fmadd_pd(wd2, dl, m3v);
+    m4 = _mm256_fmadd_pd(wd2, _mm256_mul_pd(dl, dl), m4);
+    sabs = _mm256_fmadd_pd(wv, _mm256_andnot_pd(sign, yv), sabs);
+    const __m256d present = _mm256_cmp_pd(wv, zero, _CMP_GT_OQ);
+    vmin = _mm256_min_pd(vmin, _mm256_blendv_pd(inf, yv, present));
+    vmax = _mm256_max_pd(vmax, _mm256_blendv_pd(ninf, yv, present));
+  }
+  double lmin[4], lmax[4];
+  _mm256_storeu_pd(lmin, vmin);
+  _mm256_storeu_pd(lmax, vmax);
+  double mn = INFINITY, mx = -INFINITY;
+  for (int k = 0; k < 4; ++k) { mn = lmin[k] < mn ? lmin[k] : mn; mx = lmax[k] > mx ? lmax[k] : mx; }
+  *out = block_moments(N, M, hsum4(sd), hsum4(m2), hsum4(m3v), hsum4(m4), hsum4(sabs), mn, mx);
+  return true;
+}
+
 // ---- decoding to float64 --------------------------------------------------------------------
 
 // Writes a q + b for 32 bytes of quants q (signed if kSigned) at x, as doubles; a, b = a_lo,
@@ -1249,6 +1318,7 @@ bool quant_accumulate_avx2(DType d, const uint8_t* p, uint64_t n, double lo_hint
     case DType::Q5_1: return offset_fast<DType::Q5_1>(p, n, lo_hint, hi_hint, out);
     case DType::Q6_K: return q6_k_fast<DType::Q6_K>(p, n, lo_hint, hi_hint, out);
     case DType::Q3_K: return q6_k_fast<DType::Q3_K>(p, n, lo_hint, hi_hint, out);
+    case DType::Q2_K: return acc_q2_k(p, n, out);
     default: return false;
   }
 }
